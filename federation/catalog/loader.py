@@ -1,0 +1,610 @@
+"""Read a mesh folder: ``mesh.yaml``, ODPS products (``*.odps.yaml``) and ODCS contracts (``*.odcs.yaml``).
+
+``load_mesh(path)`` validates every file against its JSON Schema, then applies the mesh's own rules
+(unique ids and names, referenced contracts exist, SQL identifiers, derived datasets read only
+declared inputs and form no cycle) and returns a ``Mesh``. Every problem names the file, the YAML path
+and the line. A quantum with an error is left out (``mesh.excluded`` says why) and the others load;
+only a missing or unreadable ``mesh.yaml`` stops the load (``CatalogError``).
+
+Checking the data itself (declared columns exist with compatible types) needs the engine: see
+``federation.engine.registry``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import sqlglot
+import sqlglot.expressions as exp
+from sqlglot.errors import ParseError
+
+from ..errors import CatalogError, Problem
+from . import types as ctypes
+from .model import Column, Contract, Dataset, Domain, Mesh, Port, Quantum, Source
+from .yamlio import Positions, YamlError, format_path, load_yaml
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# schema names that belong to the engine or to Quanta itself
+RESERVED_SCHEMAS = {"system", "information_schema", "pg_catalog", "main", "temp", "memory", "quanta"}
+SUPPORTED_FILE_FORMATS = {"parquet", "csv", "json", "ndjson", "jsonl"}
+
+MESH_SCHEMA = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "domains": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
+            },
+        },
+        "data": {"type": "string"},
+        "settings": {
+            "type": "object",
+            "properties": {
+                "memory_limit": {"type": "string"},
+                "threads": {"type": "integer", "minimum": 1},
+                "query_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "governance": {"type": "object"},
+    },
+}
+
+
+@lru_cache(maxsize=None)
+def _validator(kind: str) -> jsonschema.protocols.Validator:
+    if kind == "odcs":
+        schema = json.loads(resources.files("open_data_contract_standard").joinpath("schema.json").read_text())
+    elif kind == "odps":
+        schema = json.loads(
+            resources.files("federation.catalog").joinpath("schemas/odps-json-schema-v1.0.0.json").read_text()
+        )
+    else:
+        schema = MESH_SCHEMA
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def _custom(props: Any, name: str) -> Any:
+    """The value of an ODCS/ODPS custom property (``customProperties: [{property, value}]``)."""
+    if isinstance(props, list):
+        for p in props:
+            if isinstance(p, dict) and p.get("property") == name:
+                return p.get("value")
+    return None
+
+
+def _text(value: Any) -> str | None:
+    """ODPS/ODCS descriptions are either strings or {purpose, usage, limitations} objects."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        for key in ("purpose", "usage", "limitations"):
+            if value.get(key):
+                return str(value[key]).strip()
+        return None
+    return str(value).strip()
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    return tuple(str(t) for t in value) if isinstance(value, list) else ()
+
+
+class _FileReport:
+    """Problems for one file, with YAML paths turned into lines."""
+
+    def __init__(self, problems: list[Problem], file: str, positions: Positions | None, quantum: str | None = None):
+        self.problems, self.file, self.positions, self.quantum = problems, file, positions, quantum
+        self.errors = 0
+
+    def add(self, path: tuple | list, message: str, severity: str = "error") -> None:
+        line = self.positions.line(path) if self.positions else None
+        self.problems.append(Problem(self.file, format_path(path), message, line, self.quantum, severity))
+        if severity == "error":
+            self.errors += 1
+
+
+def _schema_check(kind: str, data: Any, report: _FileReport) -> None:
+    for err in _validator(kind).iter_errors(data):
+        # report the most specific cause of a oneOf/anyOf failure
+        leaf = jsonschema.exceptions.best_match([err]) if err.context else err
+        message = leaf.message
+        if len(message) > 300:
+            message = message[:297] + "..."
+        report.add(list(leaf.absolute_path), f"{kind.upper()} schema: {message}")
+
+
+class _Reader:
+    def __init__(self, root: Path):
+        self.root = root
+        self.problems: list[Problem] = []
+        self.digest = hashlib.sha256()
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def read(self, path: Path, quantum: str | None = None) -> tuple[Any, _FileReport]:
+        report = _FileReport(self.problems, self.rel(path), None, quantum)
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            report.add([], f"cannot read file: {e.strerror}")
+            return None, report
+        self.digest.update(self.rel(path).encode() + b"\0" + raw + b"\0")
+        try:
+            data, positions = load_yaml(path)
+        except YamlError as e:
+            self.problems.append(Problem(report.file, "", str(e), e.line, quantum))
+            report.errors += 1
+            return None, report
+        report.positions = positions
+        if not isinstance(data, dict):
+            report.add([], "expected a YAML mapping at the top level")
+            return None, report
+        return data, report
+
+
+def _find_files(root: Path, data_dir: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    out = []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or not p.name.endswith(suffixes):
+            continue
+        rel_parts = p.relative_to(root).parts
+        if any(part.startswith(".") for part in rel_parts):
+            continue
+        if data_dir in p.parents:
+            continue
+        out.append(p)
+    return out
+
+
+def load_mesh(path: str | Path) -> Mesh:
+    root = Path(path).expanduser().resolve()
+    if root.is_file() and root.name in ("mesh.yaml", "mesh.yml"):
+        root = root.parent
+    mesh_file = root / "mesh.yaml"
+    if not mesh_file.exists():
+        mesh_file = root / "mesh.yml"
+    if not root.is_dir():
+        raise CatalogError(f"mesh folder {root} does not exist")
+    if not mesh_file.exists():
+        raise CatalogError(f"{root} is not a mesh: it has no mesh.yaml")
+
+    reader = _Reader(root)
+    mesh_data, report = reader.read(mesh_file)
+    if mesh_data is None:
+        raise CatalogError(f"cannot load the mesh at {root}", reader.problems)
+    _schema_check("mesh", mesh_data, report)
+    if report.errors:
+        raise CatalogError(f"invalid {mesh_file.name}", reader.problems)
+
+    domains: dict[str, Domain] = {}
+    for i, d in enumerate(mesh_data.get("domains") or []):
+        name = str(d["name"])
+        if name.lower() in domains:
+            report.add(["domains", i, "name"], f"domain {name!r} is declared twice")
+        domains[name.lower()] = Domain(name, _text(d.get("description")))
+
+    data_dir = (root / mesh_data.get("data", "data")).resolve()
+
+    contracts, contract_reports = _read_contracts(reader, root, data_dir)
+    quanta, product_reports = _read_products(reader, root, data_dir, domains)
+    excluded: dict[str, str] = {}
+
+    # which quantum publishes each contract (through an output port)
+    publisher: dict[str, str] = {}
+    for q in quanta.values():
+        rep = product_reports[q.name.lower()]
+        for i, port in enumerate(q.ports):
+            if port.direction != "output" or not port.contract_id:
+                continue
+            if port.contract_id not in contracts:
+                rep.add(["outputPorts", i, "contractId"], f"output port references contract {port.contract_id!r}, "
+                        "which no *.odcs.yaml file of the mesh defines")
+                continue
+            other = publisher.get(port.contract_id)
+            if other and other != q.name.lower():
+                rep.add(["outputPorts", i, "contractId"],
+                        f"contract {port.contract_id!r} is already published by quantum {other!r}")
+                continue
+            publisher[port.contract_id] = q.name.lower()
+            q.contracts.append(port.contract_id)
+
+    for cid, contract in contracts.items():
+        if cid not in publisher:
+            contract_reports[cid].add(["id"], f"contract {cid!r} is not referenced by the output port of any "
+                                      "data product; its datasets are not served", severity="warning")
+
+    # input ports: resolve to the publishing quantum
+    for q in quanta.values():
+        rep = product_reports[q.name.lower()]
+        for i, port in enumerate(q.ports):
+            if port.direction == "input" and port.contract_id:
+                src = publisher.get(port.contract_id)
+                if src is None:
+                    rep.add(["inputPorts", i, "contractId"], f"input port references contract "
+                            f"{port.contract_id!r}, which no quantum of the mesh publishes", severity="warning")
+                port.source_quantum = src
+
+    # datasets from the published contracts
+    for q in quanta.values():
+        for cid in q.contracts:
+            contract = contracts[cid]
+            contract.quantum = q.name
+            creport = contract_reports[cid]
+            creport.quantum = q.name
+            _read_datasets(q, contract, creport, root, data_dir)
+            for ds in q.datasets.values():
+                if ds.contract_id == cid:
+                    contract.datasets.append(ds.name)
+
+    _check_derived(quanta, contract_reports)
+
+    # a quantum with an error in its product or one of its contracts is left out
+    for p in reader.problems:
+        if p.severity == "error" and p.quantum and p.quantum.lower() in quanta:
+            excluded.setdefault(p.quantum.lower(), f"{p}")
+    _exclude_dependants(quanta, excluded, reader.problems, product_reports)
+    for name in excluded:
+        quanta.pop(name, None)
+
+    return Mesh(
+        name=str(mesh_data["name"]),
+        path=root,
+        description=_text(mesh_data.get("description")),
+        domains=domains,
+        quanta=quanta,
+        contracts=contracts,
+        problems=reader.problems,
+        settings=dict(mesh_data.get("settings") or {}),
+        governance=dict(mesh_data.get("governance") or {}),
+        data_dir=data_dir,
+        version=reader.digest.hexdigest()[:16],
+        excluded=excluded,
+        raw=mesh_data,
+    )
+
+
+def _read_contracts(reader: _Reader, root: Path, data_dir: Path):
+    contracts: dict[str, Contract] = {}
+    reports: dict[str, _FileReport] = {}
+    for path in _find_files(root, data_dir, (".odcs.yaml", ".odcs.yml")):
+        data, report = reader.read(path)
+        if data is None:
+            continue
+        _schema_check("odcs", data, report)
+        cid = data.get("id")
+        if not isinstance(cid, str) or not cid:
+            if not report.errors:
+                report.add(["id"], "a contract needs an id")
+            continue
+        if cid in contracts:
+            report.add(["id"], f"contract id {cid!r} is also used by {contracts[cid].file}")
+            reports[cid].add(["id"], f"contract id {cid!r} is also used by {report.file}")
+            continue
+        contracts[cid] = Contract(
+            id=cid,
+            version=str(data["version"]) if data.get("version") is not None else None,
+            status=data.get("status"),
+            api_version=data.get("apiVersion"),
+            file=report.file,
+            raw=data,
+        )
+        reports[cid] = report
+    return contracts, reports
+
+
+def _read_products(reader: _Reader, root: Path, data_dir: Path, domains: dict[str, Domain]):
+    quanta: dict[str, Quantum] = {}
+    reports: dict[str, _FileReport] = {}
+    ids: dict[str, str] = {}
+    for path in _find_files(root, data_dir, (".odps.yaml", ".odps.yml")):
+        data, report = reader.read(path)
+        if data is None:
+            continue
+        _schema_check("odps", data, report)
+        name = _custom(data.get("customProperties"), "sqlName") or data.get("name")
+        if not isinstance(name, str) or not name:
+            report.add(["name"], "a data product needs a name (its SQL schema name)")
+            continue
+        report.quantum = name
+        # problems already reported for this file belong to this quantum
+        for i, p in enumerate(reader.problems):
+            if p.file == report.file and p.quantum is None:
+                reader.problems[i] = Problem(p.file, p.path, p.message, p.line, name, p.severity)
+        if not IDENTIFIER.match(name):
+            report.add(["name"], f"quantum name {name!r} is not a SQL identifier ([A-Za-z_][A-Za-z0-9_]*); "
+                       "rename it or give a customProperties entry sqlName")
+        elif name.lower() in RESERVED_SCHEMAS:
+            report.add(["name"], f"quantum name {name!r} is reserved")
+        pid = str(data.get("id", ""))
+        if pid in ids:
+            report.add(["id"], f"data product id {pid!r} is also used by {ids[pid]}")
+        ids[pid] = report.file
+        if name.lower() in quanta:
+            report.add(["name"], f"quantum {name!r} is also defined by {quanta[name.lower()].file}")
+            continue
+        domain = data.get("domain")
+        if domain is not None and domains and str(domain).lower() not in domains:
+            report.add(["domain"], f"domain {domain!r} is not one of the mesh's domains "
+                       f"({', '.join(sorted(d.name for d in domains.values()))})")
+        team = data.get("team") if isinstance(data.get("team"), dict) else {}
+        members = tuple(m for m in (team.get("members") or []) if isinstance(m, dict))
+        owners = tuple(str(m.get("username")) for m in members
+                       if str(m.get("role", "")).lower() in ("owner", "product owner", "data product owner"))
+        q = Quantum(
+            name=name,
+            id=pid,
+            domain=str(domain) if domain is not None else None,
+            status=data.get("status"),
+            file=report.file,
+            version=str(data["version"]) if data.get("version") is not None else None,
+            description=_text(data.get("description")),
+            owners=owners,
+            team=members,
+            tags=_tags(data.get("tags")),
+            raw=data,
+        )
+        for direction, key in (("input", "inputPorts"), ("output", "outputPorts")):
+            for port in data.get(key) or []:
+                if isinstance(port, dict):
+                    q.ports.append(Port(name, direction, port.get("name"), port.get("contractId"),
+                                        str(port["version"]) if port.get("version") is not None else None,
+                                        port.get("type"), _text(port.get("description"))))
+        if not any(p.direction == "output" for p in q.ports):
+            report.add(["outputPorts"], "a data product needs at least one output port referencing a contract")
+        quanta[name.lower()] = q
+        reports[name.lower()] = report
+    return quanta, reports
+
+
+def _read_datasets(q: Quantum, contract: Contract, report: _FileReport, root: Path, data_dir: Path) -> None:
+    data = contract.raw
+    servers = [s for s in (data.get("servers") or []) if isinstance(s, dict)]
+    for i, obj in enumerate(data.get("schema") or []):
+        if not isinstance(obj, dict):
+            continue
+        base = ["schema", i]
+        name = _custom(obj.get("customProperties"), "sqlName") or obj.get("name")
+        if not isinstance(name, str) or not IDENTIFIER.match(name):
+            report.add(base + ["name"], f"dataset name {name!r} is not a SQL identifier; rename it or give a "
+                       "customProperties entry sqlName")
+            continue
+        if name.lower() in q.datasets:
+            report.add(base + ["name"], f"dataset {q.name}.{name} is declared twice")
+            continue
+        ds = Dataset(
+            quantum=q.name,
+            name=name,
+            contract_id=contract.id,
+            file=report.file,
+            yaml_path=format_path(base),
+            description=_text(obj.get("description")),
+            business_name=obj.get("businessName"),
+            physical_name=obj.get("physicalName"),
+            tags=_tags(obj.get("tags")),
+            quality=tuple(obj.get("quality") or ()),
+            raw=obj,
+        )
+        sql = _custom(obj.get("customProperties"), "sql")
+        if sql is not None:
+            ds.sql = str(sql)
+        _read_columns(ds, obj, base, report)
+        if ds.sql is None:
+            ds.source = _source(ds, obj, base, servers, report, data_dir)
+            if ds.source is None:
+                continue
+            if not ds.columns:
+                report.add(base + ["properties"], f"dataset {ds.qualified_name} declares no properties (columns)")
+                continue
+        q.datasets[name.lower()] = ds
+
+
+def _read_columns(ds: Dataset, obj: dict, base: list, report: _FileReport) -> None:
+    seen: set[str] = set()
+    for j, prop in enumerate(obj.get("properties") or []):
+        if not isinstance(prop, dict):
+            continue
+        path = base + ["properties", j]
+        name = _custom(prop.get("customProperties"), "sqlName") or prop.get("name")
+        if not isinstance(name, str) or not IDENTIFIER.match(name):
+            report.add(path + ["name"], f"column name {name!r} of {ds.qualified_name} is not a SQL identifier; "
+                       "name it with an identifier and put the data's name in physicalName")
+            continue
+        if name.lower() in seen:
+            report.add(path + ["name"], f"column {name!r} of {ds.qualified_name} is declared twice")
+            continue
+        seen.add(name.lower())
+        logical, physical = prop.get("logicalType"), prop.get("physicalType")
+        dtype, problem = ctypes.declared_type(logical, physical)
+        if problem:
+            report.add(path + ["physicalType" if physical else "logicalType"], problem)
+        examples = prop.get("examples") or ()
+        ds.columns.append(Column(
+            name=name,
+            ordinal=len(ds.columns) + 1,
+            data_type=dtype,
+            logical_type=logical,
+            physical_type=physical,
+            physical_name=prop.get("physicalName") if prop.get("physicalName") != name else None,
+            description=_text(prop.get("description")),
+            business_name=prop.get("businessName"),
+            classification=prop.get("classification"),
+            tags=_tags(prop.get("tags")),
+            required=bool(prop.get("required", False)),
+            unique=bool(prop.get("unique", False)),
+            primary_key=bool(prop.get("primaryKey", False)),
+            examples=tuple(str(e) for e in examples) if isinstance(examples, list) else (),
+            quality=tuple(prop.get("quality") or ()),
+            transform_source_objects=_tags(prop.get("transformSourceObjects")),
+            transform_logic=prop.get("transformLogic"),
+            yaml_path=format_path(path),
+            raw=prop,
+        ))
+
+
+def _source(ds: Dataset, obj: dict, base: list, servers: list[dict], report: _FileReport,
+            data_dir: Path) -> Source | None:
+    wanted = _custom(obj.get("customProperties"), "server")
+    if not servers:
+        report.add(base, f"dataset {ds.qualified_name} has no data: the contract has no servers and the dataset "
+                   "no 'sql' custom property")
+        return None
+    if wanted is not None:
+        matches = [(k, s) for k, s in enumerate(servers) if s.get("server") == wanted]
+        if not matches:
+            report.add(base + ["customProperties"], f"server {wanted!r} is not one of the contract's servers "
+                       f"({', '.join(str(s.get('server')) for s in servers)})")
+            return None
+        k, server = matches[0]
+    else:
+        k, server = 0, servers[0]
+    spath = format_path(["servers", k])
+    stype = server.get("type")
+    physical = ds.physical_name or ds.name
+
+    def resolve(p: str) -> str:
+        pth = Path(p.replace("{model}", physical).replace("{object}", physical)).expanduser()
+        return str(pth if pth.is_absolute() else (data_dir / pth))
+
+    if stype == "local":
+        fmt = str(server.get("format", "")).lower()
+        if fmt not in SUPPORTED_FILE_FORMATS:
+            report.add(["servers", k, "format"], f"format {fmt!r} of server {server.get('server')!r} is not "
+                       f"supported (use one of {', '.join(sorted(SUPPORTED_FILE_FORMATS))})")
+            return None
+        fmt = "json" if fmt in ("ndjson", "jsonl") else fmt
+        return Source(fmt, resolve(str(server["path"])), server=server.get("server"), yaml_path=spath)
+    if stype == "duckdb":
+        return Source("duckdb", resolve(str(server["database"])), table=physical,
+                      schema=server.get("schema") or "main", server=server.get("server"), yaml_path=spath)
+    report.add(["servers", k, "type"], f"server type {stype!r} is not supported yet (supported: local, duckdb)")
+    return None
+
+
+def referenced_tables(select: exp.Expression) -> list[exp.Table]:
+    """Tables a query reads, leaving out references to its own CTEs."""
+    cte_names = {c.alias_or_name.lower() for c in select.find_all(exp.CTE)}
+    out = []
+    for t in select.find_all(exp.Table):
+        if not t.args.get("db") and t.name.lower() in cte_names:
+            continue
+        out.append(t)
+    return out
+
+
+def _check_derived(quanta: dict[str, Quantum], reports: dict[str, _FileReport]) -> None:
+    for q in quanta.values():
+        for ds in q.datasets.values():
+            if ds.sql is None:
+                continue
+            report = reports[ds.contract_id]
+            path = _parse_path(ds.yaml_path) + ["customProperties"]
+            try:
+                statements = sqlglot.parse(ds.sql, read="duckdb")
+            except ParseError as e:
+                err = e.errors[0] if e.errors else {}
+                report.add(path, f"the SQL of {ds.qualified_name} does not parse: {err.get('description', e)} "
+                           f"(line {err.get('line')}, column {err.get('col')})")
+                continue
+            if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+                report.add(path, f"the SQL of {ds.qualified_name} must be one SELECT query")
+                continue
+            reads = []
+            for t in referenced_tables(statements[0]):
+                if not isinstance(t.this, exp.Identifier) or not t.args.get("db") or t.args.get("catalog"):
+                    report.add(path, f"{ds.qualified_name} reads {t.sql('duckdb')!r}: a derived dataset reads "
+                               "only mesh datasets, named <quantum>.<dataset>")
+                    continue
+                src_q, src_d = t.args["db"].name.lower(), t.name.lower()
+                src = quanta.get(src_q)
+                if src is None:
+                    report.add(path, f"{ds.qualified_name} reads {src_q}.{src_d}, but there is no quantum {src_q!r}")
+                    continue
+                if src_d not in src.datasets:
+                    report.add(path, f"{ds.qualified_name} reads {src_q}.{src_d}, but quantum {src_q!r} has no "
+                               f"dataset {src_d!r}")
+                    continue
+                if src_q != q.name.lower() and src_q not in q.input_quanta:
+                    report.add(path, f"{ds.qualified_name} reads {src_q}.{src_d}, but quantum {q.name!r} has no "
+                               f"input port for a contract of {src_q!r}; add one to {q.file}")
+                    continue
+                reads.append((src_q, src_d))
+            ds.reads = tuple(dict.fromkeys(reads))
+
+    # cycles among derived datasets
+    state: dict[tuple[str, str], int] = {}
+
+    def visit(key: tuple[str, str], stack: list[tuple[str, str]]) -> None:
+        state[key] = 1
+        ds = quanta[key[0]].datasets[key[1]]
+        for dep in ds.reads:
+            dq = quanta.get(dep[0])
+            if dq is None or dep[1] not in dq.datasets:
+                continue
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep):] + [dep] if dep in stack else [key, dep]
+                names = " -> ".join(f"{a}.{b}" for a, b in cycle)
+                reports[ds.contract_id].add(_parse_path(ds.yaml_path) + ["customProperties"],
+                                            f"derived datasets form a cycle: {names}")
+            elif state.get(dep) is None:
+                visit(dep, stack + [dep])
+        state[key] = 2
+
+    for q in quanta.values():
+        for ds in q.datasets.values():
+            key = (q.name.lower(), ds.name.lower())
+            if ds.sql is not None and key not in state:
+                visit(key, [key])
+
+
+def _parse_path(text: str) -> list:
+    out: list = []
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", text):
+        out.append(int(part[1:-1]) if part.startswith("[") else part)
+    return out
+
+
+def _exclude_dependants(quanta: dict[str, Quantum], excluded: dict[str, str], problems: list[Problem],
+                        reports: dict[str, _FileReport]) -> None:
+    """A quantum whose derived datasets read an excluded quantum is excluded too."""
+    changed = True
+    while changed:
+        changed = False
+        for name, q in quanta.items():
+            if name in excluded:
+                continue
+            for ds in q.datasets.values():
+                bad = [r for r in ds.reads if r[0] in excluded and r[0] != name]
+                if bad:
+                    reason = (f"{ds.qualified_name} reads {bad[0][0]}.{bad[0][1]}, and quantum {bad[0][0]!r} "
+                              "could not be loaded")
+                    problems.append(Problem(q.file, "", reason, None, q.name))
+                    excluded[name] = reason
+                    changed = True
+                    break
+
+
+def exclude(mesh: Mesh, quantum: str, problem: Problem) -> None:
+    """Leave a quantum out after a later check (data, engine) found an error; dependants follow."""
+    mesh.problems.append(problem)
+    reports: dict = {}
+    mesh.excluded.setdefault(quantum.lower(), str(problem))
+    _exclude_dependants(mesh.quanta, mesh.excluded, mesh.problems, reports)
+    for name in list(mesh.excluded):
+        mesh.quanta.pop(name, None)

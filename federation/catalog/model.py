@@ -1,0 +1,171 @@
+"""The mesh as Quanta sees it once the ODPS products and ODCS contracts are read.
+
+Plain immutable-by-convention dataclasses. The raw YAML of each product and contract is kept
+(``raw``) so later layers (quality, governance, lineage) read the standard's own fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlglot.expressions as exp
+
+from ..errors import Problem
+
+
+@dataclass
+class Column:
+    name: str
+    ordinal: int
+    data_type: str  # the DuckDB type of the view column
+    logical_type: str | None = None
+    physical_type: str | None = None
+    physical_name: str | None = None  # the name in the data, when it differs
+    description: str | None = None
+    business_name: str | None = None
+    classification: str | None = None
+    tags: tuple[str, ...] = ()
+    required: bool = False
+    unique: bool = False
+    primary_key: bool = False
+    examples: tuple[str, ...] = ()
+    quality: tuple[dict, ...] = ()
+    transform_source_objects: tuple[str, ...] = ()
+    transform_logic: str | None = None
+    yaml_path: str = ""
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def source_name(self) -> str:
+        return self.physical_name or self.name
+
+
+@dataclass
+class Source:
+    """Where a source dataset's rows are read from."""
+
+    kind: str  # parquet | csv | json | duckdb
+    location: str  # absolute file path or glob, or DuckDB database file
+    table: str | None = None  # for database sources
+    schema: str | None = None
+    server: str | None = None  # the ODCS server name
+    yaml_path: str = ""
+
+
+@dataclass
+class Dataset:
+    quantum: str
+    name: str
+    contract_id: str
+    file: str
+    yaml_path: str
+    description: str | None = None
+    business_name: str | None = None
+    physical_name: str | None = None
+    tags: tuple[str, ...] = ()
+    columns: list[Column] = field(default_factory=list)
+    source: Source | None = None  # source datasets
+    sql: str | None = None  # derived datasets: SQL over other quanta
+    # derived datasets: the SELECT with every mesh reference resolved, built when the mesh loads
+    definition: exp.Expression | None = field(default=None, repr=False)
+    reads: tuple[tuple[str, str], ...] = ()  # derived: (quantum, dataset) read by ``sql``
+    quality: tuple[dict, ...] = ()
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return "derived" if self.sql is not None else "source"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.quantum}.{self.name}"
+
+    def column(self, name: str) -> Column | None:
+        lname = name.lower()
+        for c in self.columns:
+            if c.name.lower() == lname:
+                return c
+        return None
+
+
+@dataclass
+class Contract:
+    id: str
+    version: str | None
+    status: str | None
+    api_version: str | None
+    file: str
+    quantum: str | None = None
+    datasets: list[str] = field(default_factory=list)
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Port:
+    quantum: str
+    direction: str  # input | output
+    name: str | None
+    contract_id: str | None
+    version: str | None = None
+    type: str | None = None
+    description: str | None = None
+    source_quantum: str | None = None  # input ports: the quantum whose contract is referenced
+
+
+@dataclass
+class Quantum:
+    name: str
+    id: str
+    domain: str | None
+    status: str | None
+    file: str
+    version: str | None = None
+    description: str | None = None
+    owners: tuple[str, ...] = ()
+    team: tuple[dict, ...] = ()
+    tags: tuple[str, ...] = ()
+    ports: list[Port] = field(default_factory=list)
+    contracts: list[str] = field(default_factory=list)  # output contract ids
+    datasets: dict[str, Dataset] = field(default_factory=dict)  # by lower-case name
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def input_quanta(self) -> set[str]:
+        return {p.source_quantum for p in self.ports if p.direction == "input" and p.source_quantum}
+
+
+@dataclass
+class Domain:
+    name: str
+    description: str | None = None
+
+
+@dataclass
+class Mesh:
+    name: str
+    path: Path
+    description: str | None
+    domains: dict[str, Domain]
+    quanta: dict[str, Quantum]  # loaded quanta, by lower-case name
+    contracts: dict[str, Contract]
+    problems: list[Problem]
+    settings: dict[str, Any]
+    governance: dict[str, Any]
+    data_dir: Path
+    version: str  # a fingerprint of every file read: changes whenever the mesh changes
+    excluded: dict[str, str] = field(default_factory=dict)  # quantum -> why it was left out
+    raw: dict = field(default_factory=dict, repr=False)
+
+    def dataset(self, quantum: str, name: str) -> Dataset | None:
+        q = self.quanta.get(quantum.lower())
+        return q.datasets.get(name.lower()) if q else None
+
+    def datasets(self):
+        for q in self.quanta.values():
+            yield from q.datasets.values()
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]

@@ -1,0 +1,111 @@
+"""Contract types to DuckDB types, and whether a type found in the data fits a declared one.
+
+``physicalType`` wins when it is a DuckDB type (``decimal(12,2)``, ``varchar(18)``, ``timestamptz``);
+otherwise ``logicalType`` decides. Compatibility is by family: the data may be narrower than the
+contract (an INTEGER column for a declared BIGINT, a DATE for a TIMESTAMP), and text formats (CSV,
+JSON) may hold strings for anything, which the view casts.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlglot.expressions as exp
+from sqlglot.errors import ParseError
+
+LOGICAL_TO_DUCKDB = {
+    "string": "VARCHAR",
+    "integer": "BIGINT",
+    "number": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "time": "TIME",
+    "object": "JSON",
+    "array": "VARCHAR[]",
+}
+
+_T = exp.DataType.Type
+
+
+def _types(*names: str) -> set:
+    return {getattr(_T, n) for n in names if hasattr(_T, n)}
+
+
+_FAMILIES: dict[str, set] = {
+    "integer": _types("TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "INT128", "UTINYINT", "USMALLINT",
+                      "UINT", "UBIGINT", "UINT128"),
+    "decimal": {_T.DECIMAL},
+    "float": {_T.FLOAT, _T.DOUBLE},
+    "string": {_T.VARCHAR, _T.CHAR, _T.TEXT, _T.NVARCHAR, _T.NCHAR},
+    "boolean": {_T.BOOLEAN},
+    "date": {_T.DATE},
+    "timestamp": _types("TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
+                        "TIMESTAMPLTZ", "TIMESTAMPNTZ", "DATETIME"),
+    "time": _types("TIME", "TIMETZ", "TIME_NS"),
+    "blob": _types("VARBINARY", "BINARY", "BLOB"),
+    "uuid": {_T.UUID},
+    "json": {_T.JSON},
+    "list": {_T.ARRAY, _T.LIST},
+    "struct": {_T.STRUCT},
+    "map": {_T.MAP},
+    "interval": {_T.INTERVAL},
+}
+_FAMILY_OF = {t: fam for fam, types in _FAMILIES.items() for t in types}
+
+# data family -> declared families it may be read as without losing meaning
+_WIDENING = {
+    "integer": {"integer", "decimal", "float"},
+    "decimal": {"decimal", "float"},
+    "float": {"float", "decimal"},
+    "date": {"date", "timestamp"},
+    "string": {"string", "uuid", "json"},
+    "json": {"json", "string", "struct", "list"},
+    "struct": {"struct", "json"},
+    "list": {"list", "json"},
+}
+
+
+@lru_cache(maxsize=4096)
+def parse_type(text: str) -> exp.DataType | None:
+    """A DuckDB type from text, or None when the text is not a DuckDB type (``table``, ``object``)."""
+    try:
+        dt = exp.DataType.build(text, dialect="duckdb", udt=True)
+    except (ParseError, ValueError, TypeError):
+        return None
+    if dt.this == _T.USERDEFINED:
+        return None
+    return dt
+
+
+def family(type_text: str) -> str | None:
+    dt = parse_type(type_text)
+    return _FAMILY_OF.get(dt.this) if dt is not None else None
+
+
+def declared_type(logical_type: str | None, physical_type: str | None) -> tuple[str, str | None]:
+    """The DuckDB type for a contract property, and a problem message when the types are unusable."""
+    if physical_type:
+        dt = parse_type(physical_type)
+        if dt is not None:
+            return dt.sql("duckdb"), None
+    if logical_type:
+        t = LOGICAL_TO_DUCKDB.get(logical_type)
+        if t:
+            return t, None
+        return "VARCHAR", f"unknown logicalType {logical_type!r}"
+    if physical_type:
+        return "VARCHAR", f"physicalType {physical_type!r} is not a DuckDB type and no logicalType is given"
+    return "VARCHAR", None
+
+
+def compatible(data_type: str, declared: str, text_format: bool = False) -> bool:
+    """Can a column of ``data_type`` (found in the data) be served as ``declared``?"""
+    df, cf = family(data_type), family(declared)
+    if df is None or cf is None:
+        return True  # a type we cannot classify (e.g. an enum): let DuckDB's cast decide
+    if df == cf:
+        return True
+    if text_format and df == "string":
+        return True
+    return cf in _WIDENING.get(df, set())

@@ -1,0 +1,104 @@
+"""YAML reading that remembers where each value came from.
+
+``load_yaml(path)`` returns the data and a ``Positions`` map from YAML paths (tuples of keys and
+indexes) to line numbers, so every validation problem can name the file, the path and the line.
+Dates stay strings (the JSON Schemas of ODCS and ODPS expect strings), as JSON would read them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+try:  # the C loader when libyaml is available
+    _Base = yaml.CSafeLoader  # type: ignore[attr-defined]
+except AttributeError:  # pragma: no cover
+    _Base = yaml.SafeLoader
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    pass
+
+
+# No implicit timestamps: "2024-01-01" stays the string the standards' schemas expect.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
+
+
+class Positions:
+    """Line numbers of the nodes of one YAML document, by path."""
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple, int] = {}
+
+    def line(self, path: tuple | list) -> int | None:
+        path = tuple(path)
+        while path:
+            if path in self._lines:
+                return self._lines[path]
+            path = path[:-1]
+        return self._lines.get(())
+
+    def _record(self, node: yaml.Node, path: tuple) -> None:
+        self._lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                k = key.value
+                self._lines[path + (k,)] = key.start_mark.line + 1
+                self._record_children(value, path + (k,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._record(item, path + (i,))
+
+    def _record_children(self, node: yaml.Node, path: tuple) -> None:
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            line = self._lines.get(path)
+            self._record(node, path)
+            if line is not None:
+                self._lines[path] = line
+
+
+def format_path(path: tuple | list) -> str:
+    """``('schema', 0, 'properties', 2, 'name')`` -> ``schema[0].properties[2].name``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+class YamlError(Exception):
+    def __init__(self, message: str, line: int | None):
+        super().__init__(message)
+        self.line = line
+
+
+def load_yaml(path: Path) -> tuple[Any, Positions]:
+    """Read one YAML document; raises ``YamlError`` (with the line) when it is not valid YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise YamlError(f"not UTF-8 text ({e.reason})", None) from None
+    loader = _Loader(text)
+    positions = Positions()
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, positions
+        positions._record(node, ())
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        raise YamlError(f"invalid YAML: {e.problem or e.context}", line) from None
+    except yaml.YAMLError as e:
+        raise YamlError(f"invalid YAML: {e}", None) from None
+    finally:
+        loader.dispose()
+    return data, positions

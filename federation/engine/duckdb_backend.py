@@ -1,0 +1,258 @@
+"""DuckDB backend: one locked-down in-memory database per loaded mesh.
+
+Each source dataset becomes a view ``memory.<quantum>.<dataset>`` over its files or its attached
+DuckDB table, with the contract's column names, order and types. System tables live in the internal
+schema ``_quanta_system``. Nothing here decides who may read what: the query pipeline does, and only
+hands this backend SQL that reads mesh views and system tables.
+
+Once the views exist the database is locked down, the second wall behind the rewrite: external
+access off except the mesh's data folders, no extension autoload or autoinstall, memory and thread
+limits, configuration locked. Each query runs on its own cursor (DuckDB connections are cheap and
+thread-safe per cursor) and is interrupted by a timer when it runs past its time-out.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from .. import errors
+from .backend import ColumnInfo
+
+CATALOG = "memory"
+SYSTEM_SCHEMA = "_quanta_system"
+BATCH_ROWS = 65_536
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class SourceColumns:
+    columns: dict[str, str]  # lower-case name -> DuckDB type, as found in the data
+    names: dict[str, str]  # lower-case name -> name as spelled in the data
+
+
+class DuckDBExecution:
+    """A query running on its own cursor; batches stream from DuckDB as they are produced."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, timeout: float | None):
+        self._cursor = cursor
+        self._timer: threading.Timer | None = None
+        self.timed_out = False
+        self.cancelled = False
+        self.timeout = timeout
+        if timeout:
+            self._timer = threading.Timer(timeout, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+        self._reader: pa.RecordBatchReader | None = None
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        self._cursor.interrupt()
+
+    def start(self, sql: str, params) -> None:
+        if params:
+            self._cursor.execute(sql, params)
+        else:
+            self._cursor.execute(sql)
+        self._reader = self._cursor.to_arrow_reader(BATCH_ROWS)
+
+    @property
+    def schema(self) -> pa.Schema:
+        assert self._reader is not None
+        return self._reader.schema
+
+    def reader(self) -> pa.RecordBatchReader:
+        assert self._reader is not None
+        return self._reader
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._cursor.interrupt()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            self._cursor.close()
+        except duckdb.Error:
+            pass
+
+
+class DuckDBBackend:
+    dialect = "duckdb"
+
+    def __init__(self, settings: dict[str, Any] | None = None):
+        settings = settings or {}
+        config = {
+            "autoinstall_known_extensions": "false",
+            "autoload_known_extensions": "false",
+            "threads": str(int(settings.get("threads", 2))),
+        }
+        if settings.get("memory_limit"):
+            config["memory_limit"] = str(settings["memory_limit"])
+        self.db = duckdb.connect(":memory:", config=config)
+        self._tmp = tempfile.TemporaryDirectory(prefix="quanta-spill-")
+        self.db.execute(f"SET temp_directory = {literal(self._tmp.name)}")
+        self._attached: dict[str, str] = {}  # database file -> alias
+        self._allowed: set[str] = {self._tmp.name}
+        self._locked = False
+        self.db.execute(f"CREATE SCHEMA {SYSTEM_SCHEMA}")
+
+    # -- naming ------------------------------------------------------------------------------------
+
+    def relation(self, quantum: str, dataset: str) -> tuple[str, str, str]:
+        return CATALOG, quantum.lower(), dataset.lower()
+
+    def system_relation(self, table: str) -> tuple[str, str, str]:
+        return CATALOG, SYSTEM_SCHEMA, table.lower()
+
+    # -- registering the mesh (before lock-down) -------------------------------------------------
+
+    def source_sql(self, kind: str, location: str, schema: str | None = None, table: str | None = None) -> str:
+        """The relation expression that reads one source."""
+        if kind == "parquet":
+            return f"read_parquet({literal(location)}, union_by_name = true)"
+        if kind == "csv":
+            return f"read_csv({literal(location)}, header = true, auto_detect = true, union_by_name = true)"
+        if kind == "json":
+            return f"read_json({literal(location)}, format = 'auto', union_by_name = true)"
+        if kind == "duckdb":
+            alias = self._attached.get(location)
+            if alias is None:
+                alias = f"_quanta_src_{len(self._attached) + 1}"
+                if not Path(location).exists():
+                    raise errors.Unavailable(f"DuckDB database file {location} does not exist")
+                self.db.execute(f"ATTACH {literal(location)} AS {alias} (READ_ONLY)")
+                self._attached[location] = alias
+            return f"{alias}.{quote(schema or 'main')}.{quote(table or '')}"
+        raise errors.NotSupportedError(f"source kind {kind!r} is not supported")
+
+    def allow_path(self, location: str) -> None:
+        """Let the locked-down database read below the folder of a source file or glob."""
+        p = Path(location)
+        while any(ch in p.name for ch in "*?[{") or not p.exists() or p.is_file():
+            if p.parent == p:
+                break
+            p = p.parent
+        self._allowed.add(str(p))
+
+    def source_columns(self, relation_sql: str) -> SourceColumns:
+        rows = self.db.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
+        return SourceColumns({r[0].lower(): r[1] for r in rows}, {r[0].lower(): r[0] for r in rows})
+
+    def normalize_types(self, types: list[str]) -> dict[str, str]:
+        """DuckDB's own spelling of each type (``TEXT`` -> ``VARCHAR``, ``DECIMAL(12, 2)`` -> ``DECIMAL(12,2)``)."""
+        out: dict[str, str] = {}
+        unique = list(dict.fromkeys(types))
+        for i in range(0, len(unique), 200):
+            chunk = unique[i:i + 200]
+            row = self.db.execute(
+                "SELECT " + ", ".join(f"typeof(CAST(NULL AS {t}))" for t in chunk)
+            ).fetchone()
+            out.update(zip(chunk, row))
+        return out
+
+    def create_schema(self, name: str) -> None:
+        self.db.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.lower())}")
+
+    def create_view(self, quantum: str, dataset: str, select_sql: str) -> None:
+        self.db.execute(f"CREATE OR REPLACE VIEW {quote(quantum.lower())}.{quote(dataset.lower())} AS {select_sql}")
+
+    def drop_view(self, quantum: str, dataset: str) -> None:
+        self.db.execute(f"DROP VIEW IF EXISTS {quote(quantum.lower())}.{quote(dataset.lower())}")
+
+    def put_table(self, name: str, table: pa.Table) -> None:
+        """Create or replace a system table from Arrow (allowed after lock-down too)."""
+        view = f"_quanta_arrow_{threading.get_ident()}"
+        cur = self.db.cursor()
+        try:
+            cur.register(view, table)
+            cur.execute(f"CREATE OR REPLACE TABLE {SYSTEM_SCHEMA}.{quote(name)} AS SELECT * FROM {view}")
+            cur.unregister(view)
+        finally:
+            cur.close()
+
+    def lock(self) -> None:
+        dirs = sorted(self._allowed)
+        self.db.execute("SET allowed_directories = [" + ", ".join(literal(d + "/") for d in dirs) + "]")
+        self.db.execute("SET enable_external_access = false")
+        self.db.execute("SET allow_community_extensions = false")
+        self.db.execute("SET lock_configuration = true")
+        self._locked = True
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def describe(self, sql: str) -> list[ColumnInfo]:
+        cur = self.db.cursor()
+        try:
+            rows = cur.execute(f"DESCRIBE {sql}").fetchall()
+        finally:
+            cur.close()
+        return [ColumnInfo(r[0], r[1]) for r in rows]
+
+    def execute(self, sql: str, params: Sequence[Any] | dict | None = None,
+                timeout: float | None = None) -> DuckDBExecution:
+        execution = DuckDBExecution(self.db.cursor(), timeout)
+        try:
+            execution.start(sql, params)
+        except BaseException as e:
+            timed_out, cancelled = execution.timed_out, execution.cancelled
+            execution.close()
+            raise translate(e, timed_out=timed_out, cancelled=cancelled, timeout=timeout) from None
+        return execution
+
+    def close(self) -> None:
+        try:
+            self.db.close()
+        finally:
+            self._tmp.cleanup()
+
+
+def translate(e: BaseException, *, timed_out: bool = False, cancelled: bool = False,
+              timeout: float | None = None) -> BaseException:
+    """A DuckDB exception as a Quanta (PEP 249) exception with a message fit for the user."""
+    if not isinstance(e, duckdb.Error):
+        return e
+    if isinstance(e, duckdb.InterruptException) or timed_out or cancelled:
+        if timed_out:
+            return errors.QueryTimeout(f"query cancelled: it ran longer than its time-out of {timeout:g} s")
+        return errors.QueryCancelled("query cancelled")
+    message = clean_message(str(e))
+    if isinstance(e, (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)):
+        # the value that failed to convert may be one the principal may not see: never echo values
+        return errors.DataError(_QUOTED.sub("'…'", message))
+    if isinstance(e, (duckdb.CatalogException, duckdb.BinderException, duckdb.ParserException)):
+        return errors.ProgrammingError(message)
+    if isinstance(e, duckdb.PermissionException):
+        return errors.StatementRefused(message)
+    if isinstance(e, duckdb.OutOfMemoryException):
+        return errors.OperationalError("the query ran out of memory: " + message)
+    if isinstance(e, duckdb.IOException):
+        return errors.Unavailable("a source could not be read: " + message)
+    return errors.DatabaseError(message)
+
+
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+
+
+def clean_message(message: str) -> str:
+    """Drop DuckDB's echo of the generated SQL and the engine's internal names from an error message."""
+    message = message.split("\n\nLINE ")[0].split("\nLINE ")[0].strip()
+    message = message.replace(f"{SYSTEM_SCHEMA}.", "system.").replace(f"{CATALOG}.", "")
+    return message

@@ -1,0 +1,88 @@
+"""Register a mesh's source datasets as DuckDB views, checking the data against the contracts.
+
+For each source dataset: read the data's column names and types (Parquet footers, CSV/JSON sniffing,
+a DuckDB table's catalog), check that every declared column exists with a compatible type, and create
+the view with the contract's names, order and types. A dataset whose data is missing or does not
+match its contract is a problem (file, YAML path, what is wrong); its quantum is left out and the
+others go on.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from ..catalog import types as ctypes
+from ..catalog.loader import exclude
+from ..catalog.model import Dataset, Mesh
+from ..errors import Problem
+from .duckdb_backend import DuckDBBackend, quote
+
+TEXT_FORMATS = {"csv", "json"}
+
+
+def register_sources(mesh: Mesh, backend: DuckDBBackend) -> None:
+    declared = [c.data_type for ds in mesh.datasets() for c in ds.columns]
+    try:
+        normalized = backend.normalize_types(declared)
+    except duckdb.Error:
+        normalized = {}
+        for t in set(declared):  # find the one that DuckDB rejects
+            try:
+                normalized.update(backend.normalize_types([t]))
+            except duckdb.Error:
+                normalized[t] = t
+    for ds in mesh.datasets():
+        for c in ds.columns:
+            c.data_type = normalized.get(c.data_type, c.data_type)
+
+    for q in list(mesh.quanta.values()):
+        backend.create_schema(q.name)
+        for ds in q.datasets.values():
+            if ds.source is None:
+                continue
+            problem = _register(mesh, backend, ds)
+            if problem is not None:
+                exclude(mesh, q.name, problem)
+                break
+
+
+def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset) -> Problem | None:
+    src = ds.source
+    assert src is not None
+
+    def problem(path: str, message: str) -> Problem:
+        return Problem(ds.file, path, message, None, ds.quantum)
+
+    try:
+        relation = backend.source_sql(src.kind, src.location, src.schema, src.table)
+        found = backend.source_columns(relation)
+    except duckdb.Error as e:
+        first = str(e).split("\n")[0]
+        where = src.location if src.kind != "duckdb" else f"{src.location} table {src.schema}.{src.table}"
+        return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name} at {where}: {first}")
+    except Exception as e:  # Unavailable and friends from the backend
+        return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name}: {e}")
+    if src.kind != "duckdb":
+        backend.allow_path(src.location)
+
+    select = []
+    for c in ds.columns:
+        key = c.source_name.lower()
+        if key not in found.columns:
+            named = f"column {c.name!r}" + (f" (physicalName {c.physical_name!r})" if c.physical_name else "")
+            have = ", ".join(found.names.values())
+            return problem(c.yaml_path, f"{named} of {ds.qualified_name} is not in the data at {src.location}; "
+                           f"the data has: {have}")
+        data_type = found.columns[key]
+        if not ctypes.compatible(data_type, c.data_type, text_format=src.kind in TEXT_FORMATS):
+            return problem(c.yaml_path, f"column {c.name!r} of {ds.qualified_name} is declared {c.data_type} but "
+                           f"the data at {src.location} holds {data_type}")
+        expr = quote(found.names[key])
+        if data_type != c.data_type:
+            expr = f"CAST({expr} AS {c.data_type})"
+        select.append(f"{expr} AS {quote(c.name)}")
+    try:
+        backend.create_view(ds.quantum, ds.name, f"SELECT {', '.join(select)} FROM {relation}")
+    except duckdb.Error as e:
+        return problem(src.yaml_path, f"cannot create the view of {ds.qualified_name}: {str(e).splitlines()[0]}")
+    return None

@@ -1,0 +1,1 @@
+"""The query pipeline (``pipeline.py``) and its passes, one module each."""

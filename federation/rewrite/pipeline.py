@@ -1,0 +1,124 @@
+"""The query pipeline: every query from every interface goes through here.
+
+    parse (sqlglot, the interface's dialect)
+      -> PASSES, in order, each ``(expression, context) -> expression``
+      -> generate SQL in the backend's dialect
+      -> cached by (SQL text, dialect, principal fingerprint, namespace version)
+
+Like sqlglot's optimizer ``RULES``, the passes are one visible tuple; the governance layer adds its
+passes to it (``Pipeline(passes=...)``). A pass raises a Quanta error (with the SQL position) to
+refuse a query.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlglot
+import sqlglot.expressions as exp
+from sqlglot.errors import ParseError, TokenError
+
+from ..errors import ProgrammingError, StatementRefused, SyntaxError
+from .context import Context, Namespace, Principal
+from .describe import describe_and_show
+from .resolve import resolve_tables
+from .safety import check_nodes
+from .statements import only_reads
+
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+_TOKEN = re.compile(r"<Token token_type: [^,]+, text: (.*?), line: \d+.*?>")
+
+Pass = Callable[[exp.Expression, Context], exp.Expression]
+
+PASSES: tuple[Pass, ...] = (
+    only_reads,  # one read statement: SELECT/WITH/VALUES/set operation/DESCRIBE/SHOW
+    describe_and_show,  # DESCRIBE <dataset>, SHOW TABLES -> queries over system tables
+    check_nodes,  # no nested statements; functions from the allow-list only
+    resolve_tables,  # every table is a mesh dataset, a system table or a CTE in scope
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled query: the SQL for the backend and what the query reads and obeys."""
+
+    sql: str
+    statement: str
+    datasets: tuple[tuple[str, str], ...]
+    system_tables: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    policies: tuple[dict, ...] = ()
+    params: int = 0  # number of placeholders
+    extra: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, namespace: Namespace, backend_dialect: str = "duckdb",
+                 passes: tuple[Pass, ...] = PASSES, cache_size: int = 2048):
+        self.namespace = namespace
+        self.backend_dialect = backend_dialect
+        self.passes = passes
+        self._cache: OrderedDict[tuple, Plan] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def compile(self, sql: str, principal: Principal, dialect: str = "duckdb") -> Plan:
+        key = (sql, dialect, principal.fingerprint, self.namespace.version)
+        with self._lock:
+            plan = self._cache.get(key)
+            if plan is not None:
+                self._cache.move_to_end(key)
+                return plan
+        plan = self._compile(sql, principal, dialect)
+        with self._lock:
+            self._cache[key] = plan
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return plan
+
+    def parse(self, sql: str, dialect: str = "duckdb") -> exp.Expression:
+        if not isinstance(sql, str):
+            raise ProgrammingError(f"a query is a string of SQL, not {type(sql).__name__}")
+        try:
+            statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        except ParseError as e:
+            err = e.errors[0] if e.errors else {}
+            desc = _TOKEN.sub(lambda m: repr(m.group(1)), err.get("description") or str(e).split("\n")[0])
+            line, col = err.get("line"), err.get("col")
+            near = err.get("highlight")
+            message = f"syntax error: {desc}" + (f" near {near!r}" if near else "")
+            raise SyntaxError(message, position=(line, col) if line else None) from None
+        except TokenError as e:
+            raise SyntaxError(f"syntax error: {e}") from None
+        if not statements:
+            raise ProgrammingError("the query is empty")
+        if len(statements) > 1:
+            raise StatementRefused(f"one statement per query: this text holds {len(statements)}")
+        return statements[0]
+
+    def _compile(self, sql: str, principal: Principal, dialect: str) -> Plan:
+        expression = self.parse(sql, dialect)
+        ctx = Context(self.namespace, principal, sql, dialect)
+        for rewrite in self.passes:
+            expression = rewrite(expression, ctx)
+        out = expression.sql(dialect=self.backend_dialect)
+        params = sum(1 for _ in expression.find_all(exp.Placeholder))
+        return Plan(out, ctx.statement, tuple(ctx.datasets), tuple(ctx.system_tables), tuple(ctx.warnings),
+                    tuple(ctx.policies), params)
+
+    def resolve_definition(self, sql: str, principal: Principal) -> exp.Query:
+        """Resolve a derived dataset's SQL (mesh names -> backend relations, derived -> inlined)."""
+        expression = self.parse(sql)
+        ctx = Context(self.namespace, principal, sql)
+        for rewrite in (only_reads, check_nodes, resolve_tables):
+            expression = rewrite(expression, ctx)
+        return expression  # type: ignore[return-value]
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()

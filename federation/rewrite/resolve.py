@@ -1,0 +1,170 @@
+"""Pass: resolve every table reference to a mesh dataset, a system table or a CTE in scope.
+
+    FROM sales.orders               ->  FROM memory.sales.orders            (a source dataset's view)
+    FROM customer360.customer_360   ->  FROM (<its definition>) AS customer_360   (derived: inlined)
+    FROM system.columns             ->  FROM memory._quanta_system.columns
+    WITH x AS (...) SELECT * FROM x ->  unchanged (a CTE visible at that point)
+
+Anything else is an error with its position: an unknown name (with a suggestion), a catalog, a file
+path (``FROM 'data.csv'``) or a table function (``FROM read_csv(...)``). Names are resolved with the
+CTE scoping rules of SQL (a CTE is visible in the later CTEs of its WITH and in its query; a
+recursive CTE in itself too), so an unqualified name can never fall through to the engine's own
+catalog. Derived datasets are inlined (invoker's rights): later passes see the source datasets they
+read, so every policy of a source applies through them. Each resolved reference is tagged in
+``node.meta["quanta"]`` with what it is, for the passes that follow.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import sqlglot.expressions as exp
+
+from ..errors import StatementRefused, Unavailable, UnknownObject
+from .context import Context
+
+TAG = "quanta"  # node.meta key: ("dataset", quantum, dataset) | ("system", schema, table)
+
+
+def _with(node: exp.Expression) -> exp.With | None:
+    w = node.args.get("with_")
+    if w is None:
+        w = node.args.get("with")
+    return w if isinstance(w, exp.With) else None
+
+
+def tables_in_scope(expression: exp.Expression) -> list[tuple[exp.Table, frozenset[str]]]:
+    """Every Table node with the CTE names visible where it appears."""
+    out: list[tuple[exp.Table, frozenset[str]]] = []
+    stack: list[tuple[exp.Expression, frozenset[str]]] = [(expression, frozenset())]
+    while stack:
+        node, visible = stack.pop()
+        if isinstance(node, exp.Table):
+            out.append((node, visible))
+            # a table's own children (e.g. pivots, sample, joins hints) may hold subqueries
+            for key in ("pivots", "joins", "laterals", "sample", "when"):
+                for child in node.args.get(key) or []:
+                    if isinstance(child, exp.Expression):
+                        stack.append((child, visible))
+            this = node.args.get("this")
+            if isinstance(this, exp.Expression) and not isinstance(this, exp.Identifier):
+                stack.append((this, visible))
+            continue
+        w = _with(node)
+        if w is not None:
+            scope = set(visible)
+            recursive = bool(w.args.get("recursive"))
+            ctes = list(w.expressions)
+            if recursive:
+                scope.update(c.alias_or_name.lower() for c in ctes)
+            for cte in ctes:
+                stack.append((cte.this, frozenset(scope | {cte.alias_or_name.lower()}) if recursive
+                              else frozenset(scope)))
+                scope.add(cte.alias_or_name.lower())
+            inner = frozenset(scope)
+            for key, value in node.args.items():
+                if value is w or key in ("with", "with_"):
+                    continue
+                for child in value if isinstance(value, list) else [value]:
+                    if isinstance(child, exp.Expression):
+                        stack.append((child, inner))
+            continue
+        for child in node.iter_expressions():
+            stack.append((child, visible))
+    return out
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name.lower(), candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
+    ns = ctx.namespace
+    for table, visible in tables_in_scope(expression):
+        if table.meta.get(TAG) if table._meta else False:  # noqa: SLF001 - already resolved (inlined)
+            continue
+        this = table.this
+        if not isinstance(this, exp.Identifier):
+            fn = this.sql(ctx.dialect) if isinstance(this, exp.Expression) else str(this)
+            raise ctx.error(StatementRefused, f"table functions are not allowed in Quanta queries ({fn[:60]}); "
+                            "read mesh datasets by name, <quantum>.<dataset>", table)
+        if table.args.get("catalog"):
+            raise ctx.error(UnknownObject, f"{table.sql(ctx.dialect)} does not exist: mesh datasets are named "
+                            "<quantum>.<dataset>, without a catalog", table)
+        name = this.name
+        schema = table.text("db")
+        if not schema:
+            if name.lower() in visible:
+                continue
+            if this.quoted and any(ch in name for ch in "/\\.*"):
+                raise ctx.error(StatementRefused, f"reading files is not allowed ('{name}'); read mesh datasets by "
+                                "name, <quantum>.<dataset>", table)
+            names = [f"{d.quantum}.{d.name}".lower() for d in ns.mesh.datasets()]
+            matches = [n for n in names if n.split(".")[1] == name.lower()]
+            hint = f"; did you mean {matches[0]}?" if matches else _suggest(name, [n.split(".")[1] for n in names])
+            raise ctx.error(UnknownObject, f"table {name} does not exist: mesh datasets are named "
+                            f"<quantum>.<dataset>{hint}", table)
+        key = (schema.lower(), name.lower())
+        if key in ns.system_tables:
+            st = ns.system_tables[key]
+            _point_at(table, st.relation, alias=name)
+            table.meta[TAG] = ("system",) + key
+            ctx.system_tables.append(f"{key[0]}.{key[1]}")
+            continue
+        ds = ns.dataset(schema, name)
+        if ds is None:
+            raise _unknown(ctx, table, schema, name)
+        ctx.read(ds.quantum, ds.name)
+        if ds.sql is None:
+            _point_at(table, ns.relation(ds.quantum, ds.name), alias=None)
+            table.meta[TAG] = ("dataset", ds.quantum.lower(), ds.name.lower())
+            continue
+        definition = ns.definitions.get((ds.quantum.lower(), ds.name.lower()))
+        if definition is None:
+            raise ctx.error(Unavailable, f"derived dataset {ds.qualified_name} is not available", table)
+        for src in definition_reads(definition):
+            ctx.read(*src)
+        alias = table.args.get("alias")
+        subquery = exp.Subquery(this=definition.copy(),
+                                alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(ds.name)))
+        subquery.meta[TAG] = ("derived", ds.quantum.lower(), ds.name.lower())
+        table.replace(subquery)
+    return expression
+
+
+def definition_reads(definition: exp.Expression) -> list[tuple[str, str]]:
+    out = []
+    for t in definition.find_all(exp.Table):
+        tag = t.meta.get(TAG) if t._meta else None  # noqa: SLF001
+        if tag and tag[0] == "dataset":
+            out.append((tag[1], tag[2]))
+    return out
+
+
+def _point_at(table: exp.Table, relation: tuple[str, str, str], alias: str | None) -> None:
+    catalog, schema, name = relation
+    table.set("catalog", exp.to_identifier(catalog))
+    table.set("db", exp.to_identifier(schema))
+    table.set("this", exp.to_identifier(name))
+    if alias and not table.args.get("alias"):
+        table.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+
+
+def _unknown(ctx: Context, table: exp.Table, schema: str, name: str):
+    ns = ctx.namespace
+    mesh = ns.mesh
+    if schema.lower() in mesh.excluded:
+        return ctx.error(Unavailable, f"quantum {schema} is unavailable: it failed to load "
+                         f"({mesh.excluded[schema.lower()]})", table)
+    if schema.lower() in ("system", "information_schema"):
+        known = sorted(t for (s, t) in ns.system_tables if s == schema.lower())
+        return ctx.error(UnknownObject, f"{schema}.{name} does not exist{_suggest(name, known)} "
+                         f"({schema} tables: {', '.join(known)})", table)
+    q = mesh.quanta.get(schema.lower())
+    if q is None:
+        return ctx.error(UnknownObject, f"{schema}.{name} does not exist: there is no quantum {schema!r}"
+                         f"{_suggest(schema, list(mesh.quanta))}", table)
+    return ctx.error(UnknownObject, f"{schema}.{name} does not exist: quantum {q.name} has "
+                     f"{', '.join(sorted(d.name for d in q.datasets.values()))}"
+                     f"{_suggest(name, list(q.datasets))}", table)

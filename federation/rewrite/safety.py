@@ -1,0 +1,39 @@
+"""Pass: every node of the query is something a read of the mesh may contain.
+
+One walk over the tree refuses statements nested in a query (``SELECT ... INTO``, DML in CTEs,
+commands) and every function outside the allow-list of ``functions.py`` (``getenv``, ``read_csv``,
+``duckdb_settings``, ``current_setting``...): an allow-list, so a function DuckDB adds tomorrow is
+refused until someone has looked at it.
+
+    >>> check_nodes(parse_one("select getenv('HOME')"), ctx)
+    StatementRefused: function getenv() is not allowed in Quanta queries (it reads the environment)
+"""
+
+from __future__ import annotations
+
+import sqlglot.expressions as exp
+
+from ..errors import StatementRefused
+from . import functions
+from .context import Context
+
+FORBIDDEN = tuple(
+    cls for cls in (
+        getattr(exp, name, None) for name in (
+            "Into", "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Copy",
+            "Attach", "Detach", "Pragma", "Set", "Use", "Install", "Load", "Export", "Transaction", "Commit",
+            "Rollback", "Summarize", "Analyze", "Refresh", "Cache", "Uncache", "LoadData", "TruncateTable",
+        )
+    ) if isinstance(cls, type)
+)
+
+
+def check_nodes(expression: exp.Expression, ctx: Context) -> exp.Expression:
+    for node in expression.walk():
+        if isinstance(node, exp.Func):
+            if not functions.is_allowed(node):
+                raise ctx.error(StatementRefused, functions.explain_refusal(node), node)
+        elif isinstance(node, FORBIDDEN):
+            what = "SELECT ... INTO" if isinstance(node, exp.Into) else node.key.upper()
+            raise ctx.error(StatementRefused, f"{what} is not allowed in a query: Quanta only reads the mesh", node)
+    return expression
