@@ -111,7 +111,10 @@ class _FileReport:
 
     def add(self, path: tuple | list, message: str, severity: str = "error") -> None:
         line = self.positions.line(path) if self.positions else None
-        self.problems.append(Problem(self.file, format_path(path), message, line, self.quantum, severity))
+        problem = Problem(self.file, format_path(path), message, line, self.quantum, severity)
+        if problem in self.problems:
+            return
+        self.problems.append(problem)
         if severity == "error":
             self.errors += 1
 
@@ -224,6 +227,12 @@ def load_mesh(path: str | Path) -> Mesh:
                 continue
             publisher[port.contract_id] = q.name.lower()
             q.contracts.append(port.contract_id)
+
+    # problems found in a contract before we knew its quantum now belong to that quantum
+    owner_of_file = {contracts[cid].file: quanta[q].name for cid, q in publisher.items()}
+    for i, p in enumerate(reader.problems):
+        if p.quantum is None and p.file in owner_of_file:
+            reader.problems[i] = Problem(p.file, p.path, p.message, p.line, owner_of_file[p.file], p.severity)
 
     for cid, contract in contracts.items():
         if cid not in publisher:
@@ -431,7 +440,7 @@ def _read_columns(ds: Dataset, obj: dict, base: list, report: _FileReport) -> No
             continue
         seen.add(name.lower())
         logical, physical = prop.get("logicalType"), prop.get("physicalType")
-        dtype, problem = ctypes.declared_type(logical, physical)
+        dtype, problem = ctypes.declared_type(logical, physical, prop.get("items"))
         if problem:
             report.add(path + ["physicalType" if physical else "logicalType"], problem)
         examples = prop.get("examples") or ()

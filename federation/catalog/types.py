@@ -83,12 +83,34 @@ def family(type_text: str) -> str | None:
     return _FAMILY_OF.get(dt.this) if dt is not None else None
 
 
-def declared_type(logical_type: str | None, physical_type: str | None) -> tuple[str, str | None]:
+_NESTED = {_T.ARRAY, _T.LIST, _T.STRUCT, _T.MAP}
+# PostgreSQL spellings that contracts written for PostgreSQL sources use
+_PG_NAMES = {"serial": "INTEGER", "serial4": "INTEGER", "bigserial": "BIGINT", "serial8": "BIGINT",
+             "smallserial": "SMALLINT", "serial2": "SMALLINT", "bpchar": "VARCHAR", "int4": "INTEGER",
+             "int2": "SMALLINT", "int8": "BIGINT", "float8": "DOUBLE", "float4": "REAL", "bytea": "BLOB"}
+
+
+def _is_sized_string(dt: exp.DataType) -> bool:
+    """``varchar[50]``: PostgreSQL-style length written with brackets, parsed as a fixed-size array."""
+    if dt.this not in (_T.ARRAY, _T.LIST) or len(dt.expressions) != 1:
+        return False
+    inner = dt.expressions[0]
+    return isinstance(inner, exp.DataType) and _FAMILY_OF.get(inner.this) == "string" and bool(dt.args.get("values"))
+
+
+def declared_type(logical_type: str | None, physical_type: str | None,
+                  items: dict | None = None) -> tuple[str, str | None]:
     """The DuckDB type for a contract property, and a problem message when the types are unusable."""
     if physical_type:
-        dt = parse_type(physical_type)
-        if dt is not None:
+        dt = parse_type(_PG_NAMES.get(physical_type.strip().lower(), physical_type))
+        if dt is not None and (_FAMILY_OF.get(dt.this) == "string" or _is_sized_string(dt)):
+            return "VARCHAR", None  # lengths (varchar(18), varchar[50]) are not enforced by DuckDB views
+        # a bare LIST/STRUCT/MAP says too little: the logical type (and its items) decides
+        if dt is not None and not (dt.this in _NESTED and not dt.expressions):
             return dt.sql("duckdb"), None
+    if logical_type == "array" and isinstance(items, dict):
+        inner, problem = declared_type(items.get("logicalType"), items.get("physicalType"), items.get("items"))
+        return f"{inner}[]", problem
     if logical_type:
         t = LOGICAL_TO_DUCKDB.get(logical_type)
         if t:

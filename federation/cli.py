@@ -1,0 +1,357 @@
+"""The ``quanta`` command.
+
+    quanta validate [MESH]              every problem of a mesh, exit 1 when there is an error
+    quanta query "SQL" [--format ...]   run a query (a table for people; csv, json, parquet for machines)
+    quanta describe NAME                the dictionary of a quantum or a dataset
+    quanta generate [MESH] --scale N    (re)generate the demo mesh's data
+    quanta demo                         generate the demo data if needed, validate, and tour the mesh
+
+Errors are one clear message on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import errors
+from .config import default_mesh
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def friendly(fn):
+    """Turn every expected failure into one line and an exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except errors.CatalogError as e:
+            click.secho(f"error: {e.message}", fg="red", err=True)
+            for p in e.problems:
+                click.echo(f"  {p}", err=True)
+            sys.exit(1)
+        except errors.Error as e:
+            _fail(str(e))
+        except (OSError, ValueError) as e:
+            _fail(str(e))
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper
+
+
+mesh_option = click.option("--mesh", "mesh", envvar="QUANTA_MESH", default=None, metavar="PATH",
+                           help="The mesh folder (default: $QUANTA_MESH or catalogs/greatparts).")
+user_option = click.option("--user", "-u", default=None, envvar="QUANTA_USER", help="The principal to query as.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="quanta-federation", prog_name="quanta")
+def main() -> None:
+    """Quanta: SQL over a mesh of data quanta (ODPS products, ODCS contracts), governed on every query."""
+
+
+# -- validate ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("mesh_path", required=False, metavar="[MESH]")
+@mesh_option
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@friendly
+def validate(mesh_path: str | None, mesh: str | None, as_json: bool) -> None:
+    """Check a mesh: JSON Schemas, mesh rules, data against contracts. Exit 1 on any error."""
+    from .platform import Platform
+
+    path = mesh_path or mesh or default_mesh()
+    platform = Platform(path)
+    m = platform.mesh
+    errs = [p for p in m.problems if p.severity == "error"]
+    warns = [p for p in m.problems if p.severity != "error"]
+    if as_json:
+        click.echo(json.dumps({
+            "mesh": m.name, "quanta": sorted(q.name for q in m.quanta.values()),
+            "excluded": m.excluded, "problems": [
+                {"severity": p.severity, "file": p.file, "path": p.path, "line": p.line, "quantum": p.quantum,
+                 "message": p.message} for p in m.problems]}, indent=2))
+    else:
+        datasets = sum(len(q.datasets) for q in m.quanta.values())
+        click.echo(f"mesh {m.name}: {len(m.quanta)} quanta, {datasets} datasets loaded in "
+                   f"{platform.state.load_seconds:.2f} s")
+        for p in errs:
+            click.secho(f"  error   {p}", fg="red")
+        for p in warns:
+            click.secho(f"  warning {p}", fg="yellow")
+        for name, why in sorted(m.excluded.items()):
+            click.secho(f"  left out: quantum {name}", fg="red")
+        if not errs:
+            click.secho("valid" + (f" ({len(warns)} warnings)" if warns else ""), fg="green")
+    if errs:
+        sys.exit(1)
+
+
+# -- query -------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("sql")
+@mesh_option
+@user_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "ndjson", "parquet"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file instead of standard output.")
+@click.option("--max-rows", default=40, show_default=True, help="Rows shown in table format.")
+@click.option("--param", "-p", multiple=True, help="A query parameter for each ? in order (repeatable).")
+@friendly
+def query(sql: str, mesh: str | None, user: str | None, fmt: str, output: str | None, max_rows: int,
+          param: tuple[str, ...]) -> None:
+    """Run one SQL query against the mesh."""
+    from .connection import connect
+
+    conn = connect(mesh, user=user)
+    started = time.perf_counter()
+    result = conn.sql(sql, list(param) if param else None)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        if not output:
+            _fail("--format parquet needs --output FILE")
+        with pq.ParquetWriter(output, result.schema) as writer:
+            for batch in result.record_batches():
+                writer.write_batch(batch)
+        click.echo(f"wrote {result.rows_read} rows to {output}", err=True)
+        return
+    if fmt == "table":
+        table = result.arrow()
+        text = format_table(table, max_rows)
+        elapsed = time.perf_counter() - started
+        text += f"\n({table.num_rows} row{'s' if table.num_rows != 1 else ''}, {elapsed:.3f} s)\n"
+        for w in result.warnings:
+            text += f"warning: {w}\n"
+        _emit(text, output)
+        return
+    stream = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        write_rows(result, fmt, stream)
+    finally:
+        if output:
+            stream.close()
+
+
+def write_rows(result, fmt: str, stream) -> None:
+    import csv
+
+    if fmt == "csv":
+        w = csv.writer(stream)
+        w.writerow(result.columns)
+        for batch in result.record_batches():
+            cols = [c.to_pylist() for c in batch.columns]
+            w.writerows(zip(*cols))
+    else:
+        names = result.columns
+        rows = []
+        for batch in result.record_batches():
+            cols = [c.to_pylist() for c in batch.columns]
+            for row in zip(*cols):
+                record = dict(zip(names, row))
+                if fmt == "ndjson":
+                    stream.write(json.dumps(record, default=str) + "\n")
+                else:
+                    rows.append(record)
+        if fmt == "json":
+            json.dump(rows, stream, default=str, indent=1)
+            stream.write("\n")
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+def format_table(table, max_rows: int = 40, max_width: int = 40) -> str:
+    """A plain text table, like DuckDB's CLI: header, types, rows (truncated), aligned."""
+    names = table.column_names
+    from .result import sql_type
+
+    types = [sql_type(f.type).lower() for f in table.schema]
+    shown = table.slice(0, max_rows)
+    cols = [c.to_pylist() for c in shown.columns]
+    rows = list(zip(*cols)) if cols else []
+
+    def cell(v) -> str:
+        if v is None:
+            return "NULL"
+        s = str(v).replace("\n", " ")
+        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+
+    body = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(n), len(t)] + [len(r[i]) for r in body]) for i, (n, t) in enumerate(zip(names, types))]
+    numeric = [t.split("(")[0] in ("bigint", "integer", "smallint", "tinyint", "double", "float", "decimal",
+                                   "hugeint", "ubigint") for t in types]
+
+    def line(values, right=None):
+        parts = []
+        for i, v in enumerate(values):
+            parts.append(v.rjust(widths[i]) if right and right[i] else v.ljust(widths[i]))
+        return "│ " + " │ ".join(parts) + " │"
+
+    sep = lambda l, m, r: l + m.join("─" * (w + 2) for w in widths) + r  # noqa: E731
+    out = io.StringIO()
+    out.write(sep("┌", "┬", "┐") + "\n")
+    out.write(line(names) + "\n")
+    out.write(line(types) + "\n")
+    out.write(sep("├", "┼", "┤") + "\n")
+    for r in body:
+        out.write(line(r, numeric) + "\n")
+    if table.num_rows > max_rows:
+        out.write(line(["…"] * len(names)) + "\n")
+    out.write(sep("└", "┴", "┘"))
+    return out.getvalue()
+
+
+# -- describe ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("name")
+@mesh_option
+@friendly
+def describe(name: str, mesh: str | None) -> None:
+    """The dictionary of a quantum (NAME) or a dataset (QUANTUM.DATASET)."""
+    from .platform import Platform
+
+    platform = Platform.open(mesh or default_mesh())
+    m = platform.mesh
+    parts = name.split(".")
+    q = m.quanta.get(parts[0].lower())
+    if q is None:
+        if parts[0].lower() in m.excluded:
+            _fail(f"quantum {parts[0]} is unavailable: {m.excluded[parts[0].lower()]}")
+        _fail(f"there is no quantum {parts[0]!r}; quanta: {', '.join(sorted(m.quanta))}")
+    if len(parts) == 1:
+        click.secho(f"{q.name}", bold=True, nl=False)
+        click.echo(f"  ({q.domain} domain, {q.status}, version {q.version or '-'})")
+        if q.description:
+            click.echo(f"  {q.description}")
+        click.echo(f"  owners: {', '.join(q.owners) or '-'}   product file: {q.file}")
+        for p in q.ports:
+            arrow = "<-" if p.direction == "input" else "->"
+            src = f" from {p.source_quantum}" if p.source_quantum else ""
+            click.echo(f"  {p.direction:6} port {p.name or '-'} {arrow} contract {p.contract_id}{src}")
+        click.echo("  datasets:")
+        for ds in q.datasets.values():
+            click.echo(f"    {q.name}.{ds.name:30} {ds.kind:8} {len(ds.columns):3} columns  {ds.description or ''}")
+        return
+    if len(parts) != 2:
+        _fail("name a quantum (QUANTUM) or a dataset (QUANTUM.DATASET)")
+    ds = q.datasets.get(parts[1].lower())
+    if ds is None:
+        _fail(f"quantum {q.name} has no dataset {parts[1]!r}; it has: {', '.join(sorted(q.datasets))}")
+    contract = m.contracts.get(ds.contract_id)
+    click.secho(ds.qualified_name, bold=True, nl=False)
+    click.echo(f"  ({ds.kind} dataset, contract {ds.contract_id} v{contract.version if contract else '?'}, "
+               f"{contract.status if contract else '?'})")
+    if ds.description:
+        click.echo(f"  {ds.description}")
+    if ds.source:
+        click.echo(f"  data: {ds.source.kind} {ds.source.location}" + (f" table {ds.source.table}"
+                                                                       if ds.source.table else ""))
+    if ds.sql:
+        click.echo(f"  sql: {' '.join(ds.sql.split())}")
+        click.echo(f"  reads: {', '.join(f'{a}.{b}' for a, b in ds.reads)}")
+    import pyarrow as pa
+
+    rows = [(c.ordinal, c.name, c.data_type, c.classification or "", ",".join(c.tags),
+             ("PK " if c.primary_key else "") + ("required " if c.required else "") + ("unique" if c.unique else ""),
+             c.description or "") for c in ds.columns]
+    names = ["#", "column", "type", "classification", "tags", "constraints", "description"]
+    table = pa.table({n: [str(r[i]) for r in rows] for i, n in enumerate(names)})
+    click.echo(format_table(table, max_rows=10_000, max_width=60))
+
+
+# -- demo data ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("mesh_path", required=False, metavar="[MESH]")
+@mesh_option
+@click.option("--scale", default=1.0, show_default=True, type=float,
+              help="Scale factor: 1 is ~1M rows in all; 100 gives tens of millions.")
+@click.option("--seed", default=42, show_default=True, type=int)
+@friendly
+def generate(mesh_path: str | None, mesh: str | None, scale: float, seed: int) -> None:
+    """(Re)generate the demo mesh's data (seeded: the same seed gives the same data)."""
+    from . import demo
+
+    path = Path(mesh_path or mesh or default_mesh())
+    if scale <= 0:
+        _fail("--scale must be positive")
+    started = time.perf_counter()
+    summary = demo.generate(path, scale=scale, seed=seed, progress=lambda msg: click.echo(f"  {msg}", err=True))
+    total = sum(summary.values()) if isinstance(summary, dict) else 0
+    click.echo(f"generated {total:,} rows in {len(summary)} datasets under {path / 'data'} in "
+               f"{time.perf_counter() - started:.1f} s")
+
+
+@main.command()
+@mesh_option
+@click.option("--scale", default=1.0, show_default=True, type=float)
+@click.option("--regenerate", is_flag=True, help="Generate the data even if it exists.")
+@friendly
+def demo(mesh: str | None, scale: float, regenerate: bool) -> None:
+    """The main job on the demo mesh: generate its data, validate it, and run a tour of queries."""
+    from . import demo as demo_data
+    from .connection import connect
+
+    path = Path(mesh or default_mesh())
+    if regenerate or not (path / "data").exists():
+        click.secho(f"generating the demo data (scale {scale:g}) ...", bold=True)
+        summary = demo_data.generate(path, scale=scale, progress=lambda msg: click.echo(f"  {msg}"))
+        click.echo(f"  {sum(summary.values()):,} rows")
+    conn = connect(str(path), user="ana")
+    m = conn.platform.mesh
+    click.secho(f"\nmesh {m.name}: {len(m.quanta)} quanta in {len(m.domains)} domains, loaded in "
+                f"{conn.platform.state.load_seconds:.2f} s", bold=True)
+    errs = [p for p in m.problems if p.severity == "error"]
+    for p in errs:
+        click.secho(f"  error {p}", fg="red")
+    tour = [
+        ("The quanta of the mesh", "select quantum, domain, kind, datasets, owner from system.quanta order by 1"),
+        ("PII columns, from the open dictionary",
+         "select quantum, dataset, \"column\", data_type from system.columns where classification = 'pii' "
+         "order by 1, 2, 3 limit 12"),
+        ("Revenue by region (sales.orders)",
+         "select region, count(*) as orders, sum(amount) as revenue from sales.orders group by 1 order by 1"),
+        ("Loyalty members by tier", "select tier, count(*) as members from loyalty.members group by 1 order by 2 desc"),
+        ("A derived quantum: the best customers (customer360.customer_360)",
+         "select customer_id, region, tier, order_count, total_spent from customer360.customer_360 "
+         "order by total_spent desc limit 5"),
+        ("Lineage of derived datasets", "select * from system.lineage order by target_quantum, target_dataset"),
+    ]
+    for title, sql in tour:
+        click.secho(f"\n{title}", bold=True)
+        click.secho(f"  {sql}", fg="cyan")
+        try:
+            click.echo(format_table(conn.sql(sql).arrow()))
+        except errors.Error as e:
+            click.secho(f"  error: {e}", fg="red")
+    if errs:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,41 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from meshkit import shop_mesh  # noqa: E402
+
+import federation  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shop_path(tmp_path_factory) -> Path:
+    return shop_mesh(tmp_path_factory.mktemp("shop"))
+
+
+@pytest.fixture(scope="session")
+def shop(shop_path) -> "federation.Connection":
+    return federation.connect(str(shop_path), user="ana")
+
+
+@pytest.fixture(scope="session")
+def demo_path(tmp_path_factory) -> Path:
+    """A copy of the embedded demo mesh with freshly generated data (scale 0.05)."""
+    import shutil
+
+    from federation import demo
+
+    target = tmp_path_factory.mktemp("greatparts") / "greatparts"
+    shutil.copytree(ROOT / "catalogs" / "greatparts", target, ignore=shutil.ignore_patterns("data", ".quanta"))
+    demo.generate(target, scale=0.05, seed=7)
+    return target
+
+
+@pytest.fixture(scope="session")
+def demo_conn(demo_path):
+    return federation.connect(str(demo_path), user="ana")
