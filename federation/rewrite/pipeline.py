@@ -27,10 +27,14 @@ from ..errors import ProgrammingError, StatementRefused, SyntaxError
 from .context import Context, Namespace, Principal
 from .describe import describe_and_show
 from .resolve import resolve_tables
-from .safety import check_nodes
+from .safety import check_bare_identifiers, check_nodes
 from .statements import only_reads
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
+# statements that are refused even when sqlglot cannot parse them
+NOT_READS = {"EXPORT", "IMPORT", "COPY", "ATTACH", "DETACH", "INSTALL", "LOAD", "PRAGMA", "SET", "RESET", "CALL",
+             "CHECKPOINT", "VACUUM", "CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE",
+             "USE", "BEGIN", "COMMIT", "ROLLBACK", "ABORT", "PREPARE", "EXECUTE", "DEALLOCATE", "FORCE", "UPDATE"}
 _TOKEN = re.compile(r"<Token token_type: [^,]+, text: (.*?), line: \d+.*?>")
 
 Pass = Callable[[exp.Expression, Context], exp.Expression]
@@ -40,6 +44,7 @@ PASSES: tuple[Pass, ...] = (
     describe_and_show,  # DESCRIBE <dataset>, SHOW TABLES -> queries over system tables
     check_nodes,  # no nested statements; functions from the allow-list only
     resolve_tables,  # every table is a mesh dataset, a system table or a CTE in scope
+    check_bare_identifiers,  # SELECT user / current_schema: engine state, not data
 )
 
 
@@ -87,6 +92,9 @@ class Pipeline:
         try:
             statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
         except ParseError as e:
+            first = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+            if first in NOT_READS:
+                raise StatementRefused(f"only queries that read the mesh are allowed; {first} is not") from None
             err = e.errors[0] if e.errors else {}
             desc = _TOKEN.sub(lambda m: repr(m.group(1)), err.get("description") or str(e).split("\n")[0])
             line, col = err.get("line"), err.get("col")

@@ -37,3 +37,21 @@ def check_nodes(expression: exp.Expression, ctx: Context) -> exp.Expression:
             what = "SELECT ... INTO" if isinstance(node, exp.Into) else node.key.upper()
             raise ctx.error(StatementRefused, f"{what} is not allowed in a query: Quanta only reads the mesh", node)
     return expression
+
+
+def check_bare_identifiers(expression: exp.Expression, ctx: Context) -> exp.Expression:
+    """``SELECT user`` or ``SELECT current_schema`` (no parentheses) parse as columns, and DuckDB answers them
+    with engine state when no table has such a column. Refuse them unless a dataset read has that column."""
+    for column in expression.find_all(exp.Column):
+        name = column.name.lower()
+        if name not in functions.NILADIC_FUNCTION_IDENTIFIERS or column.table:
+            continue
+        provided = any(
+            ds is not None and ds.column(name) is not None
+            for ds in (ctx.namespace.dataset(q, d) for q, d in ctx.datasets)
+        ) or any(name in st.columns for st in ctx.namespace.system_tables.values()
+                 if f"{st.schema}.{st.name}" in ctx.system_tables)
+        if not provided:
+            raise ctx.error(StatementRefused, f"{column.name} is not a column of any dataset this query reads "
+                            "(Quanta does not expose engine session values)", column)
+    return expression
