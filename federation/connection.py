@@ -37,7 +37,7 @@ class Connection:
     def sql(self, query: str, params: Sequence[Any] | dict | None = None) -> Result:
         """Run one query; the result streams (``.arrow()``, ``.pl()``, ``.record_batches()``...)."""
         self._check()
-        return self.platform.query(query, self.principal, params, timeout=self.timeout)
+        return self.platform.query(query, self.principal, params, timeout=self.timeout, purpose=self.purpose)
 
     def execute(self, query: str, params: Sequence[Any] | dict | None = None) -> "Cursor":
         cur = self.cursor()

@@ -12,6 +12,8 @@ atomically, so queries already running finish on the state they started with.
 
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -23,13 +25,20 @@ import sqlglot.expressions as exp
 
 from . import errors
 from .catalog.loader import exclude, load_mesh
+from .governance import audit
+from .governance.loader import check_expressions, load_governance
+from .governance.policies import HASH_INT_MACRO, HASH_MACRO, Governance
+from .governance.principals import Principal
 from .catalog.model import Dataset, Mesh
 from .engine.duckdb_backend import DuckDBBackend, quote
 from .engine.registry import register_sources
 from .errors import Problem
 from .result import Result
-from .rewrite.context import Namespace, Principal, SystemTable
+from .rewrite.context import Namespace, SystemTable
 from .rewrite.pipeline import PASSES, Pipeline, Plan
+from .rewrite.resolve import TAG
+from .rewrite.secure import VIA
+from .system import governance_tables
 from .system import tables as system_tables
 
 SYSTEM_PRINCIPAL = Principal("quanta-system", roles=("system",))
@@ -42,7 +51,14 @@ class State:
     backend: DuckDBBackend
     namespace: Namespace
     pipeline: Pipeline
+    governance: Governance
     load_seconds: float
+
+
+def state_dir(mesh_path: Path) -> Path:
+    """Where Quanta keeps the mesh's state (audit log, tokens, salt): ``$QUANTA_STATE_DIR`` or ``<mesh>/.quanta``."""
+    env = os.environ.get("QUANTA_STATE_DIR")
+    return Path(env) if env else mesh_path / ".quanta"
 
 
 class Platform:
@@ -52,6 +68,8 @@ class Platform:
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser().resolve()
         self._lock = threading.Lock()
+        self.state_dir = state_dir(self.path)
+        self.audit = audit.AuditLog(self.state_dir / "state.db")
         self._state = self._build()
 
     @classmethod
@@ -86,13 +104,55 @@ class Platform:
         started = time.perf_counter()
         mesh = load_mesh(self.path)
         backend = DuckDBBackend(mesh.settings)
-        register_sources(mesh, backend)
-        namespace = Namespace(mesh, mesh.version, backend.relation)
-        pipeline = Pipeline(namespace, backend.dialect, PASSES)
-        self._compile_derived(mesh, backend, namespace, pipeline)
-        self._build_system_tables(mesh, backend, namespace)
-        backend.lock()
-        return State(mesh, backend, namespace, pipeline, time.perf_counter() - started)
+        try:
+            register_sources(mesh, backend)
+            namespace = Namespace(mesh, mesh.version, backend.relation)
+            pipeline = Pipeline(namespace, backend.dialect, PASSES)
+            self._compile_derived(mesh, backend, namespace, pipeline)
+            governance = self._load_governance(mesh, backend)
+            namespace.governance = governance
+            namespace.version = f"{mesh.version}:{governance.version}"
+            self._build_system_tables(mesh, backend, namespace, governance)
+            backend.lock()
+        except BaseException:
+            backend.close()
+            raise
+        return State(mesh, backend, namespace, pipeline, governance, time.perf_counter() - started)
+
+    def _load_governance(self, mesh: Mesh, backend: DuckDBBackend) -> Governance:
+        """Governance fails closed: a global problem stops the load, a local one leaves its quantum out."""
+        governance, problems, local = load_governance(mesh)
+        mesh.problems.extend(problems)
+
+        def describe(sql: str):
+            return [(c.name, c.type) for c in backend.describe(sql)]
+
+        salt = self._mask_salt(governance)
+        backend.db.execute(f"CREATE MACRO {HASH_MACRO[0]}.{HASH_MACRO[1]}(x) AS "
+                           f"substr(sha256('{salt}' || CAST(x AS VARCHAR)), 1, 20)")
+        backend.db.execute(f"CREATE MACRO {HASH_INT_MACRO[0]}.{HASH_INT_MACRO[1]}(x) AS "
+                           f"CAST(hash('{salt}' || CAST(x AS VARCHAR)) >> 2 AS BIGINT)")
+        global_problems, local_checked = check_expressions(governance, mesh, describe)
+        if global_problems:
+            raise errors.CatalogError("invalid governance: a global policy does not fit the mesh",
+                                      problems + global_problems)
+        for quantum, found in list(local.items()) + list(local_checked.items()):
+            for problem in found:
+                exclude(mesh, quantum, problem)
+        return governance
+
+    def _mask_salt(self, governance: Governance) -> str:
+        """The secret salt of hash masks: from the environment, else a random one kept in the state folder."""
+        env = os.environ.get(str(governance.settings.get("mask_salt_env", "QUANTA_MASK_SALT")))
+        if env:
+            return "".join(ch for ch in env if ch.isalnum())
+        path = self.state_dir / "mask_salt"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(16))
+        return "".join(ch for ch in path.read_text().strip() if ch.isalnum())
 
     @staticmethod
     def _compile_derived(mesh: Mesh, backend: DuckDBBackend, namespace: Namespace, pipeline: Pipeline) -> None:
@@ -133,11 +193,25 @@ class Platform:
             if problem is not None:
                 exclude(mesh, ds.quantum, problem)
                 continue
+            for node in definition.find_all(exp.Table, exp.Subquery):
+                if node._meta and TAG in node.meta:  # noqa: SLF001
+                    node.meta.setdefault(VIA, ds.qualified_name)
             namespace.definitions[(ds.quantum.lower(), ds.name.lower())] = definition
+            backend.create_view(ds.quantum, ds.name, definition.sql(backend.dialect))  # for typing policies
 
-    @staticmethod
-    def _build_system_tables(mesh: Mesh, backend: DuckDBBackend, namespace: Namespace) -> None:
+    def _build_system_tables(self, mesh: Mesh, backend: DuckDBBackend, namespace: Namespace,
+                             governance: Governance) -> None:
         dictionary = system_tables.dictionary_tables(mesh)
+        dictionary.update({
+            "principals": ("Principals: roles, groups and attributes (no secrets)",
+                           governance_tables.principals(governance)),
+            "grants": ("Grants of datasets to roles, users and groups", governance_tables.grants(governance)),
+            "policies": ("Global and local policies: masks, row filters, denials", governance_tables.policies(governance)),
+            "column_access": ("For the current principal, each column's access: visible, masked or denied",
+                              _empty(governance_tables.COLUMN_ACCESS_COLUMNS)),
+            "query_log": ("Every query: who, when, what it read, which policies applied (own queries; all for auditors)",
+                          self.audit.history()),
+        })
         info = system_tables.information_schema(mesh, dictionary)
         for schema, tables in (("system", dictionary), ("information_schema", info)):
             for name, (description, table) in tables.items():
@@ -149,21 +223,58 @@ class Platform:
     # -- queries ----------------------------------------------------------------------------------
 
     def principal(self, user: str | None) -> Principal:
-        return Principal(user or "anonymous")
+        """The principal named ``user`` in the governance file (an unknown name holds only ``public``)."""
+        return self._state.governance.principal(user)
 
-    def compile(self, sql: str, principal: Principal, dialect: str = "duckdb") -> Plan:
-        return self._state.pipeline.compile(sql, principal, dialect)
+    def compile(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None) -> Plan:
+        return self._state.pipeline.compile(sql, principal, dialect, purpose)
 
     def query(self, sql: str, principal: Principal, params: Sequence[Any] | dict | None = None,
-              dialect: str = "duckdb", timeout: float | None = None) -> Result:
+              dialect: str = "duckdb", timeout: float | None = None, purpose: str | None = None,
+              interface: str = "python") -> Result:
+        """Run one query for ``principal``: compile (cached), execute, stream; every query is audited."""
         state = self._state
-        plan = state.pipeline.compile(sql, principal, dialect)
-        if params is not None and not isinstance(params, (list, tuple, dict)):
-            raise errors.ProgrammingError("parameters are a list, a tuple or a dict")
+        started = time.perf_counter()
+        entry = audit.Entry(principal.name, sql if isinstance(sql, str) else repr(sql), interface, purpose)
+
+        def finish(status: str, error: BaseException | None = None, rows: int | None = None) -> None:
+            entry.status, entry.rows = status, rows
+            entry.error = str(error) if error is not None else None
+            entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            self.audit.record(entry)
+
+        try:
+            if params is not None and not isinstance(params, (list, tuple, dict)):
+                raise errors.ProgrammingError("parameters are a list, a tuple or a dict")
+            plan = state.pipeline.compile(sql, principal, dialect, purpose)
+        except errors.AccessDenied as e:
+            finish("denied", e)
+            raise
+        except errors.Error as e:
+            finish("error", e)
+            raise
+        entry.rewritten_sql = plan.sql
+        entry.datasets = [f"{q}.{d}" for q, d in plan.datasets]
+        entry.columns = list(plan.columns)
+        entry.policies = sorted({p["policy"] for p in plan.policies})
+        if "system.query_log" in plan.system_tables:
+            pending = self.audit.drain()
+            if pending is not None:
+                state.backend.append_table("query_log", pending)
         if timeout is None:
             timeout = float(state.mesh.settings.get("query_timeout_seconds", DEFAULT_TIMEOUT))
-        execution = state.backend.execute(plan.sql, params, timeout)
-        return Result(execution, plan)
+        try:
+            execution = state.backend.execute(plan.sql, params, timeout)
+        except errors.Error as e:
+            finish("cancelled" if isinstance(e, (errors.QueryTimeout, errors.QueryCancelled)) else "error", e)
+            raise
+        return Result(execution, plan, on_close=lambda rows, error: finish(
+            "ok" if error is None else ("cancelled" if isinstance(error, (errors.QueryTimeout, errors.QueryCancelled))
+                                        else "error"), error, rows))
+
+
+def _empty(columns: tuple[str, ...]) -> pa.Table:
+    return pa.table({c: pa.array([], pa.string()) for c in columns})
 
 
 def _fit_to_contract(ds: Dataset, definition: exp.Query, produced, backend: DuckDBBackend):

@@ -65,9 +65,11 @@ def sql_type(t: pa.DataType) -> str:
 
 
 class Result:
-    def __init__(self, execution, plan):
+    def __init__(self, execution, plan, on_close=None):
         self._execution = execution
         self.plan = plan
+        self._on_close = on_close  # called once with (rows read, error or None): the audit log
+        self.error: BaseException | None = None
         self._reader: pa.RecordBatchReader | None = execution.reader()
         self.schema: pa.Schema = self._reader.schema
         self._table: pa.Table | None = None
@@ -116,6 +118,9 @@ class Result:
                 for batch in _guarded(reader, self._execution):
                     self.rows_read += batch.num_rows
                     yield batch
+            except BaseException as e:
+                self.error = e
+                raise
             finally:
                 self.close()
 
@@ -169,6 +174,9 @@ class Result:
 
     def close(self) -> None:
         self._execution.close()
+        callback, self._on_close = self._on_close, None
+        if callback is not None:
+            callback(self.rows_read, self.error)
 
     def __iter__(self) -> Iterator[tuple]:
         return iter(self.fetchall())
@@ -178,7 +186,7 @@ class Result:
 
     def __del__(self) -> None:
         try:
-            self._execution.close()
+            self.close()
         except Exception:
             pass
 

@@ -78,9 +78,14 @@ def sql_to_file(path: Path, select: str, fmt: str = "parquet") -> Path:
     return path
 
 
-def shop_mesh(root: Path) -> Path:
-    """A two-quantum mesh (customers in CSV, orders in Parquet) and one derived quantum."""
+OPEN_GOVERNANCE = {"grants": [{"to": {"role": "public"}, "on": "*", "reason": "test mesh: everyone reads"}]}
+
+
+def shop_mesh(root: Path, governance: dict | None = None) -> Path:
+    """A two-quantum mesh (customers in CSV, orders in Parquet) and one derived quantum; everyone may read
+    unless ``governance`` says otherwise."""
     mesh_yaml(root)
+    write_yaml(root / "governance.yaml", OPEN_GOVERNANCE if governance is None else governance)
     data = root / "data"
     sql_to_file(data / "crm" / "customers.csv",
                 "select i as id, 'name' || i as full_name, 'user' || i || '@example.com' as email, "

@@ -188,6 +188,17 @@ class DuckDBBackend:
         finally:
             cur.close()
 
+    def append_table(self, name: str, table: pa.Table) -> None:
+        """Append Arrow rows to a system table (the audit log's copy in the engine)."""
+        view = f"_quanta_arrow_{threading.get_ident()}"
+        cur = self.db.cursor()
+        try:
+            cur.register(view, table)
+            cur.execute(f"INSERT INTO {SYSTEM_SCHEMA}.{quote(name)} SELECT * FROM {view}")
+            cur.unregister(view)
+        finally:
+            cur.close()
+
     def lock(self) -> None:
         dirs = sorted(self._allowed)
         self.db.execute("SET allowed_directories = [" + ", ".join(literal(d + "/") for d in dirs) + "]")

@@ -9,6 +9,8 @@ import sqlglot.expressions as exp
 
 from ..catalog.model import Dataset, Mesh
 from ..errors import Error
+from ..governance.policies import Governance
+from ..governance.principals import Principal
 
 
 @dataclass
@@ -29,23 +31,10 @@ class Namespace:
     relation: Callable[[str, str], tuple[str, str, str]]  # backend relation of a source dataset
     system_tables: dict[tuple[str, str], SystemTable] = field(default_factory=dict)  # (schema, name)
     definitions: dict[tuple[str, str], exp.Query] = field(default_factory=dict)  # resolved derived datasets
+    governance: "Governance | None" = None  # principals, grants, policies (None: no governance pass)
 
     def dataset(self, quantum: str, name: str) -> Dataset | None:
         return self.mesh.dataset(quantum, name)
-
-
-@dataclass
-class Principal:
-    """Who runs a query. The governance layer gives principals roles, groups and attributes."""
-
-    name: str
-    roles: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def fingerprint(self) -> str:
-        return f"{self.name}|{','.join(sorted(self.roles))}|{','.join(sorted(self.groups))}|{sorted(self.attributes.items())!r}"
 
 
 @dataclass
@@ -54,8 +43,10 @@ class Context:
     principal: Principal
     sql: str
     dialect: str = "duckdb"
+    purpose: str | None = None  # the purpose the query declares (contracts may restrict purposes)
     datasets: list[tuple[str, str]] = field(default_factory=list)  # (quantum, dataset) read, in order
     system_tables: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # quantum.dataset.column read by the query
     warnings: list[str] = field(default_factory=list)
     policies: list[dict] = field(default_factory=list)
     statement: str = "select"

@@ -24,10 +24,12 @@ import sqlglot.expressions as exp
 from sqlglot.errors import ParseError, TokenError
 
 from ..errors import ProgrammingError, StatementRefused, SyntaxError
-from .context import Context, Namespace, Principal
+from ..governance.principals import Principal
+from .context import Context, Namespace
 from .describe import describe_and_show
 from .resolve import resolve_tables
 from .safety import check_bare_identifiers, check_nodes
+from .secure import secure_datasets
 from .statements import only_reads
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -45,6 +47,7 @@ PASSES: tuple[Pass, ...] = (
     check_nodes,  # no nested statements; functions from the allow-list only
     resolve_tables,  # every table is a mesh dataset, a system table or a CTE in scope
     check_bare_identifiers,  # SELECT user / current_schema: engine state, not data
+    secure_datasets,  # grants, row filters then masks, denials, contract constraints (governance)
 )
 
 
@@ -59,6 +62,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     policies: tuple[dict, ...] = ()
     params: int = 0  # number of placeholders
+    columns: tuple[str, ...] = ()  # quantum.dataset.column read (for the audit log)
     extra: dict = field(default_factory=dict)
 
 
@@ -72,14 +76,14 @@ class Pipeline:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def compile(self, sql: str, principal: Principal, dialect: str = "duckdb") -> Plan:
-        key = (sql, dialect, principal.fingerprint, self.namespace.version)
+    def compile(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None) -> Plan:
+        key = (sql, dialect, principal.fingerprint, purpose, self.namespace.version)
         with self._lock:
             plan = self._cache.get(key)
             if plan is not None:
                 self._cache.move_to_end(key)
                 return plan
-        plan = self._compile(sql, principal, dialect)
+        plan = self._compile(sql, principal, dialect, purpose)
         with self._lock:
             self._cache[key] = plan
             if len(self._cache) > self._cache_size:
@@ -109,15 +113,15 @@ class Pipeline:
             raise StatementRefused(f"one statement per query: this text holds {len(statements)}")
         return statements[0]
 
-    def _compile(self, sql: str, principal: Principal, dialect: str) -> Plan:
+    def _compile(self, sql: str, principal: Principal, dialect: str, purpose: str | None) -> Plan:
         expression = self.parse(sql, dialect)
-        ctx = Context(self.namespace, principal, sql, dialect)
+        ctx = Context(self.namespace, principal, sql, dialect, purpose)
         for rewrite in self.passes:
             expression = rewrite(expression, ctx)
         out = expression.sql(dialect=self.backend_dialect)
         params = sum(1 for _ in expression.find_all(exp.Placeholder))
         return Plan(out, ctx.statement, tuple(ctx.datasets), tuple(ctx.system_tables), tuple(ctx.warnings),
-                    tuple(ctx.policies), params)
+                    tuple(ctx.policies), params, tuple(ctx.columns))
 
     def resolve_definition(self, sql: str, principal: Principal) -> exp.Query:
         """Resolve a derived dataset's SQL (mesh names -> backend relations, derived -> inlined)."""

@@ -1,0 +1,108 @@
+"""The audit log: every query, allowed or denied, with who ran it, what it read and which policies
+applied. Kept in a transactional SQLite file (``<mesh>/.quanta/state.db`` by default) so it survives
+restarts, and mirrored into the engine as ``system.query_log`` when someone reads it.
+
+Entries hold the SQL the principal wrote and the rewritten SQL: both are free of data values that a
+policy hides (masks and filters are expressions; parameters are logged by count only), and tokens
+never appear in them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+
+SCHEMA = pa.schema([
+    ("query_id", pa.int64()), ("principal", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+    ("interface", pa.string()), ("purpose", pa.string()), ("sql", pa.string()), ("rewritten_sql", pa.string()),
+    ("datasets", pa.list_(pa.string())), ("columns", pa.list_(pa.string())), ("policies", pa.list_(pa.string())),
+    ("status", pa.string()), ("error", pa.string()), ("rows", pa.int64()), ("duration_ms", pa.float64()),
+])
+
+
+@dataclass
+class Entry:
+    principal: str
+    sql: str
+    interface: str = "python"
+    purpose: str | None = None
+    rewritten_sql: str | None = None
+    datasets: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    status: str = "ok"  # ok | denied | error | cancelled
+    error: str | None = None
+    rows: int | None = None
+    duration_ms: float | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    query_id: int = 0
+
+
+class AuditLog:
+    def __init__(self, path: Path | None):
+        self._lock = threading.Lock()
+        self._pending: list[Entry] = []
+        self._next_id = 1
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS query_log (query_id INTEGER PRIMARY KEY, principal TEXT, started_at TEXT, "
+                "interface TEXT, purpose TEXT, sql TEXT, rewritten_sql TEXT, datasets TEXT, columns TEXT, "
+                "policies TEXT, status TEXT, error TEXT, rows INTEGER, duration_ms REAL)")
+            row = self._db.execute("SELECT max(query_id) FROM query_log").fetchone()
+            self._next_id = (row[0] or 0) + 1
+
+    def record(self, entry: Entry) -> Entry:
+        with self._lock:
+            entry.query_id = self._next_id
+            self._next_id += 1
+            self._pending.append(entry)
+            if self._db is not None:
+                self._db.execute(
+                    "INSERT INTO query_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (entry.query_id, entry.principal, entry.started_at.isoformat(), entry.interface, entry.purpose,
+                     entry.sql, entry.rewritten_sql, json.dumps(entry.datasets), json.dumps(entry.columns),
+                     json.dumps(entry.policies), entry.status, entry.error, entry.rows, entry.duration_ms))
+        return entry
+
+    def history(self, limit: int = 100_000) -> pa.Table:
+        """Entries already on disk (the newest ``limit``), for the engine's copy at start-up."""
+        if self._db is None:
+            return SCHEMA.empty_table()
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM (SELECT * FROM query_log ORDER BY query_id DESC LIMIT ?) "
+                                    "ORDER BY query_id", (limit,)).fetchall()
+            self._pending.clear()
+        entries = [Entry(principal=r[1], sql=r[5], interface=r[3], purpose=r[4], rewritten_sql=r[6],
+                         datasets=json.loads(r[7] or "[]"), columns=json.loads(r[8] or "[]"),
+                         policies=json.loads(r[9] or "[]"), status=r[10], error=r[11], rows=r[12],
+                         duration_ms=r[13], started_at=datetime.fromisoformat(r[2]), query_id=r[0]) for r in rows]
+        return to_arrow(entries)
+
+    def drain(self) -> pa.Table | None:
+        """Entries not yet copied to the engine."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        return to_arrow(pending) if pending else None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+def to_arrow(entries: list[Entry]) -> pa.Table:
+    cols = {name: [] for name in SCHEMA.names}
+    for e in entries:
+        for name in SCHEMA.names:
+            cols[name].append(getattr(e, name))
+    return pa.table({name: pa.array(values, type=SCHEMA.field(name).type) for name, values in cols.items()})

@@ -1,0 +1,355 @@
+"""Read the mesh's governance: ``governance.yaml`` (global, the governance team's), the products'
+local policies (ODPS custom property ``policies``), and grants implied by the contracts' ODCS
+``roles`` and by ownership.
+
+Governance fails closed: a problem in a global policy stops the mesh from loading (a policy that is
+not understood must never be skipped); a problem in a local policy leaves its quantum out.
+Expressions are checked twice: here for their shape (parse, no subqueries, aggregates, windows or
+functions outside the allow-list, ``principal.<attribute>`` only in row filters), and by
+``check_expressions`` against the engine for columns and result types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import sqlglot
+import sqlglot.expressions as exp
+from sqlglot.errors import ParseError
+
+from ..catalog.model import Mesh
+from ..catalog.yamlio import Positions, YamlError, format_path, load_yaml
+from ..errors import CatalogError, Problem
+from ..rewrite import functions
+from .policies import KINDS, MASKS, Condition, Governance, Grant, Policy, Selector
+from .principals import Principal
+
+_LIST = {"type": "array", "items": {"type": "string"}}
+_STR_OR_LIST = {"anyOf": [{"type": "string"}, _LIST]}
+_CONDITION = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"roles": _LIST, "groups": _LIST, "users": _LIST,
+                   "attributes": {"type": "object", "additionalProperties": _STR_OR_LIST}},
+}
+_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {k: _STR_OR_LIST for k in ("classification", "tag", "column", "dataset", "quantum")},
+}
+POLICY_SCHEMA = {
+    "type": "object",
+    "required": ["name", "kind", "on"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "kind": {"enum": list(KINDS)},
+        "on": _SELECTOR,
+        "mask": {"anyOf": [{"enum": [m for m in MASKS if m != "sql"]},
+                           {"type": "object", "required": ["type"],
+                            "properties": {"type": {"enum": list(MASKS)}, "sql": {"type": "string"},
+                                           "keep_last": {"type": "integer", "minimum": 0},
+                                           "digits": {"type": "integer"}, "with": {"type": "string"}},
+                            "additionalProperties": False}]},
+        "filter": {"type": "string", "minLength": 1},
+        "unless": _CONDITION,
+    },
+}
+GOVERNANCE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "settings": {"type": "object", "properties": {
+            "auditor_role": {"type": "string"}, "mask_salt_env": {"type": "string"},
+            "owners_can_read": {"type": "boolean"}}},
+        "roles": {"type": "array", "items": {"type": "object", "required": ["name"], "additionalProperties": False,
+                                             "properties": {"name": {"type": "string"},
+                                                            "description": {"type": "string"}}}},
+        "principals": {"type": "array", "items": {
+            "type": "object", "required": ["name"], "additionalProperties": False,
+            "properties": {"name": {"type": "string", "minLength": 1}, "description": {"type": "string"},
+                           "roles": _LIST, "groups": _LIST,
+                           "attributes": {"type": "object", "additionalProperties": _STR_OR_LIST}}}},
+        "grants": {"type": "array", "items": {
+            "type": "object", "required": ["to", "on"], "additionalProperties": False,
+            "properties": {
+                "to": {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+                       "properties": {"role": {"type": "string"}, "user": {"type": "string"},
+                                      "group": {"type": "string"}}},
+                "on": {"type": "string", "minLength": 1},
+                "access": {"enum": ["read", "write"]},
+                "granted_by": {"type": "string"}, "reason": {"type": "string"},
+                "expires": {"type": "string", "format": "date"},
+                "approvers": _LIST}}},
+        "policies": {"type": "array", "items": POLICY_SCHEMA},
+    },
+}
+
+
+def _tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def _lower(value: Any) -> tuple[str, ...]:
+    return tuple(v.lower() for v in _tuple(value))
+
+
+class _Report:
+    def __init__(self, problems: list[Problem], file: str, positions: Positions | None, quantum: str | None = None):
+        self.problems, self.file, self.positions, self.quantum = problems, file, positions, quantum
+        self.errors = 0
+
+    def add(self, path: list, message: str, severity: str = "error") -> None:
+        line = self.positions.line(path) if self.positions else None
+        self.problems.append(Problem(self.file, format_path(path), message, line, self.quantum, severity))
+        if severity == "error":
+            self.errors += 1
+
+
+def load_governance(mesh: Mesh) -> tuple[Governance, list[Problem], dict[str, list[Problem]]]:
+    """The mesh's governance, the problems of its global file, and problems of local policies by quantum."""
+    problems: list[Problem] = []
+    local_problems: dict[str, list[Problem]] = {}
+    digest = hashlib.sha256()
+    data: dict = {}
+    positions: Positions | None = None
+    file = "governance.yaml"
+    path = mesh.path / file
+    if path.exists():
+        try:
+            loaded, positions = load_yaml(path)
+        except YamlError as e:
+            raise CatalogError("invalid governance.yaml", [Problem(file, "", str(e), e.line)]) from None
+        digest.update(path.read_bytes())
+        data = loaded or {}
+    elif mesh.governance:
+        data, file = mesh.governance, "mesh.yaml"
+        positions = None
+        digest.update(repr(sorted(mesh.governance.items())).encode())
+    report = _Report(problems, file, positions)
+    if not isinstance(data, dict):
+        raise CatalogError("invalid governance", [Problem(file, "", "expected a mapping")])
+    base = ["governance"] if file == "mesh.yaml" else []
+    for err in jsonschema.Draft202012Validator(GOVERNANCE_SCHEMA).iter_errors(data):
+        leaf = jsonschema.exceptions.best_match([err]) if err.context else err
+        report.add(base + list(leaf.absolute_path), f"governance: {leaf.message}")
+    if report.errors:
+        raise CatalogError(f"invalid governance in {file}", problems)
+
+    settings = dict(data.get("settings") or {})
+    roles = {str(r["name"]): str(r.get("description", "")) for r in data.get("roles") or []}
+    principals: dict[str, Principal] = {}
+    for i, p in enumerate(data.get("principals") or []):
+        name = str(p["name"])
+        if name in principals:
+            report.add(base + ["principals", i, "name"], f"principal {name!r} is defined twice")
+        for r in _tuple(p.get("roles")):
+            if roles and r not in roles:
+                report.add(base + ["principals", i, "roles"], f"role {r!r} of principal {name!r} is not one of the "
+                           f"governance roles ({', '.join(sorted(roles))})")
+        principals[name] = Principal(name, _tuple(p.get("roles")), _tuple(p.get("groups")),
+                                     {k: list(_tuple(v)) for k, v in (p.get("attributes") or {}).items()})
+
+    grants: list[Grant] = []
+    for i, g in enumerate(data.get("grants") or []):
+        (kind, grantee), = g["to"].items()
+        on = str(g["on"])
+        if not _known_target(mesh, on):
+            report.add(base + ["grants", i, "on"], f"grant on {on!r}: no such quantum or dataset in the mesh",
+                       severity="warning")
+        expires = dt.date.fromisoformat(g["expires"]) if g.get("expires") else None
+        grants.append(Grant(kind, str(grantee), on, g.get("access", "read"), g.get("granted_by"), g.get("reason"),
+                            expires, "governance", _tuple(g.get("approvers"))))
+    policies = []
+    for i, raw in enumerate(data.get("policies") or []):
+        pol = _policy(raw, "global", file, base + ["policies", i], report)
+        if pol is not None:
+            policies.append(pol)
+    if report.errors:
+        raise CatalogError(f"invalid governance in {file}", problems)
+
+    # per quantum: owners, ODCS roles, local policies
+    owners_can_read = bool(settings.get("owners_can_read", True))
+    for q in mesh.quanta.values():
+        if owners_can_read:
+            for owner in q.owners:
+                grants.append(Grant("user", owner, q.name, "read", granted_by=q.file, reason="owner of the quantum",
+                                    source="owner"))
+        for cid in q.contracts:
+            contract = mesh.contracts[cid]
+            digest.update(repr(contract.raw.get("roles")).encode())
+            for role in contract.raw.get("roles") or []:
+                if not isinstance(role, dict) or not role.get("role"):
+                    continue
+                approvers = _tuple(role.get("firstLevelApprovers")) + _tuple(role.get("secondLevelApprovers"))
+                for ds_name in contract.datasets:
+                    grants.append(Grant("role", str(role["role"]), f"{q.name}.{ds_name}", str(role.get("access", "read")),
+                                        granted_by=f"contract {cid}", reason=role.get("description"),
+                                        source=f"contract {cid}", approvers=approvers))
+        local = _custom(q.raw.get("customProperties"), "policies")
+        if local is None:
+            continue
+        digest.update(repr(local).encode())
+        qreport = _Report(local_problems.setdefault(q.name.lower(), []), q.file, None, q.name)
+        index = next(i for i, c in enumerate(q.raw["customProperties"]) if c.get("property") == "policies")
+        lbase = ["customProperties", index, "value"]
+        if not isinstance(local, list):
+            qreport.add(lbase, "local policies are a list")
+            continue
+        for i, raw in enumerate(local):
+            errors = list(jsonschema.Draft202012Validator(POLICY_SCHEMA).iter_errors(raw))
+            for err in errors:
+                qreport.add(lbase + [i] + list(err.absolute_path), f"policy: {err.message}")
+            if errors:
+                continue
+            pol = _policy(raw, q.name, q.file, lbase + [i], qreport)
+            if pol is not None:
+                if pol.selector.quantum and pol.selector.quantum != (q.name.lower(),):
+                    qreport.add(lbase + [i, "on"], f"local policy {pol.name} of {q.name} may only select {q.name}")
+                    continue
+                policies.append(pol)
+    gov = Governance(principals, grants, policies, roles, digest.hexdigest()[:16], settings)
+    return gov, problems, local_problems
+
+
+def _known_target(mesh: Mesh, on: str) -> bool:
+    if on == "*":
+        return True
+    parts = on.lower().split(".")
+    if parts[0] in mesh.excluded:
+        return True
+    q = mesh.quanta.get(parts[0])
+    return q is not None and (len(parts) == 1 or parts[1] in q.datasets)
+
+
+def _custom(props: Any, name: str) -> Any:
+    if isinstance(props, list):
+        for p in props:
+            if isinstance(p, dict) and p.get("property") == name:
+                return p.get("value")
+    return None
+
+
+def _policy(raw: dict, scope: str, file: str, path: list, report: _Report) -> Policy | None:
+    on = raw["on"]
+    selector = Selector(_lower(on.get("classification")), _lower(on.get("tag")), _lower(on.get("column")),
+                        _lower(on.get("dataset")), _lower(on.get("quantum")))
+    unless = None
+    if raw.get("unless"):
+        u = raw["unless"]
+        unless = Condition(_tuple(u.get("roles")), _tuple(u.get("groups")), _tuple(u.get("users")),
+                           tuple((k, _tuple(v)) for k, v in (u.get("attributes") or {}).items()))
+    kind = raw["kind"]
+    mask, options, sql = None, {}, None
+    if kind == "mask":
+        m = raw.get("mask")
+        if m is None:
+            report.add(path, f"mask policy {raw['name']} needs a mask ({', '.join(MASKS)})")
+            return None
+        if isinstance(m, dict):
+            mask = m["type"]
+            options = {k: v for k, v in m.items() if k not in ("type", "sql")}
+            sql = m.get("sql")
+            if mask == "sql" and not sql:
+                report.add(path + ["mask"], f"mask policy {raw['name']}: a sql mask needs its sql")
+                return None
+        else:
+            mask = m
+        if not selector.column_level:
+            report.add(path + ["on"], f"mask policy {raw['name']} must select columns (classification, tag or column)")
+            return None
+    elif kind == "row_filter":
+        sql = raw.get("filter")
+        if not sql:
+            report.add(path, f"row filter {raw['name']} needs a filter expression")
+            return None
+    elif raw.get("mask") or raw.get("filter"):
+        report.add(path, f"deny policy {raw['name']} takes neither mask nor filter")
+        return None
+    elif not selector.column_level:
+        report.add(path + ["on"], f"deny policy {raw['name']} must select columns (classification, tag or column)")
+        return None
+    if sql is not None:
+        problem = check_shape(sql, allow_principal=kind == "row_filter")
+        if problem:
+            report.add(path + (["filter"] if kind == "row_filter" else ["mask", "sql"]),
+                       f"policy {raw['name']}: {problem}")
+            return None
+    return Policy(raw["name"], kind, selector, scope, mask, options, sql, unless, raw.get("description"), file,
+                  format_path(path))
+
+
+def check_shape(sql: str, allow_principal: bool) -> str | None:
+    """Why a policy expression is not acceptable, or None."""
+    try:
+        tree = sqlglot.parse_one(sql.replace("{column}", "__quanta_column__"), read="duckdb")
+    except ParseError as e:
+        err = e.errors[0] if e.errors else {}
+        return f"does not parse: {err.get('description', e)} (column {err.get('col')})"
+    if isinstance(tree, (exp.Query, exp.Command)) or tree.find(exp.Query, exp.Subquery, exp.Table):
+        return "must be an expression over the dataset's own columns, without subqueries or other tables"
+    if tree.find(exp.AggFunc):
+        return "must not use aggregate functions"
+    if tree.find(exp.Window):
+        return "must not use window functions"
+    for fn in tree.find_all(exp.Func):
+        if not functions.is_allowed(fn):
+            return functions.explain_refusal(fn)
+    for col in tree.find_all(exp.Column):
+        if col.table and col.table.lower() == "principal":
+            if not allow_principal:
+                return "principal attributes may only be used in row filters"
+        elif col.table:
+            return f"{col.sql('duckdb')}: columns are named without a table"
+    return None
+
+
+def check_expressions(gov: Governance, mesh: Mesh, describe) -> tuple[list[Problem], dict[str, list[Problem]]]:
+    """Check every policy against every dataset it selects, with the engine: the columns exist, a
+    mask keeps the column's type, a row filter is boolean. ``describe(sql)`` returns [(name, type)]."""
+    from .policies import filter_expression, mask_sql
+
+    global_problems: list[Problem] = []
+    local: dict[str, list[Problem]] = {}
+    for pol in gov.policies:
+        target = global_problems if pol.scope == "global" else local.setdefault(pol.scope.lower(), [])
+        for q in mesh.quanta.values():
+            if pol.scope != "global" and q.name.lower() != pol.scope.lower():
+                continue
+            for ds in q.datasets.values():
+                if ds.sql is not None and pol.kind == "row_filter" and not pol.selector.column_level:
+                    pass
+                relation = f"{q.name.lower()}.{ds.name.lower()}"
+                try:
+                    if pol.kind == "mask":
+                        for col in ds.columns:
+                            if pol.selector.column_matches(ds, col):
+                                describe(f"SELECT {mask_sql(pol, col)} FROM {relation}")
+                    elif pol.kind == "row_filter":
+                        applies = (any(pol.selector.column_matches(ds, c) for c in ds.columns)
+                                   if pol.selector.column_level else pol.selector.dataset_matches(ds))
+                        if not applies:
+                            continue
+                        expr = filter_expression(pol, ds, Principal("check", known=False), None).sql("duckdb")
+                        out = describe(f"SELECT ({expr}) AS keep FROM {relation}")
+                        if out and out[0][1] not in ("BOOLEAN", '"NULL"', "NULL"):
+                            raise ValueError(f"a row filter must be boolean, and this one is {out[0][1]}")
+                except Exception as e:  # noqa: BLE001 - DuckDB binder errors and our ValueErrors alike
+                    message = str(e).split("\n")[0]
+                    target.append(Problem(pol.file, pol.yaml_path, f"policy {pol.name} on {ds.qualified_name}: "
+                                          f"{message}", None, None if pol.scope == "global" else pol.scope))
+    return global_problems, local
+
+
+def governance_file(mesh_path: Path) -> Path:
+    return mesh_path / "governance.yaml"

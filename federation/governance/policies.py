@@ -1,0 +1,319 @@
+"""Grants and policies, and what they decide for one principal and one dataset.
+
+Policies are global (the governance team's ``governance.yaml``) or local (a quantum's product,
+custom property ``policies``). Each selects columns or datasets (by classification, tag, column,
+dataset or quantum) and is one of:
+
+- ``mask``: a type-preserving mask from the library (``null``, ``redact``, ``hash``, ``partial``,
+  ``email_domain``, ``year``, ``month``, ``round``) or a custom SQL expression over the row's own
+  columns;
+- ``row_filter``: a boolean SQL expression over the dataset's columns, where ``principal.<attribute>``
+  is bound to the principal's attribute as a literal (never by text); several filters are ANDed, and a
+  NULL result hides the row;
+- ``deny``: the column does not exist for the principal.
+
+Each may have an ``unless`` condition (roles, groups, users, attributes) that exempts a principal.
+Local policies only add restrictions: on a column that a global policy already masks or denies, the
+global decision stands. ``Governance.decide(principal, dataset)`` returns the whole decision the
+rewrite pass applies; nothing here touches SQL text except through sqlglot nodes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+import sqlglot.expressions as exp
+
+from ..catalog import types as ctypes
+from ..catalog.model import Column, Dataset
+from .principals import PUBLIC, Principal
+
+MASKS = ("null", "redact", "hash", "partial", "email_domain", "year", "month", "round", "sql")
+KINDS = ("mask", "row_filter", "deny")
+HASH_MACRO = ("_quanta_system", "mask_hash")  # created by the platform with the mesh's secret salt
+HASH_INT_MACRO = ("_quanta_system", "mask_hash_int")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``unless``: exempts a principal holding any of these roles, groups, names or attribute values."""
+
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def holds(self, p: Principal) -> bool:
+        if any(p.has_role(r) for r in self.roles):
+            return True
+        if any(g in p.groups for g in self.groups) or p.name in self.users:
+            return True
+        for name, values in self.attributes:
+            if set(map(str, p.attribute(name))) & set(values):
+                return True
+        return False
+
+    def describe(self) -> str:
+        parts = [f"roles {', '.join(self.roles)}" if self.roles else "",
+                 f"groups {', '.join(self.groups)}" if self.groups else "",
+                 f"users {', '.join(self.users)}" if self.users else ""]
+        parts += [f"{k} in ({', '.join(v)})" for k, v in self.attributes]
+        return " or ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class Selector:
+    classification: tuple[str, ...] = ()
+    tag: tuple[str, ...] = ()
+    column: tuple[str, ...] = ()
+    dataset: tuple[str, ...] = ()  # "q.d", "q.*" or "*"
+    quantum: tuple[str, ...] = ()
+
+    @property
+    def column_level(self) -> bool:
+        return bool(self.classification or self.tag or self.column)
+
+    def dataset_matches(self, ds: Dataset) -> bool:
+        if self.quantum and ds.quantum.lower() not in self.quantum:
+            return False
+        if self.dataset:
+            name = ds.qualified_name.lower()
+            if not any(d == "*" or d == name or (d.endswith(".*") and name.split(".")[0] == d[:-2])
+                       for d in self.dataset):
+                return False
+        return True
+
+    def column_matches(self, ds: Dataset, col: Column) -> bool:
+        if not self.dataset_matches(ds):
+            return False
+        if self.classification and (col.classification or "").lower() not in self.classification:
+            return False
+        if self.tag and not {t.lower() for t in col.tags} & set(self.tag):
+            return False
+        if self.column and col.name.lower() not in self.column:
+            return False
+        return True
+
+
+@dataclass
+class Policy:
+    name: str
+    kind: str  # mask | row_filter | deny
+    selector: Selector
+    scope: str  # "global" or the quantum of a local policy
+    mask: str | None = None
+    options: dict = field(default_factory=dict)
+    sql: str | None = None  # custom mask expression or row filter
+    unless: Condition | None = None
+    description: str | None = None
+    file: str = ""
+    yaml_path: str = ""
+
+    def applies_to(self, p: Principal) -> bool:
+        return not (self.unless and self.unless.holds(p))
+
+
+@dataclass
+class Grant:
+    grantee_kind: str  # role | user | group
+    grantee: str
+    on: str  # "*", "<quantum>" or "<quantum>.<dataset>"
+    access: str = "read"
+    granted_by: str | None = None
+    reason: str | None = None
+    expires: dt.date | None = None
+    source: str = "governance"  # governance | contract <id> | owner | request <id>
+    approvers: tuple[str, ...] = ()
+
+    def covers(self, ds: Dataset) -> bool:
+        on = self.on.lower()
+        return on == "*" or on == ds.quantum.lower() or on == ds.qualified_name.lower()
+
+    def holder(self, p: Principal) -> bool:
+        if self.grantee_kind == "role":
+            return p.has_role(self.grantee)
+        if self.grantee_kind == "group":
+            return self.grantee in p.groups
+        return self.grantee == p.name
+
+    def active(self, today: dt.date | None = None) -> bool:
+        return self.expires is None or self.expires >= (today or dt.date.today())
+
+
+@dataclass
+class ColumnDecision:
+    column: Column
+    access: str  # visible | masked | denied
+    policy: Policy | None = None
+    expression: exp.Expression | None = None  # the mask, over the raw row's columns
+
+
+@dataclass
+class Decision:
+    """What one principal may see of one dataset."""
+
+    dataset: Dataset
+    grant: Grant | None
+    columns: list[ColumnDecision]
+    filters: list[tuple[Policy, exp.Expression]]
+
+    @property
+    def denied(self) -> list[str]:
+        return [d.column.name for d in self.columns if d.access == "denied"]
+
+
+# -- the mask library ------------------------------------------------------------------------------
+
+
+def _qualified(col: str, alias: str | None) -> str:
+    ident = exp.to_identifier(col, quoted=True).sql("duckdb")
+    return f"{exp.to_identifier(alias, quoted=True).sql('duckdb')}.{ident}" if alias else ident
+
+
+def mask_sql(policy: Policy, column: Column, alias: str | None = None) -> str:
+    """The SQL of a mask for one column, the same type as the column. Raises ValueError when the mask
+    does not fit the column's type."""
+    c = _qualified(column.name, alias)
+    t = column.data_type
+    fam = ctypes.family(t)
+    kind = policy.mask
+    if kind == "null":
+        return f"CAST(NULL AS {t})"
+    if kind == "redact":
+        if fam == "string":
+            text = str(policy.options.get("with", "****")).replace("'", "''")
+            return f"CASE WHEN {c} IS NULL THEN NULL ELSE '{text}' END"
+        return f"CAST(NULL AS {t})"
+    if kind == "hash":
+        if fam == "string":
+            return f"{HASH_MACRO[0]}.{HASH_MACRO[1]}({c})"
+        if fam == "integer":
+            return f"CAST({HASH_INT_MACRO[0]}.{HASH_INT_MACRO[1]}({c}) AS {t})"
+        raise ValueError(f"a hash mask needs a string or integer column, and {column.name} is {t}")
+    if kind == "partial":
+        if fam != "string":
+            raise ValueError(f"a partial mask needs a string column, and {column.name} is {t}")
+        keep = int(policy.options.get("keep_last", 4))
+        return (f"CASE WHEN {c} IS NULL THEN NULL ELSE repeat('*', greatest(length({c}) - {keep}, 0)) || "
+                f"right({c}, {keep}) END")
+    if kind == "email_domain":
+        if fam != "string":
+            raise ValueError(f"an email_domain mask needs a string column, and {column.name} is {t}")
+        return f"CASE WHEN {c} IS NULL THEN NULL ELSE '***@' || split_part({c}, '@', 2) END"
+    if kind in ("year", "month"):
+        if fam not in ("date", "timestamp"):
+            raise ValueError(f"a {kind} mask needs a date or timestamp column, and {column.name} is {t}")
+        return f"CAST(date_trunc('{kind}', {c}) AS {t})"
+    if kind == "round":
+        if fam not in ("integer", "decimal", "float"):
+            raise ValueError(f"a round mask needs a numeric column, and {column.name} is {t}")
+        digits = int(policy.options.get("digits", -2))
+        return f"CAST(round({c}, {digits}) AS {t})"
+    if kind == "sql":
+        body = (policy.sql or "").replace("{column}", exp.to_identifier(column.name, quoted=True).sql("duckdb"))
+        if alias:
+            tree = sqlglot.parse_one(body, read="duckdb")
+            for col in tree.find_all(exp.Column):
+                if not col.table:
+                    col.set("table", exp.to_identifier(alias, quoted=True))
+            body = tree.sql("duckdb")
+        return f"CAST(({body}) AS {t})"
+    raise ValueError(f"unknown mask {kind!r}; masks: {', '.join(MASKS)}")
+
+
+def filter_expression(policy: Policy, ds: Dataset, principal: Principal | None, alias: str | None) -> exp.Expression:
+    """A row filter as an expression over the raw row, with ``principal.<attr>`` bound to literals."""
+    body = policy.sql or "true"
+    if "{column}" in body:
+        col = next((c for c in ds.columns if policy.selector.column_matches(ds, c)), None)
+        if col is None:
+            raise ValueError(f"row filter {policy.name} names {{column}} but {ds.qualified_name} has no column it selects")
+        body = body.replace("{column}", exp.to_identifier(col.name, quoted=True).sql("duckdb"))
+    tree = sqlglot.parse_one(body, read="duckdb")
+    for col in list(tree.find_all(exp.Column)):
+        if col.table.lower() == "principal":
+            col.replace(principal_literal(principal, col.name))
+        elif alias and not col.table:
+            col.set("table", exp.to_identifier(alias, quoted=True))
+    return tree
+
+
+def principal_literal(principal: Principal | None, attribute: str) -> exp.Expression:
+    """A principal's attribute as a SQL literal node: a string, or an array of strings."""
+    if attribute == "name":
+        return exp.Literal.string(principal.name) if principal else exp.Null()
+    values = principal.attribute(attribute) if principal else []
+    if attribute in ("roles", "groups") and principal is not None:
+        values = sorted(principal.all_roles) if attribute == "roles" else list(principal.groups)
+    items = [exp.Literal.string(str(v)) for v in values]
+    return exp.cast(exp.Array(expressions=items), exp.DataType.build("VARCHAR[]"))
+
+
+class Governance:
+    """Principals, grants and policies of a mesh, and the decisions they make."""
+
+    def __init__(self, principals: dict[str, Principal], grants: list[Grant], policies: list[Policy],
+                 roles: dict[str, str], version: str, settings: dict[str, Any] | None = None):
+        self.principals = principals
+        self.grants = grants
+        self.policies = policies
+        self.roles = roles
+        self.version = version
+        self.settings = settings or {}
+        self.auditor_role = str(self.settings.get("auditor_role", "auditor"))
+
+    def principal(self, name: str | None) -> Principal:
+        if name and name in self.principals:
+            return self.principals[name]
+        return Principal(name or "anonymous", known=False)
+
+    def grant_for(self, p: Principal, ds: Dataset, today: dt.date | None = None) -> Grant | None:
+        for g in self.grants:
+            if g.access in ("read", "write") and g.covers(ds) and g.holder(p) and g.active(today):
+                return g
+        return None
+
+    def approvers(self, ds: Dataset) -> list[str]:
+        out: list[str] = []
+        for g in self.grants:
+            if g.covers(ds) and g.approvers:
+                out.extend(a for a in g.approvers if a not in out)
+        return out
+
+    def decide(self, p: Principal, ds: Dataset, alias: str | None = None) -> Decision:
+        relevant = [pol for pol in self.policies if pol.scope == "global" or pol.scope.lower() == ds.quantum.lower()]
+        columns: list[ColumnDecision] = []
+        for col in ds.columns:
+            decision = ColumnDecision(col, "visible")
+            # deny first, then masks; globals before locals so a local policy never replaces a global one
+            for kind in ("deny", "mask"):
+                for pol in sorted((x for x in relevant if x.kind == kind), key=lambda x: x.scope != "global"):
+                    if not pol.selector.column_matches(ds, col) or not pol.applies_to(p):
+                        continue
+                    if kind == "deny":
+                        decision = ColumnDecision(col, "denied", pol)
+                    else:
+                        expr = sqlglot.parse_one(mask_sql(pol, col, alias), read="duckdb")
+                        decision = ColumnDecision(col, "masked", pol, expr)
+                    break
+                if decision.access != "visible":
+                    break
+            columns.append(decision)
+        filters = []
+        for pol in relevant:
+            if pol.kind != "row_filter" or not pol.applies_to(p):
+                continue
+            if pol.selector.column_level:
+                if not any(pol.selector.column_matches(ds, c) for c in ds.columns):
+                    continue
+            elif not pol.selector.dataset_matches(ds):
+                continue
+            filters.append((pol, filter_expression(pol, ds, p, alias)))
+        return Decision(ds, self.grant_for(p, ds), columns, filters)
+
+
+def empty_governance() -> Governance:
+    return Governance({}, [], [], {}, "none")

@@ -1,0 +1,297 @@
+"""Pass: enforce grants, policies and contract constraints (Trino's semantics).
+
+Every resolved reference to a dataset becomes a subquery that applies the row filters to the raw
+values, then the masks, and leaves denied columns out:
+
+    FROM crm.customers c
+      -> FROM (SELECT id, '***@' || split_part(email, '@', 2) AS email, region
+               FROM memory.crm.customers
+               WHERE region <> 'EU' OR list_contains(['US'], 'EU')) AS c
+
+The policy's table is fully qualified, so no user CTE can capture it, and everything the user wrote
+(WHERE, JOIN, GROUP BY, windows, set operations, ``*``, whole-row references, derived datasets) sees
+the masked values only. Access needs a grant on each dataset the query names; datasets read through a
+derived dataset need only the derived dataset's grant (definer's rights for access), while their
+masks and filters still apply for the reader (invoker's rights for policies).
+
+Contract constraints: a ``retired`` contract refuses, a ``deprecated`` one warns, an SLA
+``retention`` becomes a row filter on its element column, and a contract that lists ``purposes``
+(custom property) requires the query's declared purpose to be one of them.
+"""
+
+from __future__ import annotations
+
+import sqlglot
+import sqlglot.expressions as exp
+
+from ..catalog.model import Dataset
+from ..errors import AccessDenied
+from ..governance.policies import Decision
+from .context import Context
+from .resolve import TAG
+
+VIA = "quanta_via"  # meta key on tables inside an inlined derived dataset: the derived dataset's name
+
+
+def secure_datasets(expression: exp.Expression, ctx: Context) -> exp.Expression:
+    gov = ctx.namespace.governance
+    if gov is None:
+        return expression
+    secured: list[tuple[exp.Expression, Decision, exp.Expression | None]] = []
+    for node in list(expression.find_all(exp.Table, exp.Subquery)):
+        tag = node.meta.get(TAG) if node._meta else None  # noqa: SLF001
+        if not tag:
+            continue
+        if tag[0] == "system":
+            _secure_system_table(node, tag, ctx)
+            continue
+        ds = ctx.namespace.dataset(tag[1], tag[2])
+        if ds is None:
+            continue
+        _contract_constraints(ds, ctx, node)
+        decision = gov.decide(ctx.principal, ds)
+        if VIA not in node.meta and decision.grant is None:
+            raise ctx.error(AccessDenied, _denied_message(ctx, ds), node)
+        retention = _retention_filter(ds, ctx)
+        secured.append((node, decision, retention))
+        _record(ctx, decision, retention)
+    _check_denied_references(expression, secured, ctx)
+    _columns_read(expression, secured, ctx)
+    for node, decision, retention in secured:
+        inlined = VIA in node.meta
+        if isinstance(node, exp.Table):
+            _wrap_table(node, decision, retention, inlined)
+        else:
+            _wrap_derived(node, decision, retention, inlined)
+    return expression
+
+
+def _denied_message(ctx: Context, ds: Dataset) -> str:
+    approvers = ctx.namespace.governance.approvers(ds)
+    how = (f"request access from {', '.join(approvers)}" if approvers
+           else f"ask the owners of {ds.quantum} ({', '.join(ctx.namespace.mesh.quanta[ds.quantum.lower()].owners) or 'none listed'})")
+    return (f"access denied: {ctx.principal.name} has no grant to read {ds.qualified_name}; {how} "
+            f"(quanta access request {ds.qualified_name})")
+
+
+def _contract_constraints(ds: Dataset, ctx: Context, node: exp.Expression) -> None:
+    contract = ctx.namespace.mesh.contracts.get(ds.contract_id)
+    if contract is None:
+        return
+    status = (contract.status or "").lower()
+    if status == "retired":
+        raise ctx.error(AccessDenied, f"{ds.qualified_name} cannot be read: its contract {contract.id} "
+                        f"v{contract.version} is retired", node)
+    if status == "deprecated":
+        warning = f"{ds.qualified_name}: contract {contract.id} v{contract.version} is deprecated"
+        if warning not in ctx.warnings:
+            ctx.warnings.append(warning)
+    purposes = _custom(contract.raw.get("customProperties"), "purposes")
+    if purposes:
+        allowed = [str(p) for p in (purposes if isinstance(purposes, list) else [purposes])]
+        if ctx.purpose not in allowed:
+            declared = f"the declared purpose {ctx.purpose!r}" if ctx.purpose else "no declared purpose"
+            raise ctx.error(AccessDenied, f"{ds.qualified_name} may only be read for the purposes "
+                            f"{', '.join(allowed)}, and this query has {declared}", node)
+
+
+_UNITS = {"d": "day", "day": "day", "days": "day", "w": "week", "week": "week", "weeks": "week",
+          "m": "month", "mo": "month", "month": "month", "months": "month",
+          "y": "year", "yr": "year", "year": "year", "years": "year", "h": "hour", "hour": "hour", "hours": "hour"}
+
+
+def _retention_filter(ds: Dataset, ctx: Context) -> exp.Expression | None:
+    contract = ctx.namespace.mesh.contracts.get(ds.contract_id)
+    if contract is None:
+        return None
+    for sla in contract.raw.get("slaProperties") or []:
+        if not isinstance(sla, dict) or sla.get("property") != "retention" or sla.get("value") is None:
+            continue
+        element = str(sla.get("element") or "")
+        parts = element.split(".")
+        if len(parts) == 2 and parts[0].lower() != ds.name.lower() and parts[0].lower() != (ds.physical_name or "").lower():
+            continue
+        col = ds.column(parts[-1]) if element else None
+        unit = _UNITS.get(str(sla.get("unit", "d")).lower())
+        if col is None or unit is None:
+            continue
+        try:
+            n = int(sla["value"])
+        except (TypeError, ValueError):
+            continue
+        column = exp.column(col.name, quoted=True)
+        return sqlglot.parse_one(f"{column.sql('duckdb')} >= current_date - INTERVAL {n} {unit.upper()}",
+                                 read="duckdb")
+    return None
+
+
+def _record(ctx: Context, decision: Decision, retention: exp.Expression | None) -> None:
+    ds = decision.dataset
+    for d in decision.columns:
+        if d.policy is not None:
+            entry = {"policy": d.policy.name, "kind": d.policy.kind, "scope": d.policy.scope,
+                     "quantum": ds.quantum, "dataset": ds.name, "column": d.column.name}
+            if entry not in ctx.policies:
+                ctx.policies.append(entry)
+    for pol, _ in decision.filters:
+        entry = {"policy": pol.name, "kind": "row_filter", "scope": pol.scope, "quantum": ds.quantum,
+                 "dataset": ds.name, "column": None}
+        if entry not in ctx.policies:
+            ctx.policies.append(entry)
+    if retention is not None:
+        entry = {"policy": f"retention of contract {ds.contract_id}", "kind": "retention", "scope": "contract",
+                 "quantum": ds.quantum, "dataset": ds.name, "column": None}
+        if entry not in ctx.policies:
+            ctx.policies.append(entry)
+
+
+def _projection(decision: Decision, inlined: bool) -> list[exp.Expression]:
+    out = []
+    for d in decision.columns:
+        if d.access == "denied":
+            if inlined:  # read through a derived dataset: what is computed from a denied column is NULL
+                out.append(exp.alias_(exp.cast(exp.Null(), exp.DataType.build(d.column.data_type, dialect="duckdb")),
+                                      d.column.name, quoted=True))
+            continue
+        if d.access == "masked" and d.expression is not None:
+            out.append(exp.alias_(d.expression.copy(), d.column.name, quoted=True))
+        else:
+            out.append(exp.column(d.column.name, quoted=True))
+    if not out:  # every column denied: keep the rows countable, show nothing
+        out.append(exp.alias_(exp.Null(), "_no_visible_columns", quoted=True))
+    return out
+
+
+def _where(decision: Decision, retention: exp.Expression | None) -> exp.Expression | None:
+    conditions = [f.copy() for _, f in decision.filters]
+    if retention is not None:
+        conditions.append(retention.copy())
+    if not conditions:
+        return None
+    return exp.and_(*[exp.paren(c, copy=False) for c in conditions])
+
+
+def _needs_wrapping(decision: Decision, retention: exp.Expression | None) -> bool:
+    return bool(decision.filters) or retention is not None or any(d.access != "visible" for d in decision.columns)
+
+
+def _wrap_table(table: exp.Table, decision: Decision, retention: exp.Expression | None, inlined: bool) -> None:
+    if not _needs_wrapping(decision, retention):
+        return
+    alias = table.args.get("alias")
+    inner = exp.Table(this=table.this.copy(), db=table.args["db"].copy(), catalog=table.args["catalog"].copy())
+    select = exp.select(*_projection(decision, inlined)).from_(inner)
+    where = _where(decision, retention)
+    if where is not None:
+        select = select.where(where)
+    name = alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(decision.dataset.name))
+    sub = exp.Subquery(this=select, alias=name)
+    sub.meta[TAG] = table.meta[TAG]
+    table.replace(sub)
+
+
+def _wrap_derived(sub: exp.Subquery, decision: Decision, retention: exp.Expression | None, inlined: bool) -> None:
+    if not _needs_wrapping(decision, retention):
+        return
+    inner = exp.Subquery(this=sub.this, alias=exp.TableAlias(this=exp.to_identifier("_derived")))
+    select = exp.select(*_projection(decision, inlined)).from_(inner)
+    where = _where(decision, retention)
+    if where is not None:
+        select = select.where(where)
+    sub.set("this", select)
+
+
+def _check_denied_references(expression: exp.Expression, secured: list, ctx: Context) -> None:
+    """Naming a denied column is an access-denied error (``*`` simply leaves it out). Runs before the
+    datasets are wrapped, over what the user wrote (not inside inlined derived datasets)."""
+    denied: dict[str, list[tuple[str, Dataset]]] = {}
+    for node, decision, _ in secured:
+        if VIA in node.meta:
+            continue
+        alias = (node.alias_or_name or decision.dataset.name).lower()
+        for name in decision.denied:
+            denied.setdefault(name.lower(), []).append((alias, decision.dataset))
+    if not denied:
+        return
+    for col in expression.find_all(exp.Column):
+        hits = denied.get(col.name.lower())
+        if not hits or _inside_derived(col):
+            continue
+        qualifier = col.table.lower()
+        for alias, ds in hits:
+            if not qualifier or qualifier == alias:
+                raise ctx.error(AccessDenied, f"access denied: column {col.name} of {ds.qualified_name} is not "
+                                f"visible to {ctx.principal.name} (policy "
+                                f"{_policy_of(secured, ds, col.name)}); request access from the governance team",
+                                col)
+
+
+def _columns_read(expression: exp.Expression, secured: list, ctx: Context) -> None:
+    """Which columns of which datasets the query reads, for the audit log (``*`` and whole-row
+    references read every visible column)."""
+    refs: dict[str, set[str]] = {}
+    star = any(True for _ in expression.find_all(exp.Star))
+    for col in expression.find_all(exp.Column):
+        refs.setdefault(col.table.lower(), set()).add(col.name.lower())
+    for node, decision, _ in secured:
+        ds = decision.dataset
+        alias = (node.alias_or_name or ds.name).lower()
+        whole = star or alias in refs.get("", set())
+        for d in decision.columns:
+            name = d.column.name.lower()
+            if d.access == "denied":
+                continue
+            if whole or name in refs.get(alias, set()) or name in refs.get("", set()):
+                key = f"{ds.quantum}.{ds.name}.{d.column.name}"
+                if key not in ctx.columns:
+                    ctx.columns.append(key)
+
+
+def _inside_derived(node: exp.Expression) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Subquery) and parent._meta and parent.meta.get(TAG, ("",))[0] == "derived":  # noqa: SLF001
+            return True
+        parent = parent.parent
+    return False
+
+
+def _policy_of(secured: list, ds: Dataset, column: str) -> str:
+    for _, decision, _ in secured:
+        if decision.dataset is ds:
+            for d in decision.columns:
+                if d.column.name.lower() == column.lower() and d.policy:
+                    return d.policy.name
+    return "?"
+
+
+def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None:
+    """Audit rows: a principal sees its own queries; the auditor role sees all. Column access is
+    computed for the current principal."""
+    gov = ctx.namespace.governance
+    if tag[1] == "system" and tag[2] == "column_access":
+        from ..system.governance_tables import column_access_query
+
+        alias = node.args.get("alias")
+        sub = exp.Subquery(this=column_access_query(gov, ctx.namespace.mesh, ctx.principal),
+                           alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier("column_access")))
+        sub.meta[TAG] = tag
+        node.replace(sub)
+        return
+    if tag[1] == "system" and tag[2] == "query_log" and not ctx.principal.has_role(gov.auditor_role):
+        alias = node.args.get("alias")
+        inner = exp.Table(this=node.this.copy(), db=node.args["db"].copy(), catalog=node.args["catalog"].copy())
+        select = exp.select("*").from_(inner).where(
+            exp.EQ(this=exp.column("principal"), expression=exp.Literal.string(ctx.principal.name)))
+        sub = exp.Subquery(this=select, alias=alias.copy() if alias else exp.TableAlias(
+            this=exp.to_identifier("query_log")))
+        sub.meta[TAG] = tag
+        node.replace(sub)
+
+
+def _custom(props, name: str):
+    if isinstance(props, list):
+        for p in props:
+            if isinstance(p, dict) and p.get("property") == name:
+                return p.get("value")
+    return None
