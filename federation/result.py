@@ -64,17 +64,51 @@ def sql_type(t: pa.DataType) -> str:
     return str(t).upper()
 
 
+class _Stream:
+    """The engine side of a result, kept apart from ``Result`` so that a half-read result is closed
+    (and audited) as soon as the ``Result`` is dropped: the batch generator holds this, not the Result."""
+
+    def __init__(self, execution, on_close):
+        self.execution = execution
+        self.on_close = on_close
+        self.rows_read = 0
+        self.error: BaseException | None = None
+
+    def batches(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in _guarded(reader, self.execution):
+                self.rows_read += batch.num_rows
+                yield batch
+        except BaseException as e:
+            self.error = e
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.execution.close()
+        callback, self.on_close = self.on_close, None
+        if callback is not None:
+            callback(self.rows_read, self.error)
+
+
 class Result:
     def __init__(self, execution, plan, on_close=None):
+        self._stream = _Stream(execution, on_close)  # on_close(rows, error): the audit log
         self._execution = execution
         self.plan = plan
-        self._on_close = on_close  # called once with (rows read, error or None): the audit log
-        self.error: BaseException | None = None
         self._reader: pa.RecordBatchReader | None = execution.reader()
         self.schema: pa.Schema = self._reader.schema
         self._table: pa.Table | None = None
         self._rows: Iterator[tuple] | None = None
-        self.rows_read = 0
+
+    @property
+    def rows_read(self) -> int:
+        return self._stream.rows_read
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._stream.error
 
     # -- metadata ------------------------------------------------------------------------------
 
@@ -112,19 +146,7 @@ class Result:
         if self._table is not None:
             return pa.RecordBatchReader.from_batches(self._table.schema, self._table.to_batches())
         reader = self._take_reader()
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            try:
-                for batch in _guarded(reader, self._execution):
-                    self.rows_read += batch.num_rows
-                    yield batch
-            except BaseException as e:
-                self.error = e
-                raise
-            finally:
-                self.close()
-
-        return pa.RecordBatchReader.from_batches(self.schema, batches())
+        return pa.RecordBatchReader.from_batches(self.schema, self._stream.batches(reader))
 
     def arrow(self) -> pa.Table:
         """The whole result as a pyarrow Table."""
@@ -147,9 +169,7 @@ class Result:
         return self.arrow().to_pandas()
 
     def _iter_rows(self) -> Iterator[tuple]:
-        for batch in self.record_batches():
-            columns = [col.to_pylist() for col in batch.columns]
-            yield from zip(*columns)
+        return _rows(self.record_batches())
 
     def fetchone(self) -> tuple | None:
         if self._rows is None:
@@ -173,10 +193,7 @@ class Result:
         return list(self._rows)
 
     def close(self) -> None:
-        self._execution.close()
-        callback, self._on_close = self._on_close, None
-        if callback is not None:
-            callback(self.rows_read, self.error)
+        self._stream.close()
 
     def __iter__(self) -> Iterator[tuple]:
         return iter(self.fetchall())
@@ -189,6 +206,11 @@ class Result:
             self.close()
         except Exception:
             pass
+
+
+def _rows(reader: pa.RecordBatchReader) -> Iterator[tuple]:
+    for batch in reader:
+        yield from zip(*[col.to_pylist() for col in batch.columns])
 
 
 def _guarded(reader: pa.RecordBatchReader, execution) -> Iterator[pa.RecordBatch]:

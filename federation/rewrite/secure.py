@@ -180,10 +180,10 @@ def _wrap_table(table: exp.Table, decision: Decision, retention: exp.Expression 
         return
     alias = table.args.get("alias")
     inner = exp.Table(this=table.this.copy(), db=table.args["db"].copy(), catalog=table.args["catalog"].copy())
-    select = exp.select(*_projection(decision, inlined)).from_(inner)
+    select = exp.select(*_projection(decision, inlined), copy=False).from_(inner, copy=False)
     where = _where(decision, retention)
     if where is not None:
-        select = select.where(where)
+        select = select.where(where, copy=False)
     name = alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(decision.dataset.name))
     sub = exp.Subquery(this=select, alias=name)
     sub.meta[TAG] = table.meta[TAG]
@@ -194,10 +194,10 @@ def _wrap_derived(sub: exp.Subquery, decision: Decision, retention: exp.Expressi
     if not _needs_wrapping(decision, retention):
         return
     inner = exp.Subquery(this=sub.this, alias=exp.TableAlias(this=exp.to_identifier("_derived")))
-    select = exp.select(*_projection(decision, inlined)).from_(inner)
+    select = exp.select(*_projection(decision, inlined), copy=False).from_(inner, copy=False)
     where = _where(decision, retention)
     if where is not None:
-        select = select.where(where)
+        select = select.where(where, copy=False)
     sub.set("this", select)
 
 
