@@ -108,6 +108,13 @@ class AccessDenied(ProgrammingError):
     sqlstate = "42501"
 
 
+class AuthenticationError(InterfaceError):
+    """No valid token (unknown, wrong, expired or revoked)."""
+
+    code = "unauthenticated"
+    sqlstate = "28000"
+
+
 class QueryTimeout(OperationalError):
     code = "timeout"
     sqlstate = "57014"

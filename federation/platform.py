@@ -29,6 +29,7 @@ from .governance import audit
 from .governance.loader import check_expressions, load_governance
 from .governance.policies import HASH_INT_MACRO, HASH_MACRO, Governance
 from .governance.principals import Principal
+from .governance.tokens import TokenStore
 from .catalog.model import Dataset, Mesh
 from .engine.duckdb_backend import DuckDBBackend, quote
 from .engine.registry import register_sources
@@ -70,6 +71,7 @@ class Platform:
         self._lock = threading.Lock()
         self.state_dir = state_dir(self.path)
         self.audit = audit.AuditLog(self.state_dir / "state.db")
+        self.tokens = TokenStore(self.state_dir / "tokens.db")
         self._state = self._build()
 
     @classmethod
@@ -225,6 +227,13 @@ class Platform:
     def principal(self, user: str | None) -> Principal:
         """The principal named ``user`` in the governance file (an unknown name holds only ``public``)."""
         return self._state.governance.principal(user)
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal of a bearer token; ``AuthenticationError`` when there is no valid token."""
+        name = self.tokens.verify(token) if token else None
+        if name is None:
+            raise errors.AuthenticationError("a valid token is required" if token else "no token given")
+        return self.principal(name)
 
     def compile(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None) -> Plan:
         return self._state.pipeline.compile(sql, principal, dialect, purpose)

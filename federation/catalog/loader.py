@@ -180,11 +180,11 @@ def load_mesh(path: str | Path) -> Mesh:
     root = Path(path).expanduser().resolve()
     if root.is_file() and root.name in ("mesh.yaml", "mesh.yml"):
         root = root.parent
+    if not root.is_dir():
+        raise CatalogError(f"mesh folder {root} does not exist")
     mesh_file = root / "mesh.yaml"
     if not mesh_file.exists():
         mesh_file = root / "mesh.yml"
-    if not root.is_dir():
-        raise CatalogError(f"mesh folder {root} does not exist")
     if not mesh_file.exists():
         raise CatalogError(f"{root} is not a mesh: it has no mesh.yaml")
 
