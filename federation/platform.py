@@ -70,9 +70,15 @@ class Platform:
         self.path = Path(path).expanduser().resolve()
         self._lock = threading.Lock()
         self.state_dir = state_dir(self.path)
-        self.audit = audit.AuditLog(self.state_dir / "state.db")
-        self.tokens = TokenStore(self.state_dir / "tokens.db")
+        self.audit: audit.AuditLog | None = None  # opened once the folder is known to be a mesh
+        self._tokens: TokenStore | None = None
         self._state = self._build()
+
+    @property
+    def tokens(self) -> TokenStore:
+        if self._tokens is None:
+            self._tokens = TokenStore(self.state_dir / "tokens.db")
+        return self._tokens
 
     @classmethod
     def open(cls, path: str | Path) -> "Platform":
@@ -105,6 +111,8 @@ class Platform:
     def _build(self) -> State:
         started = time.perf_counter()
         mesh = load_mesh(self.path)
+        if self.audit is None:
+            self.audit = audit.AuditLog(self.state_dir / "state.db")
         backend = DuckDBBackend(mesh.settings)
         try:
             register_sources(mesh, backend)
