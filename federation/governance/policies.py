@@ -21,6 +21,7 @@ rewrite pass applies; nothing here touches SQL text except through sqlglot nodes
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,6 +160,7 @@ class Decision:
     grant: Grant | None
     columns: list[ColumnDecision]
     filters: list[tuple[Policy, exp.Expression]]
+    cache: dict = field(default_factory=dict)  # what the rewrite builds from this decision, reused
 
     @property
     def denied(self) -> list[str]:
@@ -264,6 +266,8 @@ class Governance:
         self.version = version
         self.settings = settings or {}
         self.auditor_role = str(self.settings.get("auditor_role", "auditor"))
+        self._decisions: dict[tuple[str, str], Decision] = {}
+        self._lock = threading.Lock()
 
     def principal(self, name: str | None) -> Principal:
         if name and name in self.principals:
@@ -283,7 +287,23 @@ class Governance:
                 out.extend(a for a in g.approvers if a not in out)
         return out
 
-    def decide(self, p: Principal, ds: Dataset, alias: str | None = None) -> Decision:
+    def decide(self, p: Principal, ds: Dataset) -> Decision:
+        """The decision for a principal and a dataset (cached: governance is immutable once loaded;
+        grants' expiry is checked per call)."""
+        key = (p.fingerprint, ds.qualified_name.lower())
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decide(p, ds)
+            with self._lock:
+                if len(self._decisions) > 50_000:
+                    self._decisions.clear()
+                self._decisions[key] = decision
+        grant = self.grant_for(p, ds)
+        if grant is not decision.grant:
+            decision = Decision(decision.dataset, grant, decision.columns, decision.filters, decision.cache)
+        return decision
+
+    def _decide(self, p: Principal, ds: Dataset, alias: str | None = None) -> Decision:
         relevant = [pol for pol in self.policies if pol.scope == "global" or pol.scope.lower() == ds.quantum.lower()]
         columns: list[ColumnDecision] = []
         for col in ds.columns:

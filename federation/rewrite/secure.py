@@ -101,6 +101,13 @@ _UNITS = {"d": "day", "day": "day", "days": "day", "w": "week", "week": "week", 
 
 
 def _retention_filter(ds: Dataset, ctx: Context) -> exp.Expression | None:
+    """The contract's retention as a filter, built once per loaded dataset."""
+    if not hasattr(ds, "_retention_filter"):
+        ds._retention_filter = _build_retention_filter(ds, ctx)  # type: ignore[attr-defined]
+    return ds._retention_filter  # type: ignore[attr-defined]
+
+
+def _build_retention_filter(ds: Dataset, ctx: Context) -> exp.Expression | None:
     contract = ctx.namespace.mesh.contracts.get(ds.contract_id)
     if contract is None:
         return None
@@ -175,30 +182,42 @@ def _needs_wrapping(decision: Decision, retention: exp.Expression | None) -> boo
     return bool(decision.filters) or retention is not None or any(d.access != "visible" for d in decision.columns)
 
 
-def _wrap_table(table: exp.Table, decision: Decision, retention: exp.Expression | None, inlined: bool) -> None:
-    if not _needs_wrapping(decision, retention):
-        return
-    alias = table.args.get("alias")
-    inner = exp.Table(this=table.this.copy(), db=table.args["db"].copy(), catalog=table.args["catalog"].copy())
-    select = exp.select(*_projection(decision, inlined), copy=False).from_(inner, copy=False)
+def _secure_select(decision: Decision, retention: exp.Expression | None, inlined: bool,
+                   source: exp.Expression) -> exp.Select:
+    select = exp.select(*_projection(decision, inlined), copy=False).from_(source, copy=False)
     where = _where(decision, retention)
     if where is not None:
         select = select.where(where, copy=False)
+    return select
+
+
+def _wrap_table(table: exp.Table, decision: Decision, retention: exp.Expression | None, inlined: bool) -> None:
+    if not _needs_wrapping(decision, retention):
+        return
+    key = ("table", inlined, retention is not None)
+    template = decision.cache.get(key)
+    if template is None:  # built once per principal and dataset, copied per query
+        inner = exp.Table(this=table.this.copy(), db=table.args["db"].copy(), catalog=table.args["catalog"].copy())
+        template = decision.cache[key] = _without_meta(_secure_select(decision, retention, inlined, inner))
+    alias = table.args.get("alias")
     name = alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(decision.dataset.name))
-    sub = exp.Subquery(this=select, alias=name)
+    sub = exp.Subquery(this=template.copy(), alias=name)
     sub.meta[TAG] = table.meta[TAG]
     table.replace(sub)
+
+
+def _without_meta(tree: exp.Expression) -> exp.Expression:
+    """Parser positions are useless in generated subtrees and make every copy slow."""
+    for node in tree.walk():
+        node._meta = None  # noqa: SLF001
+    return tree
 
 
 def _wrap_derived(sub: exp.Subquery, decision: Decision, retention: exp.Expression | None, inlined: bool) -> None:
     if not _needs_wrapping(decision, retention):
         return
     inner = exp.Subquery(this=sub.this, alias=exp.TableAlias(this=exp.to_identifier("_derived")))
-    select = exp.select(*_projection(decision, inlined), copy=False).from_(inner, copy=False)
-    where = _where(decision, retention)
-    if where is not None:
-        select = select.where(where, copy=False)
-    sub.set("this", select)
+    sub.set("this", _secure_select(decision, retention, inlined, inner))
 
 
 def _check_denied_references(expression: exp.Expression, secured: list, ctx: Context) -> None:
