@@ -22,19 +22,20 @@ clickstream.mobile_events              clickstream/mobile_events/events-YYYY-MM-
 =====================================  ============================================  ==========
 
 Row counts scale linearly with ``scale`` (stores and parts are capped), so ``scale=100`` gives tens of
-millions of rows. Everything is computed in DuckDB SQL from the row number with ``hash(i, salt,
-seed)``: no ``random()``, no ``now()``; all dates fall in fixed windows before 2026-11-01, so the same
-``seed`` and ``scale`` always give the same rows. Values are kept consistent across datasets (an order
+millions of rows. Everything is computed in DuckDB SQL from the row number with
+``hash(hash(i, salt, seed))``: no ``random()``, no ``now()``; all dates fall in fixed windows before
+2026-11-01, so the same ``seed`` and ``scale`` always give the same rows (and byte-identical files,
+except the DuckDB database file, whose content is identical). Values are kept consistent across datasets (an order
 happens after its customer was created, its amount is the sum of its lines, a returned order has
 status ``returned``, a member's points balance is the sum of its ledger, regions match countries).
 
 A few small quality issues are planted on purpose, so that quality checks have something to report
 (keys stay unique and required columns stay non-null): about 0.1% of customers and members without a
-phone, a handful of orders whose ``order_date`` is one day after their ``order_ts`` (a time-zone bug),
-a few parts without a weight, a few B2B orders with a malformed ``payment_terms``, a few returns
-without a reason, a few mobile events without an app version.
+phone, a few customers sharing an e-mail address, a handful of orders whose ``order_date`` is one day
+after their ``order_ts`` (a time-zone bug), a few parts without a weight, a few B2B orders with a
+malformed ``payment_terms``, a few returns without a reason, a few mobile events without an app version.
 
-Files are written into ``data/.staging-<pid>/`` first and moved into place only when everything is
+Files are written into ``data/.staging-<pid>-<ns>/`` first and moved into place only when everything is
 written, so a crash never leaves a half-written file where the mesh looks for data; a manifest
 ``data/_generated.json`` (seed, scale, rows) is written last.
 """
@@ -76,6 +77,7 @@ END = date(2026, 11, 1)                      # exclusive end of every time windo
 ORDERS_START = date(2024, 11, 1)             # two years of orders
 CUSTOMERS_START = date(2019, 1, 1)           # CRM go-live
 ACCOUNTS_START = date(2015, 1, 1)            # first B2B accounts
+PARTS_START = date(2016, 1, 1)               # first parts of the current catalog
 CLICKSTREAM_DAYS = 28                        # clickstream: last 4 weeks, one file per day
 
 # ---------------------------------------------------------------------------------------------
@@ -98,8 +100,12 @@ LAST_NAMES = [
     "Moore", "Jackson", "White", "Harris", "Clark", "Lewis", "Tremblay", "Gagnon", "Roy", "Côté",
     "Bouchard", "Gauthier", "Nguyen", "Patel", "Kim", "Chen", "Singh", "O'Brien",
 ]
-EMAIL_DOMAINS = ["gmail.com", "outlook.com", "yahoo.com", "gmx.de", "orange.fr", "web.de", "icloud.com",
-                 "proton.me", "hotmail.com", "libero.it", "telefonica.net", "shaw.ca"]
+EMAIL_DOMAINS = ["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me", "hotmail.com"]
+LOCAL_EMAIL_DOMAINS = {"DE": ["gmx.de", "web.de", "t-online.de"], "FR": ["orange.fr", "free.fr", "laposte.net"],
+                       "ES": ["telefonica.net", "yahoo.es"], "IT": ["libero.it", "virgilio.it"],
+                       "NL": ["ziggo.nl", "kpnmail.nl"], "BE": ["telenet.be", "skynet.be"], "AT": ["gmx.at"],
+                       "PT": ["sapo.pt"], "IE": ["eircom.net"], "PL": ["wp.pl", "onet.pl"],
+                       "US": ["comcast.net", "aol.com", "att.net"], "CA": ["shaw.ca", "videotron.ca", "rogers.com"]}
 
 # country, region, currency, phone country code, weight (sums to 100), cities, streets, number first?
 COUNTRIES = [
@@ -167,13 +173,15 @@ SEARCH_TERMS = ["brake+pads", "oil+filter", "wiper+blades", "car+battery", "spar
                 "timing+belt", "shock+absorber", "torque+wrench", "coolant"]
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/141.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 "
+    "Safari/605.1.15",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:143.0) Gecko/20100101 Firefox/143.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/141.0 Mobile Safari/537.36",
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Edg/141.0 Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 "
+    "Mobile Safari/537.36",
 ]
 
 
@@ -192,9 +200,9 @@ def _lit(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _values(rows: list[tuple], columns: list[str]) -> str:
+def _values(rows: list[tuple], columns: list[str], alias: str = "t") -> str:
     body = ",\n".join("(" + ", ".join(_lit(v) for v in row) + ")" for row in rows)
-    return f"(values {body}) t({', '.join(columns)})"
+    return f"(values {body}) {alias}({', '.join(columns)})"
 
 
 def _coprime_step(n: int, start: int = 7919) -> int:
@@ -203,6 +211,16 @@ def _coprime_step(n: int, start: int = 7919) -> int:
     while math.gcd(step, n) != 1:
         step += 2
     return step
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def _scaled(name: str, scale: float, low: int = 1, cap: int | None = None) -> int:
@@ -268,7 +286,7 @@ def generate(mesh_dir: str | Path, scale: float = 1.0, seed: int = 42,
 
     ``<data>`` is the mesh's ``data`` folder from ``mesh.yaml`` (``data`` when absent). The previous
     generated data is replaced; other files in the data folder are left alone. ``scale`` multiplies the
-    row counts (1.0: about 1 million rows in all); ``seed`` makes the output reproducible.
+    row counts (1.0: about 860,000 rows in all); ``seed`` makes the output reproducible.
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an integer, not {seed!r}")
@@ -284,10 +302,15 @@ def generate(mesh_dir: str | Path, scale: float = 1.0, seed: int = 42,
     if not mesh_dir.is_dir():
         raise FileNotFoundError(f"mesh folder {mesh_dir} does not exist")
     data_dir = _data_dir(mesh_dir)
+    if mesh_dir.resolve().is_relative_to(data_dir.resolve()):
+        # the generator replaces folders such as products/ in the data folder: never in the mesh itself
+        raise ValueError(f"the data folder {data_dir} of the mesh must be a folder inside or beside it, "
+                         "not the mesh folder itself")
     data_dir.mkdir(parents=True, exist_ok=True)
     for old in data_dir.glob(".staging-*"):          # left over by a crashed run
-        shutil.rmtree(old, ignore_errors=True)
-    staging = data_dir / f".staging-{os.getpid()}"
+        if not _pid_alive(old.name.split("-")[1]):
+            shutil.rmtree(old, ignore_errors=True)
+    staging = data_dir / f".staging-{os.getpid()}-{time.time_ns()}"
     staging.mkdir()
 
     started = time.perf_counter()
@@ -295,6 +318,7 @@ def generate(mesh_dir: str | Path, scale: float = 1.0, seed: int = 42,
         con = duckdb.connect(":memory:")
         try:
             con.execute(f"set temp_directory = {_lit(str(staging / '.duckdb_tmp'))}")
+            con.execute("set memory_limit = '2GB'")  # spill to the staging folder beyond that
             gen = _Gen(con, staging, seed, scale, progress)
             _run(gen)
             rows = dict(gen.rows)
@@ -330,8 +354,11 @@ def generate(mesh_dir: str | Path, scale: float = 1.0, seed: int = 42,
 
 def _run(g: _Gen) -> None:
     s = g.seed
-    g.sql(f"create macro u(i, salt) as (hash(i, salt, {s}) % 1000000007)::double / 1000000007.0")
-    g.sql(f"create macro pick(i, salt, n) as (hash(i, salt, {s}) % greatest(n, 1)::ubigint)::bigint")
+    # hash(a, b, c) combines the hashes of its arguments with XOR-like steps, so hash(i, 1, s) and
+    # hash(i, 2, s) are related in their low bits; hashing again mixes all the bits
+    g.sql(f"create macro h(i, salt) as hash(hash(i, salt, {s}))")
+    g.sql("create macro u(i, salt) as (h(i, salt) % 1000000007)::double / 1000000007.0")
+    g.sql("create macro pick(i, salt, n) as (h(i, salt) % greatest(n, 1)::ubigint)::bigint")
     g.sql("create macro choose(lst, i, salt) as lst[1 + pick(i, salt, len(lst))]")
     g.sql("create macro ts_at(day0, secs) as day0::timestamp + to_seconds(secs::bigint)")
     g.sql(f"create macro first_names() as {_lit(FIRST_NAMES)}")
@@ -350,13 +377,14 @@ def _run(g: _Gen) -> None:
 def _reference_tables(g: _Gen) -> None:
     slots, geo = [], []
     for country, region, currency, cc, weight, cities, streets, num_first in COUNTRIES:
-        geo.append((country, region, currency, cc, cities, streets, num_first))
+        geo.append((country, region, currency, cc, cities, streets, num_first, LOCAL_EMAIL_DOMAINS[country]))
         slots.extend((len(slots), country) for _ in range(weight))
     assert len(slots) == 100
     g.sql("create table geo as select * from "
-          + _values(geo, ["country", "region", "currency", "phone_cc", "cities", "streets", "num_first"]))
+          + _values(geo, ["country", "region", "currency", "phone_cc", "cities", "streets", "num_first",
+                          "email_domains"]))
     g.sql("create table geo_slots as select s.slot, geo.* from "
-          + _values(slots, ["slot", "country"]).replace(" t(", " s(") + " join geo using (country)")
+          + _values(slots, ["slot", "country"], "s") + " join geo using (country)")
     types = []
     for category, prefix, items in CATEGORIES:
         for name, price, weight in items:
@@ -378,13 +406,17 @@ def _postal(i: str, salt: int, country: str) -> str:
     letters = "'ABCEGHJKLMNPRSTVXY'"
     letter = lambda k: f"substr({letters}, 1 + pick({i}, {salt + k}, 18)::integer, 1)"  # noqa: E731
     digit = lambda k: f"pick({i}, {salt + k}, 10)::varchar"  # noqa: E731
+    d3 = f"lpad(pick({i}, {salt + 1}, 1000)::varchar, 3, '0')"
+    d2 = f"lpad(pick({i}, {salt}, 100)::varchar, 2, '0')"
+    dublin = f"'D' || lpad((1 + pick({i}, {salt}, 24))::varchar, 2, '0')"
     return (f"case {country} "
-            f"when 'CA' then {letter(1)} || {digit(2)} || {letter(3)} || ' ' || {digit(4)} || {letter(5)} || {digit(6)} "
-            f"when 'NL' then {d4} || ' ' || {letter(1)} || {letter(2)} "
-            f"when 'BE' then {d4} when 'AT' then {d4} "
-            f"when 'PT' then {d4} || '-' || lpad(pick({i}, {salt + 1}, 1000)::varchar, 3, '0') "
-            f"when 'PL' then lpad(pick({i}, {salt}, 100)::varchar, 2, '0') || '-' || lpad(pick({i}, {salt + 1}, 1000)::varchar, 3, '0') "
-            f"when 'IE' then 'D' || lpad((1 + pick({i}, {salt}, 24))::varchar, 2, '0') || ' ' || {letter(1)} || {digit(2)} || {digit(3)} || {letter(4)} "
+            f"when 'CA' then {letter(1)} || {digit(2)} || {letter(3)} || ' ' "
+            f"|| {digit(4)} || {letter(5)} || {digit(6)} "                      # K1A 0B1
+            f"when 'NL' then {d4} || ' ' || {letter(1)} || {letter(2)} "        # 1012 AB
+            f"when 'BE' then {d4} when 'AT' then {d4} "                         # 1000
+            f"when 'PT' then {d4} || '-' || {d3} "                              # 1100-148
+            f"when 'PL' then {d2} || '-' || {d3} "                              # 00-950
+            f"when 'IE' then {dublin} || ' ' || {letter(1)} || {digit(2)} || {digit(3)} || {letter(4)} "  # D02 X285
             f"else {d5} end")
 
 
@@ -411,12 +443,14 @@ def _products(g: _Gen) -> None:
             as list_price,
           case when pick(i, 45, 500) = 0 then null else round(base_weight * (0.7 + 0.6 * u(i, 46)), 3) end
             as weight_kg,
-          u(i, 47) < 0.93 as is_active
+          u(i, 47) < 0.93 as is_active,
+          -- part numbers follow the listing date
+          date '{PARTS_START}' + floor((i + u(i, 48)) * {(END - PARTS_START).days} / {n})::integer as listed_on
         from b""")
     cols = [("part_id", "bigint", "part_id"), ("sku", "varchar", "sku"), ("name", "varchar", "name"),
             ("category", "varchar", "category"), ("brand", "varchar", "brand"),
             ("list_price", "decimal(10,2)", "list_price"), ("weight_kg", "double", "weight_kg"),
-            ("is_active", "boolean", "is_active")]
+            ("is_active", "boolean", "is_active"), ("listed_on", "date", "listed_on")]
     g.copy(_select(cols, "parts order by part_id"), g.out / "products" / "parts.parquet", "parquet")
     g.done("products.parts", n, t0)
 
@@ -467,8 +501,11 @@ def _customers(g: _Gen) -> None:
         select customer_id, first_name, last_name,
           lower(regexp_replace(strip_accents(first_name), '[^A-Za-z]', '', 'g')) || '.'
             || lower(regexp_replace(strip_accents(last_name), '[^A-Za-z]', '', 'g'))
-            || case when u(i, 4) < 0.55 then '' else (1 + pick(i, 5, 98))::varchar end
-            || '@' || choose({_lit(EMAIL_DOMAINS)}, i, 6) as email,
+            || case when u(i, 4) < 0.10 then ''
+                    when u(i, 4) < 0.50 then strftime(date '1950-01-01' + pick(i, 21, 20075)::integer, '%y')
+                    else (1 + pick(i, 5, 999))::varchar end
+            || '@' || case when u(i, 6) < 0.6 then choose({_lit(EMAIL_DOMAINS)}, i, 9)
+                           else choose(g.email_domains, i, 9) end as email,
           case when pick(i, 7, 1000) = 0 then null else {_phone('i', 8, 'g.phone_cc')} end as phone,
           {_street('i', 11)} as street_address,
           choose(g.cities, i, 13) as city,
@@ -565,7 +602,7 @@ def _returns_and_sales(g: _Gen) -> None:
           select o.order_id, o.customer_id, o.region, o.order_date, l.part_id, l.quantity, l.unit_price
           from orders_base o join order_lines l on l.order_id = o.order_id and l.line_no = 1
           where o.status = 'completed' and o.order_date < date '{last}'
-          order by hash(o.order_id, 120, {g.seed}), o.order_id
+          order by h(o.order_id, 120), o.order_id
           limit {nret}
         ), r as (
           select *, least(date '{last}', order_date + 1 + pick(order_id, 121, 30)::integer) as return_date,
@@ -628,42 +665,57 @@ def _loyalty(g: _Gen) -> None:
         select k, ((k * {step}) % {ncust}) + 1 as customer_id from range({nmem}) r(k)""")
     g.sql(f"""
         create table members_base as
-        select row_number() over (order by joined_on, m.customer_id) as member_id, m.customer_id, joined_on,
-          c.email, c.phone, c.region
-        from (select *, least(date '{last}', (c.created_at + to_days(pick(k, 130, 400)::integer))::date) as joined_on
-              from members_raw m join customers c using (customer_id)) m
-        join customers c using (customer_id)""")
+        select row_number() over (order by joined_on, customer_id) as member_id, customer_id, joined_on,
+          email, phone, region
+        from (select m.customer_id, c.email, c.phone, c.region,
+                least(date '{last}', (c.created_at + to_days(pick(k, 130, 400)::integer))::date) as joined_on
+              from members_raw m join customers c using (customer_id))""")
     span = "(epoch(timestamp '" + str(END) + "') - epoch(m.joined_on::timestamp))"
-    reasons = "case when u(i, 142) < 0.60 then 'purchase' when u(i, 142) < 0.70 then 'bonus' " \
-              "when u(i, 142) < 0.78 then 'return' when u(i, 142) < 0.93 then 'redemption' " \
+    # every member gets a welcome bonus when joining; the other entries are spread over the membership
+    nwelcome = min(nmem, nled)
+    reasons = "case when u(i, 142) < 0.62 then 'purchase' when u(i, 142) < 0.72 then 'bonus' " \
+              "when u(i, 142) < 0.80 then 'return' when u(i, 142) < 0.92 then 'redemption' " \
               "when u(i, 142) < 0.98 then 'expiry' else 'adjustment' end"
     g.sql(f"""
         create table points_ledger as
         with b as (
-          select i, 1 + floor({nmem} * pow(u(i, 140), 1.3))::bigint as member_id, {reasons} as reason
-          from range({nled}) r(i)
+          select i, i + 1 as member_id, 'welcome_bonus' as reason, 0.0 as frac from range({nwelcome}) r(i)
+          union all
+          select i, 1 + floor({nmem} * pow(u(i, 140), 1.3))::bigint, {reasons}, u(i, 141)
+          from range({nwelcome}, {nled}) r(i)
         ), t as (
-          select b.*, m.joined_on::timestamp + to_seconds(floor(u(i, 141) * {span})::bigint) as entry_ts
+          select b.*, m.joined_on::timestamp + to_seconds(case when reason = 'welcome_bonus'
+              then 9 * 3600 + pick(i, 149, 10 * 3600) else floor(frac * {span}) end::bigint) as entry_ts
           from b join members_base m using (member_id)
+        ), p as (
+          select *, case reason
+              when 'welcome_bonus' then 250
+              when 'purchase' then 5 + pick(i, 143, 496)
+              when 'bonus' then choose([50, 100, 250, 500], i, 144)
+              when 'return' then -(5 + pick(i, 145, 296))
+              when 'redemption' then -choose([100, 250, 500], i, 146)
+              when 'expiry' then -(10 + pick(i, 147, 141))
+              else (pick(i, 148, 201) - 100) end as raw_points
+          from t
+        ), r as (
+          select *, sum(raw_points) over (partition by member_id order by entry_ts, i) as running
+          from p
         )
+        -- a debit that would take the running balance below zero is booked as a purchase instead;
+        -- flipping only raises later balances, so no balance ever goes negative
         select row_number() over (order by entry_ts, i) as entry_id, member_id, entry_ts,
-          case reason
-            when 'purchase' then 5 + pick(i, 143, 496)
-            when 'bonus' then choose([50, 100, 250, 500], i, 144)
-            when 'return' then -(5 + pick(i, 145, 296))
-            when 'redemption' then -choose([100, 250, 500], i, 146)
-            when 'expiry' then -(10 + pick(i, 147, 191))
-            else (pick(i, 148, 201) - 100) end as points,
-          reason
-        from t""")
+          case when raw_points < 0 and running < 0 then least(500, -raw_points) else raw_points end as points,
+          case when raw_points < 0 and running < 0 then 'purchase' else reason end as reason
+        from r""")
     g.sql("""
         create table members as
         select m.member_id, m.customer_id,
-          case when coalesce(p.balance, 0) < 1000 then 'bronze' when p.balance < 2500 then 'silver'
-               when p.balance < 5000 then 'gold' else 'platinum' end as tier,
+          case when coalesce(p.balance, 0) < 1000 then 'bronze' when p.balance < 2000 then 'silver'
+               when p.balance < 3000 then 'gold' else 'platinum' end as tier,
           m.email, m.phone, m.joined_on, coalesce(p.balance, 0) as points_balance, m.region
         from members_base m
-        left join (select member_id, sum(points) as balance from points_ledger group by member_id) p using (member_id)""")
+        left join (select member_id, sum(points) as balance from points_ledger group by member_id) p
+          using (member_id)""")
     cols = [("member_id", "bigint", "member_id"), ("customer_id", "bigint", "customer_id"),
             ("tier", "varchar", "tier"), ("email", "varchar", "email"), ("phone", "varchar", "phone"),
             ("joined_on", "date", "joined_on"), ("points_balance", "integer", "points_balance"),
@@ -771,21 +823,23 @@ def _clickstream(g: _Gen) -> None:
     # web: sessions of 6 events, on the web shop (85%) or the B2B portal (15%)
     t0 = time.perf_counter()
     n = _scaled("clickstream.web_events", g.scale)
+    nsess = (n + 5) // 6
     g.sql(f"""
         create table web_events as
         with e as (
           select i, i // 6 as s, i % 6 as step from range({n}) r(i)
         ), sess as (
-          select s, case when u(s, 301) < 0.85 then 'web' else 'b2b' end as site,
-            pick(s, 302, {CLICKSTREAM_DAYS}) as day,
-            (6 * 3600 + floor(u(s, 303) * (17 * 3600 + 50 * 60)))::bigint as start_secs
-          from (select distinct s from e)
+          select s, case when u(s, 301) < 0.85 then 'web' else 'b2b' end as site, {_session_start('s', nsess)}
+          from range({nsess}) r(s)
         ), who as (
           select sess.*, case when site = 'web' and u(s, 304) < 0.55 then 1 + pick(s, 305, {ncust}) end as customer_id,
-            g.region as ip_region
+            g.region as ip_region, lower(hex(h(s, 307))) as session_id,
+            (11 + pick(s, 314, 212)) || '.' || pick(s, 315, 256) || '.' || pick(s, 316, 256) || '.'
+              || (1 + pick(s, 317, 254)) as ip_address,
+            choose({_lit(USER_AGENTS)}, s, 318) as user_agent
           from sess join geo_slots g on g.slot = pick(s, 306, 100)
         )
-        select e.i, lower(hex(hash(e.s, 307, {g.seed}))) as session_id, w.customer_id,
+        select e.i, w.day, w.session_id, w.customer_id,
           ts_at(date '{first_day}' + w.day::integer, w.start_secs + e.step * 90 + pick(e.i, 308, 60)) as event_ts,
           w.site,
           case when e.step = 0 then 'page_view'
@@ -802,13 +856,9 @@ def _clickstream(g: _Gen) -> None:
                when u(e.i, 309) < 0.93 then '/checkout'
                when u(e.i, 309) < 0.96 then '/checkout/confirmation'
                else '/account/login' end as page,
-          (11 + pick(e.s, 314, 212)) || '.' || pick(e.s, 315, 256) || '.' || pick(e.s, 316, 256) || '.'
-            || (1 + pick(e.s, 317, 254)) as ip_address,
-          choose({_lit(USER_AGENTS)}, e.s, 318) as user_agent,
-          coalesce(c.region, w.ip_region) as region
+          w.ip_address, w.user_agent, coalesce(c.region, w.ip_region) as region
         from e join who w using (s) left join customers c on c.customer_id = w.customer_id""")
-    g.sql("create table web_events_out as select row_number() over (order by event_ts, i) as event_id, * "
-          "from web_events")
+    _number_events(g, "web_events")
     cols = [("event_id", "bigint", "event_id"), ("session_id", "varchar", "session_id"),
             ("customer_id", "bigint", "customer_id"), ("event_ts", "timestamp", "event_ts"),
             ("site", "varchar", "site"), ("page", "varchar", "page"), ("event_type", "varchar", "event_type"),
@@ -821,6 +871,7 @@ def _clickstream(g: _Gen) -> None:
     t0 = time.perf_counter()
     n = _scaled("clickstream.mobile_events", g.scale)
     ndev = max(1, n // 40)
+    nsess = (n + 4) // 5
     screens = ["home", "search", "part_detail", "category", "cart", "checkout", "garage", "loyalty_card",
                "store_locator", "order_history"]
     versions = ["5.1.0", "5.2.3", "5.3.0", "5.4.1", "5.5.0"]
@@ -829,18 +880,19 @@ def _clickstream(g: _Gen) -> None:
         with e as (
           select i, i // 5 as s, i % 5 as step from range({n}) r(i)
         ), sess as (
-          select s, pick(s, 401, {ndev}) as d, pick(s, 402, {CLICKSTREAM_DAYS}) as day,
-            (6 * 3600 + floor(u(s, 403) * (17 * 3600 + 50 * 60)))::bigint as start_secs,
+          select s, pick(s, 401, {ndev}) as d, {_session_start('s', nsess)},
             {_lit(versions)}[{len(versions)} - floor({len(versions)} * pow(u(s, 404), 2))::integer] as app_version
-          from (select distinct s from e)
+          from range({nsess}) r(s)
         ), dev as (
           select sess.*, md5(d::varchar || '-{g.seed}') as h,
             case when u(d, 405) < 0.70 then 1 + pick(d, 406, {ncust}) end as customer_id, g.region as ip_region
           from sess join geo_slots g on g.slot = pick(d, 407, 100)
+        ), dev2 as (
+          select *, substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4) || '-' || substr(h, 17, 4)
+            || '-' || substr(h, 21, 12) as device_id
+          from dev
         )
-        select e.i,
-          substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4) || '-' || substr(h, 17, 4) || '-'
-            || substr(h, 21, 12) as device_id,
+        select e.i, v.day, v.device_id,
           v.customer_id,
           ts_at(date '{first_day}' + v.day::integer, v.start_secs + e.step * 40 + pick(e.i, 408, 30)) as event_ts,
           case when pick(e.i, 409, 5000) = 0 then null else v.app_version end as app_version,
@@ -850,9 +902,8 @@ def _clickstream(g: _Gen) -> None:
                when u(e.i, 411) < 0.87 then 'search' when u(e.i, 411) < 0.95 then 'add_to_cart'
                else 'purchase' end as event_type,
           coalesce(c.region, v.ip_region) as region
-        from e join dev v using (s) left join customers c on c.customer_id = v.customer_id""")
-    g.sql("create table mobile_events_out as select row_number() over (order by event_ts, i) as event_id, * "
-          "from mobile_events")
+        from e join dev2 v using (s) left join customers c on c.customer_id = v.customer_id""")
+    _number_events(g, "mobile_events")
     cols = [("event_id", "bigint", "event_id"), ("device_id", "varchar", "device_id"),
             ("customer_id", "bigint", "customer_id"), ("event_ts", "timestamp", "event_ts"),
             ("app_version", "varchar", "app_version"), ("screen", "varchar", "screen"),
@@ -861,9 +912,24 @@ def _clickstream(g: _Gen) -> None:
     g.done("clickstream.mobile_events", n, t0)
 
 
+def _session_start(s: str, nsess: int) -> str:
+    """day and start_secs of session s: sessions start in order, spread evenly over the days, each
+    day between 06:00 and 23:50 (so a session of a few minutes never crosses midnight)."""
+    x = f"({s} + u({s}, 303)) * {CLICKSTREAM_DAYS}.0 / {nsess}"
+    return (f"floor({x})::integer as day, "
+            f"(6 * 3600 + floor(({x} - floor({x})) * (17 * 3600 + 50 * 60)))::bigint as start_secs")
+
+
+def _number_events(g: _Gen, table: str) -> None:
+    """event_id = rank of (event_ts, i): sort only those two columns, then join the ids back."""
+    g.sql(f"create table {table}_ids as select i, row_number() over (order by event_ts, i) as event_id from {table}")
+    g.sql(f"create table {table}_out as select t.*, ids.event_id from {table} t join {table}_ids ids using (i)")
+    g.sql(f"drop table {table}")
+    g.sql(f"drop table {table}_ids")
+
+
 def _daily_files(g: _Gen, table: str, cols, folder: Path, first_day: date) -> None:
     for k in range(CLICKSTREAM_DAYS):
         day = first_day + timedelta(days=k)
-        where = (f"{table} where event_ts >= timestamp '{day}' and event_ts < timestamp '{day + timedelta(days=1)}' "
-                 "order by event_id")
-        g.copy(_select(cols, where), folder / f"events-{day}.parquet", "parquet")
+        g.copy(_select(cols, f"{table} where day = {k} order by event_id"), folder / f"events-{day}.parquet",
+               "parquet")
