@@ -114,13 +114,14 @@ def validate(mesh_path: str | None, mesh: str | None, as_json: bool) -> None:
               help="Write to this file instead of standard output.")
 @click.option("--max-rows", default=40, show_default=True, help="Rows shown in table format.")
 @click.option("--param", "-p", multiple=True, help="A query parameter for each ? in order (repeatable).")
+@click.option("--purpose", default=None, help="The purpose of the query (contracts may limit purposes).")
 @friendly
 def query(sql: str, mesh: str | None, user: str | None, fmt: str, output: str | None, max_rows: int,
-          param: tuple[str, ...]) -> None:
-    """Run one SQL query against the mesh."""
+          param: tuple[str, ...], purpose: str | None) -> None:
+    """Run one SQL query against the mesh, as --user, for --purpose."""
     from .connection import connect
 
-    conn = connect(mesh, user=user)
+    conn = connect(mesh, user=user, purpose=purpose)
     started = time.perf_counter()
     result = conn.sql(sql, list(param) if param else None)
     if fmt == "parquet":

@@ -203,9 +203,14 @@ class Platform:
             if problem is not None:
                 exclude(mesh, ds.quantum, problem)
                 continue
-            for node in definition.find_all(exp.Table, exp.Subquery):
-                if node._meta and TAG in node.meta:  # noqa: SLF001
-                    node.meta.setdefault(VIA, ds.qualified_name)
+            for node in definition.walk():
+                meta = node._meta  # noqa: SLF001
+                if not meta:
+                    continue
+                for key in ("line", "col", "start", "end"):  # positions in the contract's SQL, not the user's
+                    meta.pop(key, None)
+                if TAG in meta:
+                    meta.setdefault(VIA, ds.qualified_name)
             namespace.definitions[(ds.quantum.lower(), ds.name.lower())] = definition
             backend.create_view(ds.quantum, ds.name, definition.sql(backend.dialect))  # for typing policies
 

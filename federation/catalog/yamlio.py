@@ -7,6 +7,7 @@ Dates stay strings (the JSON Schemas of ODCS and ODPS expect strings), as JSON w
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,15 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
     pass
 
 
-# No implicit timestamps: "2024-01-01" stays the string the standards' schemas expect.
+# YAML 1.2 scalars: no implicit timestamps ("2024-01-01" stays the string the standards' schemas
+# expect) and only true/false are booleans (YAML 1.1 would read the key `on:` or the value `no` as one).
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
     for first, resolvers in _Base.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
 
 
 class Positions:

@@ -70,8 +70,7 @@ def _denied_message(ctx: Context, ds: Dataset) -> str:
     approvers = ctx.namespace.governance.approvers(ds)
     how = (f"request access from {', '.join(approvers)}" if approvers
            else f"ask the owners of {ds.quantum} ({', '.join(ctx.namespace.mesh.quanta[ds.quantum.lower()].owners) or 'none listed'})")
-    return (f"access denied: {ctx.principal.name} has no grant to read {ds.qualified_name}; {how} "
-            f"(quanta access request {ds.qualified_name})")
+    return f"access denied: {ctx.principal.name} has no grant to read {ds.qualified_name}; {how}"
 
 
 def _contract_constraints(ds: Dataset, ctx: Context, node: exp.Expression) -> None:
