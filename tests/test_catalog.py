@@ -47,7 +47,7 @@ def test_invalid_mesh_yaml_names_line(tmp_path):
     (tmp_path / "mesh.yaml").write_text("description: no name\n")
     with pytest.raises(CatalogError) as e:
         load_mesh(tmp_path)
-    assert "'name' is a required property" in str(e.value)
+    assert '"name" is a required property' in str(e.value)
 
 
 def test_schema_violation_names_file_path_and_line(tmp_path):
