@@ -35,36 +35,48 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 
 
 class Positions:
-    """Line numbers of the nodes of one YAML document, by path."""
+    """Line numbers of the nodes of one YAML document, by path; composed only when a line is asked
+    for (most files have no problem, and recording every node's position costs more than parsing)."""
 
-    def __init__(self) -> None:
-        self._lines: dict[tuple, int] = {}
+    def __init__(self, text: str | None = None) -> None:
+        self._text = text
+        self._lines: dict[tuple, int] | None = None if text is not None else {}
 
     def line(self, path: tuple | list) -> int | None:
+        lines = self._compose()
         path = tuple(path)
         while path:
-            if path in self._lines:
-                return self._lines[path]
+            if path in lines:
+                return lines[path]
             path = path[:-1]
-        return self._lines.get(())
+        return lines.get(())
+
+    def _compose(self) -> dict[tuple, int]:
+        if self._lines is None:
+            self._lines = {}
+            loader = _Loader(self._text or "")
+            try:
+                node = loader.get_single_node()
+                if node is not None:
+                    self._record(node, ())
+            except yaml.YAMLError:
+                pass
+            finally:
+                loader.dispose()
+        return self._lines
 
     def _record(self, node: yaml.Node, path: tuple) -> None:
-        self._lines[path] = node.start_mark.line + 1
+        lines = self._lines
+        assert lines is not None
+        lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                k = key.value
-                self._lines[path + (k,)] = key.start_mark.line + 1
-                self._record_children(value, path + (k,))
+                child = path + (key.value,)
+                self._record(value, child)
+                lines[child] = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._record(item, path + (i,))
-
-    def _record_children(self, node: yaml.Node, path: tuple) -> None:
-        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-            line = self._lines.get(path)
-            self._record(node, path)
-            if line is not None:
-                self._lines[path] = line
 
 
 def format_path(path: tuple | list) -> str:
@@ -90,20 +102,12 @@ def load_yaml(path: Path) -> tuple[Any, Positions]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise YamlError(f"not UTF-8 text ({e.reason})", None) from None
-    loader = _Loader(text)
-    positions = Positions()
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, positions
-        positions._record(node, ())
-        data = loader.construct_document(node)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
         raise YamlError(f"invalid YAML: {e.problem or e.context}", line) from None
     except yaml.YAMLError as e:
         raise YamlError(f"invalid YAML: {e}", None) from None
-    finally:
-        loader.dispose()
-    return data, positions
+    return data, Positions(text)

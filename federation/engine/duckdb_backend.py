@@ -152,8 +152,14 @@ class DuckDBBackend:
             p = p.parent
         self._allowed.add(str(p))
 
-    def source_columns(self, relation_sql: str) -> SourceColumns:
-        rows = self.db.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
+    def source_columns(self, relation_sql: str, cursor: bool = False) -> SourceColumns:
+        """The columns and types found in a source (``cursor``: on a cursor of its own, for threads)."""
+        con = self.db.cursor() if cursor else self.db
+        try:
+            rows = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
+        finally:
+            if cursor:
+                con.close()
         return SourceColumns({r[0].lower(): r[1] for r in rows}, {r[0].lower(): r[0] for r in rows})
 
     def normalize_types(self, types: list[str]) -> dict[str, str]:

@@ -9,6 +9,8 @@ others go on.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 
 from ..catalog import types as ctypes
@@ -35,33 +37,54 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend) -> None:
         for c in ds.columns:
             c.data_type = normalized.get(c.data_type, c.data_type)
 
+    # read every source's columns first, several at a time (Parquet footers, CSV sniffing: I/O and
+    # DuckDB work that releases the GIL), then create the views one by one
+    sources = [ds for q in mesh.quanta.values() for ds in q.datasets.values() if ds.source is not None]
+    relations: dict[int, str | BaseException] = {}
+    for ds in sources:  # attaching DuckDB files changes the catalog: keep it serial
+        try:
+            relations[id(ds)] = backend.source_sql(ds.source.kind, ds.source.location, ds.source.schema,
+                                                   ds.source.table)
+        except Exception as e:  # noqa: BLE001 - reported as a problem of the dataset
+            relations[id(ds)] = e
+
+    def read(ds: Dataset):
+        rel = relations[id(ds)]
+        if isinstance(rel, BaseException):
+            return rel
+        try:
+            return backend.source_columns(rel, cursor=True)
+        except Exception as e:  # noqa: BLE001
+            return e
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = dict(zip((id(ds) for ds in sources), pool.map(read, sources)))
+
     for q in list(mesh.quanta.values()):
         backend.create_schema(q.name)
         for ds in q.datasets.values():
             if ds.source is None:
                 continue
-            problem = _register(mesh, backend, ds)
+            problem = _register(mesh, backend, ds, relations[id(ds)], found[id(ds)])
             if problem is not None:
                 exclude(mesh, q.name, problem)
                 break
 
 
-def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset) -> Problem | None:
+def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found) -> Problem | None:
     src = ds.source
     assert src is not None
 
     def problem(path: str, message: str) -> Problem:
         return Problem(ds.file, path, message, None, ds.quantum)
 
-    try:
-        relation = backend.source_sql(src.kind, src.location, src.schema, src.table)
-        found = backend.source_columns(relation)
-    except duckdb.Error as e:
-        first = str(e).split("\n")[0]
-        where = src.location if src.kind != "duckdb" else f"{src.location} table {src.schema}.{src.table}"
-        return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name} at {where}: {first}")
-    except Exception as e:  # Unavailable and friends from the backend
-        return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name}: {e}")
+    for outcome in (relation, found):
+        if isinstance(outcome, duckdb.Error):
+            first = str(outcome).split("\n")[0]
+            where = src.location if src.kind != "duckdb" else f"{src.location} table {src.schema}.{src.table}"
+            return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name} at {where}: {first}")
+        if isinstance(outcome, BaseException):  # Unavailable and friends from the backend
+            return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name}: {outcome}")
     if src.kind != "duckdb":
         backend.allow_path(src.location)
 
