@@ -192,6 +192,10 @@ class Result:
             self._rows = self._iter_rows()
         return list(self._rows)
 
+    def cancel(self) -> None:
+        """Interrupt the running query (from another thread: a CancelRequest, a client gone away)."""
+        self._execution.cancel()
+
     def close(self) -> None:
         self._stream.close()
 
