@@ -393,25 +393,41 @@ def demo(mesh: str | None, scale: float, regenerate: bool) -> None:
     for p in errs:
         click.secho(f"  error {p}", fg="red")
     tour = [
-        ("The quanta of the mesh", "select quantum, domain, kind, datasets, owner from system.quanta order by 1"),
-        ("PII columns, from the open dictionary",
+        ("ana", None, "The quanta of the mesh (the dictionary is open to everyone)",
+         "select quantum, domain, kind, datasets, owner from system.quanta order by 1"),
+        ("ana", None, "PII columns, from the dictionary",
          "select quantum, dataset, \"column\", data_type from system.columns where classification = 'pii' "
-         "order by 1, 2, 3 limit 12"),
-        ("Revenue by region (sales.orders)",
+         "order by 1, 2, 3 limit 10"),
+        ("ana", None, "Revenue by region (sales.orders)",
          "select region, count(*) as orders, sum(amount) as revenue from sales.orders group by 1 order by 1"),
-        ("Loyalty members by tier", "select tier, count(*) as members from loyalty.members group by 1 order by 2 desc"),
-        ("A derived quantum: the best customers (customer360.customer_360)",
-         "select customer_id, region, tier, order_count, total_spent from customer360.customer_360 "
+        ("ana", None, "A derived quantum, as ana (analyst, US and CA): personal data masked, EU rows filtered",
+         "select customer_id, full_name, email, region, tier, total_spent from customer360.customer_360 "
          "order by total_spent desc limit 5"),
-        ("Lineage of derived datasets", "select * from system.lineage order by target_quantum, target_dataset"),
+        ("paul", None, "The same query as paul (cleared for personal data, all regions)",
+         "select customer_id, full_name, email, region, tier, total_spent from customer360.customer_360 "
+         "order by total_spent desc limit 5"),
+        ("ana", None, "What ana may see of loyalty.members (system.column_access)",
+         "select dataset, \"column\", access, policy from system.column_access where quantum = 'loyalty' "
+         "and access <> 'visible'"),
+        ("ana", None, "Access is denied unless granted", "select * from b2b.accounts limit 3"),
+        ("marco", "marketing", "A purpose-limited contract, read by marketing for the purpose 'marketing'",
+         "select value_band, count(*) as customers from marketing.campaign_audience group by 1 order by 1"),
+        ("ana", None, "Lineage of derived datasets", "select * from system.lineage order by target_quantum, target_dataset"),
+        ("audrey", None, "The audit log, as the auditor",
+         "select principal, status, datasets, policies, rows from system.query_log order by query_id desc limit 8"),
     ]
-    for title, sql in tour:
+    for user, purpose, title, sql in tour:
         click.secho(f"\n{title}", bold=True)
-        click.secho(f"  {sql}", fg="cyan")
+        click.secho(f"  [{user}{', purpose ' + purpose if purpose else ''}] {sql}", fg="cyan")
         try:
-            click.echo(format_table(conn.sql(sql).arrow()))
+            result = connect(str(path), user=user, purpose=purpose).sql(sql)
+            click.echo(format_table(result.arrow()))
+            if result.policies:
+                applied = sorted({f"{p['policy']}" + (f" ({p['column']})" if p.get("column") else "")
+                                  for p in result.policies})
+                click.secho(f"  policies applied: {', '.join(applied)}", fg="yellow")
         except errors.Error as e:
-            click.secho(f"  error: {e}", fg="red")
+            click.secho(f"  {type(e).__name__}: {e}", fg="red")
     if errs:
         sys.exit(1)
 

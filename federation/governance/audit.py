@@ -59,20 +59,21 @@ class AuditLog:
                 "CREATE TABLE IF NOT EXISTS query_log (query_id INTEGER PRIMARY KEY, principal TEXT, started_at TEXT, "
                 "interface TEXT, purpose TEXT, sql TEXT, rewritten_sql TEXT, datasets TEXT, columns TEXT, "
                 "policies TEXT, status TEXT, error TEXT, rows INTEGER, duration_ms REAL)")
-            row = self._db.execute("SELECT max(query_id) FROM query_log").fetchone()
-            self._next_id = (row[0] or 0) + 1
 
     def record(self, entry: Entry) -> Entry:
+        """Append one entry; the store assigns its id (several processes may share one state folder)."""
         with self._lock:
-            entry.query_id = self._next_id
-            self._next_id += 1
-            self._pending.append(entry)
             if self._db is not None:
-                self._db.execute(
-                    "INSERT INTO query_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (entry.query_id, entry.principal, entry.started_at.isoformat(), entry.interface, entry.purpose,
+                cur = self._db.execute(
+                    "INSERT INTO query_log VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (entry.principal, entry.started_at.isoformat(), entry.interface, entry.purpose,
                      entry.sql, entry.rewritten_sql, json.dumps(entry.datasets), json.dumps(entry.columns),
                      json.dumps(entry.policies), entry.status, entry.error, entry.rows, entry.duration_ms))
+                entry.query_id = int(cur.lastrowid)
+            else:
+                entry.query_id = self._next_id
+                self._next_id += 1
+            self._pending.append(entry)
         return entry
 
     def history(self, limit: int = 100_000) -> pa.Table:

@@ -54,9 +54,10 @@ def secure_datasets(expression: exp.Expression, ctx: Context) -> exp.Expression:
             raise ctx.error(AccessDenied, _denied_message(ctx, ds), node)
         retention = _retention_filter(ds, ctx)
         secured.append((node, decision, retention))
-        _record(ctx, decision, retention)
     _check_denied_references(expression, secured, ctx)
     _columns_read(expression, secured, ctx)
+    for node, decision, retention in secured:
+        _record(ctx, decision, retention, _read_columns_of(node, decision, ctx))
     for node, decision, retention in secured:
         inlined = VIA in node.meta
         if isinstance(node, exp.Table):
@@ -131,10 +132,24 @@ def _build_retention_filter(ds: Dataset, ctx: Context) -> exp.Expression | None:
     return None
 
 
-def _record(ctx: Context, decision: Decision, retention: exp.Expression | None) -> None:
+def _read_columns_of(node: exp.Expression, decision: Decision, ctx: Context) -> set[str]:
+    """Columns of this reference that the query reads: from the audit columns for what the user named,
+    from the derived dataset's own SQL for what is read through it."""
+    ds = decision.dataset
+    if VIA not in node.meta:
+        prefix = f"{ds.quantum}.{ds.name}.".lower()
+        return {c[len(prefix):] for c in (x.lower() for x in ctx.columns) if c.startswith(prefix)}
+    outer = node.parent_select
+    while outer is not None and outer.parent_select is not None:
+        outer = outer.parent_select
+    names = {c.name.lower() for c in (outer or node).find_all(exp.Column)}
+    return {c.column.name.lower() for c in decision.columns} & names
+
+
+def _record(ctx: Context, decision: Decision, retention: exp.Expression | None, read: set[str]) -> None:
     ds = decision.dataset
     for d in decision.columns:
-        if d.policy is not None:
+        if d.policy is not None and d.column.name.lower() in read:
             entry = {"policy": d.policy.name, "kind": d.policy.kind, "scope": d.policy.scope,
                      "quantum": ds.quantum, "dataset": ds.name, "column": d.column.name}
             if entry not in ctx.policies:
