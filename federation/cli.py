@@ -284,6 +284,70 @@ def describe(name: str, mesh: str | None) -> None:
     click.echo(format_table(table, max_rows=10_000, max_width=60))
 
 
+# -- lineage and contracts ----------------------------------------------------------------------------
+
+
+@main.command("lineage")
+@click.argument("dataset")
+@mesh_option
+@click.option("--svg", "svg", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the lineage, down to columns, as an SVG picture.")
+@friendly
+def lineage_cmd(dataset: str, mesh: str | None, svg: str | None) -> None:
+    """The column lineage of a dataset (QUANTUM.DATASET): where each column comes from, and how."""
+    import pyarrow as pa
+
+    from .lineage.svg import lineage_svg
+    from .platform import Platform
+
+    platform = Platform.open(mesh or default_mesh())
+    m = platform.mesh
+    q, _, d = dataset.partition(".")
+    ds = m.dataset(q, d) if d else None
+    if ds is None:
+        _fail(f"there is no dataset {dataset!r}; name it QUANTUM.DATASET")
+    edges = platform.lineage.edges
+    mine = [e for e in edges if (e.target_quantum.lower(), e.target_dataset.lower()) == (ds.quantum.lower(), ds.name.lower())]
+    used = [e for e in edges if (e.source_quantum.lower(), e.source_dataset.lower()) == (ds.quantum.lower(), ds.name.lower())]
+    click.secho(f"{ds.qualified_name} ({ds.kind})", bold=True)
+    if mine:
+        table = pa.table({"column": [e.target_column for e in mine],
+                          "from": [f"{e.source_quantum}.{e.source_dataset}.{e.source_column}" for e in mine],
+                          "transformation": [e.transformation for e in mine]})
+        click.echo(format_table(table, max_rows=10_000, max_width=60))
+    if used:
+        click.echo("read by: " + ", ".join(sorted({f"{e.target_quantum}.{e.target_dataset}" for e in used})))
+    if not mine and not used:
+        click.echo("no lineage: a source dataset that no derived dataset reads")
+    if svg:
+        Path(svg).write_text(lineage_svg(m, edges, ds), encoding="utf-8")
+        click.echo(f"wrote {svg}", err=True)
+
+
+@main.group()
+def contract() -> None:
+    """Data contracts: the effective (inherited) contract of a quantum."""
+
+
+@contract.command("effective")
+@click.argument("quantum")
+@mesh_option
+@friendly
+def contract_effective(quantum: str, mesh: str | None) -> None:
+    """Print QUANTUM's contracts as ODCS YAML with what they inherit along lineage filled in."""
+    import yaml
+
+    from .lineage.inheritance import effective_contract
+    from .platform import Platform
+
+    platform = Platform.open(mesh or default_mesh())
+    if quantum.lower() not in platform.mesh.quanta:
+        _fail(f"there is no quantum {quantum!r}; quanta: {', '.join(sorted(platform.mesh.quanta))}")
+    for doc in effective_contract(platform.mesh, quantum):
+        click.echo("---")
+        click.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), nl=False)
+
+
 # -- tokens --------------------------------------------------------------------------------------------
 
 

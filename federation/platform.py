@@ -30,6 +30,7 @@ from .governance.loader import check_expressions, load_governance
 from .governance.policies import HASH_INT_MACRO, HASH_MACRO, Governance
 from .governance.principals import Principal
 from .governance.tokens import TokenStore
+from .lineage.inheritance import DEFAULT_ANONYMISING, Lineage, inherit
 from .catalog.model import Dataset, Mesh
 from .engine.duckdb_backend import DuckDBBackend, quote
 from .engine.registry import register_sources
@@ -53,6 +54,7 @@ class State:
     namespace: Namespace
     pipeline: Pipeline
     governance: Governance
+    lineage: "Lineage"
     load_seconds: float
 
 
@@ -73,6 +75,11 @@ class Platform:
         self.audit: audit.AuditLog | None = None  # opened once the folder is known to be a mesh
         self._tokens: TokenStore | None = None
         self._state = self._build()
+
+    @property
+    def lineage(self):
+        """Column lineage and what derived datasets inherit (``federation.lineage.inheritance.Lineage``)."""
+        return self._state.lineage
 
     @property
     def tokens(self) -> TokenStore:
@@ -127,12 +134,20 @@ class Platform:
         except BaseException:
             backend.close()
             raise
-        return State(mesh, backend, namespace, pipeline, governance, time.perf_counter() - started)
+        return State(mesh, backend, namespace, pipeline, governance, self._lineage, time.perf_counter() - started)
 
     def _load_governance(self, mesh: Mesh, backend: DuckDBBackend) -> Governance:
         """Governance fails closed: a global problem stops the load, a local one leaves its quantum out."""
         governance, problems, local = load_governance(mesh)
         mesh.problems.extend(problems)
+        # contracts inherited along column lineage (classifications feed the policies' selectors)
+        anonymising = tuple(governance.settings.get("anonymising_transformations", DEFAULT_ANONYMISING))
+        self._lineage = inherit(mesh, anonymising)
+        for problem in self._lineage.problems:
+            if problem.severity == "error" and problem.quantum:
+                exclude(mesh, problem.quantum, problem)
+            else:
+                mesh.problems.append(problem)
 
         def describe(sql: str):
             return [(c.name, c.type) for c in backend.describe(sql)]
@@ -226,6 +241,8 @@ class Platform:
                               _empty(governance_tables.COLUMN_ACCESS_COLUMNS)),
             "query_log": ("Every query: who, when, what it read, which policies applied (own queries; all for auditors)",
                           self.audit.history()),
+            "column_lineage": ("Column lineage of derived datasets: source columns and transformation",
+                               system_tables.column_lineage(self._lineage.edges, mesh)),
         })
         info = system_tables.information_schema(mesh, dictionary)
         for schema, tables in (("system", dictionary), ("information_schema", info)):

@@ -67,7 +67,9 @@ GOVERNANCE_SCHEMA = {
     "properties": {
         "settings": {"type": "object", "properties": {
             "auditor_role": {"type": "string"}, "mask_salt_env": {"type": "string"},
-            "owners_can_read": {"type": "boolean"}}},
+            "owners_can_read": {"type": "boolean"},
+            "anonymising_transformations": {"type": "array",
+                                            "items": {"enum": ["aggregate", "hash", "expression", "identity"]}}}},
         "roles": {"type": "array", "items": {"type": "object", "required": ["name"], "additionalProperties": False,
                                              "properties": {"name": {"type": "string"},
                                                             "description": {"type": "string"}}}},

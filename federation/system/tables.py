@@ -105,6 +105,16 @@ def lineage(mesh: Mesh) -> pa.Table:
                    ("target_dataset", STR)], rows)
 
 
+def column_lineage(edges, mesh: Mesh) -> pa.Table:
+    """Column-level lineage (``federation.lineage.columns.ColumnEdge``) of the datasets still loaded."""
+    rows = [(e.target_quantum, e.target_dataset, e.target_column, e.source_quantum, e.source_dataset, e.source_column,
+             e.transformation, e.logic) for e in edges
+            if mesh.dataset(e.target_quantum, e.target_dataset) and mesh.dataset(e.source_quantum, e.source_dataset)]
+    return _table([("target_quantum", STR), ("target_dataset", STR), ("target_column", STR), ("source_quantum", STR),
+                   ("source_dataset", STR), ("source_column", STR), ("transformation", STR), ("transform_logic", STR)],
+                  rows)
+
+
 def problems(mesh: Mesh) -> pa.Table:
     rows = [(p.severity, p.quantum, p.file, p.path, p.line, p.message) for p in mesh.problems]
     return _table([("severity", STR), ("quantum", STR), ("file", STR), ("path", STR), ("line", pa.int64()),

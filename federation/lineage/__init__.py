@@ -1,0 +1,1 @@
+"""Column lineage of derived datasets, contract inheritance along it, and lineage pictures."""

@@ -1,0 +1,204 @@
+"""Contract inheritance: a quantum built from others inherits their contracts, along column lineage.
+
+- Classification and tags propagate from source columns to the derived columns computed from them;
+  the most restrictive classification wins. A transformation the governance team marks as anonymising
+  (``settings.anonymising_transformations``, default ``[aggregate, hash]``) stops the propagation: that
+  is how a derived column is declassified.
+- A derived column that *declares* something weaker than it inherits (``public`` for a column computed
+  from an e-mail classified ``pii``) is an error naming the source column.
+- ``transformSourceObjects`` and ``transformLogic`` are filled from the lineage when the contract
+  leaves them empty, and checked when it does not.
+- SLAs compose: a derived dataset cannot promise a lower ``latency`` than its slowest input, nor a
+  longer ``retention`` than its shortest-lived input.
+
+Derived datasets are processed sources first, so inheritance goes through any number of levels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..catalog.model import Dataset, Mesh
+from ..errors import Problem
+from .columns import ColumnEdge, column_lineage, mesh_schema
+
+RANK = {"public": 0, "internal": 1, "confidential": 2, "sensitive": 3, "pii": 3, "restricted": 4, "secret": 4}
+DEFAULT_ANONYMISING = ("aggregate", "hash")
+_HOURS = {"h": 1, "hour": 1, "hours": 1, "d": 24, "day": 24, "days": 24, "w": 168, "week": 168, "weeks": 168,
+          "m": 720, "mo": 720, "month": 720, "months": 720, "y": 8760, "yr": 8760, "year": 8760, "years": 8760,
+          "min": 1 / 60, "minute": 1 / 60, "minutes": 1 / 60}
+
+
+def rank(classification: str | None) -> int:
+    if not classification:
+        return -1
+    return RANK.get(classification.lower(), 2)
+
+
+@dataclass
+class Inherited:
+    """What a derived column inherits."""
+
+    classification: str | None = None
+    source: str | None = None  # the source column that gives the classification
+    tags: set[str] = field(default_factory=set)
+    sources: list[str] = field(default_factory=list)  # quantum.dataset of every source
+
+
+@dataclass
+class Lineage:
+    edges: list[ColumnEdge]
+    inherited: dict[tuple[str, str, str], Inherited]  # (quantum, dataset, column) -> what it inherits
+    problems: list[Problem]
+
+
+def inherit(mesh: Mesh, anonymising: tuple[str, ...] = DEFAULT_ANONYMISING) -> Lineage:
+    schema = mesh_schema(mesh)
+    edges: list[ColumnEdge] = []
+    inherited: dict[tuple[str, str, str], Inherited] = {}
+    problems: list[Problem] = []
+    for ds in _sources_first(mesh):
+        ds_edges = column_lineage(ds, schema)
+        edges.extend(ds_edges)
+        by_column: dict[str, list[ColumnEdge]] = {}
+        for e in ds_edges:
+            by_column.setdefault(e.target_column.lower(), []).append(e)
+        for col in ds.columns:
+            got = Inherited()
+            for e in by_column.get(col.name.lower(), []):
+                src = mesh.dataset(e.source_quantum, e.source_dataset)
+                src_col = src.column(e.source_column) if src else None
+                if src_col is None:
+                    continue
+                got.sources.append(f"{src.quantum}.{src.name}")
+                if e.transformation in anonymising:
+                    continue
+                if rank(src_col.classification) > rank(got.classification):
+                    got.classification = src_col.classification
+                    got.source = f"{src.quantum}.{src.name}.{src_col.name}"
+                got.tags.update(src_col.tags)
+            inherited[(ds.quantum.lower(), ds.name.lower(), col.name.lower())] = got
+            declared = col.classification
+            if got.classification and declared and rank(declared) < rank(got.classification):
+                kind = next(e.transformation for e in by_column[col.name.lower()]
+                            if f"{e.source_quantum}.{e.source_dataset}.{e.source_column}".lower() == got.source.lower())
+                problems.append(Problem(
+                    ds.file, col.yaml_path + ".classification" if col.yaml_path else ds.yaml_path,
+                    f"column {col.name} of {ds.qualified_name} is declared {declared!r} but is computed from "
+                    f"{got.source}, classified {got.classification!r} ({kind}); declare {got.classification!r} or "
+                    f"derive it through an anonymising transformation ({', '.join(anonymising)})",
+                    None, ds.quantum))
+            elif got.classification and not declared:
+                col.classification = got.classification  # the effective contract fills it in
+            if got.tags and not col.tags:
+                col.tags = tuple(sorted(got.tags))
+            if not col.transform_source_objects and got.sources:
+                col.transform_source_objects = tuple(dict.fromkeys(got.sources))
+            elif col.transform_source_objects and got.sources:
+                declared_objects = {o.lower() for o in col.transform_source_objects}
+                missing = [s for s in dict.fromkeys(got.sources) if s.lower() not in declared_objects
+                           and s.split(".")[1].lower() not in declared_objects]
+                if missing:
+                    problems.append(Problem(ds.file, col.yaml_path + ".transformSourceObjects",
+                                            f"column {col.name} of {ds.qualified_name} is computed from "
+                                            f"{', '.join(missing)}, which transformSourceObjects does not list",
+                                            None, ds.quantum, "warning"))
+            if not col.transform_logic:
+                logic = next((e.logic for e in by_column.get(col.name.lower(), [])), None)
+                col.transform_logic = logic
+        problems.extend(_sla_problems(mesh, ds))
+    return Lineage(edges, inherited, problems)
+
+
+def _sources_first(mesh: Mesh) -> list[Dataset]:
+    order: list[Dataset] = []
+    seen: set[tuple[str, str]] = set()
+
+    def visit(ds: Dataset) -> None:
+        key = (ds.quantum.lower(), ds.name.lower())
+        if key in seen:
+            return
+        seen.add(key)
+        for q, d in ds.reads:
+            dep = mesh.dataset(q, d)
+            if dep is not None and dep.sql is not None:
+                visit(dep)
+        order.append(ds)
+
+    for ds in list(mesh.datasets()):
+        if ds.sql is not None:
+            visit(ds)
+    return order
+
+
+def _sla(mesh: Mesh, ds: Dataset, prop: str) -> float | None:
+    contract = mesh.contracts.get(ds.contract_id)
+    if contract is None:
+        return None
+    for sla in contract.raw.get("slaProperties") or []:
+        if not isinstance(sla, dict) or sla.get("property") != prop:
+            continue
+        element = str(sla.get("element") or "")
+        if element and element.split(".")[0].lower() not in (ds.name.lower(), (ds.physical_name or "").lower()):
+            continue
+        try:
+            return float(sla["value"]) * _HOURS.get(str(sla.get("unit", "d")).lower(), 24)
+        except (TypeError, ValueError, KeyError):
+            return None
+    return None
+
+
+def _sla_problems(mesh: Mesh, ds: Dataset) -> list[Problem]:
+    out = []
+    inputs = [mesh.dataset(q, d) for q, d in ds.reads]
+    inputs = [i for i in inputs if i is not None]
+    latency = _sla(mesh, ds, "latency")
+    if latency is not None:
+        slowest = max(((i, _sla(mesh, i, "latency")) for i in inputs), key=lambda x: x[1] or -1, default=(None, None))
+        if slowest[1] is not None and latency < slowest[1]:
+            out.append(Problem(ds.file, "slaProperties", f"{ds.qualified_name} promises a latency of {latency:g} h, "
+                               f"lower than its input {slowest[0].qualified_name} ({slowest[1]:g} h)", None, ds.quantum))
+    retention = _sla(mesh, ds, "retention")
+    if retention is not None:
+        shortest = min(((i, _sla(mesh, i, "retention")) for i in inputs),
+                       key=lambda x: x[1] if x[1] is not None else float("inf"), default=(None, None))
+        if shortest[1] is not None and retention > shortest[1]:
+            out.append(Problem(ds.file, "slaProperties", f"{ds.qualified_name} promises a retention of {retention:g} h, "
+                               f"longer than its input {shortest[0].qualified_name} keeps data ({shortest[1]:g} h)",
+                               None, ds.quantum))
+    return out
+
+
+def effective_contract(mesh: Mesh, quantum: str) -> list[dict]:
+    """The ODCS contracts of a quantum with what it inherits filled in (classification, tags,
+    transformSourceObjects, transformLogic), as plain dicts ready for YAML."""
+    import copy
+
+    q = mesh.quanta[quantum.lower()]
+    out = []
+    for cid in q.contracts:
+        raw = copy.deepcopy(mesh.contracts[cid].raw)
+        for obj in raw.get("schema") or []:
+            ds = q.datasets.get(str(obj.get("name", "")).lower())
+            if ds is None:
+                continue
+            props = {str(p.get("name", "")).lower(): p for p in obj.get("properties") or []}
+            for col in ds.columns:
+                p = props.get(col.name.lower())
+                if p is None:
+                    p = {"name": col.name}
+                    obj.setdefault("properties", []).append(p)
+                p.setdefault("physicalType", col.data_type)
+                if col.classification:
+                    p["classification"] = col.classification
+                if col.tags:
+                    p["tags"] = list(col.tags)
+                if col.transform_source_objects:
+                    p["transformSourceObjects"] = list(col.transform_source_objects)
+                if col.transform_logic:
+                    p["transformLogic"] = col.transform_logic
+        inputs = [p.contract_id for p in q.ports if p.direction == "input" and p.contract_id]
+        if inputs:
+            raw.setdefault("customProperties", []).append({"property": "inputContracts", "value": inputs})
+        out.append(raw)
+    return out
