@@ -33,6 +33,7 @@ from .governance.tokens import TokenStore
 from .lineage.inheritance import DEFAULT_ANONYMISING, Lineage, inherit
 from .catalog.model import Dataset, Mesh
 from .engine.duckdb_backend import DuckDBBackend, quote
+from .engine import secrets as server_secrets
 from .engine.registry import register_sources
 from .errors import Problem
 from .result import Result
@@ -120,7 +121,7 @@ class Platform:
         mesh = load_mesh(self.path)
         if self.audit is None:
             self.audit = audit.AuditLog(self.state_dir / "state.db")
-        backend = DuckDBBackend(mesh.settings)
+        backend = DuckDBBackend(mesh.settings, credentials=server_secrets.provider(mesh.path, mesh.raw.get("secrets")))
         try:
             register_sources(mesh, backend)
             namespace = Namespace(mesh, mesh.version, backend.relation)

@@ -33,7 +33,9 @@ from .yamlio import Positions, YamlError, format_path, load_yaml
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # schema names that belong to the engine or to Quanta itself
 RESERVED_SCHEMAS = {"system", "information_schema", "pg_catalog", "main", "temp", "memory", "quanta"}
-SUPPORTED_FILE_FORMATS = {"parquet", "csv", "json", "ndjson", "jsonl"}
+SUPPORTED_FILE_FORMATS = {"parquet", "csv", "json", "ndjson", "jsonl", "sqlite", "delta", "iceberg"}
+SUPPORTED_SERVERS = "local (parquet, csv, json, sqlite, delta, iceberg), duckdb, postgres"
+CREDENTIAL_FIELDS = {"user", "username", "password", "passwd", "secret", "token", "connection_string", "dsn"}
 
 MESH_SCHEMA = {
     "type": "object",
@@ -50,6 +52,7 @@ MESH_SCHEMA = {
             },
         },
         "data": {"type": "string"},
+        "secrets": {"type": "string", "description": "a YAML file of server credentials, outside the contracts"},
         "settings": {
             "type": "object",
             "properties": {
@@ -490,6 +493,13 @@ def _source(ds: Dataset, obj: dict, base: list, servers: list[dict], report: _Fi
         pth = Path(p.replace("{model}", physical).replace("{object}", physical)).expanduser()
         return str(pth if pth.is_absolute() else (data_dir / pth))
 
+    leaked = sorted(CREDENTIAL_FIELDS & {str(key).lower() for key in server}) + sorted(
+        str(p.get("property")) for p in server.get("customProperties") or []
+        if isinstance(p, dict) and str(p.get("property", "")).lower() in CREDENTIAL_FIELDS)
+    if leaked:
+        report.add(["servers", k], f"server {server.get('server')!r} holds credentials ({', '.join(leaked)}): "
+                   "credentials never go in a contract; put them in the mesh's secrets file or the environment")
+        return None
     if stype == "local":
         fmt = str(server.get("format", "")).lower()
         if fmt not in SUPPORTED_FILE_FORMATS:
@@ -497,11 +507,17 @@ def _source(ds: Dataset, obj: dict, base: list, servers: list[dict], report: _Fi
                        f"supported (use one of {', '.join(sorted(SUPPORTED_FILE_FORMATS))})")
             return None
         fmt = "json" if fmt in ("ndjson", "jsonl") else fmt
-        return Source(fmt, resolve(str(server["path"])), server=server.get("server"), yaml_path=spath)
+        table = physical if fmt == "sqlite" else None
+        return Source(fmt, resolve(str(server["path"])), table=table, server=server.get("server"), yaml_path=spath)
     if stype == "duckdb":
         return Source("duckdb", resolve(str(server["database"])), table=physical,
                       schema=server.get("schema") or "main", server=server.get("server"), yaml_path=spath)
-    report.add(["servers", k, "type"], f"server type {stype!r} is not supported yet (supported: local, duckdb)")
+    if stype in ("postgres", "postgresql"):
+        host, port, database = server.get("host"), server.get("port"), server.get("database")
+        return Source("postgres", f"postgresql://{host}:{port}/{database}", table=physical,
+                      schema=server.get("schema") or "public", server=server.get("server"), yaml_path=spath,
+                      options={"host": host, "port": port, "database": database})
+    report.add(["servers", k, "type"], f"server type {stype!r} is not supported yet (supported: {SUPPORTED_SERVERS})")
     return None
 
 

@@ -46,12 +46,13 @@ class Column:
 class Source:
     """Where a source dataset's rows are read from."""
 
-    kind: str  # parquet | csv | json | duckdb
-    location: str  # absolute file path or glob, or DuckDB database file
+    kind: str  # parquet | csv | json | duckdb | sqlite | postgres | delta | iceberg
+    location: str  # absolute file path or glob, database file, table folder, or postgresql://host:port/db
     table: str | None = None  # for database sources
     schema: str | None = None
     server: str | None = None  # the ODCS server name
     yaml_path: str = ""
+    options: dict = field(default_factory=dict)  # e.g. host, port, database (never credentials)
 
 
 @dataclass

@@ -97,8 +97,10 @@ class DuckDBExecution:
 class DuckDBBackend:
     dialect = "duckdb"
 
-    def __init__(self, settings: dict[str, Any] | None = None):
+    def __init__(self, settings: dict[str, Any] | None = None, credentials=None):
         settings = settings or {}
+        self._credentials = credentials or (lambda server: {})
+        self._extensions: set[str] = set()
         config = {
             "autoinstall_known_extensions": "false",
             "autoload_known_extensions": "false",
@@ -124,7 +126,8 @@ class DuckDBBackend:
 
     # -- registering the mesh (before lock-down) -------------------------------------------------
 
-    def source_sql(self, kind: str, location: str, schema: str | None = None, table: str | None = None) -> str:
+    def source_sql(self, kind: str, location: str, schema: str | None = None, table: str | None = None,
+                   server: str | None = None) -> str:
         """The relation expression that reads one source."""
         if kind == "parquet":
             return f"read_parquet({literal(location)}, union_by_name = true)"
@@ -132,20 +135,74 @@ class DuckDBBackend:
             return f"read_csv({literal(location)}, header = true, auto_detect = true, union_by_name = true)"
         if kind == "json":
             return f"read_json({literal(location)}, format = 'auto', union_by_name = true)"
-        if kind == "duckdb":
+        if kind in ("duckdb", "sqlite"):
             alias = self._attached.get(location)
             if alias is None:
-                alias = f"_quanta_src_{len(self._attached) + 1}"
                 if not Path(location).exists():
-                    raise errors.Unavailable(f"DuckDB database file {location} does not exist")
-                self.db.execute(f"ATTACH {literal(location)} AS {alias} (READ_ONLY)")
+                    raise errors.Unavailable(f"{kind} database file {location} does not exist")
+                alias = f"_quanta_src_{len(self._attached) + 1}"
+                if kind == "sqlite":
+                    self.load_extension("sqlite_scanner")
+                how = "(READ_ONLY)" if kind == "duckdb" else "(TYPE sqlite, READ_ONLY)"
+                self.db.execute(f"ATTACH {literal(location)} AS {alias} {how}")
                 self._attached[location] = alias
+            if kind == "sqlite":
+                return f"{alias}.{quote(table or '')}"
             return f"{alias}.{quote(schema or 'main')}.{quote(table or '')}"
+        if kind == "postgres":
+            alias = self._attached.get(location)
+            if alias is None:
+                self.load_extension("postgres_scanner")
+                alias = f"_quanta_src_{len(self._attached) + 1}"
+                try:
+                    self.db.execute(f"ATTACH {literal(self._dsn(location, server))} AS {alias} (TYPE postgres, READ_ONLY)")
+                except duckdb.Error as e:
+                    raise errors.Unavailable(f"PostgreSQL server {location} is unreachable: "
+                                             f"{redact(str(e).splitlines()[0])}") from None
+                self._attached[location] = alias
+            return f"{alias}.{quote(schema or 'public')}.{quote(table or '')}"
+        if kind == "delta":
+            self.load_extension("delta")
+            return f"delta_scan({literal(location)})"
+        if kind == "iceberg":
+            self.load_extension("avro")
+            self.load_extension("iceberg")
+            if Path(location).is_dir():  # a table folder (with a version hint), possibly moved since written
+                return f"iceberg_scan({literal(location)}, allow_moved_paths = true)"
+            return f"iceberg_scan({literal(location)})"  # a metadata file
         raise errors.NotSupportedError(f"source kind {kind!r} is not supported")
+
+    def _dsn(self, location: str, server: str | None) -> str:
+        """A libpq connection string from the contract's host/port/database and the server's credentials."""
+        rest = location.split("://", 1)[1]
+        hostport, _, database = rest.partition("/")
+        host, _, port = hostport.rpartition(":")
+        parts = {"host": host, "port": port, "dbname": database}
+        parts.update({k: v for k, v in self._credentials(server or "").items() if k in ("user", "password")})
+        return " ".join(f"{k}={_dsn_value(v)}" for k, v in parts.items() if v)
+
+    def load_extension(self, name: str) -> None:
+        """Load a DuckDB extension from its PyPI package (``duckdb-extension-<name>``, pinned to this
+        DuckDB): nothing is downloaded, and nothing loads after lock-down."""
+        if name in self._extensions:
+            return
+        import importlib
+
+        package = "duckdb_extension_" + name
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            raise errors.Unavailable(f"the DuckDB extension {name} is not installed (pip install "
+                                     f"duckdb-extension-{name.replace('_', '-')}=={duckdb.__version__})") from None
+        path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+        self.db.execute(f"LOAD {literal(str(path))}")
+        self._extensions.add(name)
 
     def allow_path(self, location: str) -> None:
         """Let the locked-down database read below the folder of a source file or glob."""
         p = Path(location)
+        if not p.is_absolute():
+            return  # not a file source (a server)
         while any(ch in p.name for ch in "*?[{") or not p.exists() or p.is_file():
             if p.parent == p:
                 break
@@ -268,8 +325,23 @@ def translate(e: BaseException, *, timed_out: bool = False, cancelled: bool = Fa
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
 
 
+def _dsn_value(value) -> str:
+    text = str(value)
+    if text and all(ch.isalnum() or ch in "._-" for ch in text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_SECRET = re.compile(r"(password|passwd|pwd)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(message: str) -> str:
+    """Never show a password, whatever the error says."""
+    return _SECRET.sub(r"\1=***", message)
+
+
 def clean_message(message: str) -> str:
     """Drop DuckDB's echo of the generated SQL and the engine's internal names from an error message."""
     message = message.split("\n\nLINE ")[0].split("\nLINE ")[0].strip()
     message = message.replace(f"{SYSTEM_SCHEMA}.", "system.").replace(f"{CATALOG}.", "")
-    return message
+    return redact(message)

@@ -16,7 +16,7 @@ import duckdb
 from ..catalog import types as ctypes
 from ..catalog.loader import exclude
 from ..catalog.model import Dataset, Mesh
-from ..errors import Problem
+from ..errors import Problem, Unavailable
 from .duckdb_backend import DuckDBBackend, quote
 
 TEXT_FORMATS = {"csv", "json"}
@@ -44,7 +44,7 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend) -> None:
     for ds in sources:  # attaching DuckDB files changes the catalog: keep it serial
         try:
             relations[id(ds)] = backend.source_sql(ds.source.kind, ds.source.location, ds.source.schema,
-                                                   ds.source.table)
+                                                   ds.source.table, ds.source.server)
         except Exception as e:  # noqa: BLE001 - reported as a problem of the dataset
             relations[id(ds)] = e
 
@@ -83,7 +83,10 @@ def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found) 
             first = str(outcome).split("\n")[0]
             where = src.location if src.kind != "duckdb" else f"{src.location} table {src.schema}.{src.table}"
             return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name} at {where}: {first}")
-        if isinstance(outcome, BaseException):  # Unavailable and friends from the backend
+        if isinstance(outcome, Unavailable):  # an unreachable server: an operational state, not a broken contract
+            return Problem(ds.file, src.yaml_path, f"{ds.qualified_name} is unavailable: {outcome}", None,
+                           ds.quantum, "warning")
+        if isinstance(outcome, BaseException):
             return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name}: {outcome}")
     if src.kind != "duckdb":
         backend.allow_path(src.location)
