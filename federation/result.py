@@ -73,12 +73,14 @@ class _Stream:
         self.on_close = on_close
         self.rows_read = 0
         self.error: BaseException | None = None
+        self.exhausted = False
 
     def batches(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         try:
             for batch in _guarded(reader, self.execution):
                 self.rows_read += batch.num_rows
                 yield batch
+            self.exhausted = True
         except BaseException as e:
             self.error = e
             raise
@@ -86,7 +88,8 @@ class _Stream:
             self.close()
 
     def close(self) -> None:
-        self.execution.close()
+        # only a cursor whose result was read to the end goes back to the engine's pool
+        self.execution.close(failed=self.error is not None or not self.exhausted)
         callback, self.on_close = self.on_close, None
         if callback is not None:
             callback(self.rows_read, self.error)

@@ -29,6 +29,7 @@ from .backend import ColumnInfo
 CATALOG = "memory"
 SYSTEM_SCHEMA = "_quanta_system"
 BATCH_ROWS = 65_536
+POOL_SIZE = 16  # idle cursors kept for reuse
 
 
 def quote(name: str) -> str:
@@ -48,8 +49,9 @@ class SourceColumns:
 class DuckDBExecution:
     """A query running on its own cursor; batches stream from DuckDB as they are produced."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, timeout: float | None):
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, timeout: float | None, release=None):
         self._cursor = cursor
+        self._release = release  # gives a healthy cursor back to the backend's pool
         self._timer: threading.Timer | None = None
         self.timed_out = False
         self.cancelled = False
@@ -62,7 +64,9 @@ class DuckDBExecution:
 
     def _expire(self) -> None:
         self.timed_out = True
-        self._cursor.interrupt()
+        cursor = self._cursor
+        if cursor is not None:
+            cursor.interrupt()
 
     def start(self, sql: str, params) -> None:
         if params:
@@ -82,14 +86,23 @@ class DuckDBExecution:
 
     def cancel(self) -> None:
         self.cancelled = True
-        self._cursor.interrupt()
+        cursor = self._cursor
+        if cursor is not None:
+            cursor.interrupt()
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        cursor, self._cursor = self._cursor, None
+        if cursor is None:
+            return
+        release, self._release = self._release, None
+        if release is not None and not (failed or self.timed_out or self.cancelled):
+            release(cursor)
+            return
         try:
-            self._cursor.close()
+            cursor.close()
         except duckdb.Error:
             pass
 
@@ -112,6 +125,8 @@ class DuckDBBackend:
         self._tmp = tempfile.TemporaryDirectory(prefix="quanta-spill-")
         self.db.execute(f"SET temp_directory = {literal(self._tmp.name)}")
         self._attached: dict[str, str] = {}  # database file -> alias
+        self._pool: list[duckdb.DuckDBPyConnection] = []
+        self._pool_lock = threading.Lock()
         self._allowed: set[str] = {self._tmp.name}
         self._locked = False
         self.db.execute(f"CREATE SCHEMA {SYSTEM_SCHEMA}")
@@ -282,14 +297,29 @@ class DuckDBBackend:
 
     def execute(self, sql: str, params: Sequence[Any] | dict | None = None,
                 timeout: float | None = None) -> DuckDBExecution:
-        execution = DuckDBExecution(self.db.cursor(), timeout)
+        execution = DuckDBExecution(self._acquire(), timeout, self._release)
         try:
             execution.start(sql, params)
         except BaseException as e:
             timed_out, cancelled = execution.timed_out, execution.cancelled
-            execution.close()
+            execution.close(failed=True)
             raise translate(e, timed_out=timed_out, cancelled=cancelled, timeout=timeout) from None
         return execution
+
+    def _acquire(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one query: from the pool when one is free (a database source keeps its
+        connections per cursor, so reusing cursors saves a connection per query), else a new one."""
+        with self._pool_lock:
+            if self._pool:
+                return self._pool.pop()
+        return self.db.cursor()
+
+    def _release(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        with self._pool_lock:
+            if len(self._pool) < POOL_SIZE:
+                self._pool.append(cursor)
+                return
+        cursor.close()
 
     def close(self) -> None:
         try:
