@@ -438,8 +438,10 @@ def generate(mesh_path: str | None, mesh: str | None, scale: float, seed: int) -
 @mesh_option
 @click.option("--scale", default=1.0, show_default=True, type=float)
 @click.option("--regenerate", is_flag=True, help="Generate the data even if it exists.")
+@click.option("--postgres", "postgres", default=None, envvar="QUANTA_DEMO_POSTGRES", metavar="DSN",
+              help="A PostgreSQL server (libpq string) to serve the B2B accounts from, live (quantum b2b_live).")
 @friendly
-def demo(mesh: str | None, scale: float, regenerate: bool) -> None:
+def demo(mesh: str | None, scale: float, regenerate: bool, postgres: str | None) -> None:
     """The main job on the demo mesh: generate its data, validate it, and run a tour of queries."""
     from . import demo as demo_data
     from .connection import connect
@@ -449,6 +451,9 @@ def demo(mesh: str | None, scale: float, regenerate: bool) -> None:
         click.secho(f"generating the demo data (scale {scale:g}) ...", bold=True)
         summary = demo_data.generate(path, scale=scale, progress=lambda msg: click.echo(f"  {msg}"))
         click.echo(f"  {sum(summary.values()):,} rows")
+    if postgres:
+        click.secho("serving the B2B accounts from PostgreSQL ...", bold=True)
+        demo_data.setup_postgres(path, postgres, progress=lambda msg: click.echo(f"  {msg}"))
     conn = connect(str(path), user="ana")
     m = conn.platform.mesh
     click.secho(f"\nmesh {m.name}: {len(m.quanta)} quanta in {len(m.domains)} domains, loaded in "
@@ -476,10 +481,16 @@ def demo(mesh: str | None, scale: float, regenerate: bool) -> None:
         ("ana", None, "Access is denied unless granted", "select * from b2b.accounts limit 3"),
         ("marco", "marketing", "A purpose-limited contract, read by marketing for the purpose 'marketing'",
          "select value_band, count(*) as customers from marketing.campaign_audience group by 1 order by 1"),
+        ("fiona", None, "A cross-source join: accounts live from PostgreSQL with orders from a DuckDB file "
+         "(when quanta demo --postgres has set up b2b_live)",
+         "select a.region, count(distinct a.account_id) as accounts, sum(o.amount) as revenue "
+         "from b2b_live.accounts a join b2b.b2b_orders o using (account_id) group by 1 order by 1"),
         ("ana", None, "Lineage of derived datasets", "select * from system.lineage order by target_quantum, target_dataset"),
         ("audrey", None, "The audit log, as the auditor",
          "select principal, status, datasets, policies, rows from system.query_log order by query_id desc limit 8"),
     ]
+    if "b2b_live" not in m.quanta:  # only when `quanta demo --postgres DSN` has set it up
+        tour = [t for t in tour if "b2b_live" not in t[3]]
     for user, purpose, title, sql in tour:
         click.secho(f"\n{title}", bold=True)
         click.secho(f"  [{user}{', purpose ' + purpose if purpose else ''}] {sql}", fg="cyan")

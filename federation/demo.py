@@ -933,3 +933,90 @@ def _daily_files(g: _Gen, table: str, cols, folder: Path, first_day: date) -> No
         day = first_day + timedelta(days=k)
         g.copy(_select(cols, f"{table} where day = {k} order by event_id"), folder / f"events-{day}.parquet",
                "parquet")
+
+
+# -- a quantum served live from PostgreSQL ------------------------------------------------------------
+
+LIVE_DIR = "live"  # inside the mesh folder, git-ignored: written only when a PostgreSQL server is given
+
+
+def setup_postgres(mesh_dir: str | Path, dsn: str, schema: str = "b2b_ops",
+                   progress: Callable[[str], None] | None = None) -> dict:
+    """Serve the B2B accounts live from a PostgreSQL server, as the B2B domain's operational database.
+
+    Copies ``b2b.accounts`` (generated data) into ``<schema>.accounts`` of the server named by ``dsn``
+    (a libpq string: ``host=... port=... dbname=... user=... password=...``), then writes the quantum
+    ``b2b_live`` (an ODPS product and an ODCS contract whose server is that PostgreSQL) and the server's
+    credentials into ``<mesh>/live/`` (product, contract, and ``secrets.yaml`` readable only by its owner;
+    ``mesh.yaml`` names that secrets file). Returns a summary.
+    """
+    import os
+
+    import yaml
+
+    mesh_dir = Path(mesh_dir).resolve()
+    report = progress or (lambda message: None)
+    fields = dict(part.split("=", 1) for part in dsn.split() if "=" in part)
+    host, port, dbname = fields.get("host", "localhost"), int(fields.get("port", 5432)), fields.get("dbname", "postgres")
+    source = _data_dir(mesh_dir) / "b2b" / "b2b.duckdb"
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist: generate the demo data first (quanta generate)")
+    ext = Path(__import__("duckdb_extension_postgres_scanner").__file__).parent
+    con = duckdb.connect(config={"autoload_known_extensions": "false", "autoinstall_known_extensions": "false"})
+    try:
+        con.execute(f"LOAD '{ext / 'extensions' / f'v{duckdb.__version__}' / 'postgres_scanner.duckdb_extension'}'")
+        con.execute(f"ATTACH {_lit(dsn)} AS pg (TYPE postgres)")
+        con.execute(f"ATTACH {_lit(str(source))} AS b2b (READ_ONLY)")
+        con.execute(f"CALL postgres_execute('pg', 'CREATE SCHEMA IF NOT EXISTS {schema}')")
+        con.execute(f"CALL postgres_execute('pg', 'DROP TABLE IF EXISTS {schema}.accounts')")
+        report(f"copying b2b.accounts to PostgreSQL {host}:{port}/{dbname} ({schema}.accounts) ...")
+        con.execute(f"CREATE TABLE pg.{schema}.accounts AS SELECT account_id, company_name, country, region, "
+                    "credit_limit, created_at FROM b2b.main.accounts")
+        rows = con.execute(f"SELECT count(*) FROM pg.{schema}.accounts").fetchone()[0]
+    finally:
+        con.close()
+    live = mesh_dir / LIVE_DIR
+    live.mkdir(exist_ok=True)
+    product = {
+        "apiVersion": "v1.0.0", "kind": "DataProduct", "id": "urn:greatparts:product:b2b_live", "name": "b2b_live",
+        "version": "1.0.0", "status": "active", "domain": "b2b",
+        "description": {"purpose": "B2B accounts read live from the B2B domain's operational PostgreSQL database.",
+                        "usage": "Join with the file-based quanta: SQL over both, no copy."},
+        "team": {"name": "b2b", "members": [{"username": "lucas", "role": "owner"}]},
+        "outputPorts": [{"name": "accounts-live", "type": "tables", "version": "1.0.0",
+                         "contractId": "urn:greatparts:contract:b2b_live:accounts-live-v1"}],
+    }
+    contract = {
+        "apiVersion": "v3.1.0", "kind": "DataContract", "id": "urn:greatparts:contract:b2b_live:accounts-live-v1",
+        "version": "1.0.0", "status": "active", "domain": "b2b",
+        "description": {"purpose": "Trade accounts, live from the ERP's PostgreSQL database."},
+        "servers": [{"server": "b2b-operational", "type": "postgres", "host": host, "port": port,
+                     "database": dbname, "schema": schema, "environment": "prod"}],
+        "schema": [{"name": "accounts", "description": "B2B accounts (live)", "properties": [
+            {"name": "account_id", "logicalType": "integer", "physicalType": "bigint", "primaryKey": True,
+             "required": True, "classification": "internal"},
+            {"name": "company_name", "logicalType": "string", "physicalType": "varchar", "classification": "internal"},
+            {"name": "country", "logicalType": "string", "physicalType": "varchar", "classification": "internal"},
+            {"name": "region", "logicalType": "string", "physicalType": "varchar", "classification": "internal",
+             "tags": ["region"]},
+            {"name": "credit_limit", "logicalType": "number", "physicalType": "decimal(12,2)",
+             "classification": "restricted", "tags": ["finance", "credit"]},
+            {"name": "created_at", "logicalType": "timestamp", "physicalType": "timestamp"},
+        ]}],
+        "roles": [{"role": "b2b_sales", "access": "read", "firstLevelApprovers": "lucas"},
+                  {"role": "finance", "access": "read", "firstLevelApprovers": "lucas"},
+                  {"role": "analyst", "access": "read", "firstLevelApprovers": "lucas"}],
+    }
+    (live / "b2b_live.odps.yaml").write_text(yaml.safe_dump(product, sort_keys=False))
+    (live / "b2b_live.odcs.yaml").write_text(yaml.safe_dump(contract, sort_keys=False))
+    secrets_path = live / "secrets.yaml"
+    fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(yaml.safe_dump({"servers": {"b2b-operational": {
+            k: v for k, v in (("user", fields.get("user")), ("password", fields.get("password"))) if v}}}))
+    mesh_file = mesh_dir / "mesh.yaml"
+    text = mesh_file.read_text()
+    if "\nsecrets:" not in text:
+        mesh_file.write_text(text.rstrip("\n") + f"\nsecrets: {LIVE_DIR}/secrets.yaml   # written by quanta demo --postgres\n")
+    report(f"quantum b2b_live: {rows:,} accounts served live from PostgreSQL")
+    return {"b2b_live.accounts": rows}

@@ -198,3 +198,26 @@ def test_sqlite_delta_and_iceberg_sources(tmp_path):
     assert conn.sql("select count(*) from lake.stores s, lake.parts p, lake.parts_iceberg i, shop.orders o, "
                     "crm.customers c where s.store_id = 1 and p.part_id = i.part_id and i.part_id = 1 "
                     "and o.customer_id = c.id").fetchone() == (100,)
+
+
+def test_demo_serves_b2b_accounts_live_from_postgres(demo_path, pg, tmp_path):
+    """`quanta demo --postgres DSN`: the B2B accounts move to PostgreSQL and are joined live with files."""
+    import shutil
+
+    from federation import demo
+
+    mesh = tmp_path / "greatparts"
+    shutil.copytree(demo_path, mesh, ignore=shutil.ignore_patterns(".quanta"))
+    pg.sql("CREATE DATABASE greatparts_ops")
+    summary = demo.setup_postgres(mesh, pg.dsn(dbname="greatparts_ops"))
+    assert summary["b2b_live.accounts"] > 0
+    assert (mesh / "live" / "secrets.yaml").stat().st_mode & 0o077 == 0  # readable by its owner only
+    assert "postgres-admin" not in (mesh / "live" / "b2b_live.odcs.yaml").read_text()
+    p = Platform(mesh)
+    assert "b2b_live" in p.mesh.quanta, p.mesh.problems
+    fiona = federation.Connection(p, p.principal("fiona"))
+    rows = fiona.sql("select a.region, count(distinct a.account_id), sum(o.amount) from b2b_live.accounts a "
+                     "join b2b.b2b_orders o using (account_id) group by 1 order by 1").fetchall()
+    assert [r[0] for r in rows] == ["CA", "EU", "US"]
+    ana = federation.Connection(p, p.principal("ana"))
+    assert "credit_limit" not in ana.sql("select * from b2b_live.accounts limit 1").columns  # restricted: denied
