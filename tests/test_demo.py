@@ -91,5 +91,6 @@ def test_readme_code_blocks_name_real_things():
     mesh = mesh or load_mesh(ROOT / "catalogs" / "greatparts")
     known = {f"{d.quantum}.{d.name}" for d in mesh.datasets()} | {
         f"system.{t}" for t in ("domains", "quanta", "datasets", "columns", "contracts", "ports", "lineage", "problems",
-                                "principals", "grants", "policies", "column_access", "query_log")}
+                                "principals", "grants", "policies", "column_access", "query_log", "column_lineage")} | {
+        "b2b_live.accounts"}  # set up by `quanta demo --postgres` (tests/test_federated_sources.py)
     assert names and names <= known, names - known
