@@ -16,6 +16,7 @@ import os
 import secrets
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,6 +32,7 @@ from .governance.policies import HASH_INT_MACRO, HASH_MACRO, Governance
 from .governance.principals import Principal
 from .governance.tokens import TokenStore
 from .lineage.inheritance import DEFAULT_ANONYMISING, Lineage, inherit
+from .lineage.openlineage import OpenLineage
 from .catalog.model import Dataset, Mesh
 from .engine.duckdb_backend import DuckDBBackend, quote
 from .engine import secrets as server_secrets
@@ -57,6 +59,7 @@ class State:
     governance: Governance
     lineage: "Lineage"
     load_seconds: float
+    openlineage: "OpenLineage"
 
 
 def state_dir(mesh_path: Path) -> Path:
@@ -135,7 +138,8 @@ class Platform:
         except BaseException:
             backend.close()
             raise
-        return State(mesh, backend, namespace, pipeline, governance, self._lineage, time.perf_counter() - started)
+        return State(mesh, backend, namespace, pipeline, governance, self._lineage, time.perf_counter() - started,
+                     OpenLineage(mesh, mesh.settings.get("openlineage")))
 
     def _load_governance(self, mesh: Mesh, backend: DuckDBBackend) -> Governance:
         """Governance fails closed: a global problem stops the load, a local one leaves its quantum out."""
@@ -276,12 +280,16 @@ class Platform:
         state = self._state
         started = time.perf_counter()
         entry = audit.Entry(principal.name, sql if isinstance(sql, str) else repr(sql), interface, purpose)
+        run_id = str(uuid.uuid4())  # the OpenLineage run of this query, when query events are on
 
         def finish(status: str, error: BaseException | None = None, rows: int | None = None) -> None:
             entry.status, entry.rows = status, rows
             entry.error = str(error) if error is not None else None
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             self.audit.record(entry)
+            if state.openlineage.queries and hasattr(entry, "_plan_datasets"):  # a START was sent
+                state.openlineage.emit_query(run_id, "COMPLETE" if status == "ok" else "FAIL", principal.name,
+                                             entry.sql, getattr(entry, "_plan_datasets", ()), entry.error)
 
         try:
             if params is not None and not isinstance(params, (list, tuple, dict)):
@@ -294,6 +302,9 @@ class Platform:
             finish("error", e)
             raise
         entry.rewritten_sql = plan.sql
+        entry._plan_datasets = plan.datasets  # type: ignore[attr-defined]
+        if state.openlineage.queries:
+            state.openlineage.emit_query(run_id, "START", principal.name, entry.sql, plan.datasets)
         entry.datasets = [f"{q}.{d}" for q, d in plan.datasets]
         entry.columns = list(plan.columns)
         entry.policies = sorted({p["policy"] for p in plan.policies})

@@ -59,6 +59,8 @@ MESH_SCHEMA = {
                 "memory_limit": {"type": "string"},
                 "threads": {"type": "integer", "minimum": 1},
                 "query_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "openlineage": {"type": "object", "additionalProperties": False, "properties": {
+                    "file": {"type": "string"}, "url": {"type": "string"}, "queries": {"type": "boolean"}}},
             },
         },
         "governance": {"type": "object"},
