@@ -104,16 +104,21 @@ def environment_lines() -> list[str]:
 
 def write_section(title: str, body: str, path: Path = RESULTS) -> None:
     """Create or replace the section ``## <title>`` of RESULTS.md, leaving the other sections intact."""
+    import fcntl
+
     heading = f"## {title}"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by the scripts in this folder; " \
-        "see README.md for how to run them. Each section is replaced by the next run of its benchmark.\n"
     section = f"{heading}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^{re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
+    # benchmarks may finish at the same time: read-modify-write under a lock, so no section is lost
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by the scripts in this " \
+            "folder; see README.md for how to run them. Each section is replaced by the next run of its benchmark.\n"
+        if pattern.search(text):
+            text = pattern.sub(lambda _m: section + "\n", text, count=1)
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+        path.write_text(text.rstrip("\n") + "\n")
 
 
 def table(headers: list[str], rows: list[list[str]], align: str | None = None) -> str:
