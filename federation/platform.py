@@ -126,7 +126,10 @@ class Platform:
             self.audit = audit.AuditLog(self.state_dir / "state.db")
         backend = DuckDBBackend(mesh.settings, credentials=server_secrets.provider(mesh.path, mesh.raw.get("secrets")))
         try:
-            register_sources(mesh, backend)
+            from .onboarding import serving  # published versions are served instead of the contract's server
+
+            serving.allow_warehouse(mesh, backend)
+            register_sources(mesh, backend, serving.served_sources(mesh, self.state_dir))
             namespace = Namespace(mesh, mesh.version, backend.relation)
             pipeline = Pipeline(namespace, backend.dialect, PASSES)
             self._compile_derived(mesh, backend, namespace, pipeline)
@@ -134,6 +137,7 @@ class Platform:
             namespace.governance = governance
             namespace.version = f"{mesh.version}:{governance.version}"
             self._build_system_tables(mesh, backend, namespace, governance)
+            namespace.pinned = serving.register_pinned(mesh, backend, serving.kept_versions(self.state_dir))
             backend.lock()
         except BaseException:
             backend.close()
@@ -249,6 +253,9 @@ class Platform:
             "column_lineage": ("Column lineage of derived datasets: source columns and transformation",
                                system_tables.column_lineage(self._lineage.edges, mesh)),
         })
+        from .onboarding.control import observability_tables
+
+        dictionary.update(observability_tables(mesh, self.state_dir))
         info = system_tables.information_schema(mesh, dictionary)
         for schema, tables in (("system", dictionary), ("information_schema", info)):
             for name, (description, table) in tables.items():

@@ -22,7 +22,9 @@ from .duckdb_backend import DuckDBBackend, quote
 TEXT_FORMATS = {"csv", "json"}
 
 
-def register_sources(mesh: Mesh, backend: DuckDBBackend) -> None:
+def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = None) -> None:
+    """``served``: (quantum, dataset) -> the Source of its current published version (onboarding), or
+    None for a dataset of the warehouse without a version yet (an empty view of its contract)."""
     declared = [c.data_type for ds in mesh.datasets() for c in ds.columns]
     try:
         normalized = backend.normalize_types(declared)
@@ -39,7 +41,17 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend) -> None:
 
     # read every source's columns first, several at a time (Parquet footers, CSV sniffing: I/O and
     # DuckDB work that releases the GIL), then create the views one by one
-    sources = [ds for q in mesh.quanta.values() for ds in q.datasets.values() if ds.source is not None]
+    served = served or {}
+    empty: set[int] = set()
+    for ds in mesh.datasets():
+        key = (ds.quantum.lower(), ds.name.lower())
+        if key in served:
+            if served[key] is None:
+                empty.add(id(ds))
+            else:
+                ds.source = served[key]
+    sources = [ds for q in mesh.quanta.values() for ds in q.datasets.values()
+               if ds.source is not None and id(ds) not in empty]
     relations: dict[int, str | BaseException] = {}
     for ds in sources:  # attaching DuckDB files changes the catalog: keep it serial
         try:
@@ -64,6 +76,10 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend) -> None:
         backend.create_schema(q.name)
         for ds in q.datasets.values():
             if ds.source is None:
+                continue
+            if id(ds) in empty:
+                backend.create_view(ds.quantum, ds.name, "SELECT " + ", ".join(
+                    f"CAST(NULL AS {c.data_type}) AS {quote(c.name)}" for c in ds.columns) + " WHERE false")
                 continue
             problem = _register(mesh, backend, ds, relations[id(ds)], found[id(ds)])
             if problem is not None:
@@ -112,3 +128,32 @@ def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found) 
     except duckdb.Error as e:
         return problem(src.yaml_path, f"cannot create the view of {ds.qualified_name}: {str(e).splitlines()[0]}")
     return None
+
+
+def register_version_view(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, source, view: str | None = None) -> bool:
+    """(Re)create the view of ``ds`` (or the view named ``view`` in its quantum) over a published version's
+    files, with the contract's names and types; also on a locked backend (the warehouse is allowed)."""
+    import dataclasses
+
+    relation = backend.source_sql(source.kind, source.location)
+    try:
+        found = backend.source_columns(relation, cursor=True)
+    except duckdb.Error:
+        return False
+    if view is None:
+        target = dataclasses.replace(ds, source=source)
+        return _register(mesh, backend, target, relation, found) is None
+    # a pinned version is read through today's contract (its governance): a column the version's files
+    # lack (added by a later contract version) reads as NULL
+    select = []
+    for c in ds.columns:
+        key = c.source_name.lower() if c.source_name.lower() in found.columns else c.name.lower()
+        if key not in found.columns:
+            select.append(f"CAST(NULL AS {c.data_type}) AS {quote(c.name)}")
+        else:
+            select.append(f"TRY_CAST({quote(found.names[key])} AS {c.data_type}) AS {quote(c.name)}")
+    try:
+        backend.create_view(ds.quantum, view, f"SELECT {', '.join(select)} FROM {relation}")
+    except duckdb.Error:
+        return False
+    return True

@@ -112,6 +112,8 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
             table.meta[TAG] = ("system",) + key
             ctx.system_tables.append(f"{key[0]}.{key[1]}")
             continue
+        if "@" in name and _pinned(ctx, table, schema, name):
+            continue
         ds = ns.dataset(schema, name)
         if ds is None:
             raise _unknown(ctx, table, schema, name)
@@ -131,6 +133,33 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
         subquery.meta[TAG] = ("derived", ds.quantum.lower(), ds.name.lower())
         table.replace(subquery)
     return expression
+
+
+def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
+    """A pinned version, ``quantum."dataset@v3"``: read like the dataset (same grants, filters, masks, as a
+    subquery tagged with the dataset) from the view of that published version."""
+    base, _, version = name.rpartition("@")
+    if not version[:1].lower() == "v" or not version[1:].isdigit():
+        return False
+    ds = ctx.namespace.dataset(schema, base)
+    if ds is None:
+        raise _unknown(ctx, table, schema, base)
+    pinned = getattr(ctx.namespace, "pinned", None) or {}
+    relation = pinned.get((ds.quantum.lower(), ds.name.lower(), int(version[1:])))
+    if relation is None:
+        have = sorted(v for (q, d, v) in pinned if (q, d) == (ds.quantum.lower(), ds.name.lower()))
+        raise ctx.error(UnknownObject, f"version {version[1:]} of {ds.qualified_name} is not available (kept "
+                        f"versions: {', '.join('v' + str(v) for v in have) or 'none'})", table)
+    ctx.read(ds.quantum, ds.name)
+    inner = exp.select("*").from_(exp.Table(this=exp.to_identifier(relation[2], quoted=True),
+                                            db=exp.to_identifier(relation[1], quoted=True),
+                                            catalog=exp.to_identifier(relation[0])))
+    alias = table.args.get("alias")
+    subquery = exp.Subquery(this=inner, alias=alias.copy() if alias else exp.TableAlias(
+        this=exp.to_identifier(ds.name)))
+    subquery.meta[TAG] = ("derived", ds.quantum.lower(), ds.name.lower())
+    table.replace(subquery)
+    return True
 
 
 def definition_reads(definition: exp.Expression) -> list[tuple[str, str]]:

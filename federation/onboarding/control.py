@@ -1,0 +1,292 @@
+"""The control plane (Python API; the CLI and HTTP sit on it) and the observability tables.
+
+    check(platform, "sales.orders", principal)          run the quality rules on the served data
+    set_rules(platform, "sales.orders", rules, principal)  add or replace rules (validated, persisted)
+    rollback(platform, "sales.orders", 2, principal)    serve version 2 again
+    set_contract_status(platform, contract_id, version, "deprecated" | "retired", principal)
+    quarantine(platform, "sales.orders", principal, version=None)   the rows kept out, with reasons
+    versions(platform, "sales.orders")                  the version history
+
+Only the quantum's owners and principals with the role ``data_engineer`` may change anything
+(``AccessDenied`` otherwise). Reads of the history are open: they are the observability plane.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+
+from .. import errors
+from ..catalog.model import Dataset, Mesh
+from . import serving
+from .store import Store, Version, iso
+
+ENGINEER_ROLE = "data_engineer"
+_stores: dict[Path, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def store_of(platform) -> Store:
+    key = Path(platform.state_dir).resolve()
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = Store.open(key)
+        return store
+
+
+def dataset_of(platform, name: str) -> Dataset:
+    parts = name.split(".")
+    if len(parts) != 2:
+        raise errors.ProgrammingError(f"name a dataset as <quantum>.<dataset>, not {name!r}")
+    mesh: Mesh = platform.mesh
+    if parts[0].lower() in mesh.excluded:
+        raise errors.Unavailable(f"quantum {parts[0]} is unavailable: {mesh.excluded[parts[0].lower()]}")
+    q = mesh.quanta.get(parts[0].lower())
+    if q is None:
+        raise errors.UnknownObject(f"there is no quantum {parts[0]!r}")
+    ds = q.datasets.get(parts[1].lower())
+    if ds is None:
+        raise errors.UnknownObject(f"quantum {q.name} has no dataset {parts[1]!r}; it has "
+                                   f"{', '.join(sorted(q.datasets))}")
+    return ds
+
+
+def authorize(platform, principal, quantum: str, action: str) -> None:
+    """Owners of the quantum and data engineers may run the control plane; others get AccessDenied."""
+    q = platform.mesh.quanta.get(quantum.lower())
+    owners = q.owners if q else ()
+    if principal.name in owners or principal.has_role(ENGINEER_ROLE):
+        return
+    raise errors.AccessDenied(
+        f"{principal.name} may not {action} on quantum {quantum}: only its owners "
+        f"({', '.join(owners) or 'none'}) and principals with the role {ENGINEER_ROLE} may")
+
+
+# -- quality ------------------------------------------------------------------------------------------
+
+
+def rule_overrides(platform) -> dict:
+    if not Store.exists(platform.state_dir):
+        return {}
+    return store_of(platform).rules()
+
+
+def check(platform, name: str, principal, samples: bool = True):
+    """Run every rule of a dataset on its served data; results are stored (history) and returned."""
+    from ..quality import engine
+
+    ds = dataset_of(platform, name)
+    authorize(platform, principal, ds.quantum, "run quality checks")
+    store = store_of(platform)
+    rules = engine.rules_for(platform, ds)
+    target = engine.registered_target(platform, ds, principal)
+    current = store.current(ds.quantum, ds.name)
+    target.label = f"v{current.version}" if current else "source"
+    run = engine.run_rules(rules, ds, target, samples)
+    run.results.append(engine.volume_check(run, engine.volume_history(store, ds.quantum, ds.name)))
+    engine.record(store, run, current.version if current else None, principal.name,
+                  hidden=engine.hidden_columns(platform, ds))
+    refresh(platform)
+    return run
+
+
+def set_rules(platform, name: str, rules: list[dict], principal) -> list:
+    """Replace the quality rules of a dataset (each entry an ODCS quality rule; ``column`` puts it on a
+    property). Validated by compiling them; persisted; served in ``system.quality_rules`` and used by
+    every later check and onboarding."""
+    from ..quality import rules as R
+
+    ds = dataset_of(platform, name)
+    authorize(platform, principal, ds.quantum, "change quality rules")
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise errors.ProgrammingError("quality rules are a list of mappings (ODCS quality entries)")
+    try:
+        compiled = R.dataset_rules(ds, rules)
+        for r in compiled:
+            if r.type != "sql":
+                R.aggregate(r, ds)
+    except R.RuleError as e:
+        raise errors.ProgrammingError(f"invalid quality rule: {e}") from None
+    store_of(platform).set_rules(ds.quantum, ds.name, rules, principal.name, dict(
+        kind="rules_changed", quantum=ds.quantum, dataset=ds.name, principal=principal.name,
+        message=f"{len(rules)} quality rule(s) set", details=rules))
+    refresh(platform)
+    return compiled
+
+
+# -- versions -------------------------------------------------------------------------------------------
+
+
+def versions(platform, name: str) -> list[Version]:
+    ds = dataset_of(platform, name)
+    if not Store.exists(platform.state_dir):
+        return []
+    return store_of(platform).versions(ds.quantum, ds.name)
+
+
+def rollback(platform, name: str, version: int, principal) -> Version:
+    """Serve ``version`` again: newer published versions become ``rolled_back`` (kept, still pinnable)."""
+    from .pipeline import dataset_lock, switch_view
+
+    ds = dataset_of(platform, name)
+    authorize(platform, principal, ds.quantum, "roll back versions")
+    store = store_of(platform)
+    with dataset_lock(platform.mesh, ds):
+        target = store.version(ds.quantum, ds.name, version)
+        if target is None or target.status not in ("published", "rolled_back"):
+            have = ", ".join(f"v{v.version} ({v.status})" for v in store.versions(ds.quantum, ds.name)) or "none"
+            raise errors.ProgrammingError(f"{ds.qualified_name} has no version {version} to roll back to "
+                                          f"(versions: {have})")
+        if not serving.version_dir(platform.mesh, ds.quantum, ds.name, version).exists():
+            raise errors.Unavailable(f"the data of {ds.qualified_name} v{version} is no longer kept")
+        changes = {v.version: "rolled_back" for v in store.versions(ds.quantum, ds.name)
+                   if v.version > version and v.status == "published"}
+        changes[version] = "published"
+        store.set_status(ds.quantum, ds.name, changes, [dict(
+            kind="version_rolled_back", quantum=ds.quantum, dataset=ds.name, version=version,
+            principal=principal.name, message=f"{ds.qualified_name} rolled back to v{version}",
+            details={"rolled_back": sorted(k for k in changes if k != version)})])
+        switch_view(platform, ds, store.version(ds.quantum, ds.name, version))
+    refresh(platform)
+    return store.version(ds.quantum, ds.name, version)
+
+
+def quarantine(platform, name: str, principal, version: int | None = None) -> pa.Table:
+    """The rows an onboarding kept out, with ``_quanta_reason``; owners and data engineers only."""
+    import pyarrow.parquet as pq
+
+    ds = dataset_of(platform, name)
+    authorize(platform, principal, ds.quantum, "read the quarantine")
+    rows = [v for v in store_of(platform).versions(ds.quantum, ds.name)
+            if v.quarantine_path and (version is None or v.version == version)]
+    tables = [pq.read_table(v.quarantine_path) for v in rows if Path(v.quarantine_path).exists()]
+    if not tables:
+        return pa.table({"_quanta_reason": pa.array([], pa.string())})
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def set_contract_status(platform, contract_id: str, version: str, status: str, principal) -> None:
+    """Deprecate or retire a contract version (recorded, shown in system.versions' contract status)."""
+    if status not in ("active", "deprecated", "retired"):
+        raise errors.ProgrammingError("a contract version is active, deprecated or retired")
+    contract = platform.mesh.contracts.get(contract_id)
+    if contract is None or not contract.quantum:
+        raise errors.UnknownObject(f"there is no contract {contract_id!r} of a loaded quantum")
+    authorize(platform, principal, contract.quantum, f"mark contracts {status}")
+    store_of(platform).set_contract_status(contract_id, version, status, principal.name, dict(
+        kind=f"contract_{status}", quantum=contract.quantum, principal=principal.name,
+        message=f"contract {contract_id} v{version} is {status}"))
+    refresh(platform)
+
+
+# -- observability tables ----------------------------------------------------------------------------------
+
+TS = pa.timestamp("us", tz="UTC")
+STR = pa.string()
+I64 = pa.int64()
+F64 = pa.float64()
+
+SCHEMAS = {
+    "versions": [("quantum", STR), ("dataset", STR), ("version", I64), ("contract_version", STR),
+                 ("created_at", TS), ("rows", I64), ("bytes", I64), ("files", I64), ("status", STR),
+                 ("quality_summary", STR), ("quarantined", I64), ("principal", STR), ("message", STR),
+                 ("current", pa.bool_())],
+    "events": [("event_id", I64), ("at", TS), ("kind", STR), ("quantum", STR), ("dataset", STR), ("version", I64),
+               ("principal", STR), ("message", STR), ("details", STR)],
+    "quality_rules": [("quantum", STR), ("dataset", STR), ("rule", STR), ("type", STR), ("metric", STR),
+                      ("column", STR), ("threshold", STR), ("dimension", STR), ("severity", STR),
+                      ("description", STR), ("query", STR), ("origin", STR), ("problem", STR)],
+    "quality_results": [("run_id", STR), ("at", TS), ("quantum", STR), ("dataset", STR), ("version", I64),
+                        ("target", STR), ("rule", STR), ("type", STR), ("metric", STR), ("column", STR),
+                        ("dimension", STR), ("severity", STR), ("measured", F64), ("threshold", STR),
+                        ("status", STR), ("failing_rows", I64), ("sample", STR), ("message", STR),
+                        ("principal", STR)],
+    "slo_status": [("quantum", STR), ("dataset", STR), ("property", STR), ("target", STR), ("measured", STR),
+                   ("status", STR), ("message", STR), ("evaluated_at", TS)],
+    "slo_history": [("at", TS), ("quantum", STR), ("dataset", STR), ("property", STR), ("target", STR),
+                    ("measured", STR), ("status", STR), ("message", STR)],
+}
+DESCRIPTIONS = {
+    "versions": "Published, failed and rolled-back versions of onboarded datasets",
+    "events": "Events: versions published, onboardings failed, checks failed, SLOs breached, rules changed",
+    "quality_rules": "Quality rules of every dataset: contract, schema-implied and control-plane rules",
+    "quality_results": "History of quality check results (measured value, threshold, status, masked samples)",
+    "slo_status": "Latest status of each SLO (slaProperties): met, at risk or breached",
+    "slo_history": "History of SLO evaluations",
+}
+
+
+def _ts(text):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text) if text else None
+
+
+def _table(name: str, rows: list[dict]) -> pa.Table:
+    schema = SCHEMAS[name]
+    return pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in schema})
+
+
+def observability_tables(mesh: Mesh, state_dir: Path) -> dict[str, tuple[str, pa.Table]]:
+    store = Store.open(state_dir) if Store.exists(state_dir) else None
+    try:
+        data = _observability_rows(mesh, store)
+    finally:
+        if store is not None:
+            store.close()
+    return {name: (DESCRIPTIONS[name], _table(name, rows)) for name, rows in data.items()}
+
+
+def _observability_rows(mesh: Mesh, store: Store | None) -> dict[str, list[dict]]:
+    from ..quality import rules as R
+
+    overrides = store.rules() if store else {}
+    rule_rows = []
+    for ds in mesh.datasets():
+        key = (ds.quantum.lower(), ds.name.lower())
+        try:
+            for r in R.dataset_rules(ds, overrides.get(key)):
+                d = r.describe()
+                rule_rows.append({"quantum": ds.quantum, "dataset": ds.name, **d, "problem": None})
+        except R.RuleError as e:
+            rule_rows.append({"quantum": ds.quantum, "dataset": ds.name, "problem": str(e)})
+    out = {"quality_rules": rule_rows, "versions": [], "events": [], "quality_results": [], "slo_status": [],
+           "slo_history": []}
+    if store is None:
+        return out
+    served = {k: v.version for k, v in store.served().items()}
+    for v in store.versions():
+        out["versions"].append({**v.__dict__, "created_at": _ts(v.created_at),
+                                "quality_summary": json.dumps(v.quality_summary) if v.quality_summary else None,
+                                "current": served.get((v.quantum, v.dataset)) == v.version})
+    out["events"] = [{**e, "at": _ts(e["at"])} for e in store.events()]
+    out["quality_results"] = [{**r, "at": _ts(r["at"])} for r in store.results()]
+    history = store.slo_history()
+    out["slo_history"] = [{**h, "at": _ts(h["at"])} for h in history]
+    latest: dict[tuple, dict] = {}
+    for h in history:
+        latest[(h["quantum"], h["dataset"], h["property"])] = h
+    out["slo_status"] = [{**h, "evaluated_at": _ts(h["at"])} for h in latest.values()]
+    return out
+
+
+def refresh(platform) -> None:
+    """Rewrite the observability system tables of the running platform from the store."""
+    state = platform.state
+    data = _observability_rows(state.mesh, store_of(platform))
+    for name, rows in data.items():
+        if ("system", name) in state.namespace.system_tables:
+            state.backend.put_table(name, _table(name, rows))
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+__all__ = ["authorize", "check", "set_rules", "rollback", "versions", "quarantine", "set_contract_status",
+           "observability_tables", "refresh", "store_of", "dataset_of", "iso"]

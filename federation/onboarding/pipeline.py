@@ -1,0 +1,549 @@
+"""Onboarding: source -> schema check -> quality rules -> publish an immutable version -> switch -> record.
+
+    report = onboard(platform, "sales.orders", "./drop/orders-2026-11-24.parquet", principal)
+
+1. **Read** the batch into a private DuckDB: files or globs of Parquet/CSV/JSON, a pyarrow Table or a
+   Polars DataFrame.
+2. **Schema check** against the contract: each contract column is found by its ``name`` or its
+   ``physicalName`` (renamed columns); a missing column is an error (with the closest extra column
+   as a hint), extra columns are dropped with a warning (``strict=True``: an error), and each column
+   must convert to its contract type: values that do not are counted per column, named in the error.
+3. **Quality** (``federation.quality``): every rule on the staged batch, metrics in one scan,
+   ``sql`` rules and samples through the query pipeline as the principal.
+   *What failing rules do* (documented rule): a failing rule of severity ``warning``/``info`` only
+   warns; a failing **row-level** rule of severity ``error`` (nullValues, missingValues,
+   invalidValues, duplicateValues, schema checks) **quarantines** its failing rows when the rule says
+   ``onFailure: quarantine`` (ODCS customProperties) or the onboarding runs with
+   ``on_error="quarantine"`` (mesh setting ``onboarding_on_error``), and **rejects** the batch
+   otherwise; a failing dataset-level rule (rowCount, sql) or a rule that could not run rejects the
+   batch. Quarantined rows go, with the names of the rules they failed in ``_quanta_reason``, to
+   ``<warehouse>/<q>/<d>/_quarantine/v<N>.parquet`` (owners read it with ``control.quarantine``);
+   the rules are then measured again on the rows kept.
+4. **Publish**: the rows are written as Parquet into ``<warehouse>/<q>/<d>/.tmp-v<N>-<id>/``,
+   fsynced, and the folder renamed to ``v<N>`` (atomic); then the version row is committed in the
+   control store (SQLite WAL) with its events: **the commit is the moment it becomes visible**. A
+   crash before the commit leaves an orphan folder that no one serves and that the next onboarding
+   removes; after it, the version is complete. The live view then switches (CREATE OR REPLACE VIEW)
+   and old versions beyond ``settings.versions_kept`` (default 5) are deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fcntl
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+import pyarrow as pa
+
+from .. import errors
+from ..catalog.model import Dataset, Mesh
+from ..engine.duckdb_backend import literal, quote
+from . import serving
+from .control import authorize, dataset_of, refresh, remove_tree, store_of
+from .store import Version, iso
+
+PAUSE_ENV = "QUANTA_ONBOARD_PAUSE"  # crash tests: pause (sleep) at the named step, announcing it on stderr
+STEPS = ("read", "staged", "checked", "writing", "written", "renamed", "committed", "switched", "cleaned")
+DEFAULT_KEPT = 5
+
+
+class OnboardingRejected(errors.DataError):
+    """The batch was refused; ``report`` says exactly why."""
+
+    code = "onboarding_rejected"
+
+    def __init__(self, message: str, report: "OnboardReport"):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class OnboardReport:
+    dataset: str
+    status: str = "running"  # published | rejected
+    version: int | None = None
+    rows_in: int = 0
+    rows_published: int = 0
+    quarantined: int = 0
+    quarantine_path: str | None = None
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    checks: Any = None  # quality.engine.CheckRun
+    seconds: dict[str, float] = field(default_factory=dict)
+    bytes: int = 0
+    files: int = 0
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "status": self.status, "version": self.version, "rows_in": self.rows_in,
+                "rows_published": self.rows_published, "quarantined": self.quarantined,
+                "quarantine_path": self.quarantine_path, "problems": self.problems, "warnings": self.warnings,
+                "bytes": self.bytes, "files": self.files, "seconds": self.seconds,
+                "checks": self.checks.to_dict() if self.checks is not None else None}
+
+
+def _step(name: str, progress: Callable[[str], None] | None, message: str | None = None) -> None:
+    if progress and message:
+        progress(message)
+    pause = os.environ.get(PAUSE_ENV)
+    if pause and name in pause.split(","):
+        sys.stderr.write(f"PAUSE {name}\n")
+        sys.stderr.flush()
+        time.sleep(3600)
+
+
+@contextlib.contextmanager
+def dataset_lock(mesh: Mesh, ds: Dataset):
+    """One writer per dataset (an exclusive flock on ``<warehouse>/<q>/<d>/.lock``)."""
+    folder = serving.warehouse(mesh) / ds.quantum.lower() / ds.name.lower()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def recover(folder: Path, store, ds: Dataset) -> list[str]:
+    """Remove what a crashed onboarding left: temp folders and version folders never committed."""
+    known = {v.version for v in store.versions(ds.quantum, ds.name) if v.status in serving.KEPT_STATUSES}
+    removed = []
+    for child in folder.iterdir() if folder.exists() else []:
+        if child.name.startswith(".tmp-") or (child.is_dir() and child.name.startswith("v")
+                                              and child.name[1:].isdigit() and int(child.name[1:]) not in known):
+            remove_tree(child)
+            removed.append(child.name)
+    return removed
+
+
+# -- reading the batch ------------------------------------------------------------------------------------
+
+
+def _relation(con: duckdb.DuckDBPyConnection, source: Any, fmt: str | None) -> str:
+    if isinstance(source, pa.Table):
+        con.register("_batch_arrow", source)
+        return "_batch_arrow"
+    if type(source).__module__.startswith("polars"):
+        con.register("_batch_arrow", source.to_arrow())
+        return "_batch_arrow"
+    if isinstance(source, pa.RecordBatchReader):
+        con.register("_batch_arrow", source.read_all())
+        return "_batch_arrow"
+    paths = [str(Path(p).expanduser()) for p in (source if isinstance(source, (list, tuple)) else [source])]
+    if not paths:
+        raise errors.ProgrammingError("no source files given")
+    kinds = set()
+    for p in paths:
+        kind = fmt or Path(p.rstrip("*")).suffix.lower().lstrip(".") or Path(p).suffix.lower().lstrip(".")
+        kind = {"pq": "parquet", "ndjson": "json", "jsonl": "json", "tsv": "csv"}.get(kind, kind)
+        if kind not in ("parquet", "csv", "json"):
+            raise errors.ProgrammingError(f"cannot tell the format of {p}: give fmt='parquet', 'csv' or 'json'")
+        kinds.add(kind)
+        if not any(ch in p for ch in "*?[") and not Path(p).exists():
+            raise errors.ProgrammingError(f"source file {p} does not exist")
+    if len(kinds) > 1:
+        raise errors.ProgrammingError(f"one format per batch, not {', '.join(sorted(kinds))}")
+    kind = kinds.pop()
+    files = "[" + ", ".join(literal(p) for p in paths) + "]"
+    if kind == "parquet":
+        return f"read_parquet({files}, union_by_name = true)"
+    if kind == "csv":
+        return f"read_csv({files}, header = true, auto_detect = true, union_by_name = true)"
+    return f"read_json({files}, format = 'auto', union_by_name = true)"
+
+
+def schema_check(con, relation: str, ds: Dataset, strict: bool, report: OnboardReport) -> list[str]:
+    """The SELECT list that shapes the batch to the contract, or problems added to ``report``."""
+    found = {r[0].lower(): (r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+    used: set[str] = set()
+    select, casts, missing = [], [], []
+    for c in ds.columns:
+        key = next((k for k in (c.name.lower(), (c.physical_name or "").lower()) if k and k in found), None)
+        if key is None:
+            missing.append(c)
+            continue
+        used.add(key)
+        name, dtype = found[key]
+        if dtype != c.data_type:
+            casts.append((c, name, dtype))
+            select.append(f"TRY_CAST({quote(name)} AS {c.data_type}) AS {quote(c.source_name)}")
+        else:
+            select.append(f"{quote(name)} AS {quote(c.source_name)}")
+    extra = [found[k][0] for k in found if k not in used]
+    for c in missing:
+        also = f" (or its physicalName {c.physical_name!r})" if c.physical_name else ""
+        close = difflib.get_close_matches(c.name.lower(), [e.lower() for e in extra], n=1, cutoff=0.6)
+        hint = f"; renamed? the batch has {close[0]!r}" if close else ""
+        report.problems.append(f"column {c.name!r}{also} of the contract is missing from the batch{hint}")
+    if extra:
+        message = f"the batch has columns the contract does not declare: {', '.join(extra)}"
+        (report.problems if strict else report.warnings).append(message + ("" if strict else " (dropped)"))
+    if casts and not missing:
+        exprs = [f"count(*) FILTER (WHERE {quote(n)} IS NOT NULL AND TRY_CAST({quote(n)} AS {c.data_type}) IS NULL)"
+                 for c, n, _ in casts]
+        firsts = [f"min(rn) FILTER (WHERE {quote(n)} IS NOT NULL AND TRY_CAST({quote(n)} AS {c.data_type}) IS NULL)"
+                  for c, n, _ in casts]
+        row = con.execute(f"SELECT {', '.join(exprs + firsts)} FROM (SELECT *, row_number() OVER () AS rn "
+                          f"FROM {relation})").fetchone()
+        for i, (c, n, dtype) in enumerate(casts):
+            bad = row[i]
+            if bad:
+                report.problems.append(f"column {c.name!r}: {bad} value(s) of type {dtype} cannot be converted to "
+                                       f"{c.data_type} (first at row {row[len(casts) + i]})")
+    return select
+
+
+# -- the pipeline ---------------------------------------------------------------------------------------------
+
+
+def onboard(platform, name: str, source: Any, principal, *, fmt: str | None = None,
+            on_error: str | None = None, strict: bool = False, dry_run: bool = False,
+            progress: Callable[[str], None] | None = None) -> OnboardReport:
+    """Onboard one batch as the new version of ``name`` (``quantum.dataset``); see the module doc.
+    ``dry_run``: check the batch (schema, contract, quality) and publish or record nothing."""
+    from ..quality import engine, rules as R
+
+    started = time.perf_counter()
+    ds = dataset_of(platform, name)
+    authorize(platform, principal, ds.quantum, "onboard data")
+    if ds.source is None:
+        raise errors.ProgrammingError(f"{ds.qualified_name} is derived (SQL over other quanta): it is not onboarded")
+    mesh: Mesh = platform.mesh
+    on_error = on_error or str(mesh.settings.get("onboarding_on_error") or "reject")
+    if on_error not in ("reject", "quarantine"):
+        raise errors.ProgrammingError("on_error is 'reject' or 'quarantine'")
+    store = store_of(platform)
+    report = OnboardReport(ds.qualified_name)
+    contract = mesh.contracts.get(ds.contract_id)
+    timer = {"t": time.perf_counter()}
+
+    def lap(key: str) -> None:
+        now = time.perf_counter()
+        report.seconds[key] = round(now - timer["t"], 4)
+        timer["t"] = now
+
+    snapshot = _snapshot(ds, contract)
+    changed = _contract_gate(store, ds, contract, snapshot, report)
+    if report.problems:
+        return _reject(platform, store, ds, contract, report, principal, "the contract does not allow it", dry_run)
+    with dataset_lock(mesh, ds) as folder:
+        recover(folder, store, ds)
+        con = duckdb.connect(":memory:", config={"threads": str(int(mesh.settings.get("threads", 2)))})
+        try:
+            _step("read", progress, f"reading {name} ...")
+            relation = _relation(con, source, fmt)
+            select = schema_check(con, relation, ds, strict, report)
+            if report.problems:
+                return _reject(platform, store, ds, contract, report, principal, "the batch does not match the "
+                               "contract", dry_run)
+            con.execute(f"CREATE SCHEMA {quote(ds.quantum.lower())}")
+            con.execute(f"CREATE TABLE _staged AS SELECT {', '.join(select)} FROM {relation}")  # rowid: the row
+            report.rows_in = con.execute("SELECT count(*) FROM _staged").fetchone()[0]
+            view = f"{quote(ds.quantum.lower())}.{quote(ds.name.lower())}"
+            cols = ", ".join(f"{quote(c.source_name)} AS {quote(c.name)}" for c in ds.columns)
+            con.execute(f"CREATE VIEW {view} AS SELECT {cols} FROM _staged")
+            lap("read")
+            _step("staged", progress, f"{report.rows_in:,} rows read; running the quality rules ...")
+            _mask_macros(platform, con)
+            rules = engine.rules_for(platform, ds)
+            target = _batch_target(platform, con, view, principal)
+            run = engine.run_rules(rules, ds, target)
+            quarantine_rules = []
+            for r, rule in zip(run.results, rules):
+                if r.status == "warn":
+                    report.warnings.append(f"rule {r.rule}: measured {r.measured:g}, expected {r.threshold}")
+                elif r.status == "error":
+                    report.problems.append(f"rule {r.rule} could not run: {r.message}")
+                elif r.status == "fail":
+                    action = rule.on_failure or on_error
+                    if rule.row_level and action == "quarantine":
+                        quarantine_rules.append(rule)
+                    else:
+                        report.problems.append(f"rule {r.rule} failed: measured {r.measured:g}, expected "
+                                               f"{r.threshold}" + (f" ({r.failing_rows} failing rows)"
+                                                                   if r.failing_rows else ""))
+            report.checks = run
+            if report.problems:
+                return _reject(platform, store, ds, contract, report, principal, "quality rules failed", dry_run)
+            if dry_run:
+                report.status = "checked"
+                report.quarantined = sum(r.failing_rows or 0 for r in run.results
+                                         if r.status == "fail" and r.rule in {q.name for q in quarantine_rules})
+                report.rows_published = 0
+                report.seconds["total"] = round(time.perf_counter() - started, 4)
+                return report
+            version = store.next_version(ds.quantum, ds.name, _highest_dir(folder))
+            if quarantine_rules:
+                report.quarantine_path = str(folder / "_quarantine" / f"v{version}.parquet")
+                report.quarantined = _quarantine(con, ds, quarantine_rules, Path(report.quarantine_path))
+                run = engine.run_rules(rules, ds, target)  # again, on the rows kept
+                report.checks = run
+                bad = [r for r in run.results if r.status in ("fail", "error")]
+                if bad:
+                    report.problems += [f"rule {r.rule} failed after quarantine: measured {r.measured}, expected "
+                                        f"{r.threshold}" for r in bad]
+                    return _reject(platform, store, ds, contract, report, principal, "quality rules failed")
+                report.warnings.append(f"{report.quarantined} row(s) quarantined by "
+                                       f"{', '.join(r.name for r in quarantine_rules)}")
+            lap("checks")
+            _step("checked", progress, f"quality: {run.summary()}; publishing v{version} ...")
+            run.results.append(engine.volume_check(run, engine.volume_history(store, ds.quantum, ds.name)))
+            report.rows_published = run.rows
+            report.version = version
+            final = folder / f"v{version}"
+            tmp = folder / f".tmp-v{version}-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir()
+            _step("writing", None)
+            out_cols = ", ".join(quote(c.source_name) for c in ds.columns)
+            con.execute(f"COPY (SELECT {out_cols} FROM _staged) TO {literal(str(tmp))} "
+                        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PER_THREAD_OUTPUT true, "
+                        f"OVERWRITE_OR_IGNORE true)")  # one file per thread, written in parallel
+            files = sorted(tmp.glob("*.parquet"))
+            for f in files:
+                _fsync(f)
+            _fsync(tmp)
+            report.files = len(files)
+            report.bytes = sum(f.stat().st_size for f in files)
+            _step("written", None)
+            os.rename(tmp, final)
+            _fsync(folder)
+            lap("write")
+            _step("renamed", None)
+        finally:
+            con.close()
+        engine.record(store, run, version, principal.name, target="batch", hidden=engine.hidden_columns(platform, ds))
+        summary = run.summary()
+        store.record_version(Version(
+            ds.quantum.lower(), ds.name.lower(), version, contract.version if contract else None, iso(),
+            report.rows_published, report.bytes, report.files, "published", summary, str(final), principal.name,
+            "; ".join(report.warnings) or None, report.quarantined, report.quarantine_path), [dict(
+                kind="version_published", quantum=ds.quantum, dataset=ds.name, version=version,
+                principal=principal.name, message=f"{ds.qualified_name} v{version} published: "
+                f"{report.rows_published} rows" + (f", {report.quarantined} quarantined" if report.quarantined else ""),
+                details={"quality": summary, "warnings": report.warnings})] + changed, contract=snapshot)
+        _step("committed", None)
+        switch_view(platform, ds, store.version(ds.quantum, ds.name, version))
+        _step("switched", None)
+        _retention(platform, store, ds, folder)
+        _step("cleaned", None)
+    refresh(platform)
+    report.status = "published"
+    report.seconds["total"] = round(time.perf_counter() - started, 4)
+    if progress:
+        progress(f"published {ds.qualified_name} v{version}")
+    return report
+
+
+def _highest_dir(folder: Path) -> int:
+    nums = [int(p.name[1:]) for p in folder.iterdir() if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit()]
+    return max(nums, default=0)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _reject(platform, store, ds, contract, report: OnboardReport, principal, why: str, dry_run: bool = False):
+    report.status = "rejected"
+    if dry_run:
+        raise OnboardingRejected(f"{ds.qualified_name}: batch refused, {why}:\n  " + "\n  ".join(report.problems),
+                                 report)
+    version = store.next_version(ds.quantum, ds.name)
+    if report.checks is not None:
+        from ..quality import engine
+
+        engine.record(store, report.checks, None, principal.name, target="batch",
+                      hidden=engine.hidden_columns(platform, ds))
+    store.record_version(Version(
+        ds.quantum.lower(), ds.name.lower(), version, contract.version if contract else None, iso(), report.rows_in,
+        None, None, "failed", report.checks.summary() if report.checks is not None else None, None, principal.name,
+        "; ".join(report.problems)), [dict(
+            kind="onboarding_failed", quantum=ds.quantum, dataset=ds.name, version=version, principal=principal.name,
+            message=f"{ds.qualified_name}: batch refused: {why}", details={"problems": report.problems})])
+    refresh(platform)
+    raise OnboardingRejected(f"{ds.qualified_name}: batch refused, {why}:\n  " + "\n  ".join(report.problems), report)
+
+
+def _snapshot(ds: Dataset, contract) -> dict:
+    """What a version was published under: the contract's id, version, this dataset's schema, SLAs."""
+    raw = contract.raw if contract else {}
+    return {"id": raw.get("id"), "version": raw.get("version"), "schema": [ds.raw],
+            "slaProperties": raw.get("slaProperties")}
+
+
+def _contract_gate(store, ds: Dataset, contract, snapshot: dict, report: OnboardReport) -> list[dict]:
+    """Contract status (retired: refused; deprecated: a warning) and evolution: a breaking change since
+    the previous version needs a new major version. Returns the ``contract_changed`` events to emit."""
+    from .evolution import _major, diff
+
+    version = contract.version if contract else None
+    status = store.contract_statuses().get((ds.contract_id, str(version))) or (contract.status if contract else None)
+    if status == "retired":
+        report.problems.append(f"contract {ds.contract_id} version {version} is retired: publish under a newer "
+                               "version of the contract")
+    elif status == "deprecated":
+        report.warnings.append(f"contract {ds.contract_id} version {version} is deprecated")
+    previous = [v for v in store.versions(ds.quantum, ds.name) if v.status in serving.KEPT_STATUSES]
+    if not previous:
+        return []
+    before = store.contract_snapshot(ds.quantum, ds.name, previous[-1].version)
+    if before is None or (before.get("schema"), before.get("version")) == (snapshot["schema"], snapshot["version"]):
+        return []
+    changes = diff(before, snapshot)
+    breaking = [c for c in changes if c.breaking]
+    old_major, new_major = _major(before.get("version")), _major(snapshot.get("version"))
+    if breaking and (old_major is None or new_major is None or new_major <= old_major):
+        report.problems.append(
+            f"the contract changed in a breaking way since v{previous[-1].version} ("
+            + "; ".join(c.message for c in breaking[:5]) + f") without a new major version ({before.get('version')} "
+            f"-> {snapshot.get('version')}); publish it as version {(old_major or 0) + 1}.0.0")
+    if not changes:
+        return []
+    return [dict(kind="contract_changed", quantum=ds.quantum, dataset=ds.name, message=(
+        f"contract {ds.contract_id} {before.get('version')} -> {snapshot.get('version')}: {len(changes)} change(s)"
+        + (f", {len(breaking)} breaking" if breaking else "")), details=[c.to_dict() for c in changes])]
+
+
+def _quarantine(con, ds: Dataset, rules, path: Path) -> int:
+    """Move the rows failing ``rules`` out of ``_staged`` into a Parquet file, with their reasons."""
+    from ..quality import rules as R
+
+    names = {c.name: c for c in ds.columns}
+    reasons = []
+    for rule in rules:
+        if rule.metric == "duplicateValues":
+            part = ", ".join(quote(names[c].source_name) for c in rule.columns)
+            pred = f"(row_number() OVER (PARTITION BY {part} ORDER BY rowid) > 1)"
+        else:
+            pred = R.failing(rule, ds)
+            for c in ds.columns:  # the staged table holds physical names
+                if c.physical_name:
+                    pred = pred.replace(quote(c.name), quote(c.physical_name))
+        reasons.append(f"CASE WHEN {pred} THEN {literal(rule.name)} END")
+    con.execute(f"CREATE TABLE _reasons AS SELECT rowid AS _quanta_row, concat_ws('; ', {', '.join(reasons)}) AS r "
+                f"FROM _staged")
+    con.execute("DELETE FROM _reasons WHERE r = ''")
+    n = con.execute("SELECT count(*) FROM _reasons").fetchone()[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = ", ".join(f"s.{quote(c.source_name)} AS {quote(c.name)}" for c in ds.columns)
+    tmp = path.with_suffix(".tmp")
+    con.execute(f"COPY (SELECT {cols}, r.r AS _quanta_reason FROM _staged s JOIN _reasons r ON s.rowid = "
+                f"r._quanta_row ORDER BY s.rowid) TO {literal(str(tmp))} (FORMAT parquet)")
+    os.replace(tmp, path)
+    con.execute("DELETE FROM _staged WHERE rowid IN (SELECT _quanta_row FROM _reasons)")
+    return n
+
+
+def _mask_macros(platform, con) -> None:
+    """The masks' hash macros, with the mesh's salt, so governed SQL runs on the batch as on the mesh."""
+    from ..governance.policies import HASH_INT_MACRO, HASH_MACRO
+
+    salt = platform._mask_salt(platform.state.governance)  # noqa: SLF001
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {HASH_MACRO[0]}")
+    con.execute(f"CREATE MACRO {HASH_MACRO[0]}.{HASH_MACRO[1]}(x) AS substr(sha256('{salt}' || CAST(x AS VARCHAR)), "
+                f"1, 20)")
+    con.execute(f"CREATE MACRO {HASH_INT_MACRO[0]}.{HASH_INT_MACRO[1]}(x) AS "
+                f"CAST(hash('{salt}' || CAST(x AS VARCHAR)) >> 2 AS BIGINT)")
+
+
+def _batch_target(platform, con, view: str, principal):
+    """Rules on the staged batch: trusted metrics on the private database; governed SQL compiled by the
+    platform's pipeline as the principal (safety passes, grants, masks) and run on the batch, which
+    sits at the same name (``memory.<quantum>.<dataset>``) as the served dataset."""
+    from ..quality.engine import Target
+
+    def trusted(sql: str) -> list[tuple]:
+        return con.execute(sql).fetchall()
+
+    def governed(sql: str) -> pa.Table:
+        plan = platform.compile(sql, principal)
+        if any(t for t in plan.system_tables):
+            raise errors.StatementRefused("a quality rule reads the dataset, not system tables")
+        try:
+            cur = con.execute(plan.sql)
+            return cur.to_arrow_table() if hasattr(cur, "to_arrow_table") else cur.fetch_arrow_table()
+        except duckdb.Error as e:
+            from ..engine.duckdb_backend import translate
+
+            raise translate(e) from None
+
+    return Target(view, trusted, governed, "batch")
+
+
+def switch_view(platform, ds: Dataset, v: Version) -> None:
+    """Serve version ``v`` of ``ds`` in the running platform: the view and its pinned view, atomically."""
+    from ..engine.registry import register_version_view
+
+    state = platform.state
+    live = state.mesh.dataset(ds.quantum, ds.name) or ds
+    src = serving.version_source(state.mesh, live, v)
+    if not register_version_view(state.mesh, state.backend, live, src):
+        raise errors.Unavailable(f"cannot serve {ds.qualified_name} v{v.version}")
+    live.source = src
+    pinned = serving.pinned_name(live.name, v.version)
+    if register_version_view(state.mesh, state.backend, live, src, pinned):
+        ns_pinned = getattr(state.namespace, "pinned", None)
+        if ns_pinned is None:
+            ns_pinned = state.namespace.pinned = {}
+        ns_pinned[(live.quantum.lower(), live.name.lower(), v.version)] = state.backend.relation(live.quantum, pinned)
+
+
+def _retention(platform, store, ds: Dataset, folder: Path) -> None:
+    kept = int(platform.mesh.settings.get("versions_kept", DEFAULT_KEPT))
+    alive = [v for v in store.versions(ds.quantum, ds.name) if v.status in serving.KEPT_STATUSES]
+    current = store.current(ds.quantum, ds.name)
+    protected = {current.version} if current else set()
+    protected |= _supported_majors(store, ds, alive, current)
+    old = [v for v in alive if v.version not in protected][:max(0, len(alive) - kept)]
+    if not old:
+        return
+    store.set_status(ds.quantum, ds.name, {v.version: "expired" for v in old}, [dict(
+        kind="versions_expired", quantum=ds.quantum, dataset=ds.name, message=f"versions "
+        f"{', '.join('v' + str(v.version) for v in old)} expired (versions_kept: {kept})")])
+    ns_pinned = getattr(platform.state.namespace, "pinned", {})
+    platform.state.pipeline.clear_cache()  # cached plans may read the views dropped below
+    for v in old:
+        ns_pinned.pop((ds.quantum.lower(), ds.name.lower(), v.version), None)
+        with contextlib.suppress(Exception):
+            platform.state.backend.drop_view(ds.quantum, serving.pinned_name(ds.name, v.version))
+        remove_tree(folder / f"v{v.version}")
+
+
+def _supported_majors(store, ds: Dataset, alive: list, current) -> set[int]:
+    """The newest version of each earlier major contract version stays (pinned) until its endOfSupport."""
+    from datetime import datetime, timezone
+
+    from .evolution import _major
+
+    if current is None:
+        return set()
+    newest: dict[int, Version] = {}
+    for v in alive:
+        m = _major(v.contract_version)
+        if m is not None and m < (_major(current.contract_version) or 0):
+            newest[m] = v
+    keep = set()
+    for v in newest.values():
+        snap = store.contract_snapshot(ds.quantum, ds.name, v.version) or {}
+        end = next((p.get("value") for p in snap.get("slaProperties") or []
+                    if isinstance(p, dict) and p.get("property") in ("endOfSupport", "endOfLife")), None)
+        try:
+            ended = end is not None and datetime.fromisoformat(str(end).replace("Z", "+00:00")).replace(
+                tzinfo=timezone.utc) < datetime.now(timezone.utc)
+        except ValueError:
+            ended = False
+        if not ended:
+            keep.add(v.version)
+    return keep

@@ -1,0 +1,204 @@
+"""SLOs from a contract's ``slaProperties``: a status per dataset and property (met, at risk, breached).
+
+    latency            the newest ``element`` value (e.g. ``orders.order_ts``) is at most value+unit old
+    frequency          a new version (or, without versions, new data) at least every value+unit
+    retention          no row older than value+unit is still served (``element`` gives the row's time)
+    timeOfAvailability yesterday's data is there by the given UTC time (``07:00Z``) every day
+    endOfSupport/endOfLife   past: breached; within 30 days: at risk
+    anything else      unknown (not measured; e.g. availability needs an uptime monitor)
+
+"At risk" means more than 80% of the allowance is used. Times without a zone are taken as UTC.
+Evaluations are stored (``system.slo_history``; the latest in ``system.slo_status``) and a newly
+breached SLO emits an ``slo_breached`` event.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time as dtime, timedelta, timezone
+
+from ..catalog.model import Dataset
+from ..engine.duckdb_backend import quote
+
+AT_RISK = 0.8
+UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
+         "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
+         "w": 604800, "week": 604800, "weeks": 604800, "mo": 2592000, "month": 2592000, "months": 2592000,
+         "y": 31536000, "yr": 31536000, "year": 31536000, "years": 31536000}
+
+
+@dataclass
+class SloStatus:
+    quantum: str
+    dataset: str
+    property: str
+    target: str
+    measured: str | None
+    status: str  # met | at risk | breached | unknown
+    message: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _seconds(value, unit) -> float | None:
+    try:
+        return float(value) * UNITS[str(unit or "d").lower()]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _fmt(seconds: float) -> str:
+    for name, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f} {name}"
+    return f"{seconds:.0f} s"
+
+
+def _utc(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return datetime.combine(value, dtime(), tzinfo=timezone.utc)
+    return None
+
+
+def _grade(used: float, allowed: float) -> str:
+    if used > allowed:
+        return "breached"
+    return "at risk" if used > AT_RISK * allowed else "met"
+
+
+def properties_for(contract_raw: dict, ds: Dataset) -> list[dict]:
+    """The slaProperties of a contract that concern ``ds`` (element ``<dataset>.<column>``, or none)."""
+    out = []
+    for p in contract_raw.get("slaProperties") or []:
+        if not isinstance(p, dict) or not p.get("property"):
+            continue
+        element = str(p.get("element") or "")
+        if element:
+            first = element.split(",")[0].strip()
+            obj = first.split(".")[0] if "." in first else None
+            if obj is not None and obj.lower() not in (ds.name.lower(), (ds.physical_name or "").lower()):
+                continue
+        out.append(p)
+    return out
+
+
+def _element_column(p: dict, ds: Dataset):
+    element = str(p.get("element") or "").split(",")[0].strip()
+    if not element:
+        return None
+    col = ds.column(element.split(".")[-1])
+    return col
+
+
+def evaluate(platform, ds: Dataset, now: datetime | None = None) -> list[SloStatus]:
+    from ..onboarding.control import store_of
+
+    now = now or datetime.now(timezone.utc)
+    contract = platform.mesh.contracts.get(ds.contract_id)
+    if contract is None:
+        return []
+    backend = platform.state.backend
+    rel = ".".join(quote(x) for x in backend.relation(ds.quantum, ds.name))
+    store = store_of(platform)
+    current = store.current(ds.quantum, ds.name)
+    out: list[SloStatus] = []
+    cache: dict[str, tuple] = {}
+
+    def bounds(column) -> tuple:
+        if column.name not in cache:
+            execution = backend.execute(f"SELECT min({quote(column.name)}), max({quote(column.name)}) FROM {rel}")
+            try:
+                cache[column.name] = tuple(execution.reader().read_all().to_pylist()[0].values())
+            finally:
+                execution.close()
+        return cache[column.name]
+
+    for p in properties_for(contract.raw, ds):
+        prop = str(p["property"])
+        target = f"{p.get('value')}{' ' + str(p['unit']) if p.get('unit') else ''}"
+        column = _element_column(p, ds)
+
+        def add(measured, status, message):
+            out.append(SloStatus(ds.quantum, ds.name, prop, target, measured, status, message))
+
+        key = prop.lower()
+        if key in ("latency", "frequency"):
+            allowed = _seconds(p.get("value"), p.get("unit"))
+            if allowed is None:
+                add(None, "unknown", f"cannot read the {prop} target {target!r}")
+                continue
+            if key == "frequency" and current is not None:
+                last, what = datetime.fromisoformat(current.created_at), f"version v{current.version}"
+            elif column is not None:
+                last, what = _utc(bounds(column)[1]), f"newest {column.name}"
+            elif current is not None:
+                last, what = datetime.fromisoformat(current.created_at), f"version v{current.version}"
+            else:
+                add(None, "unknown", "no element column and no published version to measure")
+                continue
+            if last is None:
+                add(None, "breached", "no data")
+                continue
+            age = (now - last).total_seconds()
+            add(last.isoformat(), _grade(age, allowed), f"{what} is {_fmt(age)} old; allowed {_fmt(allowed)}")
+        elif key == "retention":
+            allowed = _seconds(p.get("value"), p.get("unit"))
+            if column is None or allowed is None:
+                add(None, "unknown", "retention needs an element column and a duration")
+                continue
+            oldest = _utc(bounds(column)[0])
+            if oldest is None:
+                add(None, "met", "no data")
+                continue
+            age = (now - oldest).total_seconds()
+            add(oldest.isoformat(), "breached" if age > allowed else "met",
+                f"oldest {column.name} is {_fmt(age)} old; kept at most {_fmt(allowed)}")
+        elif key == "timeofavailability":
+            m = re.match(r"^(\d{1,2}):(\d{2})", str(p.get("value") or ""))
+            if not m or column is None:
+                add(None, "unknown", "timeOfAvailability needs HH:MM and an element column")
+                continue
+            due = datetime.combine(now.date(), dtime(int(m[1]), int(m[2])), tzinfo=timezone.utc)
+            newest = _utc(bounds(column)[1])
+            expected = (now.date() - timedelta(days=1)) if now >= due else (now.date() - timedelta(days=2))
+            ok = newest is not None and newest.date() >= expected
+            add(newest.isoformat() if newest else None, "met" if ok else "breached",
+                f"data of {expected} due by {due.time().strftime('%H:%M')} UTC; newest {column.name}: "
+                f"{newest.date() if newest else 'none'}")
+        elif key in ("endofsupport", "endoflife"):
+            try:
+                end = _utc(datetime.fromisoformat(str(p.get("value")).replace("Z", "+00:00")))
+            except ValueError:
+                add(None, "unknown", f"cannot read the date {p.get('value')!r}")
+                continue
+            left = (end - now).total_seconds()
+            status = "breached" if left < 0 else ("at risk" if left < 30 * 86400 else "met")
+            add(end.isoformat(), status, f"{prop} {'passed' if left < 0 else 'in ' + _fmt(left)}")
+        else:
+            add(None, "unknown", f"{prop} is not measured by Quanta")
+    return out
+
+
+def evaluate_and_record(platform, datasets: list[Dataset], principal: str = "quanta-system") -> list[SloStatus]:
+    from ..onboarding.control import refresh, store_of
+    from ..onboarding.store import iso
+
+    store = store_of(platform)
+    before = {(h["quantum"], h["dataset"], h["property"]): h["status"] for h in store.slo_history()}
+    statuses = [s for ds in datasets for s in evaluate(platform, ds)]
+    at = iso()
+    rows = [dict(at=at, quantum=s.quantum.lower(), dataset=s.dataset.lower(), property=s.property, target=s.target,
+                 measured=s.measured, status=s.status, message=s.message) for s in statuses]
+    events = [dict(kind="slo_breached", quantum=s.quantum, dataset=s.dataset, principal=principal,
+                   message=f"{s.quantum}.{s.dataset} {s.property} SLO breached: {s.message}")
+              for s in statuses if s.status == "breached"
+              and before.get((s.quantum.lower(), s.dataset.lower(), s.property)) != "breached"]
+    store.record_slo(rows, events)
+    refresh(platform)
+    return statuses

@@ -1,0 +1,1 @@
+"""The interfaces that serve the platform over the network: HTTP (``server.http``) and the PostgreSQL wire protocol."""

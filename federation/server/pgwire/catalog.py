@@ -1,0 +1,913 @@
+"""The PostgreSQL catalog a client sees: ``pg_catalog`` and ``information_schema`` emulated from the
+mesh (each quantum a schema, each dataset a table, comments from the contracts), filtered by the
+principal's grants and column denials.
+
+The catalog of a principal is a small private DuckDB database of Arrow tables (built once per
+principal and mesh version). A client's catalog query is parsed with sqlglot (PostgreSQL), rewritten
+(``pg_catalog.x`` -> our tables; ``::regclass`` and friends; catalog functions such as
+``format_type``, ``pg_get_userbyid``, ``pg_table_is_visible``, ``obj_description``,
+``current_setting`` -> macros or the session's values; ``OPERATOR(pg_catalog.~)`` -> a regular
+expression) and run there. The catalog never holds data from the mesh, only its dictionary.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlglot.expressions as exp
+
+from ...errors import ProgrammingError, UnknownObject
+from . import types as pgt
+from .session import SERVER_VERSION
+
+log = logging.getLogger("quanta.pgwire.catalog")
+
+PG_CATALOG, PUBLIC, INFORMATION_SCHEMA = 11, 2200, 13000
+OWNER = 10
+FIRST_SCHEMA, FIRST_TABLE, FIRST_ROWTYPE = 16384, 20000, 40000
+PG_CLASS_OID, PG_NAMESPACE_OID, PG_DATABASE_OID = 1259, 2615, 1262
+VERSION = f"PostgreSQL {SERVER_VERSION} on x86_64-pc-linux-gnu, compiled by Quanta (a data-mesh federation layer)"
+
+SYSTEM_CLASSES = {"pg_class": 1259, "pg_namespace": 2615, "pg_database": 1262, "pg_proc": 1255, "pg_type": 1247,
+                  "pg_attribute": 1249, "pg_constraint": 2606, "pg_authid": 1260, "pg_description": 2609,
+                  "pg_index": 2610, "pg_am": 2601, "pg_trigger": 2620, "pg_rewrite": 2618}
+
+# -- table definitions: name -> column spec (DuckDB types) -------------------------------------------------
+
+PG_TABLES: dict[str, str] = {
+    "pg_namespace": "oid BIGINT, nspname VARCHAR, nspowner BIGINT, nspacl VARCHAR[]",
+    "pg_class": "oid BIGINT, relname VARCHAR, relnamespace BIGINT, reltype BIGINT, reloftype BIGINT, "
+                "relowner BIGINT, relam BIGINT, relfilenode BIGINT, reltablespace BIGINT, relpages INTEGER, "
+                "reltuples REAL, relallvisible INTEGER, reltoastrelid BIGINT, relhasindex BOOLEAN, "
+                "relisshared BOOLEAN, relpersistence VARCHAR, relkind VARCHAR, relnatts SMALLINT, "
+                "relchecks SMALLINT, relhasrules BOOLEAN, relhastriggers BOOLEAN, relhassubclass BOOLEAN, "
+                "relrowsecurity BOOLEAN, relforcerowsecurity BOOLEAN, relispopulated BOOLEAN, "
+                "relreplident VARCHAR, relispartition BOOLEAN, relrewrite BIGINT, relfrozenxid BIGINT, "
+                "relminmxid BIGINT, relacl VARCHAR[], reloptions VARCHAR[], relpartbound VARCHAR",
+    "pg_attribute": "attrelid BIGINT, attname VARCHAR, atttypid BIGINT, attstattarget INTEGER, attlen SMALLINT, "
+                    "attnum SMALLINT, attndims INTEGER, attcacheoff INTEGER, atttypmod INTEGER, attbyval BOOLEAN, "
+                    "attalign VARCHAR, attstorage VARCHAR, attcompression VARCHAR, attnotnull BOOLEAN, "
+                    "atthasdef BOOLEAN, atthasmissing BOOLEAN, attidentity VARCHAR, attgenerated VARCHAR, "
+                    "attisdropped BOOLEAN, attislocal BOOLEAN, attinhcount INTEGER, attcollation BIGINT, "
+                    "attacl VARCHAR[], attoptions VARCHAR[], attfdwoptions VARCHAR[], attmissingval VARCHAR",
+    "pg_type": "oid BIGINT, typname VARCHAR, typnamespace BIGINT, typowner BIGINT, typlen SMALLINT, "
+               "typbyval BOOLEAN, typtype VARCHAR, typcategory VARCHAR, typispreferred BOOLEAN, "
+               "typisdefined BOOLEAN, typdelim VARCHAR, typrelid BIGINT, typsubscript BIGINT, typelem BIGINT, "
+               "typarray BIGINT, typinput BIGINT, typoutput BIGINT, typreceive BIGINT, typsend BIGINT, "
+               "typmodin BIGINT, typmodout BIGINT, typanalyze BIGINT, typalign VARCHAR, typstorage VARCHAR, "
+               "typnotnull BOOLEAN, typbasetype BIGINT, typtypmod INTEGER, typndims INTEGER, "
+               "typcollation BIGINT, typdefaultbin VARCHAR, typdefault VARCHAR, typacl VARCHAR[]",
+    "pg_database": "oid BIGINT, datname VARCHAR, datdba BIGINT, encoding INTEGER, datlocprovider VARCHAR, "
+                   "datistemplate BOOLEAN, datallowconn BOOLEAN, datconnlimit INTEGER, datfrozenxid BIGINT, "
+                   "datminmxid BIGINT, dattablespace BIGINT, datcollate VARCHAR, datctype VARCHAR, "
+                   "daticulocale VARCHAR, datcollversion VARCHAR, datacl VARCHAR[]",
+    "pg_roles": "oid BIGINT, rolname VARCHAR, rolsuper BOOLEAN, rolinherit BOOLEAN, rolcreaterole BOOLEAN, "
+                "rolcreatedb BOOLEAN, rolcanlogin BOOLEAN, rolreplication BOOLEAN, rolconnlimit INTEGER, "
+                "rolpassword VARCHAR, rolvaliduntil TIMESTAMPTZ, rolbypassrls BOOLEAN, rolconfig VARCHAR[]",
+    "pg_authid": "oid BIGINT, rolname VARCHAR, rolsuper BOOLEAN, rolinherit BOOLEAN, rolcreaterole BOOLEAN, "
+                 "rolcreatedb BOOLEAN, rolcanlogin BOOLEAN, rolreplication BOOLEAN, rolbypassrls BOOLEAN, "
+                 "rolconnlimit INTEGER, rolpassword VARCHAR, rolvaliduntil TIMESTAMPTZ",
+    "pg_user": "usename VARCHAR, usesysid BIGINT, usecreatedb BOOLEAN, usesuper BOOLEAN, userepl BOOLEAN, "
+               "usebypassrls BOOLEAN, passwd VARCHAR, valuntil TIMESTAMPTZ, useconfig VARCHAR[]",
+    "pg_auth_members": "roleid BIGINT, member BIGINT, grantor BIGINT, admin_option BOOLEAN",
+    "pg_description": "objoid BIGINT, classoid BIGINT, objsubid INTEGER, description VARCHAR",
+    "pg_shdescription": "objoid BIGINT, classoid BIGINT, description VARCHAR",
+    "pg_index": "indexrelid BIGINT, indrelid BIGINT, indnatts SMALLINT, indnkeyatts SMALLINT, indisunique BOOLEAN, "
+                "indnullsnotdistinct BOOLEAN, indisprimary BOOLEAN, indisexclusion BOOLEAN, indimmediate BOOLEAN, "
+                "indisclustered BOOLEAN, indisvalid BOOLEAN, indcheckxmin BOOLEAN, indisready BOOLEAN, "
+                "indislive BOOLEAN, indisreplident BOOLEAN, indkey SMALLINT[], indcollation BIGINT[], "
+                "indclass BIGINT[], indoption SMALLINT[], indexprs VARCHAR, indpred VARCHAR",
+    "pg_constraint": "oid BIGINT, conname VARCHAR, connamespace BIGINT, contype VARCHAR, condeferrable BOOLEAN, "
+                     "condeferred BOOLEAN, convalidated BOOLEAN, conrelid BIGINT, contypid BIGINT, conindid BIGINT, "
+                     "conparentid BIGINT, confrelid BIGINT, confupdtype VARCHAR, confdeltype VARCHAR, "
+                     "confmatchtype VARCHAR, conislocal BOOLEAN, coninhcount INTEGER, connoinherit BOOLEAN, "
+                     "conkey SMALLINT[], confkey SMALLINT[], conpfeqop BIGINT[], conppeqop BIGINT[], "
+                     "conffeqop BIGINT[], confdelsetcols SMALLINT[], conexclop BIGINT[], conbin VARCHAR",
+    "pg_am": "oid BIGINT, amname VARCHAR, amhandler BIGINT, amtype VARCHAR",
+    "pg_proc": "oid BIGINT, proname VARCHAR, pronamespace BIGINT, proowner BIGINT, prolang BIGINT, "
+               "procost REAL, prorows REAL, provariadic BIGINT, prosupport BIGINT, prokind VARCHAR, "
+               "prosecdef BOOLEAN, proleakproof BOOLEAN, proisstrict BOOLEAN, proretset BOOLEAN, "
+               "provolatile VARCHAR, proparallel VARCHAR, pronargs SMALLINT, pronargdefaults SMALLINT, "
+               "prorettype BIGINT, proargtypes BIGINT[], proallargtypes BIGINT[], proargmodes VARCHAR[], "
+               "proargnames VARCHAR[], proargdefaults VARCHAR, protrftypes BIGINT[], prosrc VARCHAR, "
+               "probin VARCHAR, prosqlbody VARCHAR, proconfig VARCHAR[], proacl VARCHAR[]",
+    "pg_matviews": "schemaname VARCHAR, matviewname VARCHAR, matviewowner VARCHAR, tablespace VARCHAR, "
+                   "hasindexes BOOLEAN, ispopulated BOOLEAN, definition VARCHAR",
+    "pg_views": "schemaname VARCHAR, viewname VARCHAR, viewowner VARCHAR, definition VARCHAR",
+    "pg_tables": "schemaname VARCHAR, tablename VARCHAR, tableowner VARCHAR, tablespace VARCHAR, "
+                 "hasindexes BOOLEAN, hasrules BOOLEAN, hastriggers BOOLEAN, rowsecurity BOOLEAN",
+    "pg_indexes": "schemaname VARCHAR, tablename VARCHAR, indexname VARCHAR, tablespace VARCHAR, indexdef VARCHAR",
+    "pg_stat_user_tables": "relid BIGINT, schemaname VARCHAR, relname VARCHAR, seq_scan BIGINT, "
+                           "seq_tup_read BIGINT, idx_scan BIGINT, idx_tup_fetch BIGINT, n_tup_ins BIGINT, "
+                           "n_tup_upd BIGINT, n_tup_del BIGINT, n_live_tup BIGINT, n_dead_tup BIGINT",
+    "pg_inherits": "inhrelid BIGINT, inhparent BIGINT, inhseqno INTEGER, inhdetachpending BOOLEAN",
+    "pg_attrdef": "oid BIGINT, adrelid BIGINT, adnum SMALLINT, adbin VARCHAR",
+    "pg_collation": "oid BIGINT, collname VARCHAR, collnamespace BIGINT, collowner BIGINT, collprovider VARCHAR, "
+                    "collisdeterministic BOOLEAN, collencoding INTEGER, collcollate VARCHAR, collctype VARCHAR",
+    "pg_tablespace": "oid BIGINT, spcname VARCHAR, spcowner BIGINT, spcacl VARCHAR[], spcoptions VARCHAR[]",
+    "pg_extension": "oid BIGINT, extname VARCHAR, extowner BIGINT, extnamespace BIGINT, extrelocatable BOOLEAN, "
+                    "extversion VARCHAR, extconfig BIGINT[], extcondition VARCHAR[]",
+    "pg_enum": "oid BIGINT, enumtypid BIGINT, enumsortorder REAL, enumlabel VARCHAR",
+    "pg_range": "rngtypid BIGINT, rngsubtype BIGINT, rngmultitypid BIGINT, rngcollation BIGINT, "
+                "rngsubopc BIGINT, rngcanonical BIGINT, rngsubdiff BIGINT",
+    "pg_depend": "classid BIGINT, objid BIGINT, objsubid INTEGER, refclassid BIGINT, refobjid BIGINT, "
+                 "refobjsubid INTEGER, deptype VARCHAR",
+    "pg_trigger": "oid BIGINT, tgrelid BIGINT, tgparentid BIGINT, tgname VARCHAR, tgfoid BIGINT, tgtype SMALLINT, "
+                  "tgenabled VARCHAR, tgisinternal BOOLEAN, tgconstrrelid BIGINT, tgconstrindid BIGINT, "
+                  "tgconstraint BIGINT, tgdeferrable BOOLEAN, tginitdeferred BOOLEAN, tgnargs SMALLINT",
+    "pg_rewrite": "oid BIGINT, rulename VARCHAR, ev_class BIGINT, ev_type VARCHAR, ev_enabled VARCHAR, "
+                  "is_instead BOOLEAN, ev_qual VARCHAR, ev_action VARCHAR",
+    "pg_policy": "oid BIGINT, polname VARCHAR, polrelid BIGINT, polcmd VARCHAR, polpermissive BOOLEAN, "
+                 "polroles BIGINT[], polqual VARCHAR, polwithcheck VARCHAR",
+    "pg_foreign_table": "ftrelid BIGINT, ftserver BIGINT, ftoptions VARCHAR[]",
+    "pg_foreign_server": "oid BIGINT, srvname VARCHAR, srvowner BIGINT, srvfdw BIGINT",
+    "pg_foreign_data_wrapper": "oid BIGINT, fdwname VARCHAR, fdwowner BIGINT",
+    "pg_partitioned_table": "partrelid BIGINT, partstrat VARCHAR, partnatts SMALLINT, partdefid BIGINT, "
+                            "partattrs SMALLINT[]",
+    "pg_statistic_ext": "oid BIGINT, stxrelid BIGINT, stxname VARCHAR, stxnamespace BIGINT, stxowner BIGINT, "
+                        "stxstattarget INTEGER, stxkeys SMALLINT[], stxkind VARCHAR[]",
+    "pg_publication": "oid BIGINT, pubname VARCHAR, pubowner BIGINT, puballtables BOOLEAN, pubinsert BOOLEAN, "
+                      "pubupdate BOOLEAN, pubdelete BOOLEAN, pubtruncate BOOLEAN, pubviaroot BOOLEAN",
+    "pg_publication_rel": "oid BIGINT, prpubid BIGINT, prrelid BIGINT, prqual VARCHAR, prattrs SMALLINT[]",
+    "pg_publication_namespace": "oid BIGINT, pnpubid BIGINT, pnnspid BIGINT",
+    "pg_subscription": "oid BIGINT, subdbid BIGINT, subname VARCHAR, subowner BIGINT, subenabled BOOLEAN",
+    "pg_sequence": "seqrelid BIGINT, seqtypid BIGINT, seqstart BIGINT, seqincrement BIGINT, seqmax BIGINT, "
+                   "seqmin BIGINT, seqcache BIGINT, seqcycle BOOLEAN",
+    "pg_sequences": "schemaname VARCHAR, sequencename VARCHAR, sequenceowner VARCHAR",
+    "pg_event_trigger": "oid BIGINT, evtname VARCHAR, evtevent VARCHAR, evtowner BIGINT, evtfoid BIGINT, "
+                        "evtenabled VARCHAR, evttags VARCHAR[]",
+    "pg_language": "oid BIGINT, lanname VARCHAR, lanowner BIGINT, lanispl BOOLEAN, lanpltrusted BOOLEAN",
+    "pg_opclass": "oid BIGINT, opcmethod BIGINT, opcname VARCHAR, opcnamespace BIGINT, opcowner BIGINT, "
+                  "opcfamily BIGINT, opcintype BIGINT, opcdefault BOOLEAN, opckeytype BIGINT",
+    "pg_operator": "oid BIGINT, oprname VARCHAR, oprnamespace BIGINT, oprowner BIGINT, oprkind VARCHAR, "
+                   "oprleft BIGINT, oprright BIGINT, oprresult BIGINT",
+    "pg_cast": "oid BIGINT, castsource BIGINT, casttarget BIGINT, castfunc BIGINT, castcontext VARCHAR, "
+               "castmethod VARCHAR",
+    "pg_conversion": "oid BIGINT, conname VARCHAR, connamespace BIGINT",
+    "pg_aggregate": "aggfnoid BIGINT, aggkind VARCHAR, aggnumdirectargs SMALLINT",
+    "pg_stat_activity": "datid BIGINT, datname VARCHAR, pid INTEGER, usesysid BIGINT, usename VARCHAR, "
+                        "application_name VARCHAR, client_addr VARCHAR, backend_start TIMESTAMPTZ, "
+                        "state VARCHAR, query VARCHAR",
+    "pg_locks": "locktype VARCHAR, database BIGINT, relation BIGINT, pid INTEGER, mode VARCHAR, granted BOOLEAN",
+    "pg_prepared_xacts": "transaction BIGINT, gid VARCHAR, prepared TIMESTAMPTZ, owner VARCHAR, database VARCHAR",
+    "pg_timezone_names": "name VARCHAR, abbrev VARCHAR, utc_offset INTERVAL, is_dst BOOLEAN",
+    "pg_settings": "name VARCHAR, setting VARCHAR, unit VARCHAR, category VARCHAR, short_desc VARCHAR, "
+                   "extra_desc VARCHAR, context VARCHAR, vartype VARCHAR, source VARCHAR, min_val VARCHAR, "
+                   "max_val VARCHAR, enumvals VARCHAR[], boot_val VARCHAR, reset_val VARCHAR, sourcefile VARCHAR, "
+                   "sourceline INTEGER, pending_restart BOOLEAN",
+    "pg_available_extensions": "name VARCHAR, default_version VARCHAR, installed_version VARCHAR, comment VARCHAR",
+}
+
+INFO_TABLES: dict[str, str] = {
+    "schemata": "catalog_name VARCHAR, schema_name VARCHAR, schema_owner VARCHAR, "
+                "default_character_set_catalog VARCHAR, default_character_set_schema VARCHAR, "
+                "default_character_set_name VARCHAR, sql_path VARCHAR",
+    "tables": "table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, table_type VARCHAR, "
+              "self_referencing_column_name VARCHAR, reference_generation VARCHAR, user_defined_type_catalog VARCHAR, "
+              "user_defined_type_schema VARCHAR, user_defined_type_name VARCHAR, is_insertable_into VARCHAR, "
+              "is_typed VARCHAR, commit_action VARCHAR",
+    "views": "table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, view_definition VARCHAR, "
+             "check_option VARCHAR, is_updatable VARCHAR, is_insertable_into VARCHAR",
+    "columns": "table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, column_name VARCHAR, "
+               "ordinal_position INTEGER, column_default VARCHAR, is_nullable VARCHAR, data_type VARCHAR, "
+               "character_maximum_length INTEGER, character_octet_length INTEGER, numeric_precision INTEGER, "
+               "numeric_precision_radix INTEGER, numeric_scale INTEGER, datetime_precision INTEGER, "
+               "interval_type VARCHAR, interval_precision INTEGER, udt_catalog VARCHAR, udt_schema VARCHAR, "
+               "udt_name VARCHAR, is_identity VARCHAR, is_generated VARCHAR, generation_expression VARCHAR, "
+               "is_updatable VARCHAR",
+    "table_constraints": "constraint_catalog VARCHAR, constraint_schema VARCHAR, constraint_name VARCHAR, "
+                         "table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, constraint_type VARCHAR, "
+                         "is_deferrable VARCHAR, initially_deferred VARCHAR, enforced VARCHAR",
+    "key_column_usage": "constraint_catalog VARCHAR, constraint_schema VARCHAR, constraint_name VARCHAR, "
+                        "table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, column_name VARCHAR, "
+                        "ordinal_position INTEGER, position_in_unique_constraint INTEGER",
+    "referential_constraints": "constraint_catalog VARCHAR, constraint_schema VARCHAR, constraint_name VARCHAR, "
+                               "unique_constraint_catalog VARCHAR, unique_constraint_schema VARCHAR, "
+                               "unique_constraint_name VARCHAR, match_option VARCHAR, update_rule VARCHAR, "
+                               "delete_rule VARCHAR",
+    "routines": "specific_catalog VARCHAR, specific_schema VARCHAR, specific_name VARCHAR, routine_catalog VARCHAR, "
+                "routine_schema VARCHAR, routine_name VARCHAR, routine_type VARCHAR, data_type VARCHAR",
+    "character_sets": "character_set_catalog VARCHAR, character_set_schema VARCHAR, character_set_name VARCHAR, "
+                      "character_repertoire VARCHAR, form_of_use VARCHAR, default_collate_catalog VARCHAR, "
+                      "default_collate_schema VARCHAR, default_collate_name VARCHAR",
+    "enabled_roles": "role_name VARCHAR",
+    "applicable_roles": "grantee VARCHAR, role_name VARCHAR, is_grantable VARCHAR",
+    "table_privileges": "grantor VARCHAR, grantee VARCHAR, table_catalog VARCHAR, table_schema VARCHAR, "
+                        "table_name VARCHAR, privilege_type VARCHAR, is_grantable VARCHAR, with_hierarchy VARCHAR",
+    "sequences": "sequence_catalog VARCHAR, sequence_schema VARCHAR, sequence_name VARCHAR, data_type VARCHAR",
+}
+
+_FALSE_FUNCS = {"pg_is_in_recovery", "pg_is_other_temp_schema", "pg_relation_is_publishable"}
+_TRUE_FUNCS = {"pg_type_is_visible", "pg_function_is_visible", "pg_operator_is_visible", "pg_opclass_is_visible",
+               "pg_collation_is_visible", "pg_conversion_is_visible", "pg_ts_config_is_visible",
+               "pg_ts_dict_is_visible", "pg_ts_parser_is_visible", "pg_ts_template_is_visible",
+               "pg_opfamily_is_visible", "pg_has_role", "has_table_privilege", "has_schema_privilege",
+               "has_database_privilege", "has_column_privilege", "has_any_column_privilege",
+               "has_function_privilege", "has_sequence_privilege", "has_type_privilege",
+               "has_language_privilege", "has_tablespace_privilege", "has_foreign_data_wrapper_privilege",
+               "has_server_privilege", "pg_is_in_backup"}
+_NULL_FUNCS = {"pg_get_partkeydef", "pg_get_viewdef", "pg_get_triggerdef", "pg_get_ruledef",
+               "pg_get_serial_sequence", "shobj_description", "pg_get_statisticsobjdef_columns",
+               "pg_get_function_arguments", "pg_get_function_result", "pg_get_function_identity_arguments",
+               "pg_get_functiondef", "pg_tablespace_location", "pg_get_partition_constraintdef",
+               "pg_describe_object", "pg_get_function_sqlbody", "pg_identify_object", "inet_client_addr",
+               "inet_server_addr", "pg_stat_get_numscans"}
+_ZERO_FUNCS = {"pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size",
+               "pg_database_size", "txid_current", "pg_current_xact_id", "pg_tablespace_size",
+               "inet_client_port", "inet_server_port", "pg_relation_filenode", "pg_stat_get_live_tuples"}
+MACROS = {
+    "format_type": 2, "pg_get_userbyid": 1, "pg_table_is_visible": 1, "obj_description": 2, "col_description": 2,
+    "pg_get_expr": 3, "to_regtype": 1, "to_regclass": 1, "to_regnamespace": 1, "regclass_oid": 1,
+    "regclass_name": 1, "regtype_oid": 1, "regtype_name": 1, "regnamespace_name": 1, "regproc_name": 1,
+    "pg_get_constraintdef": 2, "pg_encoding_to_char": 1, "pg_char_to_encoding": 1, "quote_ident": 1,
+    "array_lower": 2, "array_upper": 2, "array_length": 2, "pg_size_pretty": 1, "pg_get_indexdef": 3,
+}
+_SCALAR_REWRITES = {"current_schemas", "current_setting", "set_config", "pg_backend_pid", "current_database",
+                    "current_schema", "version", "pg_postmaster_start_time", "pg_conf_load_time",
+                    "current_user", "session_user", "current_role", "user", "current_catalog",
+                    "pg_get_keywords", "pg_typeof", "generate_subscripts", "json_build_object",
+                    "jsonb_build_object"}
+CATALOG_FUNCTIONS = set(MACROS) | _SCALAR_REWRITES | _TRUE_FUNCS | _FALSE_FUNCS | _NULL_FUNCS | _ZERO_FUNCS
+CATALOG_FUNCTIONS -= {"quote_ident", "array_lower", "array_upper", "array_length", "pg_size_pretty"}
+_REG_TYPES = {"regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper",
+              "regconfig"}
+
+
+def _func_name(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower()
+    if isinstance(node, (exp.CurrentUser, exp.SessionUser)):
+        return "current_user"
+    if isinstance(node, exp.CurrentSchema):
+        return "current_schema"
+    if isinstance(node, exp.CurrentCatalog):
+        return "current_database"
+    if isinstance(node, exp.CurrentVersion):
+        return "version"
+    if isinstance(node, exp.Func):
+        return node.sql_name().lower()
+    return None
+
+
+def _cast_target(cast: exp.Cast) -> str:
+    return cast.to.sql("postgres").lower().replace("pg_catalog.", "").replace('"', "")
+
+
+def is_catalog_query(expression: exp.Expression, mesh) -> bool:
+    """Does this query read the PostgreSQL catalog (tables, catalog functions, reg* casts)?"""
+    for node in expression.walk():
+        if isinstance(node, exp.Table):
+            db, name = node.text("db").lower(), node.name.lower()
+            if isinstance(node.this, exp.Anonymous):
+                if str(node.this.this).lower() in ("pg_get_keywords", "generate_subscripts", "pg_show_all_settings"):
+                    return True
+                continue
+            if db in ("pg_catalog", "information_schema"):
+                return True
+            if not db and (name in PG_TABLES or name.startswith("pg_")):
+                return True
+        elif isinstance(node, exp.Cast):
+            if _cast_target(node) in _REG_TYPES:
+                return True
+        elif isinstance(node, exp.Column) and not node.table and node.name.lower() in (
+                "current_user", "session_user", "user", "current_role", "current_schema", "current_catalog"):
+            if not isinstance(node.this, exp.Identifier) or not node.this.quoted:
+                return True
+        elif isinstance(node, (exp.Func,)):
+            name = _func_name(node)
+            if name in CATALOG_FUNCTIONS:
+                return True
+    return False
+
+
+# -- building the catalog of a principal ---------------------------------------------------------------------
+
+
+def _rows_to_table(spec: str, rows: list[dict]) -> pa.Table:
+    names = [c.strip().split(" ", 1)[0] for c in _split_spec(spec)]
+    return pa.table({n: [r.get(n) for r in rows] for n in names}) if rows else None  # type: ignore[return-value]
+
+
+def _split_spec(spec: str) -> list[str]:
+    return [c.strip() for c in spec.split(",") if c.strip()]
+
+
+class PrincipalCatalog:
+    """The emulated catalog of one principal: a private in-memory DuckDB."""
+
+    def __init__(self, platform, principal, database: str):
+        self.db = duckdb.connect(":memory:", config={"enable_external_access": "false",
+                                                     "autoinstall_known_extensions": "false",
+                                                     "autoload_known_extensions": "false", "threads": "1"})
+        self.db.execute("CREATE SCHEMA pgc")
+        self.db.execute("CREATE SCHEMA pgi")
+        self.user = principal.name
+        self.database = database
+        rows = self._collect(platform, principal, database)
+        self.schemas = {r["nspname"] for r in rows["pg_namespace"]}
+        for name, spec in PG_TABLES.items():
+            self._create("pgc", name, spec, rows.get(name, []))
+        for name, spec in INFO_TABLES.items():
+            self._create("pgi", name, spec, rows.get("info_" + name, []))
+        self._create("pgc", "_types", "oid BIGINT, display VARCHAR",
+                     [{"oid": t.oid, "display": t.display} for t in pgt.TYPES.values()])
+        self._create("pgc", "_indexdefs", "oid BIGINT, def VARCHAR", rows["_indexdefs"])
+        self._create("pgc", "_sysclasses", "name VARCHAR, oid BIGINT",
+                     [{"name": n, "oid": o} for n, o in SYSTEM_CLASSES.items()])
+        self._create("pgc", "keywords", "word VARCHAR, catcode VARCHAR, barelabel BOOLEAN, catdesc VARCHAR, "
+                                        "baredesc VARCHAR", _keywords())
+        self._macros()
+        self.db.execute("SET lock_configuration = true")
+        self._lock = threading.Lock()
+
+    def _create(self, schema: str, name: str, spec: str, rows: list[dict]) -> None:
+        self.db.execute(f'CREATE TABLE {schema}."{name}" ({spec})')
+        if rows:
+            table = _rows_to_table(spec, rows)
+            self.db.register("_rows", table)
+            cols = ", ".join(f'"{c.split(" ", 1)[0]}"' for c in _split_spec(spec))
+            self.db.execute(f'INSERT INTO {schema}."{name}" SELECT {cols} FROM _rows')
+            self.db.unregister("_rows")
+
+    def _macros(self) -> None:
+        user = self.user.replace("'", "''")
+        stmts = [
+            "CREATE MACRO pgc.format_type(t, m) AS CASE WHEN t IS NULL THEN NULL "
+            "WHEN t = 1700 AND m > 4 THEN 'numeric(' || ((m - 4) >> 16) || ',' || ((m - 4) & 65535) || ')' "
+            "WHEN t = 1043 AND m > 4 THEN 'character varying(' || (m - 4) || ')' "
+            "WHEN t = 1042 AND m > 4 THEN 'character(' || (m - 4) || ')' "
+            "ELSE coalesce((SELECT first(_m.display) FROM pgc._types _m WHERE _m.oid = t), '???') END",
+            f"CREATE MACRO pgc.pg_get_userbyid(r) AS CASE WHEN r IS NULL THEN NULL ELSE '{user}' END",
+            "CREATE MACRO pgc.pg_table_is_visible(c) AS coalesce((SELECT first(_m.relnamespace IN (11, 2200)) "
+            "FROM pgc.pg_class _m WHERE _m.oid = c), false)",
+            "CREATE MACRO pgc.obj_description(o, cat) AS (SELECT first(_m.description) FROM pgc.pg_description _m "
+            "WHERE _m.objoid = o AND _m.objsubid = 0)",
+            "CREATE MACRO pgc.col_description(o, n) AS (SELECT first(_m.description) FROM pgc.pg_description _m "
+            "WHERE _m.objoid = o AND _m.objsubid = n)",
+            "CREATE MACRO pgc.pg_get_expr(e, r, p) AS e",
+            "CREATE MACRO pgc.to_regtype(n) AS (SELECT first(_t.oid) FROM pgc.pg_type _t JOIN pgc._types _d "
+            "ON _d.oid = _t.oid WHERE _t.typname = lower(n) OR _d.display = lower(n) "
+            "OR 'pg_catalog.' || _t.typname = lower(n))",
+            "CREATE MACRO pgc.regtype_oid(n) AS coalesce(TRY_CAST(n AS BIGINT), pgc.to_regtype(CAST(n AS VARCHAR)))",
+            "CREATE MACRO pgc.regtype_name(o) AS (SELECT first(_m.display) FROM pgc._types _m WHERE _m.oid = o)",
+            "CREATE MACRO pgc.to_regclass(n) AS coalesce((SELECT first(_c.oid) FROM pgc.pg_class _c "
+            "JOIN pgc.pg_namespace _s ON _s.oid = _c.relnamespace WHERE (CASE WHEN contains(n, '.') THEN "
+            "_s.nspname = lower(trim(split_part(n, '.', 1), '\"')) AND _c.relname = lower(trim(split_part(n, '.', 2), '\"')) "
+            "ELSE _c.relname = lower(trim(n, '\"')) AND _s.oid IN (11, 2200) END)), "
+            "(SELECT first(_y.oid) FROM pgc._sysclasses _y WHERE _y.name = lower(replace(n, 'pg_catalog.', ''))))",
+            "CREATE MACRO pgc.regclass_oid(n) AS coalesce(TRY_CAST(n AS BIGINT), pgc.to_regclass(CAST(n AS VARCHAR)))",
+            "CREATE MACRO pgc.regclass_name(o) AS coalesce((SELECT first(CASE WHEN _c.relnamespace IN (11, 2200) "
+            "THEN _c.relname ELSE _s.nspname || '.' || _c.relname END) FROM pgc.pg_class _c JOIN pgc.pg_namespace _s "
+            "ON _s.oid = _c.relnamespace WHERE _c.oid = o), CAST(o AS VARCHAR))",
+            "CREATE MACRO pgc.to_regnamespace(n) AS (SELECT first(_m.oid) FROM pgc.pg_namespace _m WHERE _m.nspname = n)",
+            "CREATE MACRO pgc.regnamespace_name(o) AS (SELECT first(_m.nspname) FROM pgc.pg_namespace _m WHERE _m.oid = o)",
+            "CREATE MACRO pgc.regproc_name(o) AS coalesce((SELECT first(_m.proname) FROM pgc.pg_proc _m WHERE _m.oid = o), "
+            "CASE WHEN o = 0 THEN '-' ELSE CAST(o AS VARCHAR) END)",
+            "CREATE MACRO pgc.pg_get_constraintdef(o, p) AS (SELECT first(_m.conbin) FROM pgc.pg_constraint _m WHERE _m.oid = o)",
+            "CREATE MACRO pgc.pg_get_indexdef(o, c, p) AS (SELECT first(_m.def) FROM pgc._indexdefs _m WHERE _m.oid = o)",
+            "CREATE MACRO pgc.pg_encoding_to_char(e) AS 'UTF8'",
+            "CREATE MACRO pgc.pg_char_to_encoding(e) AS 6",
+            "CREATE MACRO pgc.quote_ident(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
+            "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
+            "CREATE MACRO pgc.array_lower(a, d) AS CASE WHEN len(a) > 0 THEN 1 END",
+            "CREATE MACRO pgc.array_upper(a, d) AS CASE WHEN len(a) > 0 THEN len(a) END",
+            "CREATE MACRO pgc.array_length(a, d) AS CASE WHEN len(a) > 0 THEN len(a) END",
+            "CREATE MACRO pgc.pg_size_pretty(s) AS format_bytes(CAST(s AS BIGINT))",
+        ]
+        for s in stmts:
+            self.db.execute(s)
+
+    # -- rows --------------------------------------------------------------------------------------------
+
+    def _collect(self, platform, principal, database: str) -> dict[str, list[dict]]:
+        mesh = platform.mesh
+        governance = platform.state.governance
+        rows: dict[str, list[dict]] = {k: [] for k in PG_TABLES}
+        rows["_indexdefs"] = []
+        quanta = sorted(mesh.quanta.values(), key=lambda q: q.name.lower())
+        datasets = sorted(mesh.datasets(), key=lambda d: (d.quantum.lower(), d.name.lower()))
+        schema_oid = {q.name.lower(): FIRST_SCHEMA + i for i, q in enumerate(quanta)}
+        table_oid = {(d.quantum.lower(), d.name.lower()): FIRST_TABLE + i for i, d in enumerate(datasets)}
+        visible = []
+        for ds in datasets:
+            if governance.grant_for(principal, ds) is None:
+                continue
+            decision = governance.decide(principal, ds)
+            denied = {c.column.name.lower() for c in decision.columns if c.access == "denied"}
+            visible.append((ds, [c for c in ds.columns if c.name.lower() not in denied]))
+        visible_quanta = {ds.quantum.lower() for ds, _ in visible}
+        # namespaces
+        nsp = [{"oid": PG_CATALOG, "nspname": "pg_catalog", "nspowner": OWNER},
+               {"oid": PUBLIC, "nspname": "public", "nspowner": OWNER},
+               {"oid": INFORMATION_SCHEMA, "nspname": "information_schema", "nspowner": OWNER}]
+        for q in quanta:
+            if q.name.lower() in visible_quanta:
+                nsp.append({"oid": schema_oid[q.name.lower()], "nspname": q.name.lower(), "nspowner": OWNER})
+                if q.description:
+                    rows["pg_description"].append({"objoid": schema_oid[q.name.lower()], "classoid": PG_NAMESPACE_OID,
+                                                   "objsubid": 0, "description": _text(q.description)})
+        rows["pg_namespace"] = nsp
+        info_schemata = [{"catalog_name": database, "schema_name": n["nspname"], "schema_owner": self.user}
+                         for n in nsp]
+        info_tables, info_columns = [], []
+        for i, (ds, columns) in enumerate(visible):
+            q, oid = ds.quantum.lower(), table_oid[(ds.quantum.lower(), ds.name.lower())]
+            rows["pg_class"].append({
+                "oid": oid, "relname": ds.name.lower(), "relnamespace": schema_oid[q], "reltype": oid + 20000,
+                "reloftype": 0, "relowner": OWNER, "relam": 2, "relfilenode": oid, "reltablespace": 0,
+                "relpages": 0, "reltuples": -1.0, "relallvisible": 0, "reltoastrelid": 0, "relhasindex": False,
+                "relisshared": False, "relpersistence": "p", "relkind": "r", "relnatts": len(columns),
+                "relchecks": 0, "relhasrules": False, "relhastriggers": False, "relhassubclass": False,
+                "relrowsecurity": False, "relforcerowsecurity": False, "relispopulated": True,
+                "relreplident": "d", "relispartition": False, "relrewrite": 0, "relfrozenxid": 0, "relminmxid": 0})
+            rows["pg_type"].append(_type_row(oid + 20000, ds.name.lower(), schema_oid[q], -1, "c", "C", relid=oid))
+            rows["pg_tables"].append({"schemaname": q, "tablename": ds.name.lower(), "tableowner": self.user,
+                                      "hasindexes": False, "hasrules": False, "hastriggers": False,
+                                      "rowsecurity": False})
+            rows["pg_stat_user_tables"].append({"relid": oid, "schemaname": q, "relname": ds.name.lower()})
+            if ds.description:
+                rows["pg_description"].append({"objoid": oid, "classoid": PG_CLASS_OID, "objsubid": 0,
+                                               "description": _text(ds.description)})
+            info_tables.append({"table_catalog": database, "table_schema": q, "table_name": ds.name.lower(),
+                                "table_type": "BASE TABLE", "is_insertable_into": "NO", "is_typed": "NO"})
+            pk = []
+            for n, c in enumerate(columns, start=1):
+                type_oid, typmod = pgt.duckdb_type_oid(c.data_type)
+                t = pgt.TYPES.get(type_oid) or pgt.TYPES[pgt.TEXT]
+                rows["pg_attribute"].append({
+                    "attrelid": oid, "attname": c.name, "atttypid": type_oid, "attstattarget": -1,
+                    "attlen": t.size, "attnum": n, "attndims": 1 if t.category == "A" else 0, "attcacheoff": -1,
+                    "atttypmod": typmod, "attbyval": t.size in (1, 2, 4, 8), "attalign": "i", "attstorage": "p",
+                    "attcompression": "", "attnotnull": bool(c.required or c.primary_key), "atthasdef": False,
+                    "atthasmissing": False, "attidentity": "", "attgenerated": "", "attisdropped": False,
+                    "attislocal": True, "attinhcount": 0, "attcollation": 100 if t.category == "S" else 0})
+                if c.description:
+                    rows["pg_description"].append({"objoid": oid, "classoid": PG_CLASS_OID, "objsubid": n,
+                                                   "description": _text(c.description)})
+                if c.primary_key:
+                    pk.append(n)
+                precision = scale = None
+                if type_oid == pgt.NUMERIC and typmod > 4:
+                    precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
+                elif type_oid in (pgt.INT2, pgt.INT4, pgt.INT8):
+                    precision, scale = {pgt.INT2: 16, pgt.INT4: 32, pgt.INT8: 64}[type_oid], 0
+                elif type_oid in (pgt.FLOAT4, pgt.FLOAT8):
+                    precision = 24 if type_oid == pgt.FLOAT4 else 53
+                info_columns.append({
+                    "table_catalog": database, "table_schema": q, "table_name": ds.name.lower(),
+                    "column_name": c.name, "ordinal_position": n,
+                    "is_nullable": "NO" if (c.required or c.primary_key) else "YES",
+                    "data_type": t.display if t.category != "A" else "ARRAY",
+                    "numeric_precision": precision, "numeric_scale": scale,
+                    "numeric_precision_radix": 2 if type_oid in (pgt.INT2, pgt.INT4, pgt.INT8, pgt.FLOAT4,
+                                                                 pgt.FLOAT8) else (10 if precision else None),
+                    "udt_catalog": database, "udt_schema": "pg_catalog", "udt_name": t.name,
+                    "is_identity": "NO", "is_generated": "NEVER", "is_updatable": "NO"})
+            if pk:  # the contract's primary key: a constraint and its (virtual) unique index
+                con_oid, index_oid = oid + 60000, oid + 80000
+                name = f"{ds.name.lower()}_pkey"
+                keys = ", ".join(columns[k - 1].name for k in pk)
+                rows["pg_constraint"].append({
+                    "oid": con_oid, "conname": name, "connamespace": schema_oid[q], "contype": "p",
+                    "condeferrable": False, "condeferred": False, "convalidated": True, "conrelid": oid,
+                    "contypid": 0, "conindid": index_oid, "conparentid": 0, "confrelid": 0, "conislocal": True,
+                    "coninhcount": 0, "connoinherit": True, "conkey": pk, "conbin": f"PRIMARY KEY ({keys})"})
+                rows["pg_index"].append({
+                    "indexrelid": index_oid, "indrelid": oid, "indnatts": len(pk), "indnkeyatts": len(pk),
+                    "indisunique": True, "indnullsnotdistinct": False, "indisprimary": True,
+                    "indisexclusion": False, "indimmediate": True, "indisclustered": False, "indisvalid": True,
+                    "indcheckxmin": False, "indisready": True, "indislive": True, "indisreplident": False,
+                    "indkey": pk, "indcollation": [0] * len(pk), "indclass": [0] * len(pk),
+                    "indoption": [0] * len(pk)})
+                table_row = next(r for r in rows["pg_class"] if r["oid"] == oid)
+                table_row["relhasindex"] = True
+                rows["pg_class"].append(dict(table_row, relhasindex=False, oid=index_oid, relname=name, reltype=0, relam=403,
+                                             relkind="i", relnatts=len(pk), relfilenode=index_oid))
+                rows["_indexdefs"].append({"oid": index_oid, "def": f"CREATE UNIQUE INDEX {name} ON {q}."
+                                                                   f"{ds.name.lower()} USING btree ({keys})"})
+                rows["pg_indexes"].append({"schemaname": q, "tablename": ds.name.lower(), "indexname": name,
+                                           "indexdef": rows["_indexdefs"][-1]["def"]})
+        rows["info_schemata"] = info_schemata
+        rows["info_tables"] = info_tables
+        rows["info_columns"] = info_columns
+        rows["info_enabled_roles"] = [{"role_name": self.user}]
+        rows["info_character_sets"] = [{"character_set_name": "UTF8", "character_repertoire": "UCS",
+                                        "form_of_use": "UTF8"}]
+        # types, roles, database, access methods
+        for t in pgt.TYPES.values():
+            elem = pgt.ELEMENT_OF.get(t.oid, 0)
+            rows["pg_type"].append(_type_row(t.oid, t.name, PG_CATALOG, t.size, "p" if t.category == "P" else "b",
+                                             t.category, elem=elem, array=pgt.ARRAY_OF.get(t.oid, 0)))
+        role = {"oid": OWNER, "rolname": self.user, "rolsuper": False, "rolinherit": True, "rolcreaterole": False,
+                "rolcreatedb": False, "rolcanlogin": True, "rolreplication": False, "rolconnlimit": -1,
+                "rolpassword": "********", "rolbypassrls": False}
+        rows["pg_roles"] = [role]
+        rows["pg_authid"] = [dict(role, rolpassword=None)]
+        rows["pg_user"] = [{"usename": self.user, "usesysid": OWNER, "usecreatedb": False, "usesuper": False,
+                            "userepl": False, "usebypassrls": False, "passwd": "********"}]
+        names = [database] if database == mesh.name else [mesh.name, database]
+        rows["pg_database"] = [{"oid": 16383 - i, "datname": n, "datdba": OWNER, "encoding": 6, "datlocprovider": "c",
+                                "datistemplate": False, "datallowconn": True, "datconnlimit": -1,
+                                "dattablespace": 1663, "datcollate": "C", "datctype": "C"}
+                               for i, n in enumerate(names)]
+        if mesh.description:
+            rows["pg_shdescription"] = [{"objoid": 16383, "classoid": PG_DATABASE_OID,
+                                         "description": _text(mesh.description)}]
+        rows["pg_am"] = [{"oid": 2, "amname": "heap", "amhandler": 3, "amtype": "t"},
+                         {"oid": 403, "amname": "btree", "amhandler": 330, "amtype": "i"}]
+        rows["pg_tablespace"] = [{"oid": 1663, "spcname": "pg_default", "spcowner": OWNER}]
+        rows["pg_collation"] = [{"oid": 100, "collname": "default", "collnamespace": PG_CATALOG, "collowner": OWNER,
+                                 "collprovider": "d", "collisdeterministic": True, "collencoding": -1},
+                                {"oid": 950, "collname": "C", "collnamespace": PG_CATALOG, "collowner": OWNER,
+                                 "collprovider": "c", "collisdeterministic": True, "collencoding": -1}]
+        rows["pg_language"] = [{"oid": 12, "lanname": "internal", "lanowner": OWNER, "lanispl": False,
+                                "lanpltrusted": False},
+                               {"oid": 14, "lanname": "sql", "lanowner": OWNER, "lanispl": False,
+                                "lanpltrusted": True}]
+        return rows
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: list[Any], settings: list[dict] | None) -> pa.Table:
+        cur = self.db.cursor()
+        try:
+            if settings is not None:
+                cur.register("_settings", pa.Table.from_pylist(settings, schema=_settings_schema()))
+                cur.execute("CREATE TEMP TABLE pg_settings_session AS SELECT * FROM _settings")
+            try:
+                if params:
+                    cur.execute(sql, params)
+                else:
+                    cur.execute(sql)
+                return _oid_lists(cur.to_arrow_table())
+            except duckdb.Error as e:
+                message = str(e).split("\n")[0]
+                raise ProgrammingError(f"catalog query failed: {message}") from None
+        finally:
+            cur.close()
+
+
+def _oid_lists(table: pa.Table) -> pa.Table:
+    """Lists of integers in catalog results are oid[] (what PostgreSQL returns; drivers have their codec)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_list(f.type) and pa.types.is_integer(f.type.value_type) and f.type.value_type.bit_width > 16:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.list_(pa.uint32()), safe=False))
+    return table
+
+
+def _settings_schema() -> pa.Schema:
+    fields = []
+    for c in _split_spec(PG_TABLES["pg_settings"]):
+        name, t = c.split(" ", 1)
+        fields.append(pa.field(name, {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(),
+                                      "VARCHAR[]": pa.list_(pa.string())}[t]))
+    return pa.schema(fields)
+
+
+def _type_row(oid, name, namespace, size, typtype, category, elem=0, array=0, relid=0) -> dict:
+    return {"oid": oid, "typname": name, "typnamespace": namespace, "typowner": OWNER, "typlen": size,
+            "typbyval": size in (1, 2, 4, 8), "typtype": typtype, "typcategory": category,
+            "typispreferred": False, "typisdefined": True, "typdelim": ",", "typrelid": relid,
+            "typsubscript": 0, "typelem": elem, "typarray": array, "typinput": 0, "typoutput": 0,
+            "typreceive": 0, "typsend": 0, "typmodin": 0, "typmodout": 0, "typanalyze": 0, "typalign": "i",
+            "typstorage": "p", "typnotnull": False, "typbasetype": 0, "typtypmod": -1, "typndims": 0,
+            "typcollation": 100 if category == "S" else 0}
+
+
+def _text(value) -> str:
+    if isinstance(value, dict):
+        return str(value.get("purpose") or value.get("usage") or next(iter(value.values()), ""))
+    return str(value)
+
+
+def _keywords() -> list[dict]:
+    reserved = ["all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case",
+                "cast", "check", "collate", "column", "constraint", "create", "current_catalog", "current_date",
+                "current_role", "current_time", "current_timestamp", "current_user", "default", "deferrable",
+                "desc", "distinct", "do", "else", "end", "except", "false", "fetch", "for", "foreign", "from",
+                "grant", "group", "having", "in", "initially", "intersect", "into", "lateral", "leading", "limit",
+                "localtime", "localtimestamp", "not", "null", "offset", "on", "only", "or", "order", "placing",
+                "primary", "references", "returning", "select", "session_user", "some", "symmetric", "table",
+                "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "when", "where",
+                "window", "with"]
+    return [{"word": w, "catcode": "R", "barelabel": True, "catdesc": "reserved", "baredesc": "can be bare label"}
+            for w in reserved]
+
+
+# -- rewriting a client's catalog query -----------------------------------------------------------------------
+
+
+class CatalogEngine:
+    """Answers catalog queries for every session of a server (catalogs cached per principal)."""
+
+    def __init__(self, platform):
+        self.platform = platform
+        self._cache: dict[tuple, PrincipalCatalog] = {}
+        self._lock = threading.Lock()
+
+    def catalog(self, principal, database: str) -> PrincipalCatalog:
+        key = (principal.fingerprint, self.platform.state.namespace.version, database)
+        with self._lock:
+            found = self._cache.get(key)
+        if found is None:
+            found = PrincipalCatalog(self.platform, principal, database)
+            with self._lock:
+                if len(self._cache) > 64:
+                    self._cache.clear()
+                self._cache[key] = found
+        return found
+
+    def run(self, expression: exp.Expression, principal, session, params: list[Any], oids: list[int]) -> pa.Table:
+        catalog = self.catalog(principal, session.database)
+        try:
+            sql, uses_settings, used = rewrite(expression, session, catalog)
+            params = [params[i - 1] for i in used if i - 1 < len(params or [])]
+        except ProgrammingError:
+            log.info("catalog query refused: %s", expression.sql("postgres"))
+            raise
+        log.debug("catalog query %s -> %s", expression.sql("postgres"), sql)
+        try:
+            return catalog.execute(sql, list(params or []), _settings_rows(session) if uses_settings else None)
+        except ProgrammingError:
+            log.info("catalog query failed: %s\n  rewritten: %s", expression.sql("postgres"), sql)
+            raise
+
+    def schema(self, expression: exp.Expression, principal, session, params: list[Any], oids: list[int]) -> pa.Schema:
+        if not isinstance(expression, exp.Query):
+            return self.run(expression, principal, session, params, oids).schema
+        wrapped = exp.select("*").from_(exp.Subquery(this=expression.copy(),
+                                                     alias=exp.TableAlias(this=exp.to_identifier("q")))).limit(0)
+        return self.run(wrapped, principal, session, [None] * len(params or []), oids).schema
+
+
+def _settings_rows(session) -> list[dict]:
+    return [{"name": k, "setting": v, "category": "Quanta", "short_desc": "", "context": "user",
+             "vartype": "string", "source": "session", "boot_val": v, "reset_val": v, "pending_restart": False}
+            for k, v in sorted(session.settings.items())]
+
+
+def _literal(value) -> exp.Expression:
+    if value is None:
+        return exp.null()
+    if isinstance(value, bool):
+        return exp.true() if value else exp.false()
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def _search_path(session, catalog: PrincipalCatalog) -> list[str]:
+    """The schemas of the session's search_path that exist (like PostgreSQL's current_schemas)."""
+    out = []
+    for item in (session.get("search_path") or "").split(","):
+        item = item.strip().strip('"')
+        if item == "$user":
+            item = session.user
+        if item and item.lower() in catalog.schemas:
+            out.append(item.lower())
+    return out
+
+
+def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> tuple[str, bool]:
+    """The DuckDB SQL of a client's catalog query over the emulated tables; and whether it reads pg_settings."""
+    tree = expression.copy()
+    uses_settings = False
+
+    def table(node: exp.Table) -> exp.Expression:
+        nonlocal uses_settings
+        if isinstance(node.this, exp.Anonymous):
+            fname = str(node.this.this).lower()
+            if fname == "pg_get_keywords":
+                return exp.table_("keywords", db="pgc", alias=node.alias or None)
+            if fname == "pg_show_all_settings":
+                uses_settings = True
+                return exp.table_("pg_settings_session", db="temp", alias=node.alias or None)
+            return node
+        if not isinstance(node.this, exp.Identifier):  # a table function: pg_catalog.unnest(...)
+            node.set("db", None)
+            node.set("catalog", None)
+            alias = node.args.get("alias")
+            if isinstance(alias, exp.TableAlias) and alias.this is not None and not alias.columns:
+                alias.set("columns", [exp.to_identifier(alias.name)])  # PostgreSQL: the alias names the column too
+            return node
+        db, name = node.text("db").lower(), node.name.lower()
+        alias = node.args.get("alias")
+        if db == "information_schema" or (not db and False):
+            if name not in INFO_TABLES:
+                raise UnknownObject(f'relation "information_schema.{name}" does not exist')
+            new = exp.table_(name, db="pgi")
+        elif db == "pg_catalog" or (not db and name in PG_TABLES):
+            if name == "pg_settings":
+                uses_settings = True
+                new = exp.table_("pg_settings_session", db="temp")
+            elif name not in PG_TABLES:
+                raise UnknownObject(f'relation "pg_catalog.{name}" does not exist')
+            else:
+                new = exp.table_(name, db="pgc")
+        elif not db and name.startswith("pg_"):
+            raise UnknownObject(f'relation "{name}" does not exist')
+        elif not name:
+            return node
+        elif db or name:
+            if db or catalog is not None and not _is_cte(node):
+                raise ProgrammingError(f"a catalog query cannot read {node.sql('postgres')}: "
+                                       "query the mesh's datasets on their own")
+            return node
+        else:
+            return node
+        if alias is not None:
+            new.set("alias", alias)
+        elif db:
+            new.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+        return new
+
+    def function(node: exp.Expression) -> exp.Expression | None:
+        name = _func_name(node)
+        if name is None:
+            return None
+        args = list(node.expressions) if isinstance(node, exp.Anonymous) else \
+            [a for a in node.args.values() if isinstance(a, exp.Expression)]
+        if name in ("current_user", "session_user", "current_role", "user"):
+            return exp.Literal.string(session.user)
+        if name == "current_database":
+            return exp.Literal.string(session.database)
+        if name == "current_schema":
+            path = [p for p in _search_path(session, catalog) if p in ("public",) or True]
+            return exp.Literal.string(path[0] if path else "public")
+        if name == "current_schemas":
+            implicit = isinstance(args[0], exp.Boolean) and args[0].this if args else False
+            path = (["pg_catalog"] if implicit else []) + _search_path(session, catalog)
+            return exp.Array(expressions=[exp.Literal.string(p) for p in path])
+        if name == "version":
+            return exp.Literal.string(VERSION)
+        if name == "pg_backend_pid":
+            return exp.Literal.number(0)
+        if name in ("pg_postmaster_start_time", "pg_conf_load_time"):
+            return exp.CurrentTimestamp()
+        if name == "current_setting":
+            if not args or not isinstance(args[0], exp.Literal):
+                raise ProgrammingError("current_setting() takes a constant setting name here")
+            value = session.get(args[0].name)
+            if value is None and not (len(args) > 1 and isinstance(args[1], exp.Boolean) and args[1].this):
+                raise UnknownObject(f'unrecognized configuration parameter "{args[0].name}"')
+            return _literal(value)
+        if name == "set_config":
+            if len(args) < 2 or not all(isinstance(a, exp.Literal) for a in args[:2]):
+                raise ProgrammingError("set_config() takes constant arguments here")
+            session.set(args[0].name, args[1].name)
+            return exp.Literal.string(args[1].name)
+        if name in ("json_build_object", "jsonb_build_object"):
+            return exp.Anonymous(this="json_object", expressions=[sub(a) for a in args])
+        if name == "pg_typeof":
+            return exp.Literal.string("unknown")
+        if name in _TRUE_FUNCS:
+            return exp.true()
+        if name in _FALSE_FUNCS:
+            return exp.false()
+        if name in _NULL_FUNCS:
+            return exp.null()
+        if name in _ZERO_FUNCS:
+            return exp.Literal.number(0)
+        if name in MACROS:
+            arity = MACROS[name]
+            args = [sub(a) for a in args]
+            args = args + [exp.null()] * (arity - len(args))
+            if name == "obj_description" and len(args) == 2 and isinstance(args[1], exp.Null):
+                args[1] = exp.Literal.string("pg_class")
+            return exp.Dot(this=exp.to_identifier("pgc"), expression=exp.Anonymous(this=name, expressions=args))
+        return None
+
+    def transform(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table):
+            return table(node)
+        if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) and \
+                node.this.name.lower() == "pg_catalog" and isinstance(node.expression, exp.Func):
+            inner = node.expression
+            replaced = function(inner)
+            return replaced if replaced is not None else sub(inner)
+        if isinstance(node, exp.Func) and not (isinstance(node.parent, exp.Dot) and node.parent.expression is node):
+            if isinstance(node.parent, exp.Table):
+                return node
+            replaced = function(node)
+            if replaced is not None:
+                return replaced
+        if isinstance(node, exp.Column) and not node.table and isinstance(node.this, exp.Identifier) and \
+                not node.this.quoted and node.name.lower() in ("current_user", "session_user", "user",
+                                                               "current_role", "current_schema", "current_catalog"):
+            key = node.name.lower()
+            if key == "current_catalog":
+                return exp.Literal.string(session.database)
+            if key == "current_schema":
+                path = _search_path(session, catalog)
+                return exp.Literal.string(path[0] if path else "public")
+            return exp.Literal.string(session.user)
+        if isinstance(node, exp.Column) and node.text("db").lower() in ("pg_catalog", "information_schema"):
+            node.set("db", None)  # pg_catalog.pg_namespace.nspname: the table is aliased by its name
+            node.set("catalog", None)
+            return node
+        if isinstance(node, exp.Cast):
+            return cast(node)
+        if isinstance(node, exp.Operator):
+            op = str(node.args.get("operator") or "").lower().replace("pg_catalog.", "").strip()
+            left, right = sub(node.this), sub(node.expression)
+            ops = {"~": lambda: exp.RegexpLike(this=left, expression=right),
+                   "!~": lambda: exp.not_(exp.RegexpLike(this=left, expression=right)),
+                   "~*": lambda: exp.RegexpILike(this=left, expression=right),
+                   "!~*": lambda: exp.not_(exp.RegexpILike(this=left, expression=right)),
+                   "=": lambda: exp.EQ(this=left, expression=right),
+                   "<>": lambda: exp.NEQ(this=left, expression=right),
+                   "~~": lambda: exp.Like(this=left, expression=right),
+                   "!~~": lambda: exp.not_(exp.Like(this=left, expression=right))}
+            if op in ops:
+                return exp.Paren(this=ops[op]())
+            raise ProgrammingError(f"unsupported operator {op} in a catalog query")
+        if isinstance(node, exp.Collate):
+            return sub(node.this)
+        return node
+
+    def sub(node: exp.Expression) -> exp.Expression:
+        return node.transform(transform, copy=False) if isinstance(node, exp.Expression) else node
+
+    def cast(node: exp.Cast) -> exp.Expression:
+        target = _cast_target(node)
+        inner = sub(node.this)
+        if target in ("regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole"):
+            kind = {"regprocedure": "regproc", "regrole": "regnamespace"}.get(target, target)
+            if isinstance(inner, (exp.Parameter, exp.Placeholder)) and kind in ("regclass", "regtype"):
+                return _macro(f"{kind}_oid", inner)
+            if isinstance(inner, exp.Literal) and inner.is_string:
+                if kind == "regproc":
+                    return exp.Literal.number(0)
+                if kind == "regnamespace":
+                    return _macro("to_regnamespace", inner)
+                return _macro(f"{kind}_oid", inner)
+            as_name = isinstance(node.parent, exp.Cast) and _cast_target(node.parent) in (
+                "text", "varchar", "name", "character varying") or _projected(node)
+            if as_name:
+                if kind == "regtype":
+                    return _macro("format_type", inner, exp.null())
+                return _macro(f"{kind}_name", inner)
+            return exp.cast(inner, exp.DataType.build("BIGINT"))
+        if target in ("oid", "regoper", "xid", "cid", "tid"):
+            return exp.cast(inner, exp.DataType.build("BIGINT"))
+        if target in ("name", "char", "bpchar", "text[]", "name[]") or target.startswith("character"):
+            return exp.cast(inner, exp.DataType.build("VARCHAR[]" if target.endswith("[]") else "VARCHAR"))
+        if target in ("int2vector", "oidvector", "_oid", "oid[]", "int2[]", "smallint[]"):
+            return exp.cast(inner, exp.DataType.build("BIGINT[]"))
+        if target in ("regconfig", "regdictionary"):
+            return exp.Literal.number(0)
+        if "pg_catalog." in node.to.sql("postgres").lower():
+            try:
+                return exp.cast(inner, exp.DataType.build(target, dialect="postgres"))
+            except Exception:
+                return exp.cast(inner, exp.DataType.build("VARCHAR"))
+        node.set("this", inner)
+        return node
+
+    if isinstance(tree, exp.Select):
+        for i, projection in enumerate(list(tree.expressions)):
+            target = projection.expression if isinstance(projection, exp.Dot) else projection
+            if isinstance(target, exp.Func) and not isinstance(projection, exp.Alias):
+                name = _func_name(target)
+                if name in CATALOG_FUNCTIONS:
+                    name = {"current_user": "current_user"}.get(name, name)
+                    tree.expressions[i].replace(exp.alias_(projection.copy(), name, quoted=True))
+            elif isinstance(projection, exp.Column) and not projection.table and \
+                    projection.name.lower() in ("current_user", "session_user", "user", "current_role",
+                                                "current_schema", "current_catalog"):
+                tree.expressions[i].replace(exp.alias_(projection.copy(), projection.name.lower(), quoted=True))
+    tree = tree.transform(transform, copy=False)
+    # parameters inside replaced functions are gone: number the remaining ones $1..$k (DuckDB wants all used)
+    used = sorted({int(p.this.this) for p in tree.find_all(exp.Parameter)
+                   if isinstance(p.this, exp.Literal) and str(p.this.this).isdigit()})
+    renumber = {old: new for new, old in enumerate(used, start=1)}
+    for p in list(tree.find_all(exp.Parameter)):
+        if isinstance(p.this, exp.Literal) and str(p.this.this).isdigit():
+            p.set("this", exp.Literal.number(renumber[int(p.this.this)]))
+    return tree.sql("duckdb"), uses_settings, used
+
+
+def _macro(name: str, *args: exp.Expression) -> exp.Expression:
+    return exp.Dot(this=exp.to_identifier("pgc"), expression=exp.Anonymous(this=name, expressions=list(args)))
+
+
+def _projected(node: exp.Expression) -> bool:
+    parent = node.parent
+    while isinstance(parent, (exp.Alias, exp.Paren)):
+        node, parent = parent, parent.parent
+    return isinstance(parent, exp.Select) and node in parent.expressions
+
+
+def _is_cte(node: exp.Table) -> bool:
+    name = node.name.lower()
+    scope = node.parent
+    while scope is not None:
+        w = scope.args.get("with_") or scope.args.get("with")
+        if isinstance(w, exp.With) and any(c.alias_or_name.lower() == name for c in w.expressions):
+            return True
+        scope = scope.parent
+    return False

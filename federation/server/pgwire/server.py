@@ -1,0 +1,938 @@
+"""The PostgreSQL wire server: one thread per connection, every query through ``platform.query``.
+
+    PgServer(platform, host="127.0.0.1", port=5433).start()   # background thread
+    psql "host=127.0.0.1 port=5433 user=ana dbname=greatparts"   # password: a Quanta token
+
+What the wire layer answers itself (never the pipeline): the startup and authentication, session
+statements (SET/SHOW/RESET, BEGIN/COMMIT/ROLLBACK, DISCARD), cursors (DECLARE/FETCH/CLOSE, streaming
+from the query's Arrow reader) and catalog queries (pg_catalog, information_schema, catalog
+functions), answered from an emulated catalog built from the mesh and filtered by the principal's
+grants (``catalog.py``). Everything else is a query of the mesh: ``platform.query(sql, principal,
+params, dialect="postgres", interface="pgwire")``.
+
+Notes:
+
+- Describe (of a statement or a portal) never runs the query: it runs ``SELECT * FROM (<query>) q LIMIT 0``
+  through the same pipeline (so it is governed and audited like any query) and caches the schema per
+  statement text, parameter types, principal and mesh version.
+- CancelRequest interrupts a query whose rows are streaming (its ``Result.cancel()``). While the engine
+  is still inside its first blocking call (an aggregate over a large join, say) there is no Result yet:
+  only the query's time-out stops it. A hook in the engine (a cancel handle given to ``platform.query``
+  before execution starts) would close that gap.
+- Rows are encoded a record batch at a time, column-wise (``types.data_rows``); Execute with a row limit
+  keeps the batch and the Arrow reader for the next Execute (PortalSuspended).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import socket
+import ssl
+import struct
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pyarrow as pa
+import sqlglot.expressions as exp
+
+from ... import errors
+from . import auth, params as pparams, protocol as pm
+from . import types as pgt
+from .catalog import CatalogEngine, is_catalog_query
+from .session import REPORTED, Session, Statement, classify, split
+
+log = logging.getLogger("quanta.pgwire")
+
+
+class WireError(Exception):
+    """An error to report with a SQLSTATE (for failures of the wire layer itself)."""
+
+    def __init__(self, sqlstate: str, message: str, severity: str = "ERROR"):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
+        self.severity = severity
+
+
+def error_message(e: BaseException, sql: str | None = None) -> bytes:
+    if isinstance(e, WireError):
+        return pm.error_response(e.sqlstate, e.message, e.severity)
+    if isinstance(e, auth.ScramError):
+        return pm.error_response(e.sqlstate, str(e), "FATAL")
+    if isinstance(e, errors.Error):
+        position = None
+        if e.position and sql:
+            line, col = e.position
+            lines = sql.split("\n")
+            if 1 <= line <= len(lines):
+                position = sum(len(x) + 1 for x in lines[:line - 1]) + max(col, 1)
+        return pm.error_response(e.sqlstate, e.message, position=position)
+    log.exception("internal error in the PostgreSQL server")
+    return pm.error_response("XX000", f"internal error: {type(e).__name__}")
+
+
+# -- rows --------------------------------------------------------------------------------------------------------
+
+
+class RowSource:
+    """Rows of a result, encoded on demand batch by batch: never the whole result in memory."""
+
+    def __init__(self, schema: pa.Schema, batches: Iterator[pa.RecordBatch], result=None, tag: str = "SELECT"):
+        self.schema = schema
+        self._batches = iter(batches)
+        self.result = result  # the Result to cancel and close
+        self.tag = tag
+        self.sent = 0
+        self.done = False
+        self._buffer = None
+        self._offsets = None
+        self._count = 0
+        self._pos = 0
+        self._formats: list[int] = [0] * len(schema)
+        self._timezone = "UTC"
+
+    def configure(self, formats: list[int], timezone: str) -> None:
+        self._formats = formats
+        self._timezone = timezone
+
+    def fields(self, formats: list[int] | None = None) -> list[pm.Field]:
+        formats = formats or [0] * len(self.schema)
+        out = []
+        for i, f in enumerate(self.schema):
+            oid, size, typmod = pgt.arrow_oid(f.type)
+            out.append(pm.Field(f.name, oid, size, typmod, format=formats[i]))
+        return out
+
+    def _load(self, batch: pa.RecordBatch) -> None:
+        """Encode a whole batch into DataRow messages (one buffer, row offsets): column-wise, vectorised."""
+        self._buffer, self._offsets = pgt.data_rows(batch, self._formats, self._timezone)
+        self._count, self._pos = batch.num_rows, 0
+
+    def take(self, limit: int | None) -> Iterator[tuple[memoryview, int]]:
+        """Chunks of DataRow messages, up to ``limit`` rows in all (every row when None), as (bytes, rows);
+        ``done`` tells whether rows remain."""
+        n = 0
+        while limit is None or n < limit:
+            if self._pos >= self._count:
+                batch = next(self._batches, None)
+                if batch is None:
+                    self.done = True
+                    self.close()
+                    return
+                self._load(batch)
+                continue
+            end = self._count if limit is None else min(self._count, self._pos + limit - n)
+            chunk = memoryview(self._buffer)[int(self._offsets[self._pos]):int(self._offsets[end])]
+            rows = end - self._pos
+            self._pos = end
+            n += rows
+            self.sent += rows
+            yield chunk, rows
+        if self._pos >= self._count:  # look ahead: is anything left?
+            batch = next(self._batches, None)
+            while batch is not None and batch.num_rows == 0:
+                batch = next(self._batches, None)
+            if batch is None:
+                self.done = True
+                self.close()
+            else:
+                self._load(batch)
+
+    def cancel(self) -> None:
+        if self.result is not None:
+            self.result.cancel()
+
+    def close(self) -> None:
+        if self.result is not None:
+            try:
+                self.result.close()
+            except Exception:
+                pass
+
+
+def table_source(table: pa.Table, tag: str = "SELECT") -> RowSource:
+    return RowSource(table.schema, iter(table.to_batches()), None, tag)
+
+
+# -- prepared statements and portals -------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    name: str
+    sql: str
+    statement: Statement
+    param_oids: list[int]
+
+
+@dataclass
+class Portal:
+    name: str
+    prepared: Prepared
+    params: list[Any]
+    result_formats: list[int]
+    source: RowSource | None = None
+    complete: bytes | None = None  # CommandComplete of a statement without rows, once run
+
+
+@dataclass
+class Cursor:
+    name: str
+    source: RowSource
+    hold: bool
+
+
+# -- the server ----------------------------------------------------------------------------------------------
+
+
+class PgServer:
+    def __init__(self, platform, host: str = "127.0.0.1", port: int = 5433, tls_cert: str | None = None,
+                 tls_key: str | None = None, allow_cleartext: bool = False, timeout: float | None = None):
+        self.platform = platform
+        self.host = host
+        self.port = port
+        self.allow_cleartext = allow_cleartext
+        self.timeout = timeout
+        self.tls: ssl.SSLContext | None = None
+        if tls_cert:
+            self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls.load_cert_chain(tls_cert, tls_key)
+        self.catalog = CatalogEngine(platform)
+        self.describe_cache = _LRU(1024)  # result schemas of described statements (never their rows)
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._connections: dict[int, "Connection"] = {}
+        self._lock = threading.Lock()
+        self._pids = itertools.count(secrets.randbelow(1 << 20) + 1000)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        if self._sock is not None:
+            return
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        self.port = sock.getsockname()[1]
+        self._sock = sock
+
+    def start(self) -> "PgServer":
+        """Listen, then accept connections in a background thread; returns once listening."""
+        self._listen()
+        self._thread = threading.Thread(target=self._accept_loop, name=f"pgwire:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._listen()
+        self._accept_loop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        with self._lock:
+            conns = list(self._connections.values())
+        for c in conns:
+            c.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "PgServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            sock = self._sock
+            if sock is None:
+                return
+            try:
+                client, _ = sock.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                continue
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(self, client)
+            threading.Thread(target=conn.run, name="pgwire-conn", daemon=True).start()
+
+    # -- cancel ------------------------------------------------------------------------------------------
+
+    def register(self, conn: "Connection") -> None:
+        with self._lock:
+            self._connections[conn.pid] = conn
+
+    def unregister(self, conn: "Connection") -> None:
+        with self._lock:
+            if self._connections.get(conn.pid) is conn:
+                del self._connections[conn.pid]
+
+    def cancel(self, pid: int, secret: int) -> None:
+        with self._lock:
+            conn = self._connections.get(pid)
+        if conn is not None and secrets.compare_digest(struct.pack("!I", conn.secret), struct.pack("!I", secret)):
+            conn.cancel_running()
+
+
+class Connection:
+    def __init__(self, server: PgServer, sock: socket.socket):
+        self.server = server
+        self.platform = server.platform
+        self.sock = sock
+        self.reader = pm.Reader(sock)
+        self.out: list[bytes] = []
+        self.out_size = 0
+        self.pid = next(server._pids)
+        self.secret = secrets.randbits(32)
+        self.session: Session | None = None
+        self.principal = None
+        self.prepared: dict[str, Prepared] = {}
+        self.portals: dict[str, Portal] = {}
+        self.cursors: dict[str, Cursor] = {}
+        self.running: RowSource | None = None
+        self.running_result = None
+        self._run_lock = threading.Lock()
+        self.skip_to_sync = False
+        self.tls_active = False
+        self._current_sql: str | None = None  # for error positions
+
+    # -- output ------------------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+        self.out_size += len(data)
+        if self.out_size >= 256 * 1024:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.out:
+            data = b"".join(self.out)
+            self.out, self.out_size = [], 0
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                raise pm.ClientGone() from None
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def cancel_running(self) -> None:
+        with self._run_lock:
+            result = self.running_result
+        if result is not None:
+            try:
+                result.cancel()
+            except Exception:
+                pass
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            if not self.startup():
+                return
+            self.server.register(self)
+            self.loop()
+        except pm.ClientGone:
+            pass
+        except pm.ProtocolViolation as e:
+            try:
+                self.send(pm.error_response("08P01", str(e), "FATAL"))
+                self.flush()
+            except pm.ClientGone:
+                pass
+        except Exception:
+            log.exception("PostgreSQL connection failed")
+        finally:
+            self.server.unregister(self)
+            for source in [p.source for p in self.portals.values()] + [c.source for c in self.cursors.values()]:
+                if source is not None:
+                    source.close()
+            self.close()
+
+    def startup(self) -> bool:
+        while True:
+            code, body = self.reader.startup()
+            if code == pm.SSL_REQUEST:
+                if self.server.tls is not None and not self.tls_active:
+                    self.sock.sendall(b"S")
+                    self.sock = self.server.tls.wrap_socket(self.sock, server_side=True)
+                    self.reader = pm.Reader(self.sock)
+                    self.tls_active = True
+                else:
+                    self.sock.sendall(b"N")
+                continue
+            if code == pm.GSSENC_REQUEST:
+                self.sock.sendall(b"N")
+                continue
+            if code == pm.CANCEL_REQUEST:
+                pid, secret = struct.unpack("!iI", body[:8])
+                self.server.cancel(pid, secret)
+                return False
+            break
+        major, minor = code >> 16, code & 0xFFFF
+        if major != 3:
+            self.send(pm.error_response("0A000", f"unsupported frontend protocol {major}.{minor}: "
+                                                 "this server speaks 3.0", "FATAL"))
+            self.flush()
+            return False
+        options = pm.parse_startup(body)
+        unsupported = [k for k in options if k.startswith("_pq_.")]
+        if minor > 0 or unsupported:
+            self.send(pm.negotiate_protocol_version(0, unsupported))
+        user = options.get("user", "")
+        if not user:
+            self.send(pm.error_response("28000", "no PostgreSQL user name specified in startup packet", "FATAL"))
+            self.flush()
+            return False
+        try:
+            self.principal = self.authenticate(user)
+        except (auth.ScramError, errors.Error, WireError) as e:
+            self.send(error_message(e) if not isinstance(e, errors.Error)
+                      else pm.error_response("28P01", f'password authentication failed for user "{user}"', "FATAL"))
+            self.flush()
+            return False
+        database = options.get("database") or user
+        settings = {}
+        for key in ("application_name", "client_encoding", "DateStyle", "TimeZone", "search_path",
+                    "extra_float_digits"):
+            for k, v in options.items():
+                if k.lower() == key.lower():
+                    settings[key] = v
+        self.session = Session(user, database)
+        for k, v in settings.items():
+            try:
+                self.session.set(k, v)
+            except errors.Error:
+                pass
+        self.send(pm.AUTH_OK)
+        for name in REPORTED:
+            value = self.session.get(name)
+            if value is not None:
+                self.send(pm.parameter_status(name, value))
+        self.send(pm.backend_key_data(self.pid, self.secret))
+        self.send(pm.ready_for_query(self.session.status))
+        self.flush()
+        return True
+
+    def authenticate(self, user: str):
+        if self.server.allow_cleartext:
+            self.send(pm.AUTH_CLEARTEXT)
+            self.flush()
+            kind, body = self.reader.message()
+            if kind != b"p":
+                raise pm.ProtocolViolation("expected a password message")
+            password = pm.Buffer(body).cstring()
+            principal = self.platform.authenticate(password)
+            if principal.name != user:
+                raise auth.ScramError(f'password authentication failed for user "{user}"')
+            return principal
+        store = auth.store_for(self.platform)
+        scram = auth.ScramServer(store, user)
+        self.send(pm.authentication(10, pm.cstr(auth.MECHANISM) + b"\0"))
+        self.flush()
+        kind, body = self.reader.message()
+        if kind != b"p":
+            raise pm.ProtocolViolation("expected a SASLInitialResponse")
+        buf = pm.Buffer(body)
+        mechanism = buf.cstring()
+        if mechanism != auth.MECHANISM:
+            raise auth.ScramError(f"unsupported SASL mechanism {mechanism!r}", "28000")
+        n = buf.int32()
+        first = buf.bytes(n).decode() if n >= 0 else ""
+        self.send(pm.authentication(11, scram.first(first).encode()))
+        self.flush()
+        kind, body = self.reader.message()
+        if kind != b"p":
+            raise pm.ProtocolViolation("expected a SASLResponse")
+        verifier, final = scram.final(body.decode())
+        if not auth.token_active(self.platform, verifier.token_id):
+            raise auth.ScramError(f'password authentication failed for user "{user}"')
+        self.send(pm.authentication(12, final.encode()))
+        principal = self.platform.principal(user)
+        return principal
+
+    # -- the message loop --------------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        handlers = {b"Q": self.on_query, b"P": self.on_parse, b"B": self.on_bind, b"D": self.on_describe,
+                    b"E": self.on_execute, b"C": self.on_close, b"S": self.on_sync, b"H": self.on_flush}
+        while True:
+            if not self.reader.pending():
+                self.flush()
+            kind, body = self.reader.message()
+            if kind == b"X":
+                return
+            handler = handlers.get(kind)
+            if kind in (b"S", b"Q"):
+                self.skip_to_sync = False
+            if self.skip_to_sync:
+                continue
+            if handler is None:
+                if kind in (b"d", b"c", b"f"):  # COPY data outside COPY: ignore
+                    continue
+                self.send(pm.error_response("08P01", f"unsupported frontend message {kind!r}"))
+                self.skip_to_sync = True
+                continue
+            try:
+                handler(pm.Buffer(body))
+            except pm.ClientGone:
+                raise
+            except pm.ProtocolViolation:
+                raise
+            except Exception as e:  # noqa: BLE001 - every error goes to the client with its SQLSTATE
+                self.fail(e, self._current_sql)
+                if kind != b"Q":
+                    self.skip_to_sync = True
+
+    def fail(self, e: BaseException, sql: str | None = None) -> None:
+        self.send(error_message(e, sql))
+        if self.session.in_transaction:
+            self.session.failed = True
+
+    # -- simple query ------------------------------------------------------------------------------------
+
+    def on_query(self, buf: pm.Buffer) -> None:
+        sql = buf.cstring()
+        try:
+            texts = split(sql)
+        except errors.Error as e:
+            self.fail(e, sql)
+            texts = []
+        for text in texts:
+            self._current_sql = text
+            try:
+                statement = self.classify(text)
+                if statement.kind == "empty":
+                    self.send(pm.EMPTY_QUERY)
+                    continue
+                prepared = Prepared("", text, statement, [])
+                portal = Portal("", prepared, [], [])
+                self.execute_portal(portal, None, describe=True)
+            except pm.ClientGone:
+                raise
+            except Exception as e:  # noqa: BLE001
+                self.fail(e, text)
+                break
+        self._current_sql = None
+        self.send(pm.ready_for_query(self.session.status))
+        if not self.session.in_transaction:
+            self.close_portals()
+
+    def classify(self, text: str) -> Statement:
+        return classify(text, lambda expression: is_catalog_query(expression, self.platform.mesh))
+
+    # -- extended query ----------------------------------------------------------------------------------
+
+    def on_parse(self, buf: pm.Buffer) -> None:
+        name = buf.cstring()
+        sql = buf.cstring()
+        n = buf.int16()
+        oids = [buf.uint32() for _ in range(n)]
+        self._current_sql = sql
+        texts = split(sql)
+        if len(texts) > 1:
+            raise WireError("42601", "cannot insert multiple commands into a prepared statement")
+        statement = self.classify(texts[0])
+        if statement.kind == "query":
+            self.platform.compile(statement.text, self.principal, dialect="postgres")  # errors now, like Parse
+        elif statement.kind == "declare":
+            self.platform.compile(statement.query, self.principal, dialect="postgres")
+        if statement.kind in ("query", "catalog"):
+            oids = pparams.infer(statement.expression, self.platform.mesh, oids)
+        if name and name in self.prepared:
+            raise WireError("42P05", f'prepared statement "{name}" already exists')
+        self.prepared[name] = Prepared(name, sql, statement, oids)
+        self.send(pm.PARSE_COMPLETE)
+
+    def on_bind(self, buf: pm.Buffer) -> None:
+        portal_name = buf.cstring()
+        statement_name = buf.cstring()
+        prepared = self.prepared.get(statement_name)
+        if prepared is None:
+            raise WireError("26000", f'prepared statement "{statement_name}" does not exist')
+        self._current_sql = prepared.sql
+        n_formats = buf.int16()
+        formats = [buf.int16() for _ in range(n_formats)]
+        n_params = buf.int16()
+        if n_params != len(prepared.param_oids) and not (n_params == 0 and not prepared.param_oids):
+            if n_params > len(prepared.param_oids):
+                prepared.param_oids = prepared.param_oids + [pgt.TEXT] * (n_params - len(prepared.param_oids))
+            else:
+                raise WireError("08P01", f"bind message supplies {n_params} parameters, but prepared statement "
+                                         f"\"{statement_name}\" requires {len(prepared.param_oids)}")
+        values = []
+        for i in range(n_params):
+            length = buf.int32()
+            fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
+            if length < 0:
+                values.append(None)
+                continue
+            raw = buf.bytes(length)
+            oid = prepared.param_oids[i]
+            try:
+                values.append(pgt.decode_binary(raw, oid) if fmt == 1 else pgt.decode_text(raw.decode(), oid))
+            except (ValueError, struct.error, UnicodeDecodeError) as e:
+                raise WireError("22P02", f"invalid value for parameter ${i + 1}: {e}") from None
+        n_results = buf.int16()
+        result_formats = [buf.int16() for _ in range(n_results)]
+        if portal_name and portal_name in self.portals:
+            raise WireError("42P03", f'portal "{portal_name}" already exists')
+        old = self.portals.pop(portal_name, None)
+        if old is not None and old.source is not None:
+            old.source.close()
+        self.portals[portal_name] = Portal(portal_name, prepared, values, result_formats)
+        self.send(pm.BIND_COMPLETE)
+
+    def on_describe(self, buf: pm.Buffer) -> None:
+        kind = buf.bytes(1)
+        name = buf.cstring()
+        if kind == b"S":
+            prepared = self.prepared.get(name)
+            if prepared is None:
+                raise WireError("26000", f'prepared statement "{name}" does not exist')
+            self._current_sql = prepared.sql
+            self.send(pm.parameter_description(prepared.param_oids))
+            schema = self.describe(prepared, [None] * len(prepared.param_oids))
+            self.send(pm.row_description(self.fields(schema, [])) if schema is not None else pm.NO_DATA)
+        elif kind == b"P":
+            portal = self.portals.get(name)
+            cursor = self.cursors.get(name.lower()) if portal is None else None
+            if cursor is not None:  # a cursor of DECLARE is a portal too (psycopg describes it)
+                self.send(pm.row_description(self.fields(cursor.source.schema, [])))
+                return
+            if portal is None:
+                raise WireError("34000", f'portal "{name}" does not exist')
+            self._current_sql = portal.prepared.sql
+            schema = portal.source.schema if portal.source is not None else self.describe(portal.prepared,
+                                                                                          portal.params)
+            self.send(pm.row_description(self.fields(schema, portal.result_formats)) if schema is not None
+                      else pm.NO_DATA)
+        else:
+            raise pm.ProtocolViolation("invalid Describe kind")
+
+    def on_execute(self, buf: pm.Buffer) -> None:
+        name = buf.cstring()
+        limit = buf.int32()
+        portal = self.portals.get(name)
+        if portal is None:
+            raise WireError("34000", f'portal "{name}" does not exist')
+        self._current_sql = portal.prepared.sql
+        if portal.prepared.statement.kind == "empty":
+            self.send(pm.EMPTY_QUERY)
+            return
+        self.execute_portal(portal, limit if limit > 0 else None, describe=False)
+
+    def on_close(self, buf: pm.Buffer) -> None:
+        kind = buf.bytes(1)
+        name = buf.cstring()
+        if kind == b"S":
+            self.prepared.pop(name, None)
+        elif kind == b"P":
+            portal = self.portals.pop(name, None)
+            if portal is not None and portal.source is not None:
+                portal.source.close()
+        else:
+            raise pm.ProtocolViolation("invalid Close kind")
+        self.send(pm.CLOSE_COMPLETE)
+
+    def on_sync(self, buf: pm.Buffer) -> None:
+        if not self.session.in_transaction:
+            self.close_portals()
+        self.send(pm.ready_for_query(self.session.status))
+
+    def on_flush(self, buf: pm.Buffer) -> None:
+        self.flush()
+
+    def close_portals(self) -> None:
+        for portal in self.portals.values():
+            if portal.source is not None:
+                portal.source.close()
+        self.portals.clear()
+
+    # -- describing without executing ---------------------------------------------------------------------
+
+    def fields(self, schema: pa.Schema, formats: list[int]) -> list[pm.Field]:
+        n = len(schema)
+        fmts = formats * n if len(formats) == 1 else (formats or [0] * n)
+        out = []
+        for i, f in enumerate(schema):
+            oid, size, typmod = pgt.arrow_oid(f.type)
+            out.append(pm.Field(f.name, oid, size, typmod, format=fmts[i] if i < len(fmts) else 0))
+        return out
+
+    def describe(self, prepared: Prepared, values: list[Any]) -> pa.Schema | None:
+        """The result schema of a statement, without running it (None: it returns no rows)."""
+        st = prepared.statement
+        if st.kind == "query":
+            key = (prepared.sql, tuple(prepared.param_oids), self.principal.fingerprint,
+                   self.platform.state.namespace.version)
+            schema = self.server.describe_cache.get(key)
+            if schema is not None:
+                return schema
+            wrapped = _limit_zero(st.expression, prepared.param_oids)
+            if wrapped is None:
+                return None
+            result = self.platform.query(wrapped, self.principal, [None] * len(prepared.param_oids) or None,
+                                         dialect="postgres", interface="pgwire", timeout=self.server.timeout)
+            try:
+                schema = result.schema
+            finally:
+                result.close()
+            self.server.describe_cache.put(key, schema)
+            return schema
+        if st.kind == "catalog":
+            return self.server.catalog.schema(st.expression, self.principal, self.session, values,
+                                              prepared.param_oids)
+        if st.kind == "show":
+            return self.show_table(st).schema
+        if st.kind == "fetch":
+            cursor = self.cursors.get((st.name or "").lower())
+            return cursor.source.schema if cursor is not None else None
+        return None
+
+    # -- running statements -------------------------------------------------------------------------------
+
+    def execute_portal(self, portal: Portal, limit: int | None, describe: bool) -> None:
+        """Run (or continue) a portal: rows up to ``limit`` then PortalSuspended, or CommandComplete."""
+        st = portal.prepared.statement
+        if self.session.failed and st.kind not in ("commit", "rollback"):
+            raise WireError("25P02", "current transaction is aborted, commands ignored until end of transaction "
+                                     "block")
+        if portal.complete is not None:
+            self.send(portal.complete)
+            return
+        if portal.source is None:
+            source = self.start(st, portal.params, portal.prepared.param_oids)
+            if source is None:
+                portal.complete = pm.command_complete(st.tag or "SELECT 0")
+                self.send(portal.complete)
+                return
+            portal.source = source
+            formats = portal.result_formats
+            n = len(source.schema)
+            fmts = formats * n if len(formats) == 1 else (formats or [0] * n)
+            source.configure(fmts, self.session.timezone)
+            if describe:
+                self.send(pm.row_description(source.fields(fmts)))
+        self.stream(portal.source, limit, portal)
+
+    def stream(self, source: RowSource, limit: int | None, portal: Portal | None) -> None:
+        with self._run_lock:
+            self.running_result = source.result
+        try:
+            for chunk, _ in source.take(limit):
+                self.send(chunk)
+        finally:
+            with self._run_lock:
+                self.running_result = None
+        if source.done:
+            tag = f"{source.tag} {source.sent}" if source.tag in ("SELECT", "FETCH", "MOVE") else source.tag
+            complete = pm.command_complete(tag)
+            if portal is not None:
+                portal.complete = complete
+            self.send(complete)
+        else:
+            self.send(pm.PORTAL_SUSPENDED)
+
+    def start(self, st: Statement, values: list[Any], oids: list[int]) -> RowSource | None:
+        """Start a statement: a RowSource for statements with rows, None for the others (done)."""
+        session = self.session
+        kind = st.kind
+        if kind == "query":
+            result = self.platform.query(st.text, self.principal, values or None, dialect="postgres",
+                                         interface="pgwire", timeout=self.server.timeout)
+            for warning in result.warnings:
+                self.send(pm.notice_response(warning))
+            return RowSource(result.schema, iter(result.record_batches()), result)
+        if kind == "catalog":
+            table = self.server.catalog.run(st.expression, self.principal, session, values, oids)
+            return table_source(table)
+        if kind == "show":
+            return table_source(self.show_table(st), "SHOW")
+        if kind == "set":
+            key = session.set(st.name, _unquote(st.value))
+            if key in REPORTED:
+                self.send(pm.parameter_status(key, session.get(key)))
+            return None
+        if kind == "reset":
+            for key in session.reset(st.name):
+                if key in REPORTED:
+                    self.send(pm.parameter_status(key, session.get(key)))
+            return None
+        if kind == "set_transaction":
+            if "READ WRITE" in (st.value or ""):
+                raise WireError("25006", "this server is read only: READ WRITE is not available")
+            for level in ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"):
+                if f"ISOLATION LEVEL {level}" in (st.value or "") and "CHARACTERISTICS" in (st.value or ""):
+                    session.settings["default_transaction_isolation"] = level.lower()
+                    session.settings["transaction_isolation"] = level.lower()
+            return None
+        if kind == "set_authorization":
+            value = _unquote((st.value or "").strip())
+            if value.upper() not in ("DEFAULT", "NONE", "") and value != session.user:
+                raise WireError("42501", "permission denied to set session authorization")
+            return None
+        if kind == "begin":
+            if session.in_transaction:
+                self.send(pm.notice_response("there is already a transaction in progress", "25001"))
+            session.in_transaction = True
+            return None
+        if kind in ("commit", "rollback"):
+            if not session.in_transaction:
+                self.send(pm.notice_response("there is no transaction in progress", "25P01"))
+            if kind == "commit" and session.failed:
+                st.tag = "ROLLBACK"
+            session.in_transaction = False
+            session.failed = False
+            for name in [n for n, c in self.cursors.items() if not c.hold]:
+                self.cursors.pop(name).source.close()
+            return None
+        if kind in ("noop", "savepoint", "deallocate"):
+            if kind == "deallocate":
+                self.prepared = {k: v for k, v in self.prepared.items() if k == "" or
+                                 "ALL" not in st.tag and k.lower() not in st.text.lower().split()}
+            return None
+        if kind == "discard":
+            for cursor in self.cursors.values():
+                cursor.source.close()
+            self.cursors.clear()
+            if st.name in ("ALL",):
+                if session.in_transaction:
+                    raise WireError("25001", "DISCARD ALL cannot run inside a transaction block")
+                self.prepared = {k: v for k, v in self.prepared.items() if k == ""}
+                for key in session.reset(None):
+                    if key in REPORTED:
+                        self.send(pm.parameter_status(key, session.get(key)))
+            return None
+        if kind == "declare":
+            name = (st.name or "").lower()
+            if not session.in_transaction and st.value != "HOLD":
+                raise WireError("25P01", "DECLARE CURSOR can only be used in transaction blocks")
+            if name in self.cursors:
+                raise WireError("42P03", f'cursor "{st.name}" already exists')
+            inner = self.classify(st.query or "")
+            if inner.kind not in ("query", "catalog"):
+                raise WireError("42601", "DECLARE CURSOR needs a query")
+            source = self.start(inner, values, oids)
+            assert source is not None
+            source.configure([0] * len(source.schema), session.timezone)
+            self.cursors[name] = Cursor(name, source, st.value == "HOLD")
+            return None
+        if kind == "fetch":
+            cursor = self.cursors.get((st.name or "").lower())
+            if cursor is None:
+                raise WireError("34000", f'cursor "{st.name}" does not exist')
+            return _FetchSource(cursor.source, st.count, st.tag == "MOVE")
+        if kind == "close":
+            if st.name is None:
+                for c in self.cursors.values():
+                    c.source.close()
+                self.cursors.clear()
+                st.tag = "CLOSE CURSOR ALL"
+            else:
+                cursor = self.cursors.pop(st.name.lower(), None)
+                if cursor is None:
+                    raise WireError("34000", f'cursor "{st.name}" does not exist')
+                cursor.source.close()
+            return None
+        raise WireError("0A000", f"unsupported statement {kind}")
+
+    def show_table(self, st: Statement) -> pa.Table:
+        name = st.name or ""
+        if name.lower() == "all":
+            keys = sorted(self.session.settings, key=str.lower)
+            return pa.table({"name": keys, "setting": [self.session.settings[k] for k in keys],
+                             "description": [""] * len(keys)})
+        value = self.session.get(name)
+        if value is None:
+            raise WireError("42704", f'unrecognized configuration parameter "{name}"')
+        return pa.table({name.lower(): [value]})
+
+
+class _FetchSource(RowSource):
+    """FETCH n from a cursor: the next n rows of the cursor's stream (MOVE: counted, not sent)."""
+
+    def __init__(self, cursor_source: RowSource, count: int | None, move: bool):
+        super().__init__(cursor_source.schema, iter(()), None, "MOVE" if move else "FETCH")
+        self.inner = cursor_source
+        self.count = count
+        self.move = move
+        self.result = cursor_source.result
+
+    def configure(self, formats: list[int], timezone: str) -> None:
+        self.inner.configure(formats, timezone)
+
+    def take(self, limit: int | None) -> Iterator[tuple[memoryview, int]]:
+        remaining = None if self.count is None else self.count - self.sent
+        want = limit if remaining is None else (remaining if limit is None else min(limit, remaining))
+        n = 0
+        for chunk, rows in self.inner.take(want):
+            n += rows
+            if not self.move:
+                yield chunk, rows
+        self.sent += n
+        self.done = self.inner.done or limit is None or (self.count is not None and self.sent >= self.count)
+
+    def close(self) -> None:  # the cursor owns the stream
+        pass
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size = size
+        self._items: "OrderedDict[tuple, Any]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def _unquote(value: str | None) -> str:
+    return (value or "").strip()
+
+
+def _limit_zero(expression: exp.Expression | None, oids: list[int]) -> str | None:
+    """``SELECT * FROM (<query>) LIMIT 0`` with typed parameters: the result's columns, no rows read."""
+    if not isinstance(expression, exp.Query):
+        return None
+    inner = expression.copy()
+    for p in pparams.parameters(inner):
+        i = int(p.this.this) - 1
+        name = pgt.sql_type_name(oids[i]) if i < len(oids) else None
+        if name and not isinstance(p.parent, exp.Cast):
+            p.replace(exp.cast(p.copy(), exp.DataType.build(name, dialect="duckdb")))
+    wrapper = exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("q"))))
+    return wrapper.limit(0).sql("postgres")

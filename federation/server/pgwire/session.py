@@ -1,0 +1,316 @@
+"""Session state of one PostgreSQL connection and the utility statements the wire layer answers
+itself: SET / SHOW / RESET, BEGIN / COMMIT / ROLLBACK (read only: nothing to commit), DISCARD,
+DECLARE / FETCH / CLOSE of cursors.
+
+Statements are recognised with sqlglot's PostgreSQL tokenizer (comments, quoting and dollar strings
+handled), never by substring matching; queries are parsed with sqlglot to tell the catalog queries
+(pg_catalog, information_schema, catalog functions) from the queries of the mesh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlglot
+import sqlglot.expressions as exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
+
+from ...errors import ProgrammingError, SyntaxError
+
+SERVER_VERSION = "16.0 (Quanta)"
+
+
+class ReadOnlyTransaction(ProgrammingError):
+    """A transaction mode that would write: this server only reads."""
+
+    code = "read_only"
+    sqlstate = "25006"
+
+# settings reported with ParameterStatus at startup and whenever they change
+REPORTED = ("server_version", "server_encoding", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone",
+            "integer_datetimes", "standard_conforming_strings", "application_name", "is_superuser",
+            "session_authorization", "in_hot_standby", "default_transaction_read_only", "search_path")
+
+DEFAULTS = {
+    "server_version": SERVER_VERSION.split()[0], "server_version_num": "160000", "server_encoding": "UTF8",
+    "client_encoding": "UTF8", "DateStyle": "ISO, MDY", "IntervalStyle": "postgres", "TimeZone": "UTC",
+    "integer_datetimes": "on", "standard_conforming_strings": "on", "application_name": "", "is_superuser": "off",
+    "in_hot_standby": "off", "default_transaction_read_only": "on", "transaction_read_only": "on",
+    "transaction_isolation": "read committed", "default_transaction_isolation": "read committed",
+    "extra_float_digits": "1", "search_path": '"$user", public', "statement_timeout": "0",
+    "lock_timeout": "0", "idle_in_transaction_session_timeout": "0", "max_identifier_length": "63",
+    "bytea_output": "hex", "client_min_messages": "notice", "datestyle": "ISO, MDY", "lc_messages": "C",
+    "lc_monetary": "C", "lc_numeric": "C", "lc_time": "C", "max_index_keys": "32", "block_size": "8192",
+    "default_transaction_deferrable": "off", "transaction_deferrable": "off", "row_security": "on",
+    "synchronous_commit": "on", "jit": "off", "geqo": "on", "timezone_abbreviations": "Default",
+    "ssl": "off", "port": "5433", "server_encoding_name": "UTF8", "session_authorization": "",
+    "role": "none", "work_mem": "4MB",
+}
+_CANONICAL = {k.lower(): k for k in DEFAULTS}
+_ALIASES = {"timezone": "TimeZone", "datestyle": "DateStyle", "intervalstyle": "IntervalStyle",
+            "time zone": "TimeZone", "names": "client_encoding"}
+
+
+def canonical(name: str) -> str:
+    low = name.lower()
+    return _ALIASES.get(low) or _CANONICAL.get(low) or low
+
+
+@dataclass
+class Session:
+    user: str
+    database: str
+    settings: dict[str, str] = field(default_factory=dict)
+    in_transaction: bool = False
+    failed: bool = False  # an error inside a transaction block: 'E' until ROLLBACK
+
+    def __post_init__(self):
+        base = dict(DEFAULTS)
+        base["session_authorization"] = self.user
+        base.update(self.settings)
+        self._defaults = dict(base)
+        self.settings = base
+
+    def get(self, name: str) -> str | None:
+        return self.settings.get(canonical(name))
+
+    def set(self, name: str, value: str) -> str:
+        key = canonical(name)
+        if key in ("server_version", "server_encoding", "integer_datetimes", "is_superuser", "server_version_num",
+                   "session_authorization", "max_identifier_length", "block_size"):
+            raise ProgrammingError(f'parameter "{name}" cannot be changed')
+        if key == "client_encoding" and value.upper().replace("-", "") not in ("UTF8", "UNICODE"):
+            raise ProgrammingError(f"unsupported client encoding {value!r}: this server speaks UTF8 only")
+        if key == "client_encoding":
+            value = "UTF8"
+        if key == "TimeZone":
+            if value.upper() in ("LOCAL", "DEFAULT"):
+                value = "UTC"
+        if key in ("default_transaction_read_only", "transaction_read_only") and value.lower() in ("off", "false", "0"):
+            raise ReadOnlyTransaction("this server is read only")
+        self.settings[key] = value
+        return key
+
+    def reset(self, name: str | None) -> list[str]:
+        if name is None:
+            changed = [k for k, v in self.settings.items() if self._defaults.get(k) != v]
+            self.settings = dict(self._defaults)
+            return changed
+        key = canonical(name)
+        if key in self._defaults:
+            self.settings[key] = self._defaults[key]
+        else:
+            self.settings.pop(key, None)
+        return [key]
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "E"
+        return "T" if self.in_transaction else "I"
+
+    @property
+    def timezone(self) -> str:
+        return self.settings.get("TimeZone", "UTC")
+
+
+# -- statements ---------------------------------------------------------------------------------------------
+
+class _Tokenizer(Postgres.Tokenizer):
+    COMMANDS: set = set()  # tokenize SHOW/FETCH/DECLARE... word by word, not as one opaque string
+
+
+_TOKENIZER = _Tokenizer(dialect="postgres")
+
+
+def tokens(sql: str):
+    try:
+        return _TOKENIZER.tokenize(sql)
+    except TokenError as e:
+        raise SyntaxError(f"syntax error: {e}") from None
+
+
+def split(sql: str) -> list[str]:
+    """The statements of a simple Query message (split on the semicolons the tokenizer finds)."""
+    toks = tokens(sql)
+    out, start = [], 0
+    for t in toks:
+        if t.token_type == TokenType.SEMICOLON:
+            out.append(sql[start:t.start])
+            start = t.end + 1
+    tail = sql[start:]
+    if tail.strip() or not out:
+        out.append(tail)
+    return [s for s in out if s.strip()] or [""]
+
+
+@dataclass
+class Statement:
+    kind: str  # empty | set | show | reset | begin | commit | rollback | noop | discard | declare | fetch |
+    #            close | deallocate | catalog | query
+    text: str
+    name: str | None = None
+    value: str | None = None
+    count: int | None = None  # FETCH count (None: ALL)
+    query: str | None = None  # DECLARE ... FOR query
+    tag: str = ""
+    expression: exp.Expression | None = None
+
+
+def _word(t) -> str:
+    return t.text.upper()
+
+
+def _value_text(sql: str, toks) -> str:
+    """The value of a SET: the remaining tokens, quotes removed, list items joined by ', '."""
+    items, current = [], []
+    for t in toks:
+        if t.token_type == TokenType.COMMA:
+            items.append(" ".join(current))
+            current = []
+        else:
+            current.append(t.text)
+    items.append(" ".join(current))
+    return ", ".join(items)
+
+
+def classify(text: str, is_catalog) -> Statement:
+    """What a statement is; ``is_catalog(expression)`` tells the catalog queries apart."""
+    toks = tokens(text)
+    if not toks:
+        return Statement("empty", text)
+    first = _word(toks[0])
+    words = [_word(t) for t in toks]
+    if first == "SET":
+        rest = toks[1:]
+        if rest and _word(rest[0]) in ("SESSION", "LOCAL") and len(rest) > 1 and \
+                _word(rest[1]) not in ("CHARACTERISTICS", "AUTHORIZATION"):
+            rest = rest[1:]
+        head = [_word(t) for t in rest[:3]]
+        if head[:1] == ["TRANSACTION"] or head[:2] == ["SESSION", "CHARACTERISTICS"]:
+            return Statement("set_transaction", text, value=" ".join(words), tag="SET")
+        if head[:2] == ["SESSION", "AUTHORIZATION"] or head[:1] == ["ROLE"]:
+            return Statement("set_authorization", text, value=" ".join(t.text for t in rest[2:]), tag="SET")
+        if head[:2] == ["TIME", "ZONE"]:
+            return Statement("set", text, name="TimeZone", value=_value_text(text, rest[2:]), tag="SET")
+        if head[:1] == ["NAMES"]:
+            return Statement("set", text, name="client_encoding", value=_value_text(text, rest[1:]), tag="SET")
+        if len(rest) >= 2 and rest[1].token_type in (TokenType.EQ,) or len(rest) >= 2 and _word(rest[1]) == "TO":
+            name = rest[0].text
+            value = _value_text(text, rest[2:])
+            if value.upper() == "DEFAULT":
+                return Statement("reset", text, name=name, tag="SET")
+            return Statement("set", text, name=name, value=value, tag="SET")
+        raise SyntaxError("syntax error in SET")
+    if first == "SHOW":
+        rest = words[1:]
+        if rest[:3] == ["TRANSACTION", "ISOLATION", "LEVEL"]:
+            return Statement("show", text, name="transaction_isolation", tag="SHOW")
+        if rest[:2] == ["TIME", "ZONE"]:
+            return Statement("show", text, name="TimeZone", tag="SHOW")
+        if len(toks) != 2:
+            raise SyntaxError("syntax error in SHOW")
+        return Statement("show", text, name=toks[1].text, tag="SHOW")
+    if first == "RESET":
+        if len(toks) != 2:
+            raise SyntaxError("syntax error in RESET")
+        return Statement("reset", text, name=None if words[1] == "ALL" else toks[1].text, tag="RESET")
+    if first in ("BEGIN", "START"):
+        if first == "START" and words[1:2] != ["TRANSACTION"]:
+            raise SyntaxError("syntax error at START")
+        _check_transaction_modes(words[2 if first == "START" else 1:])
+        return Statement("begin", text, tag="BEGIN")
+    if first in ("COMMIT", "END"):
+        return Statement("commit", text, tag="COMMIT")
+    if first in ("ROLLBACK", "ABORT"):
+        if "TO" in words:
+            return Statement("noop", text, tag="ROLLBACK")
+        return Statement("rollback", text, tag="ROLLBACK")
+    if first in ("SAVEPOINT", "RELEASE"):
+        return Statement("savepoint", text, tag=first)
+    if first == "DISCARD":
+        return Statement("discard", text, name=words[1] if len(words) > 1 else "ALL", tag="DISCARD " +
+                         (words[1] if len(words) > 1 else "ALL"))
+    if first == "DEALLOCATE":
+        return Statement("deallocate", text, tag="DEALLOCATE" + (" ALL" if "ALL" in words else ""))
+    if first == "DECLARE":
+        try:
+            at = words.index("CURSOR")
+            for_at = words.index("FOR", at)
+        except ValueError:
+            raise SyntaxError("syntax error in DECLARE: DECLARE name CURSOR FOR query") from None
+        if "SCROLL" in words[:at] and "NO" not in words[:at]:
+            raise ProgrammingError("SCROLL cursors are not supported (cursors read forward only)")
+        if "BINARY" in words[:at]:
+            raise ProgrammingError("BINARY cursors are not supported")
+        return Statement("declare", text, name=toks[1].text, query=text[toks[for_at].end + 1:],
+                         value="HOLD" if "HOLD" in words[at:for_at] and "WITHOUT" not in words[at:for_at] else "",
+                         tag="DECLARE CURSOR")
+    if first in ("FETCH", "MOVE"):
+        return _fetch(toks, words, text, first)
+    if first == "CLOSE":
+        if len(toks) != 2:
+            raise SyntaxError("syntax error in CLOSE")
+        return Statement("close", text, name=None if words[1] == "ALL" else toks[1].text, tag="CLOSE CURSOR")
+    if first in ("LISTEN", "UNLISTEN", "NOTIFY"):
+        return Statement("noop", text, tag=first)
+    try:
+        expression = sqlglot.parse_one(_oid_arrays(text, toks), read="postgres")
+    except (ParseError, TokenError):
+        return Statement("query", text)  # the pipeline reports the syntax error with its position
+    if expression is not None and is_catalog(expression):
+        return Statement("catalog", text, expression=expression)
+    return Statement("query", text, expression=expression)
+
+
+_OID_TYPES = {"oid", "regclass", "regtype", "regproc", "regnamespace", "regrole", "xid"}
+
+
+def _oid_arrays(text: str, toks) -> str:
+    """``::oid[]`` (asyncpg, pgjdbc) spelled ``::uinteger[]``, which sqlglot parses: found by tokens."""
+    spans = []
+    for i in range(1, len(toks) - 2):
+        if toks[i - 1].token_type == TokenType.DCOLON and toks[i].text.lower() in _OID_TYPES and \
+                toks[i + 1].token_type == TokenType.L_BRACKET and toks[i + 2].token_type == TokenType.R_BRACKET:
+            spans.append((toks[i].start, toks[i].end))
+    for start, end in reversed(spans):
+        text = text[:start] + "uinteger" + text[end + 1:]
+    return text
+
+
+def _check_transaction_modes(words: list[str]) -> None:
+    if words[:1] in (["WORK"], ["TRANSACTION"]):
+        words = words[1:]
+    joined = " ".join(words)
+    if "READ WRITE" in joined:
+        raise ReadOnlyTransaction("this server is read only: READ WRITE transactions are not available")
+
+
+def _fetch(toks, words, text, first) -> Statement:
+    rest = list(zip(words[1:], toks[1:]))
+    count: int | None = 1
+    if rest and rest[-2:-1] and rest[-2][0] in ("FROM", "IN"):
+        name = rest[-1][1].text
+        rest = rest[:-2]
+    elif rest:
+        name = rest[-1][1].text
+        rest = rest[:-1]
+    else:
+        raise SyntaxError(f"syntax error in {first}")
+    spec = [w for w, _ in rest]
+    if spec and spec[0] == "FORWARD":
+        spec = spec[1:]
+        if not spec:
+            count = 1
+    if spec in ([], ["NEXT"]):
+        pass
+    elif spec == ["ALL"]:
+        count = None
+    elif len(spec) == 1 and spec[0].isdigit():
+        count = int(spec[0])
+    else:
+        raise ProgrammingError(f"{first} {' '.join(spec)}: cursors read forward only (FETCH [FORWARD] n | ALL)")
+    return Statement("fetch", text, name=name, count=count, tag="MOVE" if first == "MOVE" else "FETCH")
+
