@@ -34,7 +34,7 @@ from .governance.tokens import TokenStore
 from .lineage.inheritance import DEFAULT_ANONYMISING, Lineage, inherit
 from .lineage.openlineage import OpenLineage
 from .catalog.model import Dataset, Mesh
-from .engine.duckdb_backend import DuckDBBackend, quote
+from .engine.duckdb_backend import Cancellation, DuckDBBackend, quote
 from .engine import secrets as server_secrets
 from .engine.registry import register_sources
 from .errors import Problem
@@ -282,7 +282,7 @@ class Platform:
 
     def query(self, sql: str, principal: Principal, params: Sequence[Any] | dict | None = None,
               dialect: str = "duckdb", timeout: float | None = None, purpose: str | None = None,
-              interface: str = "python") -> Result:
+              interface: str = "python", cancel: Cancellation | None = None) -> Result:
         """Run one query for ``principal``: compile (cached), execute, stream; every query is audited."""
         state = self._state
         started = time.perf_counter()
@@ -322,7 +322,7 @@ class Platform:
         if timeout is None:
             timeout = float(state.mesh.settings.get("query_timeout_seconds", DEFAULT_TIMEOUT))
         try:
-            execution = state.backend.execute(plan.sql, params, timeout)
+            execution = state.backend.execute(plan.sql, params, timeout, cancel)
         except errors.Error as e:
             finish("cancelled" if isinstance(e, (errors.QueryTimeout, errors.QueryCancelled)) else "error", e)
             raise

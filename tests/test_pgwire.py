@@ -317,8 +317,7 @@ def test_cursors_stream_with_declare_and_fetch(platform, server, tokens):
 
 
 def test_cancel_request_interrupts_the_query(server, tokens):
-    """CancelRequest interrupts a query while its rows stream (a query still inside the engine's first
-    blocking phase can only be interrupted by the engine's time-out: see the module's notes)."""
+    """CancelRequest interrupts a query while its rows stream."""
     conn = psycopg.connect(dsn(server, tokens), autocommit=True)
     errors = []
 
@@ -646,3 +645,36 @@ def test_tls_when_a_certificate_is_configured(platform, tokens, tmp_path):
             assert conn.execute("select count(*) from shop.orders").fetchone()[0] > 0
     finally:
         srv.stop()
+
+
+def test_cancel_request_interrupts_a_query_in_its_first_blocking_call(server, tokens):
+    """An aggregate over a huge cross join produces no row before it ends: CancelRequest must reach the
+    engine itself (a Cancellation bound before execution starts), not wait for rows or the time-out."""
+    conn = psycopg.connect(dsn(server, tokens), autocommit=True)
+    errors = []
+
+    def run():
+        try:
+            with conn.cursor() as cur:
+                cur.execute("select count(*) from shop.orders a, shop.orders b, shop.orders c, shop.orders d, "
+                            "shop.orders e, shop.orders f")
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    pid = conn.info.backend_pid
+    worker.start()
+    for _ in range(600):  # wait until the engine runs the query
+        running = server._connections.get(pid)
+        if running is not None and running.running_cancel is not None:
+            break
+        worker.join(0.1)
+    for _ in range(100):
+        conn.cancel_safe()
+        worker.join(0.2)
+        if not worker.is_alive():
+            break
+    assert not worker.is_alive(), "the query was not cancelled"
+    assert errors and isinstance(errors[0], psycopg.errors.QueryCanceled)
+    assert conn.execute("select 1").fetchone() == (1,)
+    conn.close()

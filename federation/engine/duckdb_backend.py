@@ -46,6 +46,29 @@ class SourceColumns:
     names: dict[str, str]  # lower-case name -> name as spelled in the data
 
 
+class Cancellation:
+    """Cancels a query from another thread, before it starts or while it runs (a PostgreSQL
+    CancelRequest, an HTTP client gone away). Give one to ``Platform.query(cancel=...)``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._execution: "DuckDBExecution | None" = None
+        self.cancelled = False
+
+    def bind(self, execution: "DuckDBExecution") -> None:
+        with self._lock:
+            self._execution = execution
+            if self.cancelled:
+                execution.cancelled = True
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            execution = self._execution
+        if execution is not None:
+            execution.cancel()
+
+
 class DuckDBExecution:
     """A query running on its own cursor; batches stream from DuckDB as they are produced."""
 
@@ -69,6 +92,8 @@ class DuckDBExecution:
             cursor.interrupt()
 
     def start(self, sql: str, params) -> None:
+        if self.cancelled:  # cancelled before it began
+            raise duckdb.InterruptException("INTERRUPT Error: cancelled before it started")
         if params:
             self._cursor.execute(sql, params)
         else:
@@ -296,8 +321,10 @@ class DuckDBBackend:
         return [ColumnInfo(r[0], r[1]) for r in rows]
 
     def execute(self, sql: str, params: Sequence[Any] | dict | None = None,
-                timeout: float | None = None) -> DuckDBExecution:
+                timeout: float | None = None, cancel: Cancellation | None = None) -> DuckDBExecution:
         execution = DuckDBExecution(self._acquire(), timeout, self._release)
+        if cancel is not None:
+            cancel.bind(execution)  # from now on a cancel interrupts the engine, even in its first call
         try:
             execution.start(sql, params)
         except BaseException as e:

@@ -15,10 +15,9 @@ Notes:
 - Describe (of a statement or a portal) never runs the query: it runs ``SELECT * FROM (<query>) q LIMIT 0``
   through the same pipeline (so it is governed and audited like any query) and caches the schema per
   statement text, parameter types, principal and mesh version.
-- CancelRequest interrupts a query whose rows are streaming (its ``Result.cancel()``). While the engine
-  is still inside its first blocking call (an aggregate over a large join, say) there is no Result yet:
-  only the query's time-out stops it. A hook in the engine (a cancel handle given to ``platform.query``
-  before execution starts) would close that gap.
+- CancelRequest interrupts the running query: through a ``Cancellation`` handed to ``platform.query``
+  before the engine starts (so a query still in its first blocking call, an aggregate over a large
+  join say, is interrupted too), and through ``Result.cancel()`` while rows stream.
 - Rows are encoded a record batch at a time, column-wise (``types.data_rows``); Execute with a row limit
   keeps the batch and the Arrow reader for the next Execute (PortalSuspended).
 """
@@ -40,6 +39,7 @@ import pyarrow as pa
 import sqlglot.expressions as exp
 
 from ... import errors
+from ...platform import Cancellation
 from . import auth, params as pparams, protocol as pm
 from . import types as pgt
 from .catalog import CatalogEngine, is_catalog_query
@@ -306,6 +306,7 @@ class Connection:
         self.cursors: dict[str, Cursor] = {}
         self.running: RowSource | None = None
         self.running_result = None
+        self.running_cancel: Cancellation | None = None
         self._run_lock = threading.Lock()
         self.skip_to_sync = False
         self.tls_active = False
@@ -340,7 +341,9 @@ class Connection:
 
     def cancel_running(self) -> None:
         with self._run_lock:
-            result = self.running_result
+            result, cancel = self.running_result, self.running_cancel
+        if cancel is not None:
+            cancel.cancel()
         if result is not None:
             try:
                 result.cancel()
@@ -762,8 +765,15 @@ class Connection:
         session = self.session
         kind = st.kind
         if kind == "query":
-            result = self.platform.query(st.text, self.principal, values or None, dialect="postgres",
-                                         interface="pgwire", timeout=self.server.timeout)
+            cancel = Cancellation()
+            with self._run_lock:
+                self.running_cancel = cancel  # a CancelRequest reaches the engine even before rows flow
+            try:
+                result = self.platform.query(st.text, self.principal, values or None, dialect="postgres",
+                                             interface="pgwire", timeout=self.server.timeout, cancel=cancel)
+            finally:
+                with self._run_lock:
+                    self.running_cancel = None
             for warning in result.warnings:
                 self.send(pm.notice_response(warning))
             return RowSource(result.schema, iter(result.record_batches()), result)
