@@ -221,3 +221,33 @@ def test_demo_serves_b2b_accounts_live_from_postgres(demo_path, pg, tmp_path):
     assert [r[0] for r in rows] == ["CA", "EU", "US"]
     ana = federation.Connection(p, p.principal("ana"))
     assert "credit_limit" not in ana.sql("select * from b2b_live.accounts limit 1").columns  # restricted: denied
+
+
+def test_onboard_a_snapshot_from_a_postgres_query(tmp_path, pg, creds):
+    """A domain that wants immutable versions onboards from its operational database."""
+    from federation.onboarding.pipeline import onboard
+    from federation.onboarding.sources import from_postgres
+
+    root = pg_quantum(shop_mesh(tmp_path), pg)  # b2b-db is a server of the b2b contract
+    write_yaml(root / "products" / "archive.odps.yaml", product("archive", owner="olivia"))
+    write_yaml(root / "contracts" / "archive.odcs.yaml", contract("archive-contract", [{
+        "name": "accounts", "properties": [prop("account_id", "integer", "bigint", required=True),
+                                           prop("company"), prop("region")]}],
+        servers=[{"server": "wh", "type": "local", "path": "../warehouse/archive/accounts/*/*.parquet",
+                  "format": "parquet"}]))
+    p = Platform(root)
+    batch = from_postgres(p, "b2b-db", "select account_id, company, region from b2b.accounts where region = 'US'")
+    assert batch.num_rows == 1000
+    report = onboard(p, "archive.accounts", batch, p.principal("olivia"))
+    assert report.version == 1 and report.rows_published == 1000
+    conn = federation.Connection(p, p.principal("olivia"))
+    assert conn.sql("select count(*), min(region), max(region) from archive.accounts").fetchone() == (1000, "US", "US")
+    pg.sql("UPDATE b2b.accounts SET company = 'later' WHERE account_id = 1")  # a snapshot: later changes don't show
+    assert conn.sql("select company from archive.accounts where account_id = 1").fetchone() == ("company 1",)
+    out = subprocess.run(["quanta", "onboard", "archive.accounts", "--mesh", str(root), "-u", "olivia",
+                          "--postgres", "b2b-db", "--query", "select account_id, company, region from b2b.accounts"],
+                         capture_output=True, text=True, env={**__import__("os").environ})
+    assert out.returncode == 0, out.stderr
+    assert "v2" in out.stdout and PASSWORD not in out.stdout + out.stderr
+    with pytest.raises(errors.Unavailable):
+        from_postgres(p, f"host=127.0.0.1 port=1 dbname=x user=u password={PASSWORD}", "select 1")

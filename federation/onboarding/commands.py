@@ -59,26 +59,43 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
 
     @main.command()
     @click.argument("dataset")
-    @click.argument("sources", nargs=-1, required=True)
+    @click.argument("sources", nargs=-1, required=False)
     @mesh_option
     @user_option
     @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "json"]), default=None,
                   help="The files' format (default: from their extension).")
+    @click.option("--postgres", "postgres", default=None, metavar="SERVER",
+                  help="Snapshot from a PostgreSQL server (a contract's server name, or a connection string).")
+    @click.option("--query", "pg_query", default=None, help="With --postgres: the query whose rows are the batch.")
     @click.option("--quarantine", "quarantine", is_flag=True,
                   help="Quarantine rows failing row-level error rules instead of refusing the batch.")
     @click.option("--strict", is_flag=True, help="Columns the contract does not declare are an error.")
     @click.option("--dry-run", is_flag=True, help="Check the batch only: publish and record nothing.")
     @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
     @friendly
-    def onboard(dataset, sources, mesh, user, fmt, quarantine, strict, dry_run, as_json):
-        """Check a batch (FILES or globs) against DATASET's contract and publish it as a new version."""
+    def onboard(dataset, sources, mesh, user, fmt, postgres, pg_query, quarantine, strict, dry_run, as_json):
+        """Check a batch (FILES or globs, or --postgres SERVER --query SQL) against DATASET's contract
+        and publish it as a new version."""
         from .pipeline import OnboardingRejected, onboard as run
 
+        if bool(postgres) != bool(pg_query):
+            raise click.UsageError("--postgres and --query go together")
+        if bool(sources) == bool(postgres):
+            raise click.UsageError("give the batch's FILES, or --postgres SERVER --query SQL")
         platform = _platform(mesh)
         principal = platform.principal(_user(user))
         progress = None if as_json else (lambda msg: click.echo(f"  {msg}", err=True))
+        batch = list(sources)
+        if postgres:
+            from .control import authorize, dataset_of
+            from .sources import from_postgres
+
+            authorize(platform, principal, dataset_of(platform, dataset).quantum, "onboard data")
+            batch = from_postgres(platform, postgres, pg_query)
+            if progress:
+                progress(f"read {batch.num_rows:,} rows from PostgreSQL")
         try:
-            report = run(platform, dataset, list(sources), principal, fmt=fmt,
+            report = run(platform, dataset, batch, principal, fmt=fmt,
                          on_error="quarantine" if quarantine else None, strict=strict, dry_run=dry_run,
                          progress=progress)
         except OnboardingRejected as e:

@@ -1,0 +1,57 @@
+"""Batches from outside the mesh's files: a query on a PostgreSQL database, snapshotted into versions.
+
+For domains that want immutable versions rather than live reads: ``quanta onboard b2b.accounts
+--postgres b2b-operational --query "select ... from erp.accounts"`` runs the query on that server and
+onboards its rows like any batch (schema check, quality rules, atomic publishing).
+
+The server is named like in the contracts (its host, port and database come from the contract's
+``servers`` entry, its credentials from the environment or the mesh's secrets file), or given as a
+libpq connection string. The connection is read-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from .. import errors
+from ..engine import secrets as server_secrets
+from ..engine.duckdb_backend import literal, redact
+
+
+def _server_dsn(platform, server: str) -> str:
+    if "=" in server:  # a libpq string already
+        return server
+    mesh = platform.mesh
+    for contract in mesh.contracts.values():
+        for entry in contract.raw.get("servers") or []:
+            if isinstance(entry, dict) and entry.get("server") == server and entry.get("type") in ("postgres",
+                                                                                                    "postgresql"):
+                parts = {"host": entry.get("host"), "port": entry.get("port"), "dbname": entry.get("database")}
+                parts.update(server_secrets.provider(mesh.path, mesh.raw.get("secrets"))(server))
+                return " ".join(f"{k}={v}" for k, v in parts.items() if v)
+    raise errors.ProgrammingError(f"no PostgreSQL server named {server!r} in the mesh's contracts; give its name "
+                                  "or a connection string (host=... port=... dbname=... user=...)")
+
+
+def from_postgres(platform, server: str, query: str) -> pa.Table:
+    """The rows of ``query`` run on the PostgreSQL ``server`` (read-only), as an Arrow table."""
+    import duckdb_extension_postgres_scanner as ext
+
+    path = Path(ext.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "postgres_scanner.duckdb_extension"
+    con = duckdb.connect(config={"autoload_known_extensions": "false", "autoinstall_known_extensions": "false"})
+    try:
+        con.execute(f"LOAD {literal(str(path))}")
+        try:
+            con.execute(f"ATTACH {literal(_server_dsn(platform, server))} AS src (TYPE postgres, READ_ONLY)")
+        except duckdb.Error as e:
+            raise errors.Unavailable(f"PostgreSQL server {server if '=' not in server else ''} is unreachable: "
+                                     f"{redact(str(e).splitlines()[0])}") from None
+        try:
+            return con.execute(f"SELECT * FROM postgres_query('src', {literal(query)})").to_arrow_table()
+        except duckdb.Error as e:
+            raise errors.ProgrammingError(f"the PostgreSQL query failed: {redact(str(e).splitlines()[0])}") from None
+    finally:
+        con.close()
