@@ -39,3 +39,19 @@ def demo_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_conn(demo_path):
     return federation.connect(str(demo_path), user="ana")
+
+
+@pytest.fixture(scope="session")
+def demo_server(demo_path):
+    """The HTTP service on the demo mesh: a real waitress server on a free loopback port, in a thread,
+    with a token per demo user (``demo_server.tokens["ana"]``)."""
+    from types import SimpleNamespace
+
+    from federation.platform import Platform
+    from federation.server.http import Server, create_app
+
+    platform = Platform.open(demo_path)
+    server = Server(create_app(platform), port=0).start()
+    tokens = {user: platform.tokens.create(user, 1)[0] for user in ("ana", "paul", "marco", "dev", "audrey")}
+    yield SimpleNamespace(url=server.url, platform=platform, tokens=tokens, app=server.app, server=server)
+    server.stop()

@@ -1,0 +1,26 @@
+"""Bearer-token authentication: ``Authorization: Bearer <token>`` -> the token's principal.
+
+The token store (salted hashes) and the principals belong to the platform; this module only reads
+the header and asks ``platform.authenticate``, which raises ``AuthenticationError`` (401).
+"""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from ...governance.principals import Principal
+
+
+def bearer_token() -> str | None:
+    """The token of the request's ``Authorization: Bearer`` header, or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def current_principal() -> Principal:
+    """The authenticated principal of the request (raises ``AuthenticationError`` without a valid token)."""
+    platform = current_app.extensions["quanta.platform"]
+    return platform.authenticate(bearer_token())

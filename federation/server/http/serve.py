@@ -1,0 +1,71 @@
+"""Serving the app with waitress (a production WSGI server), multi-threaded, on 127.0.0.1 by default.
+
+``serve(app, host, port)`` blocks (the ``quanta serve`` command); ``Server(app)`` runs it in a
+background thread with ``start()``/``stop()`` (tests, embedding), on a free port when ``port=0``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask
+from waitress import create_server
+from waitress.server import BaseWSGIServer
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+THREADS = 16
+# waitress buffers a response in memory up to ``outbuf_overflow`` bytes and then in a temporary file;
+# a streaming app blocks once ``outbuf_high_watermark`` bytes wait for the client. With the overflow
+# above the watermark a slow client holds back the query (at most 16 MB per connection) and results
+# never go through the disk.
+ADJUSTMENTS = {"ident": "quanta", "channel_timeout": 300, "outbuf_high_watermark": 16 << 20,
+               "outbuf_overflow": 32 << 20}
+
+
+class Server:
+    """A waitress server for ``app`` in a background thread."""
+
+    def __init__(self, app: Flask, host: str = DEFAULT_HOST, port: int = 0, threads: int = THREADS):
+        self.app = app
+        self._server: BaseWSGIServer = create_server(app, host=host, port=port, threads=threads, **ADJUSTMENTS)
+        self.host = self._server.effective_host
+        self.port = int(self._server.effective_port)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "Server":
+        self._thread = threading.Thread(target=self._server.run, name=f"quanta-http-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop accepting, finish the running tasks, close every connection."""
+        from waitress import wasyncore
+
+        bus = self.app.extensions.get("quanta.events")
+        if bus is not None:
+            bus.close()  # event streams end instead of holding their threads
+        self._server.task_dispatcher.shutdown(timeout=timeout)
+        sockets = self._server._map  # noqa: SLF001 - the loop runs while this map holds sockets
+        if self._thread is not None and self._thread.is_alive():
+            # close the sockets in the loop's own thread (closing them under its select() is EBADF)
+            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
+            self._thread.join(timeout)
+        else:
+            wasyncore.close_all(sockets)
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = THREADS) -> None:
+    """Serve ``app`` until interrupted."""
+    server = create_server(app, host=host, port=port, threads=threads, **ADJUSTMENTS)
+    server.run()
