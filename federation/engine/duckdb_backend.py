@@ -13,8 +13,11 @@ thread-safe per cursor) and is interrupted by a timer when it runs past its time
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 import tempfile
+import time
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,48 @@ class SourceColumns:
     names: dict[str, str]  # lower-case name -> name as spelled in the data
 
 
+class _Watchdog:
+    """One thread for every query's time-out (a heap of deadlines): starting a thread per query
+    costs more than a small query itself."""
+
+    def __init__(self) -> None:
+        self._heap: list[list] = []
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, seconds: float, execution: "DuckDBExecution") -> list:
+        entry = [time.monotonic() + seconds, next(self._seq), execution]
+        with self._cv:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="quanta-timeouts", daemon=True)
+                self._thread.start()
+            self._cv.notify()
+        return entry
+
+    @staticmethod
+    def remove(entry: list) -> None:
+        entry[2] = None  # the query ended first: nothing to interrupt (dropped lazily from the heap)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap:
+                    self._cv.wait()
+                deadline, _, execution = self._heap[0]
+                wait = deadline - time.monotonic()
+                if execution is not None and wait > 0:
+                    self._cv.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            if execution is not None:
+                execution._expire()
+
+
+WATCHDOG = _Watchdog()
+
+
 class Cancellation:
     """Cancels a query from another thread, before it starts or while it runs (a PostgreSQL
     CancelRequest, an HTTP client gone away). Give one to ``Platform.query(cancel=...)``."""
@@ -75,14 +120,12 @@ class DuckDBExecution:
     def __init__(self, cursor: duckdb.DuckDBPyConnection, timeout: float | None, release=None):
         self._cursor = cursor
         self._release = release  # gives a healthy cursor back to the backend's pool
-        self._timer: threading.Timer | None = None
+        self._timer: list | None = None  # the watchdog's entry
         self.timed_out = False
         self.cancelled = False
         self.timeout = timeout
         if timeout:
-            self._timer = threading.Timer(timeout, self._expire)
-            self._timer.daemon = True
-            self._timer.start()
+            self._timer = WATCHDOG.add(timeout, self)
         self._reader: pa.RecordBatchReader | None = None
 
     def _expire(self) -> None:
@@ -117,7 +160,7 @@ class DuckDBExecution:
 
     def close(self, failed: bool = False) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            WATCHDOG.remove(self._timer)
             self._timer = None
         cursor, self._cursor = self._cursor, None
         if cursor is None:
