@@ -242,8 +242,10 @@ def test_onboard_a_snapshot_from_a_postgres_query(tmp_path, pg, creds):
     assert report.version == 1 and report.rows_published == 1000
     conn = federation.Connection(p, p.principal("olivia"))
     assert conn.sql("select count(*), min(region), max(region) from archive.accounts").fetchone() == (1000, "US", "US")
-    pg.sql("UPDATE b2b.accounts SET company = 'later' WHERE account_id = 1")  # a snapshot: later changes don't show
-    assert conn.sql("select company from archive.accounts where account_id = 1").fetchone() == ("company 1",)
+    before = dict(zip(batch.column("account_id").to_pylist(), batch.column("company").to_pylist()))[4]
+    pg.sql("UPDATE b2b.accounts SET company = 'later' WHERE account_id = 4")  # a snapshot: later changes don't show
+    assert conn.sql("select company from archive.accounts where account_id = 4").fetchone() == (before,)
+    assert before != "later"
     out = subprocess.run(["quanta", "onboard", "archive.accounts", "--mesh", str(root), "-u", "olivia",
                           "--postgres", "b2b-db", "--query", "select account_id, company, region from b2b.accounts"],
                          capture_output=True, text=True, env={**__import__("os").environ})
