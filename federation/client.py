@@ -210,6 +210,25 @@ class Client:
         and who approves access requests."""
         return self._get(f"/api/v1/datasets/{quantum}/{dataset}/access")
 
+    # -- access requests ------------------------------------------------------------------------------
+
+    def request_access(self, quantum: str, dataset: str, purpose: str | None = None, days: int = 90) -> dict:
+        """Ask for read access to a dataset; returns the pending request (its approvers decide)."""
+        return self._request("POST", f"/api/v1/datasets/{quantum}/{dataset}/access-requests",
+                             json={"purpose": purpose, "days": days}).json()
+
+    def access_requests(self) -> list[dict]:
+        """This token's principal's requests, and those it may approve."""
+        return self._get("/api/v1/access-requests")["access_requests"]
+
+    def approve_access(self, request_id: int, days: int | None = None) -> dict:
+        """Approve a pending request: the requester may read the dataset for ``days`` days, at once."""
+        return self._request("POST", f"/api/v1/access-requests/{request_id}/approve", json={"days": days}).json()
+
+    def deny_access(self, request_id: int, reason: str | None = None) -> dict:
+        """Deny a pending request."""
+        return self._request("POST", f"/api/v1/access-requests/{request_id}/deny", json={"reason": reason}).json()
+
     # -- observability --------------------------------------------------------------------------------
 
     def health(self) -> dict:

@@ -12,6 +12,7 @@ atomically, so queries already running finish on the state they started with.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import threading
@@ -30,6 +31,8 @@ from .governance import audit
 from .governance.loader import check_expressions, load_governance
 from .governance.policies import HASH_INT_MACRO, HASH_MACRO, Governance
 from .governance.principals import Principal
+from .governance.policies import Grant
+from .governance.requests import AccessRequest, AccessRequests
 from .governance.tokens import TokenStore
 from .lineage.inheritance import DEFAULT_ANONYMISING, Lineage, inherit
 from .lineage.openlineage import OpenLineage
@@ -78,12 +81,103 @@ class Platform:
         self.state_dir = state_dir(self.path)
         self.audit: audit.AuditLog | None = None  # opened once the folder is known to be a mesh
         self._tokens: TokenStore | None = None
+        self._access: AccessRequests | None = None
         self._state = self._build()
 
     @property
     def lineage(self):
         """Column lineage and what derived datasets inherit (``federation.lineage.inheritance.Lineage``)."""
         return self._state.lineage
+
+    @property
+    def access_requests(self) -> AccessRequests:
+        if self._access is None:
+            self._access = AccessRequests(self.state_dir / "access.db")
+        return self._access
+
+    def may_approve(self, principal: Principal, ds: Dataset) -> bool:
+        """Approvers named in the contract's roles, the quantum's owners, and data engineers."""
+        approvers = set(self._state.governance.approvers(ds))
+        q = self._state.mesh.quanta.get(ds.quantum.lower())
+        return (principal.name in approvers or bool(approvers & set(principal.groups))
+                or (q is not None and principal.name in q.owners) or principal.has_role("data_engineer"))
+
+    def request_access(self, principal: Principal, dataset: str, purpose: str | None, days: int = 90) -> AccessRequest:
+        """Ask for read access to ``quantum.dataset`` for ``days`` days; the approvers see it pending."""
+        ds = self._dataset(dataset)
+        if not principal.known:
+            raise errors.AccessDenied(f"{principal.name} is not a principal of this mesh")
+        if not 1 <= int(days) <= 366:
+            raise errors.ProgrammingError("an access request lasts between 1 and 366 days")
+        if self._state.governance.grant_for(principal, ds) is not None:
+            raise errors.ProgrammingError(f"{principal.name} can already read {ds.qualified_name}")
+        req = self.access_requests.create(principal.name, ds.quantum, ds.name, purpose, int(days))
+        self._access_changed(principal, f"ACCESS REQUEST {req.request_id}: {ds.qualified_name} for {days} days"
+                             f" ({purpose or 'no purpose given'})", "access_requested", req)
+        return req
+
+    def decide_access(self, principal: Principal, request_id: int, approve: bool, days: int | None = None,
+                      reason: str | None = None) -> AccessRequest:
+        """Approve (a grant with an expiry, effective at once) or deny a pending access request."""
+        req = self.access_requests.get(int(request_id))
+        if req is None or req.status != "pending":
+            raise errors.UnknownObject(f"there is no pending access request {request_id}")
+        ds = self._dataset(req.dataset_name)
+        if not self.may_approve(principal, ds) or principal.name == req.principal:
+            who = ", ".join(self._state.governance.approvers(ds)) or "the quantum's owners"
+            raise errors.AccessDenied(f"{principal.name} may not decide access to {ds.qualified_name}; its approvers: {who}")
+        if days is not None and not 1 <= int(days) <= 366:
+            raise errors.ProgrammingError("an access grant lasts between 1 and 366 days")
+        try:
+            req = self.access_requests.decide(req.request_id, principal.name, approve, days, reason)
+        except LookupError:
+            raise errors.UnknownObject(f"there is no pending access request {request_id}") from None
+        if approve:
+            state = self._state
+            state.governance.grants.append(_request_grant(req))
+            state.governance.forget_decisions()
+            state.namespace.version = f"{state.namespace.version.split('+')[0]}+{req.request_id}"  # new plans
+            state.backend.put_table("grants", governance_tables.grants(state.governance))
+        verb = "APPROVED" if approve else "DENIED"
+        self._access_changed(principal, f"ACCESS {verb} {req.request_id}: {ds.qualified_name} for {req.principal}"
+                             + (f" until {req.expires}" if req.expires else ""),
+                             "access_granted" if approve else "access_denied", req)
+        return req
+
+    def _dataset(self, name: str) -> Dataset:
+        q, _, d = str(name).partition(".")
+        ds = self._state.mesh.dataset(q, d) if d else None
+        if ds is None:
+            raise errors.UnknownObject(f"there is no dataset {name!r} (name it <quantum>.<dataset>)")
+        return ds
+
+    def _access_changed(self, principal: Principal, what: str, kind: str, req: AccessRequest) -> None:
+        """Audit, event, and the system table, for a request or a decision."""
+        self.audit.record(audit.Entry(principal.name, what, "control", req.purpose, status="ok"))
+        state = self._state
+        state.backend.put_table("access_requests", self._access_table(state.mesh, state.governance))
+        try:
+            from .onboarding import control
+
+            control.store_of(self).emit(kind, quantum=req.quantum, dataset=req.dataset, principal=principal.name,
+                                        message=what, details=req.to_dict())
+            control.refresh(self)
+        except Exception:  # noqa: BLE001 - the event stream must not undo a recorded decision
+            pass
+
+    def _access_table(self, mesh: Mesh, governance: Governance) -> pa.Table:
+        rows = self.access_requests.all()
+        approvers = []
+        for r in rows:
+            ds = mesh.dataset(r.quantum, r.dataset)
+            q = mesh.quanta.get(r.quantum.lower())
+            approvers.append(sorted(set(governance.approvers(ds) if ds else []) | set(q.owners if q else ())))
+        names = ["request_id", "principal", "quantum", "dataset", "purpose", "days", "status", "requested_at",
+                 "decided_by", "decided_at", "reason", "expires"]
+        cols = {n: [getattr(r, n) for r in rows] for n in names}
+        table = pa.table({n: pa.array(v, pa.int64() if n in ("request_id", "days") else pa.string())
+                          for n, v in cols.items()})
+        return table.append_column("approvers", pa.array(approvers, pa.list_(pa.string())))
 
     @property
     def tokens(self) -> TokenStore:
@@ -149,6 +243,10 @@ class Platform:
         """Governance fails closed: a global problem stops the load, a local one leaves its quantum out."""
         governance, problems, local = load_governance(mesh)
         mesh.problems.extend(problems)
+        today = dt.date.today()
+        for req in self.access_requests.all():  # approved access requests are grants until they expire
+            if req.status == "approved" and req.expires and dt.date.fromisoformat(req.expires) >= today:
+                governance.grants.append(_request_grant(req))
         # contracts inherited along column lineage (classifications feed the policies' selectors)
         anonymising = tuple(governance.settings.get("anonymising_transformations", DEFAULT_ANONYMISING))
         self._lineage = inherit(mesh, anonymising)
@@ -252,6 +350,9 @@ class Platform:
                           self.audit.history()),
             "column_lineage": ("Column lineage of derived datasets: source columns and transformation",
                                system_tables.column_lineage(self._lineage.edges, mesh)),
+            "access_requests": ("Access requests: who asked for which dataset, why, and the decision "
+                                "(own requests and those one may approve; all for auditors)",
+                                self._access_table(mesh, governance)),
         })
         from .onboarding.control import observability_tables
 
@@ -329,6 +430,13 @@ class Platform:
         return Result(execution, plan, on_close=lambda rows, error: finish(
             "ok" if error is None else ("cancelled" if isinstance(error, (errors.QueryTimeout, errors.QueryCancelled))
                                         else "error"), error, rows))
+
+
+def _request_grant(req: AccessRequest) -> Grant:
+    return Grant("user", req.principal, f"{req.quantum}.{req.dataset}", "read", granted_by=req.decided_by,
+                 reason=f"access request {req.request_id}" + (f": {req.purpose}" if req.purpose else ""),
+                 expires=dt.date.fromisoformat(req.expires) if req.expires else None,
+                 source=f"request {req.request_id}")
 
 
 def _empty(columns: tuple[str, ...]) -> pa.Table:

@@ -269,6 +269,11 @@ class Governance:
         self._decisions: dict[tuple[str, str], Decision] = {}
         self._lock = threading.Lock()
 
+    def forget_decisions(self) -> None:
+        """After a grant was added to a running platform."""
+        with self._lock:
+            self._decisions.clear()
+
     def principal(self, name: str | None) -> Principal:
         if name and name in self.principals:
             return self.principals[name]

@@ -311,6 +311,19 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
         sub.meta[TAG] = tag
         node.replace(sub)
         return
+    if tag[1] == "system" and tag[2] == "access_requests" and not (
+            ctx.principal.has_role(gov.auditor_role) or ctx.principal.has_role("data_engineer")):
+        me = exp.Literal.string(ctx.principal.name)
+        alias = node.args.get("alias")
+        inner = exp.Table(this=node.this.copy(), db=node.args["db"].copy(), catalog=node.args["catalog"].copy())
+        select = exp.select("*").from_(inner).where(exp.or_(
+            exp.EQ(this=exp.column("principal"), expression=me),
+            exp.func("list_contains", exp.column("approvers"), me.copy())))
+        sub = exp.Subquery(this=select, alias=alias.copy() if alias else exp.TableAlias(
+            this=exp.to_identifier("access_requests")))
+        sub.meta[TAG] = tag
+        node.replace(sub)
+        return
     if tag[1] == "system" and tag[2] == "query_log" and not ctx.principal.has_role(gov.auditor_role):
         alias = node.args.get("alias")
         inner = exp.Table(this=node.this.copy(), db=node.args["db"].copy(), catalog=node.args["catalog"].copy())

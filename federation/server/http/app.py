@@ -35,7 +35,7 @@ DEFAULTS = {
 
 def create_app(platform: Platform, config: dict | None = None) -> Flask:
     """The Flask app serving ``platform``: query endpoint, dictionary (JSON and HTML), observability."""
-    from . import dictionary_api, events, observability, openapi, pages, query_api
+    from . import access_api, dictionary_api, events, observability, openapi, pages, query_api
 
     app = Flask("federation.server.http", template_folder=str(PACKAGE / "templates"),
                 static_folder=str(PACKAGE / "static"), static_url_path="/static")
@@ -48,7 +48,8 @@ def create_app(platform: Platform, config: dict | None = None) -> Flask:
     app.extensions["quanta.metrics"] = metrics = Metrics()
     app.extensions["quanta.events"] = events.EventBus(int(app.config["QUANTA_EVENT_SUBSCRIBERS"]))
 
-    for blueprint in (query_api.bp, dictionary_api.bp, events.bp, pages.bp, observability.bp, openapi.bp):
+    for blueprint in (query_api.bp, dictionary_api.bp, access_api.bp, events.bp, pages.bp, observability.bp,
+                      openapi.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
 

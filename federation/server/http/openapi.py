@@ -110,6 +110,33 @@ SPEC: dict = {
             "summary": "My access: each column visible, masked or denied for the token's principal",
             "operationId": "myAccess", "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
             "responses": {"200": _json(_OBJ), "401": _ERROR, "404": _ERROR}}},
+        "/api/v1/datasets/{quantum}/{dataset}/access-requests": {"post": {
+            "summary": "Ask for read access to a dataset", "operationId": "requestAccess",
+            "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"purpose": {"type": "string"},
+                                                 "days": {"type": "integer", "minimum": 1, "maximum": 366}}}}}},
+            "responses": {"201": _json(_OBJ, "The pending request"), "400": _ERROR, "401": _ERROR,
+                          "403": _ERROR, "404": _ERROR}}},
+        "/api/v1/access-requests": {"get": {
+            "summary": "My access requests, and those I may approve", "operationId": "listAccessRequests",
+            "security": [{"bearer": []}], "responses": {"200": _json(_OBJ), "401": _ERROR}}},
+        "/api/v1/access-requests/{request_id}/approve": {"post": {
+            "summary": "Approve a pending access request: a grant with an expiry", "operationId": "approveAccess",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "integer"},
+                            "description": "The request's id."}],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 366}}}}}},
+            "responses": {"200": _json(_OBJ), "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+        "/api/v1/access-requests/{request_id}/deny": {"post": {
+            "summary": "Deny a pending access request", "operationId": "denyAccess",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "integer"},
+                            "description": "The request's id."}],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"reason": {"type": "string"}}}}}},
+            "responses": {"200": _json(_OBJ), "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
         "/api/v1/contracts/{contract_id}": {"get": {
             "summary": "The ODCS contract file (YAML)", "operationId": "getContract",
             "parameters": [_path_param("contract_id", "The contract's id.")],

@@ -1,0 +1,114 @@
+"""Access requests: a principal asks, an approver named in the contract grants for a while (effective at
+once, audited, an event), or denies; through Python, the CLI and HTTP."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+import federation
+from federation import errors
+from federation.client import Client
+from federation.platform import Platform
+from federation.server.http import Server, create_app
+
+
+@pytest.fixture
+def mesh(demo_path, tmp_path):
+    target = tmp_path / "greatparts"
+    shutil.copytree(demo_path, target, ignore=shutil.ignore_patterns(".quanta", "warehouse"))
+    return target
+
+
+def test_request_approve_and_read_at_once(mesh):
+    p = Platform(mesh)
+    ana = federation.Connection(p, p.principal("ana"))
+    with pytest.raises(errors.AccessDenied, match="request access from lucas"):
+        ana.sql("select count(*) from b2b.accounts")
+    req = p.request_access(p.principal("ana"), "b2b.accounts", "B2B churn analysis", days=30)
+    assert req.status == "pending"
+    lucas = federation.Connection(p, p.principal("lucas"))  # first-level approver in the b2b contract's roles
+    pending = lucas.sql("select request_id, principal, purpose, status from system.access_requests").fetchall()
+    assert pending == [(req.request_id, "ana", "B2B churn analysis", "pending")]
+    marco = p.principal("marco")
+    assert federation.Connection(p, marco).sql("select count(*) from system.access_requests").fetchone() == (0,)
+    with pytest.raises(errors.AccessDenied, match="approvers: lucas"):
+        p.decide_access(marco, req.request_id, True)
+    with pytest.raises(errors.AccessDenied):
+        p.decide_access(p.principal("ana"), req.request_id, True)  # not one's own request
+    done = p.decide_access(p.principal("lucas"), req.request_id, True, days=14)
+    assert done.status == "approved" and done.expires
+    # effective at once, with the same policies as ever (credit_limit is restricted: denied to ana)
+    rows = ana.sql("select * from b2b.accounts limit 3")
+    assert "credit_limit" not in rows.columns and len(rows.fetchall()) == 3
+    grant = ana.sql("select grantee, \"on\", source, active, expires from system.grants where grantee = 'ana' "
+                    "and source like 'request%'").fetchone()
+    assert grant[:4] == ("ana", "b2b.accounts", f"request {req.request_id}", True) and grant[4] is not None
+    with pytest.raises(errors.UnknownObject):
+        p.decide_access(p.principal("lucas"), req.request_id, False)  # decided once
+    # recorded: audit log and events; and kept across a restart
+    audrey = federation.Connection(p, p.principal("audrey"))
+    log = [r[0] for r in audrey.sql("select sql from system.query_log where interface = 'control'").fetchall()]
+    assert any(s.startswith("ACCESS REQUEST") for s in log) and any(s.startswith("ACCESS APPROVED") for s in log)
+    kinds = {r[0] for r in audrey.sql("select kind from system.events").fetchall()}
+    assert {"access_requested", "access_granted"} <= kinds
+    again = Platform(mesh)
+    assert federation.Connection(again, again.principal("ana")).sql(
+        "select count(*) from b2b.accounts").fetchone()[0] > 0
+
+
+def test_deny_and_bad_requests(mesh):
+    p = Platform(mesh)
+    req = p.request_access(p.principal("ana"), "b2b.accounts", None, days=7)
+    denied = p.decide_access(p.principal("dev"), req.request_id, False, reason="use b2b_orders")  # a data engineer
+    assert denied.status == "denied" and denied.reason == "use b2b_orders"
+    with pytest.raises(errors.AccessDenied):
+        federation.Connection(p, p.principal("ana")).sql("select * from b2b.accounts")
+    with pytest.raises(errors.ProgrammingError, match="already read"):
+        p.request_access(p.principal("ana"), "sales.orders", None)
+    with pytest.raises(errors.UnknownObject):
+        p.request_access(p.principal("ana"), "b2b.nothing", None)
+    with pytest.raises(errors.ProgrammingError, match="between 1 and 366"):
+        p.request_access(p.principal("ana"), "b2b.accounts", None, days=1000)
+    with pytest.raises(errors.AccessDenied):
+        p.request_access(p.principal("stranger"), "b2b.accounts", None)
+
+
+def test_access_requests_cli(mesh):
+    def quanta(*args):
+        return subprocess.run(["quanta", *args, "--mesh", str(mesh)], capture_output=True, text=True)
+
+    out = quanta("access", "request", "b2b.accounts", "-u", "ana", "--purpose", "audit prep", "--days", "10")
+    assert out.returncode == 0 and "pending; approvers: lucas" in out.stdout, out.stderr
+    request_id = out.stdout.split()[2].rstrip(":")
+    listing = quanta("access", "list", "-u", "lucas")
+    assert "audit prep" in listing.stdout and "pending" in listing.stdout
+    refused = quanta("access", "approve", request_id, "-u", "marco")
+    assert refused.returncode == 1 and "may not decide access" in refused.stderr
+    ok = quanta("access", "approve", request_id, "-u", "lucas")
+    assert ok.returncode == 0 and "ana may read b2b.accounts until" in ok.stdout
+    assert quanta("query", "select count(*) from b2b.accounts", "-u", "ana").returncode == 0
+
+
+def test_access_requests_over_http(mesh):
+    platform = Platform(mesh)
+    server = Server(create_app(platform), port=0).start()
+    try:
+        tokens = {u: platform.tokens.create(u, 1)[0] for u in ("ana", "lucas", "paul")}
+        ana, lucas, paul = (Client(server.url, tokens[u]) for u in ("ana", "lucas", "paul"))
+        with pytest.raises(errors.AccessDenied):
+            ana.sql("select count(*) from b2b.b2b_orders")
+        req = ana.request_access("b2b", "b2b_orders", purpose="payment terms study", days=90)
+        assert req["status"] == "pending"
+        assert [r["request_id"] for r in lucas.access_requests()] == [req["request_id"]]
+        assert paul.access_requests() == []
+        with pytest.raises(errors.AccessDenied):
+            paul.approve_access(req["request_id"])
+        approved = lucas.approve_access(req["request_id"], days=30)
+        assert approved["status"] == "approved"
+        assert ana.sql("select count(*) from b2b.b2b_orders").fetchone()[0] > 0
+        assert ana.access_requests()[0]["status"] == "approved"
+    finally:
+        server.stop()
