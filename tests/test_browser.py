@@ -129,3 +129,23 @@ def test_quality_and_slo_status_on_the_dataset_page(demo_server, page):
     assert set(rows.locator("td .status").all_inner_texts()) == {r.status for r in run.results}
     page.locator("#quality-h").scroll_into_view_if_needed()
     shot(page, "dataset-sales-orders-quality")
+
+
+def test_request_access_from_the_dataset_page(demo_server, page):
+    """Someone without access finds the dataset, fills the form with their token, and the approvers
+    (named on the page) see the request pending."""
+    page.goto(demo_server.url + "/quanta/b2b/accounts")
+    assert "lucas" in page.locator("section[aria-labelledby='access-h']").inner_text()
+    page.get_by_label("Your token").fill("qt_not_a_token")
+    page.get_by_role("button", name="Request access").click()
+    assert page.get_by_role("status").inner_text().startswith("Not sent")
+    page.get_by_label("Your token").fill(demo_server.tokens["marco"])
+    page.get_by_label("Purpose").fill("campaign for garages")
+    page.get_by_label("For how many days").fill("30")
+    page.get_by_role("button", name="Request access").click()
+    status = page.get_by_role("status").inner_text()
+    assert "marco asks to read b2b.accounts for 30 days" in status and "pending" in status
+    shot(page, "request-access")
+    platform = demo_server.platform
+    pending = [r for r in platform.access_requests.all() if r.principal == "marco"]
+    assert pending and pending[-1].purpose == "campaign for garages" and pending[-1].status == "pending"

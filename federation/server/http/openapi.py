@@ -168,6 +168,15 @@ SPEC: dict = {
         "/quanta/{quantum}/{dataset}": {"get": {"summary": "HTML: a dataset's page", "operationId": "datasetPage",
                                                 "parameters": [_QUANTUM, _DATASET],
                                                 "responses": {"200": _html("The dataset's page"), "404": _ERROR}}},
+        "/quanta/{quantum}/{dataset}/access-requests": {"post": {
+            "summary": "HTML: the dataset page's request-access form (the token is a form field)",
+            "operationId": "requestAccessForm", "parameters": [_QUANTUM, _DATASET],
+            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "required": ["token"], "properties": {
+                    "token": {"type": "string"}, "purpose": {"type": "string"}, "days": {"type": "integer"}}}}}},
+            "responses": {"200": _html("The dataset's page, with the request's outcome"),
+                          "400": _html("The page, with what is wrong"), "401": _html("The page: no valid token"),
+                          "404": _ERROR}}},
         "/search": {"get": {"summary": "HTML: search the dictionary", "operationId": "searchPage",
                             "parameters": [_Q], "responses": {"200": _html("The search page")}}},
         "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz", "responses": {"200": _json(_OBJ)}}},

@@ -4,6 +4,7 @@
     GET /quanta/<quantum>         a quantum: datasets, ports, owners
     GET /quanta/<quantum>/<ds>    a dataset: columns and classification, contract, lineage (SVG), quality,
                                   SLOs, example queries, who approves access
+    POST /quanta/<q>/<ds>/access-requests   the page's request-access form (token, purpose, days)
     GET /search?q=                search the dictionary
 
 Open to everyone, no JavaScript; the pages read the same ``Dictionary`` as the JSON API.
@@ -42,14 +43,40 @@ def quantum(quantum: str):
 
 
 @bp.get("/quanta/<quantum>/<dataset>")
-def dataset(quantum: str, dataset: str):
+def dataset(quantum: str, dataset: str, outcome: dict | None = None):
     """A dataset's page."""
     d = dictionary().dataset(quantum, dataset)
     if d is None:
         raise ApiError(404, "not_found", f"there is no dataset {quantum}.{dataset}")
     svg = lineage_svg(d["quantum"], d["dataset"], d["lineage"])
     return render_template("dataset.html", d=d, svg=svg, mesh=dictionary().mesh_name,
-                           approvers=dictionary().approvers(d["quantum"], d["dataset"]))
+                           approvers=dictionary().approvers(d["quantum"], d["dataset"]), outcome=outcome)
+
+
+_dataset_page = dataset  # the view, under a name the form's handler does not shadow
+
+
+@bp.post("/quanta/<quantum>/<dataset>/access-requests")
+def request_access(quantum: str, dataset: str):
+    """The request-access form: the token identifies the principal (no session, no cookie)."""
+    from ... import errors
+
+    platform = current_app.extensions["quanta.platform"]
+    form = request.form
+    status = 200
+    try:
+        principal = platform.authenticate(form.get("token", "").strip() or None)
+        days = int(form.get("days") or 90)
+        req = platform.request_access(principal, f"{quantum}.{dataset}", form.get("purpose") or None, days)
+        outcome = {"ok": True, "message": f"Request {req.request_id} sent: {req.principal} asks to read "
+                                          f"{quantum}.{dataset} for {req.days} days. It is pending."}
+    except errors.AuthenticationError as e:
+        outcome, status = {"ok": False, "message": f"Not sent: {e.message}."}, 401
+    except ValueError:
+        outcome, status = {"ok": False, "message": "Not sent: days is a whole number."}, 400
+    except errors.Error as e:
+        outcome, status = {"ok": False, "message": f"Not sent: {e.message}."}, 400
+    return _dataset_page(quantum, dataset, outcome), status
 
 
 @bp.get("/search")
