@@ -289,24 +289,7 @@ class Platform:
     @staticmethod
     def _compile_derived(mesh: Mesh, backend: DuckDBBackend, namespace: Namespace, pipeline: Pipeline) -> None:
         """Resolve each derived dataset's SQL (sources first), type it, and fit it to its contract."""
-        order: list[Dataset] = []
-        seen: set[tuple[str, str]] = set()
-
-        def visit(ds: Dataset) -> None:
-            key = (ds.quantum.lower(), ds.name.lower())
-            if key in seen:
-                return
-            seen.add(key)
-            for q, d in ds.reads:
-                dep = mesh.dataset(q, d)
-                if dep is not None and dep.sql is not None:
-                    visit(dep)
-            order.append(ds)
-
-        for ds in list(mesh.datasets()):
-            if ds.sql is not None:
-                visit(ds)
-        for ds in order:
+        for ds in mesh.derived_sources_first():
             if mesh.quanta.get(ds.quantum.lower()) is None:
                 continue  # excluded meanwhile
             try:

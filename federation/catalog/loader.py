@@ -28,6 +28,7 @@ from sqlglot.errors import ParseError
 from ..errors import CatalogError, Problem
 from . import types as ctypes
 from .model import Column, Contract, Dataset, Domain, Mesh, Port, Quantum, Source
+from .model import custom_property as _custom
 from .yamlio import Positions, YamlError, format_path, load_yaml
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -81,15 +82,6 @@ def _validator(kind: str):
     else:
         schema = MESH_SCHEMA
     return jsonschema_rs.validator_for(schema)
-
-
-def _custom(props: Any, name: str) -> Any:
-    """The value of an ODCS/ODPS custom property (``customProperties: [{property, value}]``)."""
-    if isinstance(props, list):
-        for p in props:
-            if isinstance(p, dict) and p.get("property") == name:
-                return p.get("value")
-    return None
 
 
 def _text(value: Any) -> str | None:

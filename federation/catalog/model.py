@@ -15,6 +15,15 @@ import sqlglot.expressions as exp
 from ..errors import Problem
 
 
+def custom_property(props: Any, name: str) -> Any:
+    """The value of an ODCS/ODPS custom property (``customProperties: [{property, value}]``), or None."""
+    if isinstance(props, list):
+        for p in props:
+            if isinstance(p, dict) and p.get("property") == name:
+                return p.get("value")
+    return None
+
+
 @dataclass
 class Column:
     name: str
@@ -166,6 +175,27 @@ class Mesh:
     def datasets(self):
         for q in self.quanta.values():
             yield from q.datasets.values()
+
+    def derived_sources_first(self) -> list[Dataset]:
+        """The derived datasets, each after the derived datasets it reads."""
+        order: list[Dataset] = []
+        seen: set[tuple[str, str]] = set()
+
+        def visit(ds: Dataset) -> None:
+            key = (ds.quantum.lower(), ds.name.lower())
+            if key in seen:
+                return
+            seen.add(key)
+            for q, d in ds.reads:
+                dep = self.dataset(q, d)
+                if dep is not None and dep.sql is not None:
+                    visit(dep)
+            order.append(ds)
+
+        for ds in list(self.datasets()):
+            if ds.sql is not None:
+                visit(ds)
+        return order
 
     @property
     def errors(self) -> list[Problem]:

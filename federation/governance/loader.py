@@ -22,6 +22,7 @@ import sqlglot.expressions as exp
 from sqlglot.errors import ParseError
 
 from ..catalog.model import Mesh
+from ..catalog.model import custom_property as _custom
 from ..catalog.yamlio import Positions, YamlError, format_path, load_yaml
 from ..errors import CatalogError, Problem
 from ..rewrite import functions
@@ -232,14 +233,6 @@ def _known_target(mesh: Mesh, on: str) -> bool:
         return True
     q = mesh.quanta.get(parts[0])
     return q is not None and (len(parts) == 1 or parts[1] in q.datasets)
-
-
-def _custom(props: Any, name: str) -> Any:
-    if isinstance(props, list):
-        for p in props:
-            if isinstance(p, dict) and p.get("property") == name:
-                return p.get("value")
-    return None
 
 
 def _policy(raw: dict, scope: str, file: str, path: list, report: _Report) -> Policy | None:

@@ -57,7 +57,7 @@ def inherit(mesh: Mesh, anonymising: tuple[str, ...] = DEFAULT_ANONYMISING) -> L
     edges: list[ColumnEdge] = []
     inherited: dict[tuple[str, str, str], Inherited] = {}
     problems: list[Problem] = []
-    for ds in _sources_first(mesh):
+    for ds in mesh.derived_sources_first():
         ds_edges = column_lineage(ds, schema)
         edges.extend(ds_edges)
         by_column: dict[str, list[ColumnEdge]] = {}
@@ -108,27 +108,6 @@ def inherit(mesh: Mesh, anonymising: tuple[str, ...] = DEFAULT_ANONYMISING) -> L
                 col.transform_logic = logic
         problems.extend(_sla_problems(mesh, ds))
     return Lineage(edges, inherited, problems)
-
-
-def _sources_first(mesh: Mesh) -> list[Dataset]:
-    order: list[Dataset] = []
-    seen: set[tuple[str, str]] = set()
-
-    def visit(ds: Dataset) -> None:
-        key = (ds.quantum.lower(), ds.name.lower())
-        if key in seen:
-            return
-        seen.add(key)
-        for q, d in ds.reads:
-            dep = mesh.dataset(q, d)
-            if dep is not None and dep.sql is not None:
-                visit(dep)
-        order.append(ds)
-
-    for ds in list(mesh.datasets()):
-        if ds.sql is not None:
-            visit(ds)
-    return order
 
 
 def _sla(mesh: Mesh, ds: Dataset, prop: str) -> float | None:

@@ -25,6 +25,7 @@ import sqlglot
 import sqlglot.expressions as exp
 
 from ..catalog.model import Dataset
+from ..catalog.model import custom_property as _custom
 from ..errors import AccessDenied
 from ..governance.policies import Decision
 from .context import Context
@@ -334,10 +335,3 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
         sub.meta[TAG] = tag
         node.replace(sub)
 
-
-def _custom(props, name: str):
-    if isinstance(props, list):
-        for p in props:
-            if isinstance(p, dict) and p.get("property") == name:
-                return p.get("value")
-    return None

@@ -15,6 +15,7 @@ from typing import Callable
 import pyarrow as pa
 
 from ..catalog.model import Mesh
+from ..result import sql_type
 
 STR = pa.string()
 LIST_STR = pa.list_(pa.string())
@@ -151,7 +152,7 @@ def information_schema(mesh: Mesh, system: dict[str, tuple[str, pa.Table]]) -> d
     for name, (desc, table) in sorted(system.items()):
         tables.append(("quanta", "system", name, "SYSTEM TABLE", desc))
         for i, field in enumerate(table.schema, start=1):
-            cols.append(("quanta", "system", name, field.name, i, _sql_type(field.type), "YES", None))
+            cols.append(("quanta", "system", name, field.name, i, sql_type(field.type), "YES", None))
     own = {
         "schemata": [("catalog_name", STR), ("schema_name", STR), ("schema_kind", STR)],
         "tables": [("table_catalog", STR), ("table_schema", STR), ("table_name", STR), ("table_type", STR),
@@ -163,25 +164,9 @@ def information_schema(mesh: Mesh, system: dict[str, tuple[str, pa.Table]]) -> d
     for name, schema in own.items():  # information_schema describes itself too
         tables.append(("quanta", "information_schema", name, "SYSTEM TABLE", None))
         for i, (col, t) in enumerate(schema, start=1):
-            cols.append(("quanta", "information_schema", name, col, i, _sql_type(t), "YES", None))
+            cols.append(("quanta", "information_schema", name, col, i, sql_type(t), "YES", None))
     return {
         "schemata": ("Schemas: one per quantum, plus system and information_schema", _table(own["schemata"], schemata)),
         "tables": ("Mesh datasets and system tables", _table(own["tables"], tables)),
         "columns": ("Columns of mesh datasets and system tables", _table(own["columns"], cols)),
     }
-
-
-def _sql_type(t: pa.DataType) -> str:
-    if pa.types.is_string(t):
-        return "VARCHAR"
-    if pa.types.is_int64(t):
-        return "BIGINT"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_list(t):
-        return _sql_type(t.value_type) + "[]"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMP WITH TIME ZONE" if t.tz else "TIMESTAMP"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    return str(t).upper()
