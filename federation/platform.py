@@ -317,7 +317,8 @@ class Platform:
                 if TAG in meta:
                     meta.setdefault(VIA, ds.qualified_name)
             namespace.definitions[(ds.quantum.lower(), ds.name.lower())] = definition
-            backend.create_view(ds.quantum, ds.name, definition.sql(backend.dialect))  # for typing policies
+            if ds.source is None:  # a mart served from its versions keeps its view
+                backend.create_view(ds.quantum, ds.name, definition.sql(backend.dialect))  # for typing policies
 
     def _build_system_tables(self, mesh: Mesh, backend: DuckDBBackend, namespace: Namespace,
                              governance: Governance) -> None:

@@ -409,7 +409,12 @@ def _read_datasets(q: Quantum, contract: Contract, report: _FileReport, root: Pa
         sql = _custom(obj.get("customProperties"), "sql")
         if sql is not None:
             ds.sql = str(sql)
+            ds.materialized = _custom(obj.get("customProperties"), "materialize") in (True, "true")
         _read_columns(ds, obj, base, report)
+        if ds.materialized and not ds.columns:
+            report.add(base + ["properties"], f"the mart {ds.qualified_name} (materialize: true) must declare its "
+                       "columns: its versions are checked against them")
+            continue
         if ds.sql is None:
             ds.source = _source(ds, obj, base, servers, report, data_dir)
             if ds.source is None:

@@ -81,6 +81,7 @@ class Dataset:
     # derived datasets: the SELECT with every mesh reference resolved, built when the mesh loads
     definition: exp.Expression | None = field(default=None, repr=False)
     reads: tuple[tuple[str, str], ...] = ()  # derived: (quantum, dataset) read by ``sql``
+    materialized: bool = False  # a derived dataset published as versions (a mart)
     quality: tuple[dict, ...] = ()
     raw: dict = field(default_factory=dict, repr=False)
 

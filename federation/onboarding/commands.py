@@ -128,6 +128,20 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
     @click.argument("dataset")
     @mesh_option
     @user_option
+    @friendly
+    def refresh(dataset, mesh, user):
+        """Rebuild a materialised mart (a derived dataset with materialize: true) as a new version."""
+        from .marts import refresh as run
+
+        platform = _platform(mesh)
+        report = run(platform, dataset, platform.principal(_user(user)),
+                     progress=lambda msg: click.echo(f"  {msg}", err=True))
+        click.secho(f"refreshed {dataset} v{report.version}: {report.rows_published:,} rows", fg="green", bold=True)
+
+    @main.command()
+    @click.argument("dataset")
+    @mesh_option
+    @user_option
     @click.option("--json", "as_json", is_flag=True)
     @click.option("--no-slo", is_flag=True, help="Skip the SLO evaluation.")
     @friendly

@@ -192,6 +192,8 @@ I64 = pa.int64()
 F64 = pa.float64()
 
 SCHEMAS = {
+    "marts": [("quantum", pa.string()), ("dataset", pa.string()), ("version", pa.int64()),
+              ("built_from", pa.string()), ("stale", pa.bool_()), ("why", pa.string())],
     "versions": [("quantum", STR), ("dataset", STR), ("version", I64), ("contract_version", STR),
                  ("created_at", TS), ("rows", I64), ("bytes", I64), ("files", I64), ("status", STR),
                  ("quality_summary", STR), ("quarantined", I64), ("principal", STR), ("message", STR),
@@ -218,6 +220,7 @@ DESCRIPTIONS = {
     "quality_results": "History of quality check results (measured value, threshold, status, masked samples)",
     "slo_status": "Latest status of each SLO (slaProperties): met, at risk or breached",
     "slo_history": "History of SLO evaluations",
+    "marts": "Materialised marts: current version, the source versions it was built from, and whether it is stale",
 }
 
 
@@ -255,8 +258,10 @@ def _observability_rows(mesh: Mesh, store: Store | None) -> dict[str, list[dict]
                 rule_rows.append({"quantum": ds.quantum, "dataset": ds.name, **d, "problem": None})
         except R.RuleError as e:
             rule_rows.append({"quantum": ds.quantum, "dataset": ds.name, "problem": str(e)})
+    from .marts import marts
+
     out = {"quality_rules": rule_rows, "versions": [], "events": [], "quality_results": [], "slo_status": [],
-           "slo_history": []}
+           "slo_history": [], "marts": marts(mesh, store)}
     if store is None:
         return out
     served = {k: v.version for k, v in store.served().items()}

@@ -80,6 +80,7 @@ class OnboardReport:
     seconds: dict[str, float] = field(default_factory=dict)
     bytes: int = 0
     files: int = 0
+    marts: list = field(default_factory=list)  # reports of the marts refreshed after this publish
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "status": self.status, "version": self.version, "rows_in": self.rows_in,
@@ -214,7 +215,7 @@ def onboard(platform, name: str, source: Any, principal, *, fmt: str | None = No
     started = time.perf_counter()
     ds = dataset_of(platform, name)
     authorize(platform, principal, ds.quantum, "onboard data")
-    if ds.source is None:
+    if ds.source is None and not ds.materialized:
         raise errors.ProgrammingError(f"{ds.qualified_name} is derived (SQL over other quanta): it is not onboarded")
     mesh: Mesh = platform.mesh
     on_error = on_error or str(mesh.settings.get("onboarding_on_error") or "reject")
@@ -339,6 +340,9 @@ def onboard(platform, name: str, source: Any, principal, *, fmt: str | None = No
     report.seconds["total"] = round(time.perf_counter() - started, 4)
     if progress:
         progress(f"published {ds.qualified_name} v{version}")
+    from .marts import after_publish
+
+    report.marts = after_publish(platform, ds)  # marts that refresh when a source publishes
     return report
 
 

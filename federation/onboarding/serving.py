@@ -56,7 +56,7 @@ def served_sources(mesh: Mesh, state_dir: Path) -> dict[tuple[str, str], Source 
         finally:
             store.close()
     for ds in mesh.datasets():
-        if ds.source is None:
+        if ds.source is None and not ds.materialized:
             continue
         key = (ds.quantum.lower(), ds.name.lower())
         if key in current:

@@ -118,7 +118,7 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
         if ds is None:
             raise _unknown(ctx, table, schema, name)
         ctx.read(ds.quantum, ds.name)
-        if ds.sql is None:
+        if ds.sql is None or ds.source is not None:  # a source, or a mart served from its versions
             _point_at(table, ns.relation(ds.quantum, ds.name), alias=None)
             table.meta[TAG] = ("dataset", ds.quantum.lower(), ds.name.lower())
             continue

@@ -1,0 +1,105 @@
+"""Materialised data marts: a derived dataset published as versions, refreshed on demand or when a
+source publishes a new version, and flagged stale when its sources moved on.
+
+A derived dataset becomes a mart with the custom property ``materialize: true`` on its schema object
+(its contract must declare its columns); ``refresh: on_source_publish`` refreshes it whenever a
+dataset it reads publishes a version. A refresh runs the dataset's SQL with the owner's rights
+(definer) and publishes the rows through onboarding (schema check, quality rules, atomic versions).
+Readers then read the mart like any dataset: as fast, with the mart's own contract (classifications
+inherited along lineage) deciding masks, and row filters applying by the mart's own columns. Until its
+first refresh a mart is computed at query time, with the reader's rights, like any derived dataset.
+
+``system.marts``: each mart's current version, the source versions it was built from, and ``stale``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .. import errors
+from ..catalog.model import Dataset
+from ..governance.principals import Principal
+from .control import authorize, dataset_of, store_of
+
+SYSTEM = Principal("quanta-system", roles=("data_engineer",))
+
+
+def _source_versions(platform, ds: Dataset) -> dict[str, int | None]:
+    store = store_of(platform)
+    out = {}
+    for q, d in ds.reads:
+        current = store.current(q, d)
+        out[f"{q}.{d}"] = current.version if current else None
+    return out
+
+
+def refresh(platform, name: str, principal, progress=None):
+    """Rebuild the mart ``name`` from its sources and publish it as a new version."""
+    from .pipeline import onboard
+
+    ds = dataset_of(platform, name)
+    if ds.sql is None or not ds.materialized:
+        raise errors.ProgrammingError(f"{ds.qualified_name} is not a materialised mart (a derived dataset with the "
+                                      "custom property materialize: true)")
+    authorize(platform, principal, ds.quantum, "refresh the mart")
+    state = platform.state
+    definition = state.namespace.definitions.get((ds.quantum.lower(), ds.name.lower()))
+    if definition is None:
+        raise errors.Unavailable(f"{ds.qualified_name} is not available")
+    built_from = _source_versions(platform, ds)
+    execution = state.backend.execute(definition.sql(dialect=state.backend.dialect), None, None)
+    try:
+        rows = execution.reader().read_all()
+    finally:
+        execution.close()
+    report = onboard(platform, ds.qualified_name, rows, principal, progress=progress)
+    store_of(platform).emit("mart_refreshed", quantum=ds.quantum, dataset=ds.name, version=report.version,
+                            principal=principal.name, message=f"{ds.qualified_name} v{report.version} built from "
+                            + ", ".join(f"{k} v{v}" if v else k for k, v in built_from.items()),
+                            details={"built_from": built_from})
+    state.pipeline.clear_cache()  # queries now read the mart's version instead of computing it
+    from . import control
+
+    control.refresh(platform)
+    return report
+
+
+def after_publish(platform, published: Dataset) -> list:
+    """Refresh the marts that read ``published`` and ask for it (``refresh: on_source_publish``)."""
+    from ..catalog.model import custom_property
+
+    key = (published.quantum.lower(), published.name.lower())
+    reports = []
+    for ds in platform.mesh.derived_sources_first():
+        if ds.materialized and key in ds.reads and custom_property(
+                ds.raw.get("customProperties"), "refresh") == "on_source_publish":
+            reports.append(refresh(platform, ds.qualified_name, SYSTEM))
+    return reports
+
+
+def marts(mesh, store) -> list[dict]:
+    """Each mart: its current version, what it was built from, and whether a source has moved on."""
+    rows = []
+    built: dict[tuple[str, str, int], dict] = {}
+    if store is not None:
+        for e in store.events("mart_refreshed"):
+            details = e.get("details")
+            details = json.loads(details) if isinstance(details, str) else (details or {})
+            built[(e["quantum"], e["dataset"], e["version"])] = details.get("built_from") or {}
+    for ds in mesh.datasets():
+        if ds.sql is None or not ds.materialized:
+            continue
+        current = store.current(ds.quantum, ds.name) if store is not None else None
+        sources = built.get((ds.quantum.lower(), ds.name.lower(), current.version), {}) if current else {}
+        stale, moved = current is None, []
+        for src, version in sources.items():
+            q, _, d = src.partition(".")
+            now = store.current(q, d) if store is not None else None
+            if (now.version if now else None) != version:
+                stale = True
+                moved.append(src)
+        rows.append({"quantum": ds.quantum, "dataset": ds.name, "version": current.version if current else None,
+                     "built_from": json.dumps(sources), "stale": stale,
+                     "why": ("never built" if current is None else
+                             f"newer versions of {', '.join(moved)}" if moved else None)})
+    return rows
