@@ -85,3 +85,51 @@ def test_query_events_reach_an_http_consumer(tmp_path):
     assert received[0]["run"]["runId"] == received[1]["run"]["runId"] != received[2]["run"]["runId"]
     assert {i["name"] for i in received[1]["inputs"]} >= {"report.sales_by_region", "shop.orders", "crm.customers"}
     assert "errorMessage" in received[3]["run"]["facets"]
+
+
+def test_onboarding_and_mart_refresh_runs_with_quality_facets(tmp_path):
+    from meshkit import contract, product, prop
+
+    from federation.onboarding.marts import refresh
+    from federation.onboarding.pipeline import OnboardingRejected, onboard
+
+    root = shop_mesh(tmp_path, governance={"principals": [{"name": "olivia", "roles": ["data_engineer"]}],
+                                           "grants": [{"to": {"role": "data_engineer"}, "on": "*"}]})
+    out = tmp_path / "ol.ndjson"
+    mesh = yaml.safe_load((root / "mesh.yaml").read_text())
+    mesh["settings"] = {"openlineage": {"file": str(out)}}
+    write_yaml(root / "mesh.yaml", mesh)
+    c = yaml.safe_load((root / "contracts" / "report.odcs.yaml").read_text())
+    c["schema"][0]["customProperties"].append({"property": "materialize", "value": True})
+    write_yaml(root / "contracts" / "report.odcs.yaml", c)
+    c = yaml.safe_load((root / "contracts" / "shop.odcs.yaml").read_text())
+    c["schema"][0]["quality"] = [{"type": "library", "metric": "rowCount", "mustBeGreaterThan": 10,
+                                  "severity": "error"}]
+    write_yaml(root / "contracts" / "shop.odcs.yaml", c)
+    p = Platform(root)
+    olivia = p.principal("olivia")
+    batch = federation.Connection(p, olivia).sql("select * from shop.orders").arrow()
+    onboard(p, "shop.orders", batch, olivia)
+    try:
+        onboard(p, "shop.orders", batch.slice(0, 3), olivia)  # too few rows: refused
+    except OnboardingRejected:
+        pass
+    refresh(p, "report.sales_by_region", olivia)
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    for ev in events:
+        _check_event(ev)
+    runs = [(e["job"]["name"].split(".", 1)[1], e["eventType"]) for e in events]
+    assert runs[:4] == [("onboard.shop.orders", "START"), ("onboard.shop.orders", "COMPLETE"),
+                        ("onboard.shop.orders", "START"), ("onboard.shop.orders", "FAIL")]
+    assert ("refresh.report.sales_by_region", "COMPLETE") in runs
+    ok = events[1]
+    assert ok["inputs"][0]["inputFacets"]["dataQualityMetrics"]["rowCount"] == 100
+    assertions = ok["inputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    assert any(a["success"] for a in assertions)
+    failed = events[3]
+    assert any(not a["success"] for a in failed["inputs"][0]["facets"]["dataQualityAssertions"]["assertions"])
+    assert "errorMessage" in failed["run"]["facets"]
+    mart = next(e for e in events if e["job"]["name"].endswith("refresh.report.sales_by_region")
+                and e["eventType"] == "COMPLETE")
+    assert "columnLineage" in mart["outputs"][0]["facets"]
+    assert {i["name"] for i in mart["inputs"]} == {"shop.orders", "crm.customers"}

@@ -15,6 +15,7 @@ first refresh a mart is computed at query time, with the reader's rights, like a
 from __future__ import annotations
 
 import json
+import uuid
 
 from .. import errors
 from ..catalog.model import Dataset
@@ -47,12 +48,27 @@ def refresh(platform, name: str, principal, progress=None):
     if definition is None:
         raise errors.Unavailable(f"{ds.qualified_name} is not available")
     built_from = _source_versions(platform, ds)
-    execution = state.backend.execute(definition.sql(dialect=state.backend.dialect), None, None)
+    lineage, run_id = state.openlineage, str(uuid.uuid4())
+    job = f"{platform.mesh.name}.refresh.{ds.qualified_name}"
+    sources = [s for s in (platform.mesh.dataset(q, d) for q, d in ds.reads) if s is not None]
+    if lineage.enabled:
+        lineage.emit_run(job, "START", run_id, [lineage.input(s) for s in sources], sql=ds.sql)
     try:
-        rows = execution.reader().read_all()
-    finally:
-        execution.close()
-    report = onboard(platform, ds.qualified_name, rows, principal, progress=progress)
+        execution = state.backend.execute(definition.sql(dialect=state.backend.dialect), None, None)
+        try:
+            rows = execution.reader().read_all()
+        finally:
+            execution.close()
+        report = onboard(platform, ds.qualified_name, rows, principal, progress=progress)
+    except Exception as e:
+        if lineage.enabled:
+            lineage.emit_run(job, "FAIL", run_id, error=f"{type(e).__name__}: {e}", sql=ds.sql)
+        raise
+    if lineage.enabled:
+        edges = [e for e in platform.lineage.edges if (e.target_quantum.lower(), e.target_dataset.lower())
+                 == (ds.quantum.lower(), ds.name.lower())]
+        lineage.emit_run(job, "COMPLETE", run_id, [lineage.input(s) for s in sources], [lineage.output(ds, edges)],
+                         sql=ds.sql)
     store_of(platform).emit("mart_refreshed", quantum=ds.quantum, dataset=ds.name, version=report.version,
                             principal=principal.name, message=f"{ds.qualified_name} v{report.version} built from "
                             + ", ".join(f"{k} v{v}" if v else k for k, v in built_from.items()),

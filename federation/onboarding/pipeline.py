@@ -209,6 +209,45 @@ def onboard(platform, name: str, source: Any, principal, *, fmt: str | None = No
             on_error: str | None = None, strict: bool = False, dry_run: bool = False,
             progress: Callable[[str], None] | None = None) -> OnboardReport:
     """Onboard one batch as the new version of ``name`` (``quantum.dataset``); see the module doc.
+    When the mesh sends OpenLineage events, the run is START, then COMPLETE or FAIL, with the
+    dataset's schema and the batch's quality (``dataQualityMetrics``, ``dataQualityAssertions``)."""
+    import uuid
+
+    lineage = platform.state.openlineage
+    if not lineage.enabled or dry_run:
+        return _onboard(platform, name, source, principal, fmt=fmt, on_error=on_error, strict=strict,
+                        dry_run=dry_run, progress=progress)
+    run_id, job = str(uuid.uuid4()), f"{platform.mesh.name}.onboard.{name.lower()}"
+    lineage.emit_run(job, "START", run_id)
+    try:
+        report = _onboard(platform, name, source, principal, fmt=fmt, on_error=on_error, strict=strict,
+                          dry_run=dry_run, progress=progress)
+    except OnboardingRejected as e:
+        lineage.emit_run(job, "FAIL", run_id, _lineage_inputs(platform, name, e.report), error=str(e))
+        raise
+    except Exception as e:
+        lineage.emit_run(job, "FAIL", run_id, error=f"{type(e).__name__}: {e}")
+        raise
+    ds = platform.mesh.dataset(*name.split(".", 1))
+    lineage.emit_run(job, "COMPLETE", run_id, _lineage_inputs(platform, name, report), [lineage.output(ds)])
+    return report
+
+
+def _lineage_inputs(platform, name: str, report: "OnboardReport") -> list:
+    """The checked batch as an OpenLineage input: its row count and each rule's outcome."""
+    ds = platform.mesh.dataset(*name.split(".", 1))
+    if ds is None:
+        return []
+    quality = {"rows": report.rows_in, "bytes": report.bytes or None, "assertions": [
+        {"assertion": r.rule, "success": r.status in ("pass", "warn"), "column": r.column}
+        for r in (report.checks.results if report.checks is not None else [])]}
+    return [platform.state.openlineage.input(ds, quality)]
+
+
+def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = None,
+             on_error: str | None = None, strict: bool = False, dry_run: bool = False,
+             progress: Callable[[str], None] | None = None) -> OnboardReport:
+    """Onboard one batch as the new version of ``name`` (``quantum.dataset``); see the module doc.
     ``dry_run``: check the batch (schema, contract, quality) and publish or record nothing."""
     from ..quality import engine, rules as R
 
