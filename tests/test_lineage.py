@@ -170,3 +170,23 @@ def test_column_lineage_api(tmp_path):
     edges = column_lineage(mesh.dataset("report", "sales_by_region"), mesh_schema(mesh))
     assert {(e.target_column, e.source_column, e.transformation) for e in edges} >= {
         ("region", "region", "identity"), ("revenue", "amount", "aggregate")}
+
+
+def test_quality_rules_on_inherited_keys_carry_over(tmp_path):
+    from federation.quality import rules
+
+    root = shop_mesh(tmp_path)
+    derived(root, "x", "select id, email from crm.customers where region <> 'EU'", inputs=("crm-contract",))
+    derived(root, "y", "select c.id, o.order_id from crm.customers c join shop.orders o on o.customer_id = c.id")
+    derived(root, "z", "select customer_id, count(*) as n from shop.orders group by customer_id",
+            inputs=("shop-contract",))
+    mesh = Platform(root).mesh
+    x = mesh.dataset("x", "d").column("id")
+    assert x.required and x.unique  # a filtered projection keeps the key
+    y = mesh.dataset("y", "d").column("id")
+    assert not y.unique  # a join multiplies rows: the key does not survive
+    assert mesh.dataset("z", "d").column("customer_id").unique  # the GROUP BY key is unique
+    names = {r.name for r in rules.dataset_rules(mesh.dataset("x", "d"), None)}
+    assert {"id.required"} <= names or {"id.unique"} <= names
+    props = {p["name"]: p for p in effective_contract(mesh, "x")[0]["schema"][0]["properties"]}
+    assert props["id"]["required"] and props["id"]["unique"]

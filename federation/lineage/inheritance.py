@@ -60,6 +60,7 @@ def inherit(mesh: Mesh, anonymising: tuple[str, ...] = DEFAULT_ANONYMISING) -> L
     for ds in mesh.derived_sources_first():
         ds_edges = column_lineage(ds, schema)
         edges.extend(ds_edges)
+        shape = _shape(ds)
         by_column: dict[str, list[ColumnEdge]] = {}
         for e in ds_edges:
             by_column.setdefault(e.target_column.lower(), []).append(e)
@@ -106,8 +107,51 @@ def inherit(mesh: Mesh, anonymising: tuple[str, ...] = DEFAULT_ANONYMISING) -> L
             if not col.transform_logic:
                 logic = next((e.logic for e in by_column.get(col.name.lower(), [])), None)
                 col.transform_logic = logic
+            _inherit_keys(mesh, ds, col, by_column.get(col.name.lower(), []), shape)
         problems.extend(_sla_problems(mesh, ds))
     return Lineage(edges, inherited, problems)
+
+
+def _shape(ds: Dataset) -> dict:
+    """What decides whether a key survives a derived dataset's SQL: one source without joins (rows are
+    filtered and projected, never multiplied or null-extended), or the GROUP BY keys."""
+    import sqlglot
+    import sqlglot.expressions as exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(ds.sql or "", read="duckdb")
+    except SqlglotError:
+        return {"preserving": False, "group_keys": set()}
+    simple = (isinstance(tree, exp.Select) and len(set(ds.reads)) == 1 and not tree.find(exp.Join)
+              and not tree.find(exp.Unnest, exp.Explode, exp.Lateral) and not tree.args.get("group"))
+    keys: set[str] = set()
+    group = tree.args.get("group") if isinstance(tree, exp.Select) else None
+    if group is not None and len(group.expressions) == 1:
+        key = group.expressions[0]
+        for sel in tree.selects:
+            inner = sel.this if isinstance(sel, exp.Alias) else sel
+            if inner == key or (isinstance(key, exp.Column) and isinstance(inner, exp.Column)
+                                and inner.name.lower() == key.name.lower()):
+                keys.add(sel.alias_or_name.lower())
+    return {"preserving": simple, "group_keys": keys}
+
+
+def _inherit_keys(mesh: Mesh, ds: Dataset, col, edges: list[ColumnEdge], shape: dict) -> None:
+    """Quality rules on inherited keys carry over where the key is preserved: ``required`` and ``unique``
+    of an identity column of a single-source, join-free SQL; ``unique`` of the single GROUP BY key."""
+    if col.name.lower() in shape["group_keys"]:
+        col.unique = True
+    if len(edges) != 1 or edges[0].transformation != "identity" or not shape["preserving"]:
+        return
+    src = mesh.dataset(edges[0].source_quantum, edges[0].source_dataset)
+    src_col = src.column(edges[0].source_column) if src else None
+    if src_col is None:
+        return
+    if src_col.required or src_col.primary_key:
+        col.required = True
+    if src_col.unique or (src_col.primary_key and sum(c.primary_key for c in src.columns) == 1):
+        col.unique = True
 
 
 def _sla(mesh: Mesh, ds: Dataset, prop: str) -> float | None:
@@ -176,6 +220,10 @@ def effective_contract(mesh: Mesh, quantum: str) -> list[dict]:
                     p["transformSourceObjects"] = list(col.transform_source_objects)
                 if col.transform_logic:
                     p["transformLogic"] = col.transform_logic
+                if col.required:
+                    p["required"] = True
+                if col.unique:
+                    p["unique"] = True
         inputs = [p.contract_id for p in q.ports if p.direction == "input" and p.contract_id]
         if inputs:
             raw.setdefault("customProperties", []).append({"property": "inputContracts", "value": inputs})
