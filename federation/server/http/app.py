@@ -7,6 +7,8 @@ observability, OpenAPI) and one JSON error handler. Configuration (``config`` ov
     QUANTA_QUERY_TIMEOUT    seconds a query may run (None: the mesh's ``query_timeout_seconds``)
     MAX_CONTENT_LENGTH      the largest request body, in bytes (1 MiB; larger is a 413)
     QUANTA_EVENT_SUBSCRIBERS  event streams open at once (4; each holds a server thread)
+    QUANTA_MAX_UPLOAD       the largest onboarding upload, in bytes (1 GiB)
+    QUANTA_ONBOARD_FOLDERS  folders whose files the control plane may onboard by path (none)
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ DEFAULTS = {
     "QUANTA_QUERY_TIMEOUT": None,
     "MAX_CONTENT_LENGTH": 1 << 20,
     "QUANTA_EVENT_SUBSCRIBERS": 4,
+    "QUANTA_MAX_UPLOAD": 1 << 30,  # an onboarding upload (the control plane), in bytes
+    "QUANTA_ONBOARD_FOLDERS": [],  # folders whose files the control plane may onboard by path
     "JSON_SORT_KEYS": False,
 }
 
 
 def create_app(platform: Platform, config: dict | None = None) -> Flask:
     """The Flask app serving ``platform``: query endpoint, dictionary (JSON and HTML), observability."""
-    from . import access_api, dictionary_api, events, observability, openapi, pages, query_api
+    from . import access_api, control_api, dictionary_api, events, observability, openapi, pages, query_api
 
     app = Flask("federation.server.http", template_folder=str(PACKAGE / "templates"),
                 static_folder=str(PACKAGE / "static"), static_url_path="/static")
@@ -48,8 +52,8 @@ def create_app(platform: Platform, config: dict | None = None) -> Flask:
     app.extensions["quanta.metrics"] = metrics = Metrics()
     app.extensions["quanta.events"] = events.EventBus(int(app.config["QUANTA_EVENT_SUBSCRIBERS"]))
 
-    for blueprint in (query_api.bp, dictionary_api.bp, access_api.bp, events.bp, pages.bp, observability.bp,
-                      openapi.bp):
+    for blueprint in (query_api.bp, dictionary_api.bp, access_api.bp, control_api.bp, events.bp, pages.bp,
+                      observability.bp, openapi.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
 

@@ -137,6 +137,37 @@ SPEC: dict = {
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"reason": {"type": "string"}}}}}},
             "responses": {"200": _json(_OBJ), "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+        "/api/v1/datasets/{quantum}/{dataset}/versions": {
+            "get": {"summary": "The dataset's versions", "operationId": "listVersions", "security": [{"bearer": []}],
+                    "parameters": [_QUANTUM, _DATASET],
+                    "responses": {"200": _json(_OBJ), "401": _ERROR, "400": _ERROR}},
+            "post": {"summary": "Onboard a batch as a new version (upload, or a path the server may read)",
+                     "operationId": "onboard", "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
+                     "requestBody": {"required": True, "content": {
+                         "multipart/form-data": {"schema": {"type": "object", "properties": {
+                             "file": {"type": "string", "format": "binary"}, "quarantine": {"type": "boolean"},
+                             "strict": {"type": "boolean"}}}},
+                         "application/json": {"schema": {"type": "object", "properties": {
+                             "path": {"type": "string"}, "quarantine": {"type": "boolean"},
+                             "strict": {"type": "boolean"}}}}}},
+                     "responses": {"201": _json(_OBJ, "Published"), "422": _json(_OBJ, "Refused, with the report"),
+                                   "400": _ERROR, "401": _ERROR, "403": _ERROR, "413": _ERROR}}},
+        "/api/v1/datasets/{quantum}/{dataset}/checks": {"post": {
+            "summary": "Run the dataset's quality rules now", "operationId": "runChecks",
+            "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
+            "responses": {"200": _json(_OBJ), "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
+        "/api/v1/datasets/{quantum}/{dataset}/rules": {"put": {
+            "summary": "Replace the dataset's quality rules", "operationId": "replaceRules",
+            "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "array", "items": {"type": "object"}}}}},
+            "responses": {"200": _json(_OBJ), "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
+        "/api/v1/datasets/{quantum}/{dataset}/rollback": {"post": {
+            "summary": "Serve an earlier version again", "operationId": "rollback",
+            "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["version"], "properties": {"version": {"type": "integer"}}}}}},
+            "responses": {"200": _json(_OBJ), "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
         "/api/v1/contracts/{contract_id}": {"get": {
             "summary": "The ODCS contract file (YAML)", "operationId": "getContract",
             "parameters": [_path_param("contract_id", "The contract's id.")],

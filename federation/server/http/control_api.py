@@ -1,0 +1,120 @@
+"""The control and observability planes over HTTP (tokens required; the control plane is for the
+quantum's owners and data engineers, as ``federation.onboarding.control`` decides, not this module).
+
+    GET  /api/v1/datasets/<q>/<d>/versions            versions: published, failed, rolled back
+    POST /api/v1/datasets/<q>/<d>/versions            onboard a batch: an uploaded file (multipart, field
+                                                      ``file``) or ``{"path": ...}`` under a folder the
+                                                      server allows (QUANTA_ONBOARD_FOLDERS); ``quarantine``,
+                                                      ``strict`` as form fields or JSON
+    POST /api/v1/datasets/<q>/<d>/checks              run the quality rules now
+    PUT  /api/v1/datasets/<q>/<d>/rules               replace the quality rules (a JSON list of ODCS rules)
+    POST /api/v1/datasets/<q>/<d>/rollback            ``{"version": N}``: serve version N again
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ... import errors
+from .auth import current_principal
+from .errors import ApiError
+
+bp = Blueprint("control_api", __name__, url_prefix="/api/v1")
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json", ".ndjson": "json", ".jsonl": "json"}
+
+
+def _platform():
+    return current_app.extensions["quanta.platform"]
+
+
+def _flag(value) -> bool:
+    return value in (True, "true", "1", "yes", "on")
+
+
+@bp.get("/datasets/<quantum>/<dataset>/versions")
+def list_versions(quantum: str, dataset: str):
+    """The versions of a dataset (needs a token; the same as ``system.versions``)."""
+    from ...onboarding import control
+
+    current_principal()
+    rows = [{**v.__dict__} for v in control.versions(_platform(), f"{quantum}.{dataset}")]
+    return jsonify({"versions": rows, "count": len(rows)})
+
+
+@bp.post("/datasets/<quantum>/<dataset>/versions")
+def onboard(quantum: str, dataset: str):
+    """Onboard a batch as a new version (owners and data engineers)."""
+    from ...onboarding.pipeline import OnboardingRejected, onboard as run
+
+    principal = current_principal()
+    request.max_content_length = int(current_app.config["QUANTA_MAX_UPLOAD"])
+    options = request.form if request.files else (request.get_json(silent=True) or {})
+    with tempfile.TemporaryDirectory(prefix="quanta-upload-") as tmp:
+        if "file" in request.files:
+            upload = request.files["file"]
+            suffix = Path(upload.filename or "").suffix.lower()
+            if suffix not in FORMATS:
+                raise ApiError(400, "bad_request", f"upload a Parquet, CSV or JSON file, not {suffix or 'no suffix'}")
+            source = Path(tmp) / f"batch{suffix}"
+            upload.save(source)
+        elif options.get("path"):
+            source = Path(str(options["path"])).resolve()
+            allowed = [Path(f).resolve() for f in current_app.config["QUANTA_ONBOARD_FOLDERS"]]
+            if not any(source == a or a in source.parents for a in allowed):
+                raise ApiError(403, "access_denied", "the server may not read that path; upload the file, or ask "
+                               "the operator to allow its folder (QUANTA_ONBOARD_FOLDERS)", "42501")
+            if not source.is_file():
+                raise ApiError(400, "bad_request", f"{source.name} is not a file the server can read")
+        else:
+            raise ApiError(400, "bad_request", "send the batch as a multipart field 'file', or {\"path\": ...}")
+        try:
+            report = run(_platform(), f"{quantum}.{dataset}", str(source), principal,
+                         fmt=FORMATS.get(source.suffix.lower()),
+                         on_error="quarantine" if _flag(options.get("quarantine")) else None,
+                         strict=_flag(options.get("strict")))
+        except OnboardingRejected as e:
+            return jsonify({"error": {"code": "batch_refused", "message": str(e).split(":\n")[0],
+                                      "sqlstate": "22000"}, "report": e.report.to_dict()}), 422
+    return jsonify(report.to_dict()), 201
+
+
+@bp.post("/datasets/<quantum>/<dataset>/checks")
+def run_checks(quantum: str, dataset: str):
+    """Run the dataset's quality rules now; the results join the history."""
+    from ...onboarding import control
+
+    result = control.check(_platform(), f"{quantum}.{dataset}", current_principal())
+    return jsonify(result.to_dict())
+
+
+@bp.put("/datasets/<quantum>/<dataset>/rules")
+def replace_rules(quantum: str, dataset: str):
+    """Replace the dataset's quality rules (validated, persisted, served in system.quality_rules)."""
+    from ...onboarding import control
+
+    principal = current_principal()
+    rules = request.get_json(silent=True)
+    if not isinstance(rules, list):
+        raise ApiError(400, "bad_request", "the body is a JSON list of ODCS quality rules")
+    stored = control.set_rules(_platform(), f"{quantum}.{dataset}", rules, principal)
+    return jsonify({"rules": [r.describe() if hasattr(r, "describe") else r for r in stored]})
+
+
+@bp.post("/datasets/<quantum>/<dataset>/rollback")
+def rollback(quantum: str, dataset: str):
+    """Serve an earlier version again (owners and data engineers)."""
+    from ...onboarding import control
+
+    principal = current_principal()
+    body = request.get_json(silent=True) or {}
+    version = body.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ApiError(400, "bad_request", "give {\"version\": N}")
+    try:
+        v = control.rollback(_platform(), f"{quantum}.{dataset}", version, principal)
+    except errors.Error:
+        raise
+    return jsonify(v.__dict__)
