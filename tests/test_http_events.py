@@ -84,3 +84,27 @@ def test_events_need_a_token_and_are_limited(demo_path):
             assert first.status_code == 200
             second = requests.get(server.url + "/api/v1/events", headers=headers, timeout=30)
             assert second.status_code == 503 and second.json()["error"]["code"] == "too_many_subscribers"
+
+
+def test_mesh_events_are_streamed(demo_path, tmp_path):
+    """An access request (a mesh event in system.events) reaches an open stream as ``event: mesh``."""
+    import shutil
+
+    mesh = tmp_path / "greatparts"
+    shutil.copytree(demo_path, mesh, ignore=shutil.ignore_patterns(".quanta", "warehouse"))
+    platform = Platform(mesh)
+    server = Server(create_app(platform), port=0).start()
+    try:
+        token = platform.tokens.create("ana", 1)[0]
+        headers = {"Authorization": f"Bearer {token}"}
+        with requests.get(server.url + "/api/v1/events", params={"max_seconds": 60}, headers=headers,
+                          stream=True, timeout=120) as stream:
+            r = requests.post(server.url + "/api/v1/datasets/b2b/accounts/access-requests", headers=headers,
+                              json={"purpose": "stream test", "days": 5}, timeout=60)
+            assert r.status_code == 201
+            events = read_events(stream, lambda e: e.get("event") == "mesh")
+        mesh_events = [json.loads(e["data"]) for e in events if e.get("event") == "mesh"]
+        assert mesh_events and mesh_events[-1]["kind"] == "access_requested"
+        assert mesh_events[-1]["dataset"] == "accounts"
+    finally:
+        server.stop()

@@ -37,6 +37,7 @@ def request_access(quantum: str, dataset: str):
     if not isinstance(days, int) or isinstance(days, bool):
         raise ApiError(400, "bad_request", "days is a whole number")
     req = _platform().request_access(principal, f"{quantum}.{dataset}", body.get("purpose"), days)
+    current_app.extensions["quanta.events"].publish()  # an event for the streams
     return jsonify(req.to_dict()), 201
 
 
@@ -57,6 +58,7 @@ def _decide(request_id: int, approve: bool):
     if days is not None and (not isinstance(days, int) or isinstance(days, bool)):
         raise ApiError(400, "bad_request", "days is a whole number")
     req = _platform().decide_access(principal, request_id, approve, days, body.get("reason"))
+    current_app.extensions["quanta.events"].publish()
     return jsonify(req.to_dict())
 
 

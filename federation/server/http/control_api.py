@@ -76,8 +76,10 @@ def onboard(quantum: str, dataset: str):
                          on_error="quarantine" if _flag(options.get("quarantine")) else None,
                          strict=_flag(options.get("strict")))
         except OnboardingRejected as e:
+            current_app.extensions["quanta.events"].publish()
             return jsonify({"error": {"code": "batch_refused", "message": str(e).split(":\n")[0],
                                       "sqlstate": "22000"}, "report": e.report.to_dict()}), 422
+    current_app.extensions["quanta.events"].publish()
     return jsonify(report.to_dict()), 201
 
 

@@ -1,4 +1,7 @@
-"""``GET /api/v1/events``: a Server-Sent Events stream of query events.
+"""``GET /api/v1/events``: a Server-Sent Events stream of query events and mesh events.
+
+Mesh events (``system.events``: versions published, onboardings refused, checks failed, SLOs breached,
+access requested or granted, marts refreshed) are sent as ``event: mesh`` as they appear.
 
 Each time the query endpoint finishes a query, the ``EventBus`` wakes the subscribers; each runs one
 SQL query over ``system.query_log`` as its own principal, so the pipeline decides what it may see
@@ -64,6 +67,24 @@ def _new_entries(platform, principal, after: int) -> list[dict]:
         result.close()
 
 
+def _new_mesh_events(platform, principal, after: int) -> list[dict]:
+    result = platform.query("select event_id, at, kind, quantum, dataset, version, principal, message "
+                            "from system.events where event_id > ? order by event_id", principal, [after],
+                            interface=INTERFACE)
+    try:
+        return result.arrow().to_pylist()
+    finally:
+        result.close()
+
+
+def _last_mesh_event(platform, principal) -> int:
+    result = platform.query("select coalesce(max(event_id), 0) from system.events", principal, interface=INTERFACE)
+    try:
+        return int(result.fetchall()[0][0])
+    finally:
+        result.close()
+
+
 def _last_id(platform, principal) -> int:
     result = platform.query("select coalesce(max(query_id), 0) from system.query_log", principal,
                             interface=INTERFACE)
@@ -89,10 +110,12 @@ def events() -> Response:
         raise ApiError(400, "bad_request", "'max_seconds' must be between 0 and 3600")
     if since is None:
         since = _last_id(platform, principal)
+    last_mesh = _last_mesh_event(platform, principal)
     if not bus.slots.acquire(blocking=False):
         raise ApiError(503, "too_many_subscribers", "too many event streams are open; try again later", "53300")
 
     def stream():
+        nonlocal last_mesh
         try:
             last = since
             deadline = time.monotonic() + max_seconds
@@ -102,6 +125,9 @@ def events() -> Response:
                 for entry in _new_entries(platform, principal, last):
                     last = entry["query_id"]
                     yield f"id: {last}\nevent: query\ndata: {dumps(entry)}\n\n"
+                for entry in _new_mesh_events(platform, principal, last_mesh):
+                    last_mesh = entry["event_id"]
+                    yield f"event: mesh\ndata: {dumps(entry)}\n\n"
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or bus.closed:
                     yield f"event: end\ndata: {json.dumps({'last_event_id': last})}\n\n"
