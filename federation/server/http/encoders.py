@@ -107,14 +107,22 @@ class _Chunks(io.RawIOBase):
         return out
 
 
+CHUNK_BYTES = 8 << 20  # hand the WSGI server few large writes: each write costs it Python work
+
+
 def arrow_stream(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
-    """An Arrow IPC stream: the schema, then one message per record batch, then the end marker."""
+    """An Arrow IPC stream: the schema, then one message per record batch, then the end marker; the
+    messages are sent in chunks of about ``CHUNK_BYTES`` (the first one at once)."""
     sink = _Chunks()
     writer = pa.ipc.new_stream(sink, schema)
     yield sink.drain()
+    pending = 0
     for batch in batches:
         writer.write_batch(batch)
-        yield sink.drain()
+        pending += batch.nbytes
+        if pending >= CHUNK_BYTES:
+            yield sink.drain()
+            pending = 0
     writer.close()
     yield sink.drain()
 
