@@ -325,22 +325,18 @@ class DuckDBBackend:
 
     def put_table(self, name: str, table: pa.Table) -> None:
         """Create or replace a system table from Arrow (allowed after lock-down too)."""
-        view = f"_quanta_arrow_{threading.get_ident()}"
-        cur = self.db.cursor()
-        try:
-            cur.register(view, table)
-            cur.execute(f"CREATE OR REPLACE TABLE {SYSTEM_SCHEMA}.{quote(name)} AS SELECT * FROM {view}")
-            cur.unregister(view)
-        finally:
-            cur.close()
+        self._load_arrow(table, f"CREATE OR REPLACE TABLE {SYSTEM_SCHEMA}.{quote(name)} AS SELECT * FROM {{view}}")
 
     def append_table(self, name: str, table: pa.Table) -> None:
         """Append Arrow rows to a system table (the audit log's copy in the engine)."""
+        self._load_arrow(table, f"INSERT INTO {SYSTEM_SCHEMA}.{quote(name)} SELECT * FROM {{view}}")
+
+    def _load_arrow(self, table: pa.Table, statement: str) -> None:
         view = f"_quanta_arrow_{threading.get_ident()}"
         cur = self.db.cursor()
         try:
             cur.register(view, table)
-            cur.execute(f"INSERT INTO {SYSTEM_SCHEMA}.{quote(name)} SELECT * FROM {view}")
+            cur.execute(statement.format(view=view))
             cur.unregister(view)
         finally:
             cur.close()
