@@ -43,6 +43,16 @@ def progress(message: str, end: str = "\n") -> None:
     print(message, end=end, file=sys.stderr, flush=True)
 
 
+def report_failures(problems: list[str]) -> None:
+    """Say loudly, on stderr, every query that failed or whose result differs."""
+    if not problems:
+        return
+    print("\n" + "!" * 72, file=sys.stderr)
+    for m in problems:
+        print(f"!!! {m}", file=sys.stderr)
+    print("!" * 72, file=sys.stderr)
+
+
 def machine() -> dict[str, str]:
     """Cores, CPU model and memory from /proc (what the figures were measured on)."""
     info: dict[str, str] = {}

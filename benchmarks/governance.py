@@ -54,7 +54,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tpch  # noqa: E402
-from _common import REPO, WORK, environment_lines, geomean, median, progress, table, write_section  # noqa: E402
+from _common import (REPO, WORK, environment_lines, geomean, median, progress, report_failures, table,  # noqa: E402
+                     write_section)
 
 TESTS = REPO / "tests"
 COLD_TARGET_MS = 1.0
@@ -561,11 +562,7 @@ def main() -> int:
         full_t, _ = profile_compiles(sp, cases, rounds=5, name="tests")
         print("\nProfile of cold compiles, test corpus with policies:\n" + full_t)
 
-    if mismatches or failures:
-        print("\n" + "!" * 72, file=sys.stderr)
-        for m in failures + mismatches:
-            print(f"!!! {m}", file=sys.stderr)
-        print("!" * 72, file=sys.stderr)
+    report_failures(failures + mismatches)
 
     if not args.no_write:
         method = (

@@ -38,7 +38,8 @@ import sqlglot.expressions as exp
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import WORK, environment_lines, geomean, median, progress, table, write_section  # noqa: E402
+from _common import (WORK, environment_lines, geomean, median, progress, report_failures, table,  # noqa: E402
+                     write_section)
 
 TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem")
 QUANTUM = "tpch"
@@ -431,11 +432,7 @@ def main() -> int:
     print("\n".join(summary))
     if notes:
         print("\nNotes:\n" + "\n".join(notes))
-    if mismatches or failures:
-        print("\n" + "!" * 72, file=sys.stderr)
-        for m in failures + mismatches:
-            print(f"!!! {m}", file=sys.stderr)
-        print("!" * 72, file=sys.stderr)
+    report_failures(failures + mismatches)
 
     if not args.no_write:
         method = (
