@@ -51,12 +51,16 @@ class Server:
             bus.close()  # event streams end instead of holding their threads
         self._server.task_dispatcher.shutdown(timeout=timeout)
         sockets = self._server._map  # noqa: SLF001 - the loop runs while this map holds sockets
-        if self._thread is not None and self._thread.is_alive():
+        trigger = self._server.trigger
+        if self._thread is not None and self._thread.is_alive() and not trigger._closed:  # noqa: SLF001
             # close the sockets in the loop's own thread (closing them under its select() is EBADF)
-            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
+            try:
+                trigger.pull_trigger(lambda: wasyncore.close_all(sockets, ignore_all=True))
+            except OSError:  # the trigger's pipe is gone: the loop cannot be woken, close from here
+                wasyncore.close_all(sockets, ignore_all=True)
             self._thread.join(timeout)
         else:
-            wasyncore.close_all(sockets)
+            wasyncore.close_all(sockets, ignore_all=True)
 
     def __enter__(self) -> "Server":
         return self.start()
