@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import json
 import struct
 import uuid
@@ -161,25 +162,96 @@ _EPOCH = dt.datetime(2000, 1, 1)
 _EPOCH_TZ = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 
 
+# PostgreSQL prints the shortest digits that read back to the same value (extra_float_digits = 1, the
+# default since PostgreSQL 12) in fixed notation when the decimal exponent is in [-4, 15) for float8 and
+# [-4, 6) for float4, otherwise as d.ddde+XX (printf's %g thresholds, DBL_DIG and FLT_DIG).
+_FIXED_BELOW = {64: 15, 32: 6}
+
+
+def _shortest_digits(v: float, bits: int) -> tuple[str, int]:
+    """The shortest round-trip decimal digits of ``abs(v)`` (no leading or trailing zeros) and the
+    exponent of the first one: 1234.5 -> ('12345', 3)."""
+    if bits == 32:
+        import numpy as np
+
+        text = np.format_float_scientific(np.float32(abs(v)), unique=True, trim="-")
+    else:
+        text = repr(abs(v))
+    if "e" in text:
+        mantissa, _, exponent = text.partition("e")
+        digits = mantissa.replace(".", "").rstrip("0")
+        return digits or "0", int(exponent)
+    whole, _, fraction = text.partition(".")
+    if whole.strip("0"):
+        return (whole + fraction).lstrip("0").rstrip("0"), len(whole.lstrip("0")) - 1
+    stripped = fraction.lstrip("0")
+    return stripped.rstrip("0"), -(len(fraction) - len(stripped)) - 1
+
+
+def _pg_digits(v: float, bits: int) -> tuple[str, int]:
+    """PostgreSQL's shortest digits (Ryu with the rounding interval's bounds excluded): Python's and
+    NumPy's shortest digits, unless they fall exactly halfway to a neighbouring float, which PostgreSQL
+    never prints. Only integers beyond the float's exact range (2^53, 2^24) have such short halfway points."""
+    digits, exp = _shortest_digits(v, bits)
+    if abs(v) < (2.0 ** 53 if bits == 64 else 2.0 ** 24):
+        return digits, exp
+    import numpy as np
+
+    kind = np.float64 if bits == 64 else np.float32
+    x = kind(abs(v))
+    with np.errstate(over="ignore"):
+        neighbours = [np.nextafter(x, kind(d)) for d in (0, np.inf)]
+    halfway = {(decimal.Decimal(float(x)) + decimal.Decimal(float(n))) / 2 for n in neighbours}
+    if decimal.Decimal(f"{digits[0]}.{digits[1:]}e{exp}") not in halfway:
+        return digits, exp
+    for n in range(len(digits), 18):  # the next shortest that reads back and is not a halfway point
+        text = f"{float(x):.{n}e}"
+        if kind(float(text)) == x and decimal.Decimal(text) not in halfway:
+            mantissa, _, exponent = text.partition("e")
+            return mantissa.replace(".", "").rstrip("0"), int(exponent)
+    return digits, exp
+
+
 def format_float(v: float, bits: int = 64) -> str:
+    """``v`` as PostgreSQL's float8out (``bits=64``) or float4out (``bits=32``) prints it."""
     if v != v:
         return "NaN"
     if v in (float("inf"), float("-inf")):
         return "Infinity" if v > 0 else "-Infinity"
-    if bits == 32:
-        import numpy as np
+    sign = "-" if math.copysign(1.0, v) < 0 else ""
+    if v == 0:
+        return sign + "0"
+    digits, exp = _pg_digits(v, bits)
+    if exp < -4 or exp >= _FIXED_BELOW[bits]:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if exp < 0:
+        return f"{sign}0.{'0' * (-exp - 1)}{digits}"
+    if len(digits) <= exp + 1:
+        return sign + digits + "0" * (exp + 1 - len(digits))
+    return f"{sign}{digits[:exp + 1]}.{digits[exp + 1:]}"
 
-        text = str(np.float32(v))
-    else:
-        text = repr(v)
-    if text.endswith(".0"):
-        text = text[:-2]
-    if "e" in text:
-        mant, _, exp_ = text.partition("e")
-        sign = "-" if exp_.startswith("-") else "+"
-        digits = exp_.lstrip("+-").lstrip("0") or "0"
-        text = f"{mant.removesuffix('.0')}e{sign}{digits.zfill(2)}"
-    return text
+
+def float_text(array: pa.Array) -> pa.Array:
+    """A float32/float64 column as PostgreSQL's text, vectorised: Arrow's cast gives the same shortest
+    digits, and in fixed notation the same text, for magnitudes in [1e-4, 10^15) (10^6 for float4); the
+    other values (exponents, NaN, infinities: rare in real data) go through ``format_float``."""
+    import numpy as np
+
+    bits = 32 if pa.types.is_float32(array.type) else 64
+    if pa.types.is_float16(array.type):
+        array, bits = array.cast(pa.float32()), 32
+    text = pc.cast(array, pa.string())
+    magnitude = pc.abs(array)
+    odd = pc.or_(pc.or_(pc.greater_equal(magnitude, 10.0 ** _FIXED_BELOW[bits]),
+                        pc.and_(pc.less(magnitude, 1e-4), pc.not_equal(magnitude, 0))),
+                 pc.or_(pc.is_nan(array), pc.match_substring(text, "e")))
+    odd = odd.fill_null(False)
+    if not pc.any(odd).as_py():
+        return text
+    where = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+    values = array.take(pa.array(where)).to_pylist()
+    return pc.replace_with_mask(text, odd, pa.array([format_float(v, bits) for v in values], pa.string()))
 
 
 def format_interval(months: int, days: int, nanos: int) -> str:
@@ -665,11 +737,8 @@ def _column_cells(array: pa.Array, fmt: int, timezone: str) -> pa.Array:
             return _cells_from_values(pc.cast(array, pa.string()))
         if pa.types.is_boolean(t):
             return _cells_from_values(pc.if_else(array, "t", "f"))
-        if pa.types.is_float64(t):  # Python's shortest repr, in PostgreSQL's spelling
-            text = pa.array([None if v is None else repr(v) for v in array.to_pylist()], pa.string())
-            text = pc.replace_substring_regex(text, pattern=r"\.0$", replacement="")
-            text = pc.replace_substring_regex(text, pattern=r"^(-?)inf$", replacement=r"\1Infinity")
-            return _cells_from_values(pc.replace_substring(text, pattern="nan", replacement="NaN"))
+        if pa.types.is_floating(t):
+            return _cells_from_values(float_text(array))
         if pa.types.is_timestamp(t) and (not t.tz or _zone(timezone) is dt.timezone.utc):
             micros = pc.cast(array, pa.timestamp("us", t.tz), safe=False).cast(pa.int64())
             values = micros.fill_null(0).to_numpy()
