@@ -316,27 +316,53 @@ def partition(rule: Rule) -> str:
     return ", ".join(quote(c) for c in rule.columns)
 
 
-def aggregate(rule: Rule, ds: Dataset) -> str:
-    """The aggregate expression measuring the rule (a count of failing rows, or the row count)."""
+# Exact distinct counts of an integer key in a bounded range use a bitmap (DuckDB's bitstring_agg: one bit
+# per possible value) instead of a hash table: ~10x faster on a 10M-row primary key. The range is capped so
+# each thread's bitmap stays small (2^27 bits = 16 MiB).
+BITMAP_RANGE = 1 << 27
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
+
+
+def bitmap_columns(rules: list[Rule], ds: Dataset) -> list[str]:
+    """The integer columns whose duplicates a bitmap can count, once their bounds are known."""
+    types = {c.name: (c.data_type or "").upper() for c in ds.columns}
+    return sorted({r.columns[0] for r in rules if r.type != "sql" and r.metric == "duplicateValues"
+                   and len(r.columns) == 1 and types.get(r.columns[0]) in _INTEGER_TYPES})
+
+
+def bounds_query(columns: list[str], relation: str) -> str:
+    return "SELECT " + ", ".join(f"min({quote(c)}), max({quote(c)})" for c in columns) + f" FROM {relation}"
+
+
+def aggregate(rule: Rule, ds: Dataset, bounds: dict[str, tuple] | None = None) -> str:
+    """The aggregate expression measuring the rule (a count of failing rows, or the row count).
+    ``bounds``: the (min, max) of integer columns, for a bitmap count of distinct values."""
     if rule.metric == "rowCount":
         return "count(*)"
     if rule.metric == "duplicateValues":
         if len(rule.columns) == 1:
             q = quote(rule.columns[0])
+            lo, hi = (bounds or {}).get(rule.columns[0], (None, None))
+            if lo is None or hi is None:  # no bounds, or no values at all
+                return f"count({q}) - count(DISTINCT {q})"
+            if hi - lo < BITMAP_RANGE:
+                return f"count({q}) - bit_count(bitstring_agg({q}, {int(lo)}, {int(hi)}))"
             return f"count({q}) - count(DISTINCT {q})"
         packed = ", ".join(f"{quote(c)} := {quote(c)}" for c in rule.columns)
         return f"count(*) - count(DISTINCT struct_pack({packed}))"
     return f"count(*) FILTER (WHERE {failing(rule, ds)})"
 
 
-def metrics_query(rules: list[Rule], ds: Dataset, relation: str) -> tuple[str, list[Rule]]:
+def metrics_query(rules: list[Rule], ds: Dataset, relation: str,
+                  bounds: dict[str, tuple] | None = None) -> tuple[str, list[Rule]]:
     """ONE query measuring every library/schema rule and the row count: ``SELECT count(*), m1, m2... FROM rel``."""
     measured = [r for r in rules if r.type != "sql"]
     exprs: dict[str, int] = {"count(*)": 0}
     for r in measured:  # a rule measured twice (primaryKey and duplicateValues) is computed once
-        exprs.setdefault(aggregate(r, ds), len(exprs))
+        exprs.setdefault(aggregate(r, ds, bounds), len(exprs))
     select = ", ".join(f"{e} AS m{i}" for e, i in exprs.items())
-    columns = ", ".join(["m0 AS _rows"] + [f"m{exprs[aggregate(r, ds)]} AS r{i}" for i, r in enumerate(measured)])
+    columns = ", ".join(["m0 AS _rows"] + [f"m{exprs[aggregate(r, ds, bounds)]} AS r{i}"
+                                           for i, r in enumerate(measured)])
     return f"SELECT {columns} FROM (SELECT {select} FROM {relation})", measured
 
 
