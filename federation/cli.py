@@ -335,16 +335,19 @@ def contract() -> None:
 @mesh_option
 @friendly
 def contract_effective(quantum: str, mesh: str | None) -> None:
-    """Print QUANTUM's contracts as ODCS YAML with what they inherit along lineage filled in."""
+    """Print QUANTUM's contracts as ODCS YAML with what they inherit along lineage filled in, and the
+    quality rules in force (those set through the control plane replace the file's)."""
     import yaml
 
     from .lineage.inheritance import effective_contract
+    from .onboarding.contracts import with_rules_in_force
     from .platform import Platform
 
     platform = Platform.open(mesh or default_mesh())
     if quantum.lower() not in platform.mesh.quanta:
         _fail(f"there is no quantum {quantum!r}; quanta: {', '.join(sorted(platform.mesh.quanta))}")
     for doc in effective_contract(platform.mesh, quantum):
+        doc = with_rules_in_force(platform, doc.get("id"), doc)
         click.echo("---")
         click.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), nl=False)
 

@@ -6,7 +6,8 @@
     quanta rollback QUANTUM.DATASET VERSION  serve an earlier version again
     quanta diff OLD.yaml NEW.yaml            classify contract changes: breaking or not
     quanta quality history QUANTUM.DATASET [--svg out.svg]   results over time (and a picture)
-    quanta quality rules QUANTUM.DATASET [--set rules.yaml]  show or replace the rules
+    quanta quality rules QUANTUM.DATASET [--set rules.yaml] [--write-contract]   show, replace, write into
+                                             the contract's file
     quanta events [--kind K]                 what happened
     quanta deprecate|retire CONTRACT_ID VERSION   contract version status
 
@@ -260,20 +261,29 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
     @user_option
     @click.option("--set", "rules_file", type=click.Path(exists=True, dir_okay=False), default=None,
                   help="Replace the rules with those of this YAML file (a list of ODCS quality entries).")
+    @click.option("--write-contract", is_flag=True,
+                  help="Write the rules set through the control plane into the contract's YAML file (for its git "
+                       "repository); the contract is then their source again.")
     @friendly
-    def rules_cmd(dataset, mesh, user, rules_file):
-        """Show DATASET's quality rules, or replace them (--set FILE)."""
-        import yaml
-
+    def rules_cmd(dataset, mesh, user, rules_file, write_contract):
+        """Show DATASET's quality rules, replace them (--set FILE), write them into the contract
+        (--write-contract)."""
+        from ..catalog.yamlio import YamlError, load_yaml
         from ..quality import engine
+        from .contracts import write_rules
         from .control import dataset_of, set_rules
 
         platform = _platform(mesh)
+        principal = platform.principal(_user(user))
         if rules_file:
-            rules = set_rules(platform, dataset, yaml.safe_load(Path(rules_file).read_text()),
-                              platform.principal(_user(user)))
-        else:
-            rules = engine.rules_for(platform, dataset_of(platform, dataset))
+            try:
+                entries, _ = load_yaml(Path(rules_file))
+            except YamlError as e:
+                raise click.ClickException(f"{rules_file}" + (f", line {e.line}" if e.line else "") + f": {e}")
+            set_rules(platform, dataset, entries, principal)
+        if write_contract:
+            click.echo(f"wrote the rules of {dataset} into {write_rules(platform, dataset, principal)}", err=True)
+        rules = engine.rules_for(platform, dataset_of(platform, dataset))
         click.echo(_table([r.describe() for r in rules], ["rule", "type", "metric", "column", "threshold",
                                                           "severity", "origin"]))
 

@@ -241,8 +241,18 @@ class Store:
                    (quantum.lower(), dataset.lower(), json.dumps(rules), iso(), principal)),
                   self._event_stmt(**event)])
 
+    def clear_rules(self, quantum: str, dataset: str, event: dict) -> None:
+        """Back to the contract's own rules (after they were written into it)."""
+        self._tx([("DELETE FROM rule_overrides WHERE quantum = ? AND dataset = ?", (quantum.lower(), dataset.lower())),
+                  self._event_stmt(**event)])
+
+    def rule_sets(self) -> dict[tuple[str, str], dict]:
+        """(quantum, dataset) -> {rules, updated_at, principal}: the control plane's rules, who set them, when."""
+        return {(q, d): {"rules": json.loads(r), "updated_at": at, "principal": who}
+                for q, d, r, at, who in self._rows("SELECT * FROM rule_overrides")}
+
     def rules(self) -> dict[tuple[str, str], list[dict]]:
-        return {(q, d): json.loads(r) for q, d, r, _, _ in self._rows("SELECT * FROM rule_overrides")}
+        return {k: v["rules"] for k, v in self.rule_sets().items()}
 
     def set_contract_status(self, contract_id: str, version: str, status: str, principal: str, event: dict) -> None:
         self._tx([("INSERT OR REPLACE INTO contract_status VALUES (?, ?, ?, ?, ?)",

@@ -171,10 +171,18 @@ class Dictionary:
             return None
 
     def _quality(self, quantum: str, dataset: str) -> dict:
-        """The contract's quality rules and the results of the latest check (``system.quality_results``)."""
+        """The quality rules in force (the contract's, or those set through the control plane, with who set
+        them and when) and the results of the latest check (``system.quality_results``)."""
+        from ...onboarding.contracts import rule_sets
+
         ds = self.platform.mesh.dataset(quantum, dataset)
         rules = []
-        if ds is not None:
+        found = rule_sets(self.platform).get((quantum.lower(), dataset.lower()))
+        source = {"source": "contract"}
+        if found is not None:
+            rules += [{"column": r.get("column"), **_rule(r)} for r in found["rules"]]
+            source = {"source": "control-plane", "set_by": found["principal"], "set_at": found["updated_at"]}
+        elif ds is not None:
             rules += [{"column": None, **_rule(r)} for r in ds.quality]
             for c in ds.columns:
                 rules += [{"column": c.name, **_rule(r)} for r in c.quality]
@@ -188,7 +196,7 @@ class Dictionary:
             status = "not checked yet"
         else:
             status = next((k for k in ("error", "fail", "warn") if counts[k]), "pass")
-        return {"declared_rules": rules, "status": status, "counts": counts if results else {},
+        return {"declared_rules": rules, "rules_source": source, "status": status, "counts": counts if results else {},
                 "checked_at": results[0]["at"] if results else None, "results": results}
 
     def _slo(self, quantum: str, dataset: str, contract_id: str) -> dict:

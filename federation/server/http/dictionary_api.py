@@ -6,7 +6,7 @@
     GET /api/v1/datasets?q=                   datasets (filtered by a search)
     GET /api/v1/datasets/<quantum>/<dataset>  one dataset: columns, contract, lineage, quality, SLOs, examples
     GET /api/v1/datasets/<q>/<d>/access       what the token's principal may see of it, column by column
-    GET /api/v1/contracts/<id>                the ODCS contract file, as YAML
+    GET /api/v1/contracts/<id>                the ODCS contract file, as YAML, with the quality rules in force
     GET /api/v1/search?q=                     datasets and quanta matching every word, best first
 """
 
@@ -103,12 +103,15 @@ def my_access(quantum: str, dataset: str):
 
 @bp.get("/contracts/<path:contract_id>")
 def contract(contract_id: str):
-    """The ODCS contract file, as written by its owners (YAML)."""
+    """The ODCS contract file as written by its owners (YAML), with the quality rules in force: rules set
+    through the control plane replace the file's (marked with the custom property qualityRulesSource)."""
+    from ...onboarding.contracts import served_contract_text
+
     path = dictionary().contract_file(contract_id)
     if path is None or not path.is_file():
         raise ApiError(404, "not_found", f"there is no contract {contract_id!r}", "42P01")
-    return Response(path.read_bytes(), mimetype="application/yaml",
-                    headers={"Content-Disposition": f'inline; filename="{path.name}"'})
+    return Response(served_contract_text(dictionary().platform, contract_id),
+                    mimetype="application/yaml", headers={"Content-Disposition": f'inline; filename="{path.name}"'})
 
 
 @bp.get("/search")
