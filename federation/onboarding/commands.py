@@ -2,6 +2,7 @@
 
     quanta onboard QUANTUM.DATASET FILE...   [--quarantine] [--strict] [--format F] [--json]
     quanta check QUANTUM.DATASET             run the quality rules on the served data (+ SLOs)
+    quanta check --all                       every dataset the user may check, a summary at the end
     quanta versions QUANTUM.DATASET          the version history
     quanta rollback QUANTUM.DATASET VERSION  serve an earlier version again
     quanta diff OLD.yaml NEW.yaml            classify contract changes: breaking or not
@@ -140,19 +141,42 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
         click.secho(f"refreshed {dataset} v{report.version}: {report.rows_published:,} rows", fg="green", bold=True)
 
     @main.command()
-    @click.argument("dataset")
+    @click.argument("dataset", required=False)
     @mesh_option
     @user_option
+    @click.option("--all", "every", is_flag=True,
+                  help="Check every dataset you may check (owner or data engineer), one after the other.")
     @click.option("--json", "as_json", is_flag=True)
     @click.option("--no-slo", is_flag=True, help="Skip the SLO evaluation.")
     @friendly
-    def check(dataset, mesh, user, as_json, no_slo):
-        """Run DATASET's quality rules (and SLOs) now; exit 1 when a rule fails."""
+    def check(dataset, mesh, user, every, as_json, no_slo):
+        """Run DATASET's quality rules (and SLOs) now, or those of every dataset you may check (--all);
+        exit 1 when a rule fails."""
         from ..quality import slo
-        from .control import check as run, dataset_of
+        from .control import check as run, check_all, dataset_of
 
+        if bool(dataset) == every:
+            raise click.UsageError("give a DATASET, or --all")
         platform = _platform(mesh)
         principal = platform.principal(_user(user))
+        if every:
+            progress = None if as_json else (lambda i, n, name: click.echo(f"[{i}/{n}] {name} ...", err=True))
+            checks = [c.to_dict() for c in check_all(platform, principal, slo=not no_slo, progress=progress)]
+            failed = [c for c in checks if c["status"] in ("fail", "error")]
+            if as_json:
+                click.echo(json.dumps({"datasets": checks, "failed": len(failed)}, indent=1, default=str))
+            else:
+                done = [c for c in checks if c["status"] != "skipped"]
+                click.echo(_table(done, ["dataset", "rules", "pass", "warn", "fail", "error", "slo", "status",
+                                         "message"]))
+                skipped = [c["dataset"] for c in checks if c["status"] == "skipped"]
+                if skipped:
+                    click.echo(f"skipped {len(skipped)} dataset(s) you may not check: {', '.join(skipped)}")
+                click.secho(f"{len(done)} dataset(s) checked, {len(failed)} failing", bold=True,
+                            fg="red" if failed else "green")
+            if failed:
+                sys.exit(1)
+            return
         result = run(platform, dataset, principal)
         slos = [] if no_slo else slo.evaluate_and_record(platform, [dataset_of(platform, dataset)], principal.name)
         if as_json:

@@ -1,6 +1,7 @@
 """The control plane (Python API; the CLI and HTTP sit on it) and the observability tables.
 
     check(platform, "sales.orders", principal)          run the quality rules on the served data
+    check_all(platform, principal)                      every dataset the principal may check, with SLOs
     set_rules(platform, "sales.orders", rules, principal)  add or replace rules (validated, persisted)
     rollback(platform, "sales.orders", 2, principal)    serve version 2 again
     set_contract_status(platform, contract_id, version, "deprecated" | "retired", principal)
@@ -16,7 +17,9 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import pyarrow as pa
 
@@ -56,12 +59,18 @@ def dataset_of(platform, name: str) -> Dataset:
     return ds
 
 
+def may_control(platform, principal, quantum: str) -> bool:
+    """Owners of the quantum and data engineers may run the control plane."""
+    q = platform.mesh.quanta.get(quantum.lower())
+    return principal.name in (q.owners if q else ()) or principal.has_role(ENGINEER_ROLE)
+
+
 def authorize(platform, principal, quantum: str, action: str) -> None:
-    """Owners of the quantum and data engineers may run the control plane; others get AccessDenied."""
+    """AccessDenied unless ``principal`` may run the control plane of ``quantum``."""
+    if may_control(platform, principal, quantum):
+        return
     q = platform.mesh.quanta.get(quantum.lower())
     owners = q.owners if q else ()
-    if principal.name in owners or principal.has_role(ENGINEER_ROLE):
-        return
     raise errors.AccessDenied(
         f"{principal.name} may not {action} on quantum {quantum}: only its owners "
         f"({', '.join(owners) or 'none'}) and principals with the role {ENGINEER_ROLE} may")
@@ -93,6 +102,53 @@ def check(platform, name: str, principal, samples: bool = True):
                   hidden=engine.hidden_columns(platform, ds))
     refresh(platform)
     return run
+
+
+@dataclass
+class DatasetCheck:
+    """One dataset's outcome in ``check_all``: its run, or why there is none (skipped, error)."""
+
+    dataset: str
+    status: str  # pass | warn | fail | error | skipped
+    run: Any = None  # quality.engine.CheckRun
+    slo: list = field(default_factory=list)  # quality.slo.SloStatus
+    message: str | None = None
+
+    def to_dict(self) -> dict:
+        counts = self.run.summary() if self.run is not None else {}
+        slo = next((s for s in ("breached", "at risk", "unknown", "met") if s in {x.status for x in self.slo}), None)
+        return {"dataset": self.dataset, "status": self.status,
+                "rules": len(self.run.results) if self.run is not None else None,
+                **{k: counts.get(k) for k in ("pass", "warn", "fail", "error")}, "rows": counts.get("rows"),
+                "slo": slo, "message": self.message}
+
+
+def check_all(platform, principal, slo: bool = True,
+              progress: Callable[[int, int, str], None] | None = None) -> list[DatasetCheck]:
+    """Check every dataset ``principal`` may check (owner or data engineer), one after the other, with its
+    SLOs; the others are ``skipped``, and an unavailable quantum or a check that cannot run is an ``error``
+    of that dataset only."""
+    from ..quality import slo as S
+
+    mesh: Mesh = platform.mesh
+    datasets = sorted(mesh.datasets(), key=lambda d: d.qualified_name.lower())
+    allowed = {q for q in mesh.quanta if may_control(platform, principal, q)}
+    mine = [ds for ds in datasets if ds.quantum.lower() in allowed]
+    out = [DatasetCheck(ds.qualified_name, "skipped", message=f"{principal.name} is not an owner of {ds.quantum} nor "
+                        f"a {ENGINEER_ROLE}") for ds in datasets if ds.quantum.lower() not in allowed]
+    out += [DatasetCheck(f"{q}.*", "error", message=f"quantum {q} is unavailable: {why}")
+            for q, why in sorted(mesh.excluded.items()) if may_control(platform, principal, q)]
+    for i, ds in enumerate(mine, 1):
+        if progress:
+            progress(i, len(mine), ds.qualified_name)
+        try:
+            run = check(platform, ds.qualified_name, principal)
+            slos = S.evaluate_and_record(platform, [ds], principal.name) if slo else []
+            out.append(DatasetCheck(ds.qualified_name, run.status, run, slos))
+        except errors.Error as e:
+            out.append(DatasetCheck(ds.qualified_name, "error", message=str(e)))
+    order = {d.qualified_name: i for i, d in enumerate(datasets)}
+    return sorted(out, key=lambda c: order.get(c.dataset, len(order)))
 
 
 def set_rules(platform, name: str, rules: list[dict], principal) -> list:
@@ -293,5 +349,5 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["authorize", "check", "set_rules", "rollback", "versions", "quarantine", "set_contract_status",
+__all__ = ["authorize", "may_control", "check", "check_all", "set_rules", "rollback", "versions", "quarantine", "set_contract_status",
            "observability_tables", "refresh", "store_of", "dataset_of", "iso"]
