@@ -268,3 +268,64 @@ def test_retired_and_deprecated_contract_versions(lab):
     with pytest.raises(OnboardingRejected, match="is retired"):
         onboard(lab, "lab.items", items(5), lab.principal("dev"))
     assert [e["kind"] for e in events(lab)][:2] == ["contract_deprecated", "version_published"]
+
+
+def test_a_parquet_batch_in_the_contracts_shape_is_published_byte_for_byte(lab, tmp_path):
+    """Conforming Parquet (same columns, physical names and types) is copied as is; anything else is
+    rewritten to the contract's shape (extra columns dropped, types converted)."""
+    import hashlib
+
+    dev = lab.principal("dev")
+    folder = warehouse(lab.mesh) / "lab" / "items"
+    good = tmp_path / "good.parquet"
+    pq.write_table(items(20), good, row_group_size=7)
+    assert onboard(lab, "lab.items", str(good), dev).version == 1
+    published = list((folder / "v1").glob("*.parquet"))
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in published]
+    assert digest == [hashlib.sha256(good.read_bytes()).hexdigest()]
+    assert q(lab, "select count(*), sum(id), min(email) from lab.items", "olivia") == [(20, 210, "****")]
+    # an extra column and an integer score: rewritten, with the contract's columns and types only
+    shaped = tmp_path / "shaped.parquet"
+    pq.write_table(items(20, score=pa.array(range(20), pa.int32())).append_column("note", pa.array(["x"] * 20)),
+                   shaped)
+    report = onboard(lab, "lab.items", str(shaped), dev)
+    assert report.version == 2 and any("note" in w for w in report.warnings)
+    files = list((folder / "v2").glob("*.parquet"))
+    assert files and all(hashlib.sha256(p.read_bytes()).hexdigest() != digest[0] for p in files)
+    schema = pq.read_schema(files[0])
+    assert "note" not in schema.names and schema.field("score").type == pa.float64()
+    # a refused batch leaves nothing behind: no version, no staging folder
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(items(20, kind=["z"] * 20), bad)
+    with pytest.raises(OnboardingRejected, match="kind.invalidValues"):
+        onboard(lab, "lab.items", str(bad), dev)
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".lock") == ["v1", "v2"]
+
+
+def test_progress_is_reported_while_duckdb_works():
+    """Long statements report their share done; on a terminal the bar is redrawn in place."""
+    import io
+
+    import duckdb
+
+    from federation.progress import TerminalProgress, watching
+
+    seen = []
+    con = duckdb.connect(config={"threads": "2"})
+    with watching(con, "counting", lambda message, fraction=None: seen.append((message, fraction)), interval=0.01):
+        con.execute("SELECT count(DISTINCT a * b) FROM range(6000) t(a), range(3000) u(b)").fetchall()
+    assert seen and all(m == "counting" and 0 <= f <= 1 for m, f in seen)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    bar = TerminalProgress(screen, width=10)
+    bar("staging lab.items", 0.5)
+    bar("staged 10 rows")
+    assert screen.getvalue() == "\r  [#####-----]  50% staging lab.items\x1b[K\r\x1b[K  staged 10 rows\n"
+    log = io.StringIO()  # not a terminal: steps only
+    TerminalProgress(log)("staging", 0.5)
+    TerminalProgress(log)("done")
+    assert log.getvalue() == "  done\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
+import json
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import threading
 import uuid
 
 import pytest
-from meshkit import shop_mesh
+from meshkit import contract, local_server, mesh_yaml, product, prop, shop_mesh, sql_to_file, write_yaml
 
 import federation
 from federation.platform import Platform
@@ -345,6 +346,98 @@ def test_cancel_request_interrupts_the_query(server, tokens):
     assert errors and isinstance(errors[0], psycopg.errors.QueryCanceled)
     assert conn.execute("select 1").fetchone() == (1,)
     conn.close()
+
+
+# -- uuid and json ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def iot(tmp_path_factory):
+    """A quantum with UUID, JSON and UUID[] columns (a pii UUID masked for ana): (platform, server, token)."""
+    root = tmp_path_factory.mktemp("pgwire-iot")
+    mesh_yaml(root, domains=("iot",))
+    write_yaml(root / "governance.yaml", {
+        "roles": [{"name": "analyst"}], "principals": [{"name": "ana", "roles": ["analyst"]}],
+        "grants": [{"to": {"role": "analyst"}, "on": "iot"}],
+        "policies": [{"name": "mask-pii", "kind": "mask", "on": {"classification": "pii"}, "mask": "redact"}]})
+    sql_to_file(root / "data" / "devices.parquet",
+                "select i as id, ('00000000-0000-4000-8000-' || lpad(i::varchar, 12, '0'))::uuid as device_id, "
+                "('10000000-0000-4000-8000-' || lpad(i::varchar, 12, '0'))::uuid as owner_id, "
+                "json_object('n', i, 'ok', i % 2 = 0, 'tags', ['a', 'b']) as payload, "
+                "case when i % 5 = 0 then null else [('2000000a-0000-4000-8000-' || lpad(i::varchar, 12, '0'))::uuid, "
+                "null] end as peers from range(1, 251) t(i)")
+    write_yaml(root / "products" / "iot.odps.yaml", product("iot", domain="iot"))
+    write_yaml(root / "contracts" / "iot.odcs.yaml", contract("iot-contract", [{
+        "name": "devices", "properties": [
+            prop("id", "integer", "bigint"), prop("device_id", "string", "uuid"),
+            prop("owner_id", "string", "uuid", classification="pii"), prop("payload", "object", "json"),
+            prop("peers", "array", "uuid[]")]}], servers=[local_server("devices.parquet")]))
+    platform = Platform(root)
+    token, _ = platform.tokens.create("ana", 1)
+    register_token(platform, token)
+    srv = PgServer(platform, port=0).start()
+    yield platform, srv, token
+    srv.stop()
+
+
+def iot_dsn(iot) -> str:
+    platform, srv, token = iot
+    return f"host=127.0.0.1 port={srv.port} user=ana dbname=testmesh password={token}"
+
+
+def as_pg(row: tuple) -> tuple:
+    """A row of the Python interface (UUIDs and JSON as text) as psycopg reads uuid and json."""
+    i, device, owner, payload, peers = row
+    return (i, uuid.UUID(device), owner and uuid.UUID(owner), json.loads(payload),
+            None if peers is None else [p and uuid.UUID(p) for p in peers])
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_uuid_and_json_columns_have_their_types(iot, binary):
+    platform = iot[0]
+    sql = "select id, device_id, owner_id, payload, peers from iot.devices order by id"
+    expected = [as_pg(r) for r in python_rows(platform, "ana", sql)]
+    assert expected[0][2] is None and isinstance(expected[0][3], dict)  # owner_id masked; payload a document
+    with psycopg.connect(iot_dsn(iot), autocommit=True) as conn:
+        for prepare in (False, True):  # simple rows, then Parse/Describe/Bind/Execute
+            cur = conn.cursor(binary=binary)
+            assert cur.execute(sql, prepare=prepare).fetchall() == expected
+            assert [d.type_code for d in cur.description] == [20, 2950, 2950, 114, 2951]
+        cur = conn.cursor(binary=binary)
+        cur.execute("select %s::uuid as u, %s::json as j, %s as p, array[%s::json, null] as a, "
+                    "count(*) as n from iot.devices where device_id = %s",
+                    [uuid.UUID(int=7), json.dumps({"k": [1, "é"]}), psycopg.types.json.Json({"x": None}),
+                     json.dumps([1]), uuid.UUID("00000000-0000-4000-8000-000000000003")])
+        assert cur.fetchone() == (uuid.UUID(int=7), {"k": [1, "é"]}, {"x": None}, [[1], None], 1)
+        assert [d.type_code for d in cur.description] == [2950, 114, 114, 199, 20]
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            conn.execute("select %s::uuid", ["not-a-uuid"], binary=binary)
+
+
+def test_asyncpg_uuid_and_json(iot):
+    asyncpg = pytest.importorskip("asyncpg")
+    platform, srv, token = iot
+
+    async def main():
+        conn = await asyncpg.connect(host="127.0.0.1", port=srv.port, user="ana", password=token,
+                                     database="testmesh")
+        try:
+            stmt = await conn.prepare("select device_id, owner_id, payload, peers from iot.devices "
+                                      "where device_id = $1 or payload->>'n' = $2")
+            types = [a.type.name for a in stmt.get_attributes()]
+            rows = await stmt.fetch(uuid.UUID("00000000-0000-4000-8000-000000000003"), "4")
+            echo = await conn.fetchrow("select $1::uuid as u, $2::json as j", uuid.UUID(int=9), '{"a": [1]}')
+            return types, rows, echo
+        finally:
+            await conn.close()
+
+    types, rows, echo = asyncio.run(main())
+    assert types == ["uuid", "uuid", "json", "uuid[]"]  # as PostgreSQL names them
+    expected = python_rows(platform, "ana", "select device_id, owner_id, payload, peers from iot.devices "
+                                            "where id in (3, 4) order by id")
+    assert [(str(r[0]), r[1], json.loads(r[2]), r[3] and [p and str(p) for p in r[3]]) for r in rows] == \
+        [(d, o, json.loads(p), peers) for d, o, p, peers in expected]
+    assert (str(echo["u"]), json.loads(echo["j"])) == (str(uuid.UUID(int=9)), {"a": [1]})
 
 
 # -- asyncpg ---------------------------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import uuid
 
 import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from federation.server.pgwire import protocol as pm
 from federation.server.pgwire import types as pgt
 from federation.server.pgwire.session import classify, split
 
@@ -120,3 +122,35 @@ def test_batches_encode_like_values_one_by_one():
                     assert pgt.numeric_from_binary(a) == pgt.numeric_from_binary(b)
                 else:
                     assert a == b, name
+
+
+def test_uuid_and_json_columns_typed_from_duckdb_types():
+    """DuckDB's UUID and JSON reach Arrow as strings: their DuckDB types give their OIDs and encodings."""
+    ids = [uuid.UUID(int=(i + 1) * 0x0123456789ABCDEF0123456789ABCDEF % (1 << 128)) for i in range(4)]
+    batch = pa.record_batch({
+        "u": pa.array([str(ids[0]), None, str(ids[1]).upper(), str(ids[2])]),
+        "j": pa.array(['{"a": [1, "é"]}', "null", None, "2"]),
+        "lu": pa.array([[str(ids[3]), None], None, [], [str(ids[0])]], pa.list_(pa.string())),
+        "lj": pa.array([['{"k": "v w"}', "[1]"], None, None, []], pa.list_(pa.string())),
+        "s": pa.array(["x", None, "y", "z"]),
+    })
+    schema = pgt.pg_schema(batch.schema, ["UUID", "JSON", "UUID[]", "JSON[]", "VARCHAR"])
+    assert [pgt.arrow_oid(f.type)[0] for f in schema] == [pgt.UUID, pgt.JSON, 2951, 199, pgt.TEXT]
+    assert pgt.pg_schema(batch.schema, ["UUID"]) == batch.schema  # not DuckDB's description of these columns
+    typed = pgt.conform(batch.slice(1), schema)  # an offset into the buffers too
+    text = {name: pgt.text_column(typed.column(name)) for name in schema.names}
+    assert text["u"] == [None, str(ids[1]).encode(), str(ids[2]).encode()]
+    assert text["j"] == [b"null", None, b"2"]
+    assert text["lu"] == [None, b"{}", f"{{{ids[0]}}}".encode()]
+    assert pgt.text_column(pgt.conform(batch, schema).column("lj"))[0] == b'{"{\\"k\\": \\"v w\\"}",[1]}'
+    assert pgt.binary_column(typed.column("u")) == [None, ids[1].bytes, ids[2].bytes]
+    assert pgt.binary_column(typed.column("j")) == [b"null", None, b"2"]
+    for fmt in (0, 1):  # the vectorised DataRow cells are the value-by-value ones
+        buffer, offsets = pgt.data_rows(typed, [fmt] * typed.num_columns)
+        encode = pgt.text_column if fmt == 0 else pgt.binary_column
+        expected = b"".join(pm.data_row(list(v)) for v in zip(*[encode(c) for c in typed.columns]))
+        assert bytes(buffer)[offsets[0]:offsets[-1]] == expected
+    assert pgt.decode_binary(ids[0].bytes, pgt.UUID) == str(ids[0])
+    assert pgt.decode_text(str(ids[0]).upper(), pgt.UUID) == str(ids[0])
+    with pytest.raises(ValueError):
+        pgt.uuid_from_text(pa.array(["not a uuid"]))

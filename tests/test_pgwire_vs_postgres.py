@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import random
 import struct
+import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -103,3 +104,32 @@ def test_other_types_text_is_postgresqls(postgres):
     assert cells(pa.array([True, False])) == list(pg_misc[:2])
     assert [v.decode() for v in pgt.text_column(pa.array([[1, None, 3]]))] == [pg_misc[2]]
     assert [v.decode() for v in pgt.text_column(pa.array([["a", "b c", None, ""]]))] == [pg_misc[3]]
+
+
+def test_uuid_and_json_text_is_postgresqls(postgres):
+    """UUIDs (and arrays of them, of JSON documents) as DuckDB hands them over: PostgreSQL's text."""
+    rng = random.Random(2950)
+    ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(300)]
+    docs = ['{"a": [1, 2.50, null]}', '"x y"', "[]", '{"q": "\\"quoted\\" \\\\ é"}', "3"]
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        pg_ids = [r[0] for r in conn.execute(
+            "select upper(u)::uuid::text from unnest(%s::text[]) with ordinality t(u, i) order by i",
+            [ids]).fetchall()]
+        pg_arrays = conn.execute("select %s::uuid[]::text, %s::json[]::text, %s::json::text",
+                                 [ids[:3] + [None], docs, docs[3]]).fetchone()
+    batch = pa.record_batch({"u": [i.upper() for i in ids], "lu": pa.array([ids[:3] + [None]] * 300),
+                             "lj": pa.array([docs] * 300), "j": [docs[3]] * 300})
+    typed = pgt.conform(batch, pgt.pg_schema(batch.schema, ["UUID", "UUID[]", "JSON[]", "JSON"]))
+    buffer, offsets = pgt.data_rows(typed, [0] * 4)
+    rows = [bytes(buffer)[offsets[i]:offsets[i + 1]] for i in range(typed.num_rows)]
+
+    def cells(row: bytes) -> list[str]:
+        out, pos = [], 7
+        for _ in range(4):
+            n = struct.unpack_from("!i", row, pos)[0]
+            out.append(row[pos + 4:pos + 4 + n].decode())
+            pos += 4 + n
+        return out
+
+    assert [cells(r)[0] for r in rows] == pg_ids
+    assert {tuple(cells(r)[1:]) for r in rows} == {tuple(pg_arrays)}

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import click
 
+from ..progress import TerminalProgress
+
 
 def _user(user: str | None) -> str:
     return user or os.environ.get("QUANTA_USER") or getpass.getuser()
@@ -86,7 +88,7 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
             raise click.UsageError("give the batch's FILES, or --postgres SERVER --query SQL")
         platform = _platform(mesh)
         principal = platform.principal(_user(user))
-        progress = None if as_json else (lambda msg: click.echo(f"  {msg}", err=True))
+        progress = None if as_json else TerminalProgress()
         batch = list(sources)
         if postgres:
             from .control import authorize, dataset_of
@@ -137,7 +139,7 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
 
         platform = _platform(mesh)
         report = run(platform, dataset, platform.principal(_user(user)),
-                     progress=lambda msg: click.echo(f"  {msg}", err=True))
+                     progress=TerminalProgress())
         click.secho(f"refreshed {dataset} v{report.version}: {report.rows_published:,} rows", fg="green", bold=True)
 
     @main.command()

@@ -2,12 +2,16 @@
 
     report = onboard(platform, "sales.orders", "./drop/orders-2026-11-24.parquet", principal)
 
-1. **Read** the batch into a private DuckDB: files or globs of Parquet/CSV/JSON, a pyarrow Table or a
+1. **Read** the batch in a private DuckDB: files or globs of Parquet/CSV/JSON, a pyarrow Table or a
    Polars DataFrame.
 2. **Schema check** against the contract: each contract column is found by its ``name`` or its
    ``physicalName`` (renamed columns); a missing column is an error (with the closest extra column
    as a hint), extra columns are dropped with a warning (``strict=True``: an error), and each column
    must convert to its contract type: values that do not are counted per column, named in the error.
+   **Stage**: the batch, shaped to the contract, is written once as the Parquet files of the version
+   being made, in ``<warehouse>/<q>/<d>/.tmp-<id>/`` (a Parquet batch already in the contract's shape
+   is copied byte for byte); everything after reads these files, so the rules check exactly what
+   would be published.
 3. **Quality** (``federation.quality``): every rule on the staged batch, metrics in one scan,
    ``sql`` rules and samples through the query pipeline as the principal.
    *What failing rules do* (documented rule): a failing rule of severity ``warning``/``info`` only
@@ -19,9 +23,9 @@
    batch. Quarantined rows go, with the names of the rules they failed in ``_quanta_reason``, to
    ``<warehouse>/<q>/<d>/_quarantine/v<N>.parquet`` (owners read it with ``control.quarantine``);
    the rules are then measured again on the rows kept.
-4. **Publish**: the rows are written as Parquet into ``<warehouse>/<q>/<d>/.tmp-v<N>-<id>/``,
-   fsynced, and the folder renamed to ``v<N>`` (atomic); then the version row is committed in the
-   control store (SQLite WAL) with its events: **the commit is the moment it becomes visible**. A
+4. **Publish**: the staged files are fsynced and their folder renamed to ``v<N>`` (atomic); then the
+   version row is committed in the control store (SQLite WAL) with its events: **the commit is the
+   moment it becomes visible**. A refused batch's folder is removed at once; a
    crash before the commit leaves an orphan folder that no one serves and that the next onboarding
    removes; after it, the version is complete. The live view then switches (CREATE OR REPLACE VIEW)
    and old versions beyond ``settings.versions_kept`` (default 5) are deleted.
@@ -32,7 +36,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fcntl
+import glob
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -46,6 +52,7 @@ import pyarrow as pa
 from .. import errors
 from ..catalog.model import Dataset, Mesh
 from ..engine.duckdb_backend import literal, quote
+from ..progress import watching
 from . import serving
 from .control import authorize, dataset_of, refresh, remove_tree, store_of
 from .store import Version, iso
@@ -277,6 +284,7 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
     with dataset_lock(mesh, ds) as folder:
         recover(folder, store, ds)
         con = duckdb.connect(":memory:", config={"threads": str(int(mesh.settings.get("threads", 2)))})
+        tmp = folder / f".tmp-{uuid.uuid4().hex[:12]}"  # the version being made; recover() removes leftovers
         try:
             _step("read", progress, f"reading {name} ...")
             relation = _relation(con, source, fmt)
@@ -284,18 +292,21 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
             if report.problems:
                 return _reject(platform, store, ds, contract, report, principal, "the batch does not match the "
                                "contract", dry_run)
+            tmp.mkdir()
+            with watching(con, f"staging {name}", progress):
+                staged = _stage(con, source, fmt, relation, select, ds, tmp)
+            report.rows_in = con.execute(f"SELECT count(*) FROM {staged}").fetchone()[0]
             con.execute(f"CREATE SCHEMA {quote(ds.quantum.lower())}")
-            con.execute(f"CREATE TABLE _staged AS SELECT {', '.join(select)} FROM {relation}")  # rowid: the row
-            report.rows_in = con.execute("SELECT count(*) FROM _staged").fetchone()[0]
             view = f"{quote(ds.quantum.lower())}.{quote(ds.name.lower())}"
             cols = ", ".join(f"{quote(c.source_name)} AS {quote(c.name)}" for c in ds.columns)
-            con.execute(f"CREATE VIEW {view} AS SELECT {cols} FROM _staged")
-            lap("read")
-            _step("staged", progress, f"{report.rows_in:,} rows read; running the quality rules ...")
+            con.execute(f"CREATE VIEW {view} AS SELECT {cols} FROM {staged}")
+            lap("stage")
+            _step("staged", progress, f"{report.rows_in:,} rows staged; running the quality rules ...")
             _mask_macros(platform, con)
             rules = engine.rules_for(platform, ds)
             target = _batch_target(platform, con, view, principal)
-            run = engine.run_rules(rules, ds, target)
+            with watching(con, f"checking {name}", progress):
+                run = engine.run_rules(rules, ds, target)
             quarantine_rules = []
             for r, rule in zip(run.results, rules):
                 if r.status == "warn":
@@ -322,6 +333,9 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
                 return report
             version = store.next_version(ds.quantum, ds.name, _highest_dir(folder))
             if quarantine_rules:
+                # the rare path: the staged rows become a table, the failing ones move out, the rest is rewritten
+                con.execute(f"CREATE TABLE _staged AS SELECT * FROM {staged}")
+                con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM _staged")
                 report.quarantine_path = str(folder / "_quarantine" / f"v{version}.parquet")
                 report.quarantined = _quarantine(con, ds, quarantine_rules, Path(report.quarantine_path))
                 run = engine.run_rules(rules, ds, target)  # again, on the rows kept
@@ -333,19 +347,16 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
                     return _reject(platform, store, ds, contract, report, principal, "quality rules failed")
                 report.warnings.append(f"{report.quarantined} row(s) quarantined by "
                                        f"{', '.join(r.name for r in quarantine_rules)}")
+                for f in tmp.glob("*.parquet"):
+                    f.unlink()
+                _write_parquet(con, "SELECT * FROM _staged", tmp)
             lap("checks")
             _step("checked", progress, f"quality: {run.summary()}; publishing v{version} ...")
             run.results.append(engine.volume_check(run, engine.volume_history(store, ds.quantum, ds.name)))
             report.rows_published = run.rows
             report.version = version
             final = folder / f"v{version}"
-            tmp = folder / f".tmp-v{version}-{uuid.uuid4().hex[:8]}"
-            tmp.mkdir()
             _step("writing", None)
-            out_cols = ", ".join(quote(c.source_name) for c in ds.columns)
-            con.execute(f"COPY (SELECT {out_cols} FROM _staged) TO {literal(str(tmp))} "
-                        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, PER_THREAD_OUTPUT true, "
-                        f"OVERWRITE_OR_IGNORE true)")  # one file per thread, written in parallel
             files = sorted(tmp.glob("*.parquet"))
             for f in files:
                 _fsync(f)
@@ -355,10 +366,12 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
             _step("written", None)
             os.rename(tmp, final)
             _fsync(folder)
-            lap("write")
+            lap("publish")
             _step("renamed", None)
         finally:
             con.close()
+            if tmp.exists():  # refused, checked only, or failed: nothing of this batch stays
+                remove_tree(tmp)
         engine.record(store, run, version, principal.name, target="batch", hidden=engine.hidden_columns(platform, ds))
         summary = run.summary()
         store.record_version(Version(
@@ -383,6 +396,48 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
 
     report.marts = after_publish(platform, ds)  # marts that refresh when a source publishes
     return report
+
+
+def _stage(con, source: Any, fmt: str | None, relation: str, select: list[str], ds: Dataset, tmp: Path) -> str:
+    """Write the batch, shaped to the contract, as the Parquet files of the version being made (in
+    ``tmp``) and return the relation reading them: the rules then check exactly the bytes that would be
+    published, read once from the source. A Parquet batch already in the contract's shape (the same
+    columns, names and types, nothing else) is copied byte for byte instead of being rewritten."""
+    files = _conforming_parquet(con, source, fmt, ds)
+    if files:
+        for i, f in enumerate(files):
+            shutil.copyfile(f, tmp / f"part-{i}.parquet")
+    else:
+        _write_parquet(con, f"SELECT {', '.join(select)} FROM {relation}", tmp)
+    return f"read_parquet({literal(str(tmp / '*.parquet'))})"
+
+
+def _write_parquet(con, query: str, folder: Path) -> None:
+    """``query``'s rows as zstd Parquet files in ``folder``, one per thread, written in parallel."""
+    con.execute(f"COPY ({query}) TO {literal(str(folder))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE "
+                f"122880, PER_THREAD_OUTPUT true, OVERWRITE_OR_IGNORE true)")
+    if not any(folder.glob("*.parquet")):  # no rows: still one file, with the columns
+        con.execute(f"COPY (SELECT * FROM ({query}) LIMIT 0) TO {literal(str(folder / 'part-0.parquet'))} "
+                    f"(FORMAT parquet)")
+
+
+def _conforming_parquet(con, source: Any, fmt: str | None, ds: Dataset) -> list[str]:
+    """The batch's Parquet files when each has exactly the contract's columns (physical names) and types."""
+    if not isinstance(source, (str, os.PathLike, list, tuple)) or (fmt or "parquet") != "parquet":
+        return []
+    files: list[str] = []
+    for p in source if isinstance(source, (list, tuple)) else [source]:
+        p = str(Path(str(p)).expanduser())
+        matched = sorted(glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
+        if not matched or not all(m.lower().endswith((".parquet", ".pq")) or fmt for m in matched):
+            return []
+        files += matched
+    expected = sorted((c.source_name, c.data_type) for c in ds.columns)
+    for f in files:
+        found = con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(f)})").fetchall()
+        if sorted((r[0], r[1]) for r in found) != expected:
+            return []
+    return files
 
 
 def _highest_dir(folder: Path) -> int:

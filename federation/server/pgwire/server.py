@@ -15,6 +15,8 @@ Notes:
 - Describe (of a statement or a portal) never runs the query: it runs ``SELECT * FROM (<query>) q LIMIT 0``
   through the same pipeline (so it is governed and audited like any query) and caches the schema per
   statement text, parameter types, principal and mesh version.
+- UUID and JSON columns reach Arrow as strings: the engine's column types (``DESCRIBE`` of the compiled
+  SQL, cached) give them Arrow's uuid and json extension types, hence their OIDs (``types.pg_schema``).
 - CancelRequest interrupts the running query: through a ``Cancellation`` handed to ``platform.query``
   before the engine starts (so a query still in its first blocking call, an aggregate over a large
   join say, is interrupted too), and through ``Result.cancel()`` while rows stream.
@@ -701,7 +703,7 @@ class Connection:
             result = self.platform.query(wrapped, self.principal, [None] * len(prepared.param_oids) or None,
                                          dialect="postgres", interface="pgwire", timeout=self.server.timeout)
             try:
-                schema = result.schema
+                schema = self.query_source(result, len(prepared.param_oids)).schema
             finally:
                 result.close()
             self.server.describe_cache.put(key, schema)
@@ -715,6 +717,30 @@ class Connection:
             cursor = self.cursors.get((st.name or "").lower())
             return cursor.source.schema if cursor is not None else None
         return None
+
+    def engine_columns(self, plan, params: int) -> list[tuple[str, str]]:
+        """(name, DuckDB type) of each column of a compiled query with ``params`` parameters: ``DESCRIBE``
+        binds it (parameters as NULLs), reads nothing."""
+        key = ("columns", plan.sql, params, self.platform.state.namespace.version)
+        columns = self.server.describe_cache.get(key)
+        if columns is None:
+            table = _engine_table(self.platform.state.backend, f"DESCRIBE {plan.sql}", [None] * params)
+            columns = list(zip(table.column("column_name").to_pylist(), table.column("column_type").to_pylist()))
+            self.server.describe_cache.put(key, columns)
+        return columns
+
+    def query_source(self, result, params: int) -> RowSource:
+        """The rows of a query's result, its UUID and JSON columns typed from the engine's column types."""
+        schema = result.schema
+        if pgt.has_strings(schema):
+            try:
+                schema = pgt.pg_schema(schema, [t for _, t in self.engine_columns(result.plan, params)])
+            except errors.Error:  # the query ran: its columns keep their Arrow types rather than fail
+                log.warning("could not describe the columns of a query: UUID and JSON columns sent as text")
+        batches = iter(result.record_batches())
+        if schema != result.schema:
+            batches = (pgt.conform(b, schema) for b in batches)
+        return RowSource(schema, batches, result)
 
     # -- running statements -------------------------------------------------------------------------------
 
@@ -776,7 +802,7 @@ class Connection:
                     self.running_cancel = None
             for warning in result.warnings:
                 self.send(pm.notice_response(warning))
-            return RowSource(result.schema, iter(result.record_batches()), result)
+            return self.query_source(result, len(values))
         if kind == "catalog":
             table = self.server.catalog.run(st.expression, self.principal, session, values, oids)
             return table_source(table)
@@ -932,6 +958,15 @@ class _LRU:
 
 def _unquote(value: str | None) -> str:
     return (value or "").strip()
+
+
+def _engine_table(backend, sql: str, params: list | None = None) -> pa.Table:
+    """A statement of the wire layer's own on the engine (a DESCRIBE): never audited."""
+    execution = backend.execute(sql, params or None)
+    try:
+        return execution.reader().read_all()
+    finally:
+        execution.close()
 
 
 def _limit_zero(expression: exp.Expression | None, oids: list[int]) -> str | None:

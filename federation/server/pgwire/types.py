@@ -103,7 +103,7 @@ def duckdb_type_oid(type_name: str) -> tuple[int, int]:
 
 def arrow_oid(t: pa.DataType) -> tuple[int, int, int]:
     """(OID, typlen, typmod) of an Arrow type."""
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         if t.extension_name == "arrow.uuid":
             return UUID, 16, -1
         if t.extension_name in ("arrow.json", "duckdb.json"):
@@ -153,6 +153,100 @@ def arrow_oid(t: pa.DataType) -> tuple[int, int, int]:
     if pa.types.is_null(t):
         return TEXT, -1, -1
     return TEXT, -1, -1
+
+
+# -- DuckDB types that reach Arrow as strings ----------------------------------------------------------------
+
+# DuckDB exports UUID and JSON as plain strings (its ``arrow_lossless_conversion`` would type them, but it also
+# turns HUGEINT, what sum() returns, into an opaque extension): their DuckDB type names (``DESCRIBE``) give
+# them Arrow's canonical extension types, hence their PostgreSQL OIDs.
+_EXTENSIONS = {"UUID": "arrow.uuid", "JSON": "arrow.json"}
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t)
+
+
+def has_strings(schema: pa.Schema) -> bool:
+    """Whether a column could be a UUID or JSON column in disguise (strings, lists of strings)."""
+    return any(_is_string(f.type) or (_is_list(f.type) and _is_string(f.type.value_type)) for f in schema)
+
+
+def _extension(name: str, storage: pa.DataType) -> pa.DataType:
+    return pa.uuid() if name == "arrow.uuid" else pa.json_(storage)
+
+
+def pg_schema(schema: pa.Schema, duckdb_types: list[str]) -> pa.Schema:
+    """``schema`` with DuckDB's UUID and JSON columns, and lists of them, typed as Arrow's uuid and json."""
+    if len(duckdb_types) != len(schema):
+        return schema
+    fields = []
+    for f, name in zip(schema, duckdb_types):
+        t, element = f.type, name.upper().endswith("[]")
+        extension = _EXTENSIONS.get(name.upper()[:-2] if element else name.upper())
+        if extension is not None and not element and _is_string(t):
+            f = f.with_type(_extension(extension, t))
+        elif extension is not None and element and _is_list(t) and _is_string(t.value_type):
+            inner = _extension(extension, t.value_type)
+            f = f.with_type(pa.list_(inner) if pa.types.is_list(t) else pa.large_list(inner))
+        fields.append(f)
+    return pa.schema(fields, schema.metadata)
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch of the engine with the types of ``pg_schema`` (JSON zero-copy, UUID strings parsed)."""
+    columns = [c if c.type == f.type else _conform(c, f.type) for c, f in zip(batch.columns, schema)]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _conform(array: pa.Array, t: pa.DataType) -> pa.Array:
+    if _is_list(t):
+        values = _conform(array.values, t.value_type)  # the whole child: the offsets and validity are kept
+        return pa.Array.from_buffers(t, len(array), array.buffers()[:2], array.null_count, array.offset, [values])
+    storage = uuid_from_text(array) if t.extension_name == "arrow.uuid" else array
+    return pa.ExtensionArray.from_storage(t, storage)
+
+
+# where the 32 hex digits of a UUID stand in its 36 characters (8-4-4-4-12)
+_UUID_DIGITS = [i for i in range(36) if i not in (8, 13, 18, 23)]
+
+
+def uuid_from_text(array: pa.Array) -> pa.Array:
+    """UUID strings as 16-byte values, vectorised (DuckDB prints every UUID in 36 characters)."""
+    import numpy as np
+
+    n = len(array)
+    text = pc.cast(array.fill_null("00000000-0000-0000-0000-000000000000"), pa.large_binary())
+    if n and not pc.all(pc.equal(pc.binary_length(text), 36)).as_py():
+        raise ValueError("a UUID column holds a value that is not a UUID")
+    offsets = np.frombuffer(text.buffers()[1], np.int64, count=n + 1, offset=8 * text.offset)
+    data = np.frombuffer(text.buffers()[2], np.uint8, count=36 * n, offset=int(offsets[0])) if n else \
+        np.empty(0, np.uint8)
+    digits = data.reshape(n, 36)[:, _UUID_DIGITS]
+    nibbles = np.where(digits >= ord("a"), digits - (ord("a") - 10),
+                       np.where(digits >= ord("A"), digits - (ord("A") - 10), digits - ord("0")))
+    raw = (nibbles[:, 0::2] << 4 | nibbles[:, 1::2]).astype(np.uint8)
+    values = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(raw.tobytes())])
+    return pc.if_else(array.is_valid(), values, pa.scalar(None, pa.binary(16))) if array.null_count else values
+
+
+def uuid_text(array: pa.Array) -> pa.Array:
+    """16-byte UUIDs as PostgreSQL prints them (lower-case hex, 8-4-4-4-12), vectorised."""
+    import numpy as np
+
+    n = len(array)
+    raw = np.frombuffer(array.buffers()[1], np.uint8, count=16 * n, offset=16 * array.offset).reshape(n, 16) \
+        if n else np.empty((0, 16), np.uint8)
+    hexdigits = np.frombuffer(b"0123456789abcdef", np.uint8)
+    text = np.full((n, 36), ord("-"), np.uint8)
+    text[:, _UUID_DIGITS[0::2]] = hexdigits[raw >> 4]
+    text[:, _UUID_DIGITS[1::2]] = hexdigits[raw & 15]
+    values = _fixed(text, 36)
+    return pc.if_else(array.is_valid(), values, pa.scalar(None, pa.large_binary())) if array.null_count else values
 
 
 # -- text output --------------------------------------------------------------------------------------------
@@ -322,7 +416,7 @@ class TextFormatter:
         self.value: Callable[[Any], str] = self._build(t)
 
     def _build(self, t: pa.DataType) -> Callable[[Any], str]:
-        if isinstance(t, pa.ExtensionType):
+        if isinstance(t, pa.BaseExtensionType):
             t = t.storage_type
         if pa.types.is_boolean(t):
             return lambda v: "t" if v else "f"
@@ -335,8 +429,8 @@ class TextFormatter:
             return lambda v: format(v, "f")
         if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
             return lambda v: v
-        if pa.types.is_fixed_size_binary(t) and t.byte_width == 16:
-            return lambda v: str(uuid.UUID(bytes=v))
+        if pa.types.is_fixed_size_binary(t) and t.byte_width == 16:  # uuid (Arrow's extension gives uuid.UUID)
+            return lambda v: str(v if isinstance(v, uuid.UUID) else uuid.UUID(bytes=v))
         if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t) or \
                 pa.types.is_fixed_size_binary(t):
             return lambda v: "\\x" + v.hex()
@@ -461,7 +555,7 @@ def _interval_binary(months: int, days: int, micros: int) -> bytes:
 
 def binary_encoder(t: pa.DataType, timezone: str = "UTC") -> Callable[[Any], bytes]:
     """The binary encoding of one (non-null) Python value of an Arrow type."""
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         t = t.storage_type
     oid = arrow_oid(t)[0]
     if oid == BOOL:
@@ -724,7 +818,7 @@ def _column_cells(array: pa.Array, fmt: int, timezone: str) -> pa.Array:
     import numpy as np  # noqa: F401 - used by the vectorised encoders below
 
     t = array.type
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         array = array.storage if hasattr(array, "storage") else array
         t = array.type
     if pa.types.is_dictionary(t):
@@ -733,6 +827,8 @@ def _column_cells(array: pa.Array, fmt: int, timezone: str) -> pa.Array:
     if fmt == 0:
         if pa.types.is_string(t) or pa.types.is_large_string(t):
             return _cells_from_values(array)
+        if pa.types.is_fixed_size_binary(t) and t.byte_width == 16:
+            return _cells_from_values(uuid_text(array))
         if pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_date32(t):
             return _cells_from_values(pc.cast(array, pa.string()))
         if pa.types.is_boolean(t):
@@ -773,7 +869,7 @@ def _column_cells(array: pa.Array, fmt: int, timezone: str) -> pa.Array:
         dtype, width = {INT2: (">i2", 2), INT4: (">i4", 4), INT8: (">i8", 8), FLOAT4: (">f4", 4), FLOAT8: (">f8", 8),
                         BOOL: ("u1", 1), DATE: (">i4", 4), TIMESTAMP: (">i8", 8), TIMESTAMPTZ: (">i8", 8)}[oid]
         return _cells_fixed(array, np.asarray(filled).astype(dtype), width, dtype)
-    if oid == TEXT:
+    if oid in (TEXT, UUID):  # UUID: the 16 bytes themselves
         return _cells_from_values(array)
     return _cells_from_values(pa.array(binary_column(array, timezone), pa.large_binary()))
 
