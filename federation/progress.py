@@ -54,6 +54,7 @@ def watching(con: duckdb.DuckDBPyConnection, message: str, progress: Progress | 
         return
     con.execute("SET enable_progress_bar = true")
     con.execute("SET enable_progress_bar_print = false")
+    con.execute("SET progress_bar_time = 0")  # track from the start, not after DuckDB's default 2 s
     stop = threading.Event()
 
     def poll() -> None:
