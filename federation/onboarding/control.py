@@ -86,11 +86,16 @@ def rule_overrides(platform) -> dict:
 
 
 def check(platform, name: str, principal, samples: bool = True):
-    """Run every rule of a dataset on its served data; results are stored (history) and returned."""
-    from ..quality import engine
+    """Probe the dataset (availability), then run every rule of it on its served data; results are
+    stored (history) and returned."""
+    from ..quality import engine, slo
 
     ds = dataset_of(platform, name)
     authorize(platform, principal, ds.quantum, "run quality checks")
+    readable, reason = slo.probe(platform, ds)
+    if not readable:
+        refresh(platform)
+        raise errors.Unavailable(f"{ds.qualified_name} cannot be read: {reason}")
     store = store_of(platform)
     rules = engine.rules_for(platform, ds)
     target = engine.registered_target(platform, ds, principal)
@@ -268,6 +273,7 @@ SCHEMAS = {
                    ("status", STR), ("message", STR), ("evaluated_at", TS)],
     "slo_history": [("at", TS), ("quantum", STR), ("dataset", STR), ("property", STR), ("target", STR),
                     ("measured", STR), ("status", STR), ("message", STR)],
+    "availability_probes": [("at", TS), ("quantum", STR), ("dataset", STR), ("ok", pa.bool_()), ("reason", STR)],
 }
 DESCRIPTIONS = {
     "versions": "Published, failed and rolled-back versions of onboarded datasets",
@@ -276,6 +282,7 @@ DESCRIPTIONS = {
     "quality_results": "History of quality check results (measured value, threshold, status, masked samples)",
     "slo_status": "Latest status of each SLO (slaProperties): met, at risk or breached",
     "slo_history": "History of SLO evaluations",
+    "availability_probes": "Probes of each dataset (can it be read?), the measure of the availability SLO",
     "marts": "Materialised marts: current version, the source versions it was built from, and whether it is stale",
 }
 
@@ -317,7 +324,7 @@ def _observability_rows(mesh: Mesh, store: Store | None) -> dict[str, list[dict]
     from .marts import marts
 
     out = {"quality_rules": rule_rows, "versions": [], "events": [], "quality_results": [], "slo_status": [],
-           "slo_history": [], "marts": marts(mesh, store)}
+           "slo_history": [], "availability_probes": [], "marts": marts(mesh, store)}
     if store is None:
         return out
     served = {k: v.version for k, v in store.served().items()}
@@ -333,6 +340,7 @@ def _observability_rows(mesh: Mesh, store: Store | None) -> dict[str, list[dict]
     for h in history:
         latest[(h["quantum"], h["dataset"], h["property"])] = h
     out["slo_status"] = [{**h, "evaluated_at": _ts(h["at"])} for h in latest.values()]
+    out["availability_probes"] = [{**x, "at": _ts(x["at"])} for x in store.probes()]
     return out
 
 

@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS quality_results (
 CREATE TABLE IF NOT EXISTS slo_history (
     at TEXT NOT NULL, quantum TEXT, dataset TEXT, property TEXT, target TEXT, measured TEXT,
     status TEXT, message TEXT);
+CREATE TABLE IF NOT EXISTS probes (
+    at TEXT NOT NULL, quantum TEXT NOT NULL, dataset TEXT NOT NULL, ok INTEGER NOT NULL, reason TEXT);
+CREATE INDEX IF NOT EXISTS probes_by_dataset ON probes (quantum, dataset, at);
 CREATE TABLE IF NOT EXISTS rule_overrides (
     quantum TEXT NOT NULL, dataset TEXT NOT NULL, rules TEXT NOT NULL, updated_at TEXT, principal TEXT,
     PRIMARY KEY (quantum, dataset));
@@ -233,6 +236,18 @@ class Store:
     def slo_history(self) -> list[dict]:
         names = ["at", "quantum", "dataset", "property", "target", "measured", "status", "message"]
         return [dict(zip(names, r)) for r in self._rows("SELECT * FROM slo_history ORDER BY at")]
+
+    def record_probe(self, quantum: str, dataset: str, ok: bool, reason: str | None) -> None:
+        self._tx([("INSERT INTO probes VALUES (?, ?, ?, ?, ?)", (iso(), quantum.lower(), dataset.lower(), int(ok),
+                                                                 reason))])
+
+    def probes(self, quantum: str | None = None, dataset: str | None = None, since: str | None = None) -> list[dict]:
+        """Availability probes (oldest first): at, quantum, dataset, ok, reason."""
+        sql, args = "SELECT at, quantum, dataset, ok, reason FROM probes WHERE at >= ?", [since or ""]
+        if quantum:
+            sql, args = sql + " AND quantum = ? AND dataset = ?", args + [quantum.lower(), (dataset or "").lower()]
+        names = ["at", "quantum", "dataset", "ok", "reason"]
+        return [{**dict(zip(names, r)), "ok": bool(r[3])} for r in self._rows(sql + " ORDER BY at", tuple(args))]
 
     # -- rules and contract status ----------------------------------------------------------------------
 

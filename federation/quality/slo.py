@@ -5,7 +5,16 @@
     retention          no row older than value+unit is still served (``element`` gives the row's time)
     timeOfAvailability yesterday's data is there by the given UTC time (``07:00Z``) every day
     endOfSupport/endOfLife   past: breached; within 30 days: at risk
-    anything else      unknown (not measured; e.g. availability needs an uptime monitor)
+    availability       the share of successful probes (``value`` percent) over the last 30 days
+                       (mesh setting ``availability_window_days``)
+    anything else      unknown (not measured)
+
+Each evaluation (and each quality check) first **probes** the dataset: ``SELECT 1 FROM <dataset> LIMIT 1``
+on the engine, Quanta's own SQL run as the system, recorded (ok, or failed with the reason) in the
+store and in ``system.availability_probes``. With fewer probes in the window than
+``availability_min_probes`` (default 10) availability is never ``met``: ``at risk``, or ``breached``
+when the failures already exceed the target whatever the missing probes would say. A dataset that
+cannot be read makes the SLOs that need its data ``unknown``.
 
 "At risk" means more than 80% of the allowance is used. Times without a zone are taken as UTC.
 Evaluations are stored (``system.slo_history``; the latest in ``system.slo_status``) and a newly
@@ -18,10 +27,13 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta, timezone
 
+from .. import errors
 from ..catalog.model import Dataset
 from ..engine.duckdb_backend import quote
 
 AT_RISK = 0.8
+WINDOW_DAYS = 30  # availability: the window of probes, unless settings.availability_window_days
+MIN_PROBES = 10  # availability: fewer probes than this in the window is too few to say "met"
 UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
          "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
          "w": 604800, "week": 604800, "weeks": 604800, "mo": 2592000, "month": 2592000, "months": 2592000,
@@ -96,21 +108,71 @@ def _element_column(p: dict, ds: Dataset):
     return col
 
 
-def evaluate(platform, ds: Dataset, now: datetime | None = None) -> list[SloStatus]:
+def probe(platform, ds: Dataset) -> tuple[bool, str | None]:
+    """Whether ``ds`` can be read now (one cheap read on the engine, as the system); recorded."""
     from ..onboarding.control import store_of
+
+    backend = platform.state.backend
+    rel = ".".join(quote(x) for x in backend.relation(ds.quantum, ds.name))
+    try:
+        execution = backend.execute(f"SELECT 1 FROM {rel} LIMIT 1")
+        try:
+            execution.reader().read_all()
+        finally:
+            execution.close()
+        ok, reason = True, None
+    except Exception as e:  # noqa: BLE001 - whatever keeps the data from being read is an outage
+        ok, reason = False, (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    store_of(platform).record_probe(ds.quantum, ds.name, ok, reason)
+    return ok, reason
+
+
+def _availability(p: dict, probes: list[dict], settings: dict, window: float) -> tuple[str | None, str, str]:
+    """(measured, status, message) of an availability SLA from the probes in its window."""
+    try:
+        target = float(str(p.get("value")).rstrip("%"))
+    except ValueError:
+        return None, "unknown", f"cannot read the availability target {p.get('value')!r} (a percentage)"
+    if str(p.get("unit") or "percent").lower() not in ("percent", "%"):
+        return None, "unknown", f"availability is a percentage, not {p.get('unit')!r}"
+    needed = int(settings.get("availability_min_probes", MIN_PROBES))
+    n, ok = len(probes), sum(1 for x in probes if x["ok"])
+    if n == 0:
+        return None, "unknown", f"no probe in the last {_fmt(window)}"
+    share = 100.0 * ok / n
+    text = f"{ok} of {n} probe(s) in the last {_fmt(window)} read the data"
+    failed = [x for x in probes if not x["ok"]]
+    if failed:
+        text += f"; last failure at {failed[-1]['at']}: {failed[-1]['reason']}"
+    if n < needed:
+        best = 100.0 * (ok + needed - n) / needed  # the missing probes all successful
+        return f"{share:.2f}%", "breached" if best < target else "at risk", (
+            f"{text}; too few probes to judge ({needed} needed)")
+    return f"{share:.2f}%", _grade(100.0 - share, 100.0 - target), text
+
+
+def evaluate(platform, ds: Dataset, now: datetime | None = None) -> list[SloStatus]:
+    """The status of each SLA of ``ds``, after probing whether it can be read."""
+    from ..onboarding.control import store_of
+    from ..onboarding.store import iso
 
     now = now or datetime.now(timezone.utc)
     contract = platform.mesh.contracts.get(ds.contract_id)
     if contract is None:
         return []
+    readable, reason = probe(platform, ds)
     backend = platform.state.backend
     rel = ".".join(quote(x) for x in backend.relation(ds.quantum, ds.name))
     store = store_of(platform)
     current = store.current(ds.quantum, ds.name)
+    settings = platform.mesh.settings
+    window = float(settings.get("availability_window_days", WINDOW_DAYS)) * 86400
     out: list[SloStatus] = []
     cache: dict[str, tuple] = {}
 
     def bounds(column) -> tuple:
+        if not readable:
+            raise errors.Unavailable(f"the data cannot be read: {reason}")
         if column.name not in cache:
             execution = backend.execute(f"SELECT min({quote(column.name)}), max({quote(column.name)}) FROM {rel}")
             try:
@@ -122,67 +184,78 @@ def evaluate(platform, ds: Dataset, now: datetime | None = None) -> list[SloStat
     for p in properties_for(contract.raw, ds):
         prop = str(p["property"])
         target = f"{p.get('value')}{' ' + str(p['unit']) if p.get('unit') else ''}"
-        column = _element_column(p, ds)
 
         def add(measured, status, message):
             out.append(SloStatus(ds.quantum, ds.name, prop, target, measured, status, message))
 
-        key = prop.lower()
-        if key in ("latency", "frequency"):
-            allowed = _seconds(p.get("value"), p.get("unit"))
-            if allowed is None:
-                add(None, "unknown", f"cannot read the {prop} target {target!r}")
-                continue
-            if key == "frequency" and current is not None:
-                last, what = datetime.fromisoformat(current.created_at), f"version v{current.version}"
-            elif column is not None:
-                last, what = _utc(bounds(column)[1]), f"newest {column.name}"
-            elif current is not None:
-                last, what = datetime.fromisoformat(current.created_at), f"version v{current.version}"
-            else:
-                add(None, "unknown", "no element column and no published version to measure")
-                continue
-            if last is None:
-                add(None, "breached", "no data")
-                continue
-            age = (now - last).total_seconds()
-            add(last.isoformat(), _grade(age, allowed), f"{what} is {_fmt(age)} old; allowed {_fmt(allowed)}")
-        elif key == "retention":
-            allowed = _seconds(p.get("value"), p.get("unit"))
-            if column is None or allowed is None:
-                add(None, "unknown", "retention needs an element column and a duration")
-                continue
-            oldest = _utc(bounds(column)[0])
-            if oldest is None:
-                add(None, "met", "no data")
-                continue
-            age = (now - oldest).total_seconds()
-            add(oldest.isoformat(), "breached" if age > allowed else "met",
-                f"oldest {column.name} is {_fmt(age)} old; kept at most {_fmt(allowed)}")
-        elif key == "timeofavailability":
-            m = re.match(r"^(\d{1,2}):(\d{2})", str(p.get("value") or ""))
-            if not m or column is None:
-                add(None, "unknown", "timeOfAvailability needs HH:MM and an element column")
-                continue
-            due = datetime.combine(now.date(), dtime(int(m[1]), int(m[2])), tzinfo=timezone.utc)
-            newest = _utc(bounds(column)[1])
-            expected = (now.date() - timedelta(days=1)) if now >= due else (now.date() - timedelta(days=2))
-            ok = newest is not None and newest.date() >= expected
-            add(newest.isoformat() if newest else None, "met" if ok else "breached",
-                f"data of {expected} due by {due.time().strftime('%H:%M')} UTC; newest {column.name}: "
-                f"{newest.date() if newest else 'none'}")
-        elif key in ("endofsupport", "endoflife"):
-            try:
-                end = _utc(datetime.fromisoformat(str(p.get("value")).replace("Z", "+00:00")))
-            except ValueError:
-                add(None, "unknown", f"cannot read the date {p.get('value')!r}")
-                continue
-            left = (end - now).total_seconds()
-            status = "breached" if left < 0 else ("at risk" if left < 30 * 86400 else "met")
-            add(end.isoformat(), status, f"{prop} {'passed' if left < 0 else 'in ' + _fmt(left)}")
-        else:
-            add(None, "unknown", f"{prop} is not measured by Quanta")
+        if prop.lower() == "availability":
+            probes = store.probes(ds.quantum, ds.name, since=iso(now - timedelta(seconds=window)))
+            add(*_availability(p, probes, settings, window))
+            continue
+        try:
+            _measure(p, prop, target, _element_column(p, ds), current, now, bounds, add)
+        except errors.Error as e:
+            add(None, "unknown", f"not measured: {e}")
     return out
+
+
+def _measure(p: dict, prop: str, target: str, column, current, now: datetime, bounds, add) -> None:
+    """One SLA property measured from the data (``bounds``: min and max of a column) or the versions."""
+    key = prop.lower()
+    if key in ("latency", "frequency"):
+        allowed = _seconds(p.get("value"), p.get("unit"))
+        if allowed is None:
+            add(None, "unknown", f"cannot read the {prop} target {target!r}")
+            return
+        if key == "frequency" and current is not None:
+            last, what = datetime.fromisoformat(current.created_at), f"version v{current.version}"
+        elif column is not None:
+            last, what = _utc(bounds(column)[1]), f"newest {column.name}"
+        elif current is not None:
+            last, what = datetime.fromisoformat(current.created_at), f"version v{current.version}"
+        else:
+            add(None, "unknown", "no element column and no published version to measure")
+            return
+        if last is None:
+            add(None, "breached", "no data")
+            return
+        age = (now - last).total_seconds()
+        add(last.isoformat(), _grade(age, allowed), f"{what} is {_fmt(age)} old; allowed {_fmt(allowed)}")
+    elif key == "retention":
+        allowed = _seconds(p.get("value"), p.get("unit"))
+        if column is None or allowed is None:
+            add(None, "unknown", "retention needs an element column and a duration")
+            return
+        oldest = _utc(bounds(column)[0])
+        if oldest is None:
+            add(None, "met", "no data")
+            return
+        age = (now - oldest).total_seconds()
+        add(oldest.isoformat(), "breached" if age > allowed else "met",
+            f"oldest {column.name} is {_fmt(age)} old; kept at most {_fmt(allowed)}")
+    elif key == "timeofavailability":
+        m = re.match(r"^(\d{1,2}):(\d{2})", str(p.get("value") or ""))
+        if not m or column is None:
+            add(None, "unknown", "timeOfAvailability needs HH:MM and an element column")
+            return
+        due = datetime.combine(now.date(), dtime(int(m[1]), int(m[2])), tzinfo=timezone.utc)
+        newest = _utc(bounds(column)[1])
+        expected = (now.date() - timedelta(days=1)) if now >= due else (now.date() - timedelta(days=2))
+        ok = newest is not None and newest.date() >= expected
+        add(newest.isoformat() if newest else None, "met" if ok else "breached",
+            f"data of {expected} due by {due.time().strftime('%H:%M')} UTC; newest {column.name}: "
+            f"{newest.date() if newest else 'none'}")
+    elif key in ("endofsupport", "endoflife"):
+        try:
+            end = _utc(datetime.fromisoformat(str(p.get("value")).replace("Z", "+00:00")))
+        except ValueError:
+            add(None, "unknown", f"cannot read the date {p.get('value')!r}")
+            return
+        left = (end - now).total_seconds()
+        status = "breached" if left < 0 else ("at risk" if left < 30 * 86400 else "met")
+        add(end.isoformat(), status, f"{prop} {'passed' if left < 0 else 'in ' + _fmt(left)}")
+    else:
+        add(None, "unknown", f"{prop} is not measured by Quanta")
 
 
 def evaluate_and_record(platform, datasets: list[Dataset], principal: str = "quanta-system") -> list[SloStatus]:
