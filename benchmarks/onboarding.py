@@ -82,13 +82,21 @@ def main() -> None:
     C.progress("onboarding ...")
     t_onboard, report = timed(lambda: onboard(p, "sales.orders", str(batch), liam))
     assert report.status == "published" and report.rows_published == args.rows, report.to_dict()
+    # the same rows in another shape (amount as DOUBLE, one undeclared column): converted and rewritten
+    reshaped = work / "drop" / "orders-reshaped.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * REPLACE (CAST(amount AS DOUBLE) AS amount), 'x' AS note FROM "
+                f"read_parquet('{batch}')) TO '{reshaped}' (FORMAT parquet, COMPRESSION zstd)")
+    con.close()
+    C.progress("onboarding a batch that needs converting ...")
+    t_rewrite, rewrite = timed(lambda: onboard(p, "sales.orders", str(reshaped), liam))
+    assert rewrite.status == "published" and rewrite.rows_published == args.rows, rewrite.to_dict()
 
     ds = p.mesh.dataset("sales", "orders")
     backend = p.state.backend
     rel = ".".join(quote(x) for x in backend.relation("sales", "orders"))
     scan_sql = "SELECT " + ", ".join(f"min({quote(c.name)})" for c in ds.columns) + f" FROM {rel}"
     rules = engine.rules_for(p, ds)
-    metrics_sql, measured = R.metrics_query(rules, ds, rel)
 
     def run(sql):
         e = backend.execute(sql)
@@ -96,6 +104,12 @@ def main() -> None:
             return e.reader().read_all()
         finally:
             e.close()
+
+    keys = R.bitmap_columns(rules, ds)
+    bounds_row = run(R.bounds_query(keys, rel)).to_pylist()[0] if keys else {}
+    values = list(bounds_row.values())
+    metrics_sql, measured = R.metrics_query(rules, ds, rel, {c: (values[2 * i], values[2 * i + 1])
+                                                             for i, c in enumerate(keys)})
 
     C.progress("plain scan vs checks ...")
     run(scan_sql)
@@ -130,8 +144,10 @@ def main() -> None:
           f"{rows / t_metrics:,.0f}", f"{t_metrics / t_scan:.2f}"],
          [f"quanta check (metrics + {sql_rules} sql rules via the pipeline)", f"{t_check:.3f}",
           f"{rows / t_check:,.0f}", f"{t_check / t_scan:.2f}"],
-         ["quanta onboard (read, schema, all rules, write, switch)", f"{t_onboard:.3f}", f"{rows / t_onboard:,.0f}",
-          f"{t_onboard / t_scan:.2f}"]]
+         ["quanta onboard, batch in the contract's shape (copied as is)", f"{t_onboard:.3f}",
+          f"{rows / t_onboard:,.0f}", f"{t_onboard / t_scan:.2f}"],
+         ["quanta onboard, batch to convert (a cast, a column dropped: rewritten)", f"{t_rewrite:.3f}",
+          f"{rows / t_rewrite:,.0f}", f"{t_rewrite / t_scan:.2f}"]]
         + ([["datacontract test (same file, same contract)", f"{t_dc:.3f}", f"{rows / t_dc:,.0f}",
              f"{t_dc / t_scan:.2f}"]] if t_dc else []),
         "lrrr")
@@ -139,13 +155,16 @@ def main() -> None:
         f"- Command: `python benchmarks/onboarding.py --rows {rows}`", "",
         f"Method: a batch of {rows:,} `sales.orders` rows ({size / 1e6:.0f} MB zstd Parquet, all valid) against the "
         f"Great Parts sales contract: {len(rules)} rules ({len(measured)} library/schema metrics and row count "
-        f"compiled to one aggregate query, {sql_rules} sql rules). Scan and check timings: best of {args.repeat}; "
+        f"compiled to one aggregate query after one for the key's bounds, {sql_rules} sql rules). Scan and check timings: best of {args.repeat}; "
         "onboarding and datacontract: one run each (cold).", "", table, "",
-        f"- Onboarding steps (s): {report.seconds}",
+        f"- Onboarding steps (s): in shape {report.seconds}; to convert {rewrite.seconds} (stage = read the batch "
+        "and write the version's files; checks = every rule on those files; publish = fsync and rename)",
         f"- Column metrics: {len(measured)} in **1 scan** (target: at most 2); whole check = "
         f"{t_check / t_scan:.2f} x one plain scan",
         f"- datacontract-cli: {dc_line}",
-    ] + ([f"- Throughput ratio quanta onboard / datacontract test: **{t_dc / t_onboard:.1f}x** (target >= 5x; "
+    ] + ([f"- Throughput ratio quanta onboard / datacontract test: **{t_dc / t_onboard:.1f}x** for a batch in the "
+          f"contract's shape, **{t_dc / t_rewrite:.1f}x** for one to convert (target >= 5x: "
+          f"{'met' if t_dc / t_onboard >= 5 else 'not met'} / {'met' if t_dc / t_rewrite >= 5 else 'not met'}; "
           "onboarding also writes the version, datacontract test only reads)",
           f"- Throughput ratio quanta check / datacontract test (both only check): **{t_dc / t_check:.1f}x**"]
          if t_dc else []))
