@@ -231,7 +231,7 @@ class Platform:
             namespace.governance = governance
             namespace.version = f"{mesh.version}:{governance.version}"
             self._build_system_tables(mesh, backend, namespace, governance)
-            namespace.pinned = serving.register_pinned(mesh, backend, serving.kept_versions(self.state_dir))
+            namespace.pinned, namespace.pinned_datasets = serving.register_pinned(mesh, backend, self.state_dir)
             backend.lock()
         except BaseException:
             backend.close()

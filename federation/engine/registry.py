@@ -143,8 +143,8 @@ def register_version_view(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, sourc
     if view is None:
         target = dataclasses.replace(ds, source=source)
         return _register(mesh, backend, target, relation, found) is None
-    # a pinned version is read through today's contract (its governance): a column the version's files
-    # lack (added by a later contract version) reads as NULL
+    # a pinned version is read through ``ds`` as its contract snapshot describes it: a column the version's
+    # files lack reads as NULL
     select = []
     for c in ds.columns:
         key = c.source_name.lower() if c.source_name.lower() in found.columns else c.name.lower()

@@ -292,10 +292,11 @@ class Governance:
                 out.extend(a for a in g.approvers if a not in out)
         return out
 
-    def decide(self, p: Principal, ds: Dataset) -> Decision:
+    def decide(self, p: Principal, ds: Dataset, variant: str = "") -> Decision:
         """The decision for a principal and a dataset (cached: governance is immutable once loaded;
-        grants' expiry is checked per call)."""
-        key = (p.fingerprint, ds.qualified_name.lower())
+        grants' expiry is checked per call). ``variant`` names another description of the same dataset
+        (a pinned version's contract snapshot), cached apart."""
+        key = (p.fingerprint, ds.qualified_name.lower(), variant)
         decision = self._decisions.get(key)
         if decision is None:
             decision = self._decide(p, ds)

@@ -5,7 +5,9 @@ A dataset with a published version is served from its newest published version (
 server is only where data came from before its first onboarding). A dataset whose contract server
 path lies inside the warehouse and has no version yet is served as an empty view of its contract's
 columns. Each kept version N is also registered as the view ``<quantum>."<dataset>@v<N>"``, which
-queries name as ``quantum."dataset@vN"`` (pinned reads, through the same governance).
+queries name as ``quantum."dataset@vN"``: pinned reads, with the columns, names and types of the contract
+the version was published under (an earlier major stays readable as it was), governed by the stricter
+of that contract's classification and today's.
 """
 
 from __future__ import annotations
@@ -66,34 +68,52 @@ def served_sources(mesh: Mesh, state_dir: Path) -> dict[tuple[str, str], Source 
     return out
 
 
-def kept_versions(state_dir: Path) -> list[Version]:
-    if not Store.exists(state_dir):
-        return []
-    store = Store.open(state_dir)
-    try:
-        return [v for v in store.versions() if v.status in KEPT_STATUSES]
-    finally:
-        store.close()
-
-
 def pinned_name(dataset: str, version: int) -> str:
     return f"{dataset.lower()}@v{version}"
 
 
-def register_pinned(mesh: Mesh, backend, versions: list[Version]) -> dict[tuple[str, str, int], tuple]:
-    """Create the view of each kept version; returns (quantum, dataset, N) -> backend relation."""
+def snapshot_dataset(ds: Dataset, snapshot: dict | None) -> Dataset:
+    """``ds`` as the contract snapshot of a version describes it: that version's columns, names, types,
+    classification and tags (``ds`` itself when there is no snapshot)."""
+    import dataclasses
+
+    from ..catalog.loader import _FileReport, _parse_path, _read_columns
+
+    obj = next((o for o in (snapshot or {}).get("schema") or [] if isinstance(o, dict)), None)
+    if obj is None:
+        return ds
+    pinned = dataclasses.replace(ds, columns=[], raw=obj, quality=tuple(obj.get("quality") or ()))
+    _read_columns(pinned, obj, _parse_path(ds.yaml_path), _FileReport([], ds.file, None, ds.quantum))
+    return pinned if pinned.columns else ds
+
+
+def register_pinned(mesh: Mesh, backend, state_dir: Path) -> tuple[dict[tuple[str, str, int], tuple],
+                                                                  dict[tuple[str, str, int], Dataset]]:
+    """Create the view of each kept version through the contract it was published under; returns
+    (quantum, dataset, N) -> backend relation, and -> that version's dataset (``snapshot_dataset``)."""
     from ..engine.registry import register_version_view
 
-    out = {}
-    for v in versions:
+    if not Store.exists(state_dir):
+        return {}, {}
+    store = Store.open(state_dir)
+    try:
+        kept = [(v, store.contract_snapshot(v.quantum, v.dataset, v.version)) for v in store.versions()
+                if v.status in KEPT_STATUSES]
+    finally:
+        store.close()
+    relations, datasets = {}, {}
+    for v, snapshot in kept:
         ds = mesh.dataset(v.quantum, v.dataset)
         if ds is None or ds.source is None:
             continue
         if not version_dir(mesh, v.quantum, v.dataset, v.version).exists():
             continue
-        if register_version_view(mesh, backend, ds, version_source(mesh, ds, v), pinned_name(ds.name, v.version)):
-            out[(v.quantum, v.dataset, v.version)] = backend.relation(ds.quantum, pinned_name(ds.name, v.version))
-    return out
+        pinned = snapshot_dataset(ds, snapshot)
+        if register_version_view(mesh, backend, pinned, version_source(mesh, ds, v), pinned_name(ds.name, v.version)):
+            key = (v.quantum, v.dataset, v.version)
+            relations[key] = backend.relation(ds.quantum, pinned_name(ds.name, v.version))
+            datasets[key] = pinned
+    return relations, datasets
 
 
 def allow_warehouse(mesh: Mesh, backend) -> None:

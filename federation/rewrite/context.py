@@ -32,6 +32,8 @@ class Namespace:
     system_tables: dict[tuple[str, str], SystemTable] = field(default_factory=dict)  # (schema, name)
     definitions: dict[tuple[str, str], exp.Query] = field(default_factory=dict)  # resolved derived datasets
     governance: "Governance | None" = None  # principals, grants, policies (None: no governance pass)
+    # (quantum, dataset, N) -> the dataset as version N's contract snapshot describes it (pinned reads)
+    pinned_datasets: dict[tuple[str, str, int], Dataset] = field(default_factory=dict)
 
     def dataset(self, quantum: str, name: str) -> Dataset | None:
         return self.mesh.dataset(quantum, name)

@@ -157,7 +157,9 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
     alias = table.args.get("alias")
     subquery = exp.Subquery(this=inner, alias=alias.copy() if alias else exp.TableAlias(
         this=exp.to_identifier(ds.name)))
-    subquery.meta[TAG] = ("derived", ds.quantum.lower(), ds.name.lower())
+    key = (ds.quantum.lower(), ds.name.lower(), int(version[1:]))
+    # the version number tells the governance pass to use that version's contract snapshot
+    subquery.meta[TAG] = ("derived",) + key if key in ctx.namespace.pinned_datasets else ("derived",) + key[:2]
     table.replace(subquery)
     return True
 

@@ -50,7 +50,9 @@ def secure_datasets(expression: exp.Expression, ctx: Context) -> exp.Expression:
         if ds is None:
             continue
         _contract_constraints(ds, ctx, node)
-        decision = gov.decide(ctx.principal, ds)
+        pinned = ctx.namespace.pinned_datasets.get(tag[1:]) if len(tag) > 3 else None
+        decision = gov.decide(ctx.principal, ds) if pinned is None else _pinned_decision(gov, ctx, ds, pinned, tag[3])
+        ds = decision.dataset
         if VIA not in node.meta and decision.grant is None:
             raise ctx.error(AccessDenied, _denied_message(ctx, ds), node)
         retention = _retention_filter(ds, ctx)
@@ -66,6 +68,27 @@ def secure_datasets(expression: exp.Expression, ctx: Context) -> exp.Expression:
         else:
             _wrap_derived(node, decision, retention, inlined)
     return expression
+
+
+STRICTNESS = {"visible": 0, "masked": 1, "denied": 2}
+
+
+def _pinned_decision(gov, ctx: Context, today: Dataset, pinned: Dataset, version: int) -> Decision:
+    """A pinned version's columns are those of its contract snapshot; each is governed by the stricter of
+    the snapshot's classification and tags and today's (the same column: same name, else same data name)."""
+    import dataclasses
+
+    by_name = {c.name.lower(): c for c in today.columns}
+    by_source = {c.source_name.lower(): c for c in today.columns}
+    now = [by_name.get(c.name.lower()) or by_source.get(c.source_name.lower()) for c in pinned.columns]
+    shadow = dataclasses.replace(pinned, columns=[
+        dataclasses.replace(c, classification=t.classification, tags=t.tags) if t is not None else c
+        for c, t in zip(pinned.columns, now)])
+    then = gov.decide(ctx.principal, pinned, f"v{version}")
+    also = gov.decide(ctx.principal, shadow, f"v{version}+today")
+    columns = [a if STRICTNESS[a.access] >= STRICTNESS[b.access] else b for a, b in zip(then.columns, also.columns)]
+    names = {pol.name for pol, _ in then.filters}
+    return Decision(pinned, then.grant, columns, then.filters + [f for f in also.filters if f[0].name not in names])
 
 
 def _denied_message(ctx: Context, ds: Dataset) -> str:
