@@ -33,6 +33,9 @@ CATALOG = "memory"
 SYSTEM_SCHEMA = "_quanta_system"
 BATCH_ROWS = 65_536
 POOL_SIZE = 16  # idle cursors kept for reuse
+# How far DuckDB computes ahead of a streaming reader (DuckDB's default is ~1 MB): with more, the engine
+# keeps working while the HTTP or PostgreSQL server encodes and sends what it already has.
+STREAMING_BUFFER = "32MB"
 
 
 def quote(name: str) -> str:
@@ -346,6 +349,8 @@ class DuckDBBackend:
         self.db.execute("SET allowed_directories = [" + ", ".join(literal(d + "/") for d in dirs) + "]")
         self.db.execute("SET enable_external_access = false")
         self.db.execute("SET allow_community_extensions = false")
+        with self._pool_lock:  # session settings can only be made before the lock: the pool gets them now
+            self._pool += [self._new_cursor() for _ in range(POOL_SIZE - len(self._pool))]
         self.db.execute("SET lock_configuration = true")
         self._locked = True
 
@@ -378,7 +383,13 @@ class DuckDBBackend:
         with self._pool_lock:
             if self._pool:
                 return self._pool.pop()
-        return self.db.cursor()
+        return self._new_cursor()
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self.db.cursor()
+        if not self._locked:
+            cursor.execute(f"SET streaming_buffer_size = {literal(STREAMING_BUFFER)}")
+        return cursor
 
     def _release(self, cursor: duckdb.DuckDBPyConnection) -> None:
         with self._pool_lock:
