@@ -34,15 +34,15 @@ from federation.platform import Platform
 from federation.quality import engine, rules as R
 
 ORDERS_SQL = """
-select i as order_id, hash(i) % 200000 + 1 as customer_id,
-       case when i % 3 = 0 then hash(i * 7) % 40 + 1 else null end as store_id,
+select i as order_id, cast(hash(i) % 200000 + 1 as bigint) as customer_id,
+       case when i % 3 = 0 then cast(hash(i * 7) % 40 + 1 as bigint) else null end as store_id,
        timestamp '2024-11-01' + to_seconds(i * 6 + hash(i * 11) % 6) as order_ts,
        cast(timestamp '2024-11-01' + to_seconds(i * 6 + hash(i * 11) % 6) as date) as order_date,
        ['EU', 'US', 'CA'][(i % 3) + 1] as region,
        case when i % 3 = 0 then 'store' when i % 3 = 1 then 'web' else 'mobile' end as channel,
        cast((hash(i * 31) % 50000) / 100.0 as decimal(12,2)) as amount,
        ['EUR', 'USD', 'CAD'][(i % 3) + 1] as currency,
-       ['pending', 'shipped', 'completed', 'cancelled', 'returned'][hash(i * 13) % 5 + 1] as status
+       ['pending', 'shipped', 'completed', 'cancelled', 'returned'][cast(hash(i * 13) % 5 as bigint) + 1] as status
 from range(1, {rows} + 1) t(i)
 """
 
