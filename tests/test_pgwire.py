@@ -243,6 +243,53 @@ def test_psycopg_server_side_prepared_statements(server, tokens):
         conn.execute("deallocate all")
 
 
+def wire_entries(platform, since: int = 0) -> list[tuple]:
+    """ana's audit entries (she reads her own) from the wire server, after entry ``since``: (id, sql, status,
+    rows)."""
+    return federation.Connection(platform, platform.principal("ana")).sql(
+        "select query_id, sql, status, rows from system.query_log where interface = 'pgwire' and query_id > ? "
+        "order by query_id", [since]).fetchall()
+
+
+def test_describe_never_executes_one_audit_entry_per_execution(platform, server, tokens):
+    """Parse/Describe/Bind/Execute: Describe learns the columns without running the query (no audit entry),
+    masked columns keep their types, and every execution leaves exactly one entry."""
+    sql = "select id, full_name, email, region from crm.customers where id < $1 order by id"
+    since = max([e[0] for e in wire_entries(platform)], default=0)
+    with psycopg.connect(dsn(server, tokens), autocommit=True) as conn:
+        pg = conn.pgconn  # libpq's asynchronous calls: its blocking ones would hold the in-process server's GIL
+
+        def result():
+            return conn.wait(psycopg.generators.execute(pg))[-1]
+
+        pg.send_prepare(b"customers", sql.encode(), [20])  # Parse
+        assert result().status == psycopg.pq.ExecStatus.COMMAND_OK
+        pg.send_describe_prepared(b"customers")  # Describe (statement)
+        described = result()
+        assert [described.fname(i) for i in range(described.nfields)] == [b"id", b"full_name", b"email", b"region"]
+        assert wire_entries(platform, since) == []
+        for n in range(1, 4):
+            pg.send_query_prepared(b"customers", [b"11"])  # Bind, Describe (portal), Execute
+            executed = result()
+            assert executed.status == psycopg.pq.ExecStatus.TUPLES_OK
+            assert [executed.ftype(i) for i in range(executed.nfields)] == \
+                [described.ftype(i) for i in range(described.nfields)]
+            assert [e[1:] for e in wire_entries(platform, since)] == [(sql, "ok", executed.ntuples)] * n
+        rows = [tuple(executed.get_value(r, c).decode() for c in range(executed.nfields))
+                for r in range(executed.ntuples)]
+        assert rows == [tuple(str(v) for v in r) for r in python_rows(
+            platform, "ana", "select id, full_name, email, region from crm.customers where id < 11 order by id")]
+        # psycopg's own prepared statements (prepare=True: Parse + Describe once, then Bind/Execute)
+        query = "select order_id, order_date from shop.orders where order_id = %s"
+        since = wire_entries(platform)[-1][0]
+        for i in range(3):
+            assert conn.execute(query, [i], prepare=True).fetchall() == python_rows(
+                platform, "ana", f"select order_id, order_date from shop.orders where order_id = {i}")
+        assert [e[1:] for e in wire_entries(platform, since)] == [(query.replace("%s", "$1"), "ok", 1)] * 3
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # governance applies before any execution
+            conn.execute("select order_id, amount from shop.orders where order_id = %s", [1], prepare=True)
+
+
 def test_psycopg_errors_map_to_exception_classes(server, tokens):
     with psycopg.connect(dsn(server, tokens), autocommit=True) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -12,9 +12,11 @@ params, dialect="postgres", interface="pgwire")``.
 
 Notes:
 
-- Describe (of a statement or a portal) never runs the query: it runs ``SELECT * FROM (<query>) q LIMIT 0``
-  through the same pipeline (so it is governed and audited like any query) and caches the schema per
-  statement text, parameter types, principal and mesh version.
+- Describe (of a statement or a portal) never runs the query, so it leaves no audit entry: it compiles the
+  query through the governance pipeline (a denied query fails there, with 42501) and asks the engine for
+  the compiled SQL's column types (``DESCRIBE``, which binds without reading), then for the Arrow schema
+  of NULLs of those types; the schema is cached per statement text, parameter types, principal and mesh
+  version.
 - UUID and JSON columns reach Arrow as strings: the engine's column types (``DESCRIBE`` of the compiled
   SQL, cached) give them Arrow's uuid and json extension types, hence their OIDs (``types.pg_schema``).
 - CancelRequest interrupts the running query: through a ``Cancellation`` handed to ``platform.query``
@@ -697,15 +699,14 @@ class Connection:
             schema = self.server.describe_cache.get(key)
             if schema is not None:
                 return schema
-            wrapped = _limit_zero(st.expression, prepared.param_oids)
-            if wrapped is None:
+            sql = _typed_parameters(st, prepared.param_oids)
+            if sql is None:
                 return None
-            result = self.platform.query(wrapped, self.principal, [None] * len(prepared.param_oids) or None,
-                                         dialect="postgres", interface="pgwire", timeout=self.server.timeout)
-            try:
-                schema = self.query_source(result, len(prepared.param_oids)).schema
-            finally:
-                result.close()
+            plan = self.platform.compile(sql, self.principal, dialect="postgres")  # governed: denied -> 42501
+            columns = self.engine_columns(plan, len(prepared.param_oids))
+            nulls = ", ".join(f"CAST(NULL AS {t}) AS {_quote(name)}" for name, t in columns)
+            schema = pgt.pg_schema(_engine_table(self.platform.state.backend, f"SELECT {nulls} LIMIT 0").schema,
+                                   [t for _, t in columns])
             self.server.describe_cache.put(key, schema)
             return schema
         if st.kind == "catalog":
@@ -960,8 +961,12 @@ def _unquote(value: str | None) -> str:
     return (value or "").strip()
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _engine_table(backend, sql: str, params: list | None = None) -> pa.Table:
-    """A statement of the wire layer's own on the engine (a DESCRIBE): never audited."""
+    """A statement of the wire layer's own on the engine (a DESCRIBE, a typed empty row set): never audited."""
     execution = backend.execute(sql, params or None)
     try:
         return execution.reader().read_all()
@@ -969,15 +974,18 @@ def _engine_table(backend, sql: str, params: list | None = None) -> pa.Table:
         execution.close()
 
 
-def _limit_zero(expression: exp.Expression | None, oids: list[int]) -> str | None:
-    """``SELECT * FROM (<query>) LIMIT 0`` with typed parameters: the result's columns, no rows read."""
+def _typed_parameters(st: Statement, oids: list[int]) -> str | None:
+    """The query with each ``$n`` cast to its parameter's type, for the engine to type the result without
+    values (the text itself when there are no parameters: its compiled plan is cached for Execute)."""
+    expression = st.expression
     if not isinstance(expression, exp.Query):
         return None
-    inner = expression.copy()
-    for p in pparams.parameters(inner):
+    if not pparams.parameters(expression):
+        return st.text
+    typed = expression.copy()
+    for p in pparams.parameters(typed):
         i = int(p.this.this) - 1
         name = pgt.sql_type_name(oids[i]) if i < len(oids) else None
         if name and not isinstance(p.parent, exp.Cast):
             p.replace(exp.cast(p.copy(), exp.DataType.build(name, dialect="duckdb")))
-    wrapper = exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("q"))))
-    return wrapper.limit(0).sql("postgres")
+    return typed.sql("postgres")
