@@ -364,6 +364,48 @@ def test_cursors_stream_with_declare_and_fetch(platform, server, tokens):
         conn.commit()
 
 
+def test_cursors_binary_with_hold_and_refused_directions(platform, server, tokens):
+    sql = "select id, email, region from crm.customers order by id"
+    expected = python_rows(platform, "ana", sql)  # masked emails, EU rows filtered out
+    with psycopg.connect(dsn(server, tokens), autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute(f"declare held binary no scroll cursor with hold for {sql}")  # outside a transaction: HOLD
+        assert cur.execute("fetch 3 from held").fetchall() == expected[:3]  # simple query: binary rows
+        assert [cur.pgresult.fformat(i) for i in range(3)] == [1, 1, 1]
+        pg = conn.pgconn
+        pg.send_query_params(b"fetch forward 2 from held", None)  # extended protocol: Bind's formats (text)
+        text = conn.wait(psycopg.generators.execute(pg))[-1]
+        assert [text.fformat(i) for i in range(3)] == [0, 0, 0]
+        assert [tuple(text.get_value(r, c).decode() for c in range(3)) for r in range(2)] == [
+            tuple(str(v) for v in row) for row in expected[3:5]]
+        assert cur.execute("move 2 in held").statusmessage == "MOVE 2"
+        assert cur.execute("fetch all from held").fetchall() == expected[7:]
+        assert cur.statusmessage == f"FETCH {len(expected) - 7}"
+        for direction in ("prior", "backward 2", "absolute 1", "relative -1", "last", "first", "-1"):
+            with pytest.raises(psycopg.errors.FeatureNotSupported, match="FORWARD"):
+                cur.execute(f"fetch {direction} from held")
+        cur.execute("close held")
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="SCROLL cursors are not supported"):
+            cur.execute(f"declare s scroll cursor with hold for {sql}")
+        with pytest.raises(psycopg.errors.InvalidCursorName):
+            cur.execute("fetch 1 from held")
+        # a transaction's cursors: WITH HOLD ones outlive its COMMIT, none outlives a ROLLBACK
+        for end in ("commit", "rollback"):
+            cur.execute("begin")
+            cur.execute(f"declare kept cursor with hold for {sql}")
+            cur.execute(f"declare plain cursor for {sql}")
+            assert cur.execute("fetch 1 from kept").fetchall() == expected[:1]
+            cur.execute(end)
+            with pytest.raises(psycopg.errors.InvalidCursorName):
+                cur.execute("fetch 1 from plain")
+            if end == "commit":
+                assert cur.execute("fetch 2 from kept").fetchall() == expected[1:3]
+                cur.execute("close kept")
+            else:
+                with pytest.raises(psycopg.errors.InvalidCursorName):
+                    cur.execute("fetch 1 from kept")
+
+
 def test_cancel_request_interrupts_the_query(server, tokens):
     """CancelRequest interrupts a query while its rows stream."""
     conn = psycopg.connect(dsn(server, tokens), autocommit=True)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from federation import errors
 from federation.server.pgwire import protocol as pm
 from federation.server.pgwire import types as pgt
 from federation.server.pgwire.session import classify, split
@@ -76,7 +77,13 @@ def test_statements_are_recognised_by_tokens_not_substrings():
     assert classify("SHOW TRANSACTION ISOLATION LEVEL", never).name == "transaction_isolation"
     assert classify("SET TIME ZONE 'UTC'", never).name == "TimeZone"
     st_ = classify("DECLARE c NO SCROLL CURSOR WITH HOLD FOR select 1", never)
-    assert (st_.kind, st_.name, st_.value, st_.query.strip()) == ("declare", "c", "HOLD", "select 1")
+    assert (st_.kind, st_.name, st_.value, st_.binary, st_.query.strip()) == ("declare", "c", "HOLD", False,
+                                                                               "select 1")
+    assert classify("declare c binary cursor without hold for select 1", never).binary
+    with pytest.raises(errors.NotSupportedError, match="FORWARD n"):
+        classify("DECLARE c SCROLL CURSOR FOR select 1", never)
+    with pytest.raises(errors.SyntaxError):
+        classify("DECLARE c SENSITIVE CURSOR FOR select 1", never)
     assert classify("FETCH FORWARD 5 FROM c", never).count == 5
     assert classify("FETCH ALL IN c", never).count is None
 

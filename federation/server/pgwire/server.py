@@ -4,8 +4,9 @@
     psql "host=127.0.0.1 port=5433 user=ana dbname=greatparts"   # password: a Quanta token
 
 What the wire layer answers itself (never the pipeline): the startup and authentication, session
-statements (SET/SHOW/RESET, BEGIN/COMMIT/ROLLBACK, DISCARD), cursors (DECLARE/FETCH/CLOSE, streaming
-from the query's Arrow reader) and catalog queries (pg_catalog, information_schema, catalog
+statements (SET/SHOW/RESET, BEGIN/COMMIT/ROLLBACK, DISCARD), cursors (DECLARE [BINARY] ... [WITH HOLD],
+FETCH/MOVE forward, CLOSE: streaming from the query's Arrow reader, never the whole result in memory, so
+SCROLL is refused with 0A000) and catalog queries (pg_catalog, information_schema, catalog
 functions), answered from an emulated catalog built from the mesh and filtered by the principal's
 grants (``catalog.py``). Everything else is a query of the mesh: ``platform.query(sql, principal,
 params, dialect="postgres", interface="pgwire")``.
@@ -92,6 +93,7 @@ class RowSource:
         self.tag = tag
         self.sent = 0
         self.done = False
+        self._batch: pa.RecordBatch | None = None
         self._buffer = None
         self._offsets = None
         self._count = 0
@@ -100,8 +102,11 @@ class RowSource:
         self._timezone = "UTC"
 
     def configure(self, formats: list[int], timezone: str) -> None:
+        changed = (formats, timezone) != (self._formats, self._timezone)
         self._formats = formats
         self._timezone = timezone
+        if changed and self._batch is not None and self._pos < self._count:  # a cursor FETCHed in another format
+            self._load(self._batch.slice(self._pos))
 
     def fields(self, formats: list[int] | None = None) -> list[pm.Field]:
         formats = formats or [0] * len(self.schema)
@@ -114,7 +119,7 @@ class RowSource:
     def _load(self, batch: pa.RecordBatch) -> None:
         """Encode a whole batch into DataRow messages (one buffer, row offsets): column-wise, vectorised."""
         self._buffer, self._offsets = pgt.data_rows(batch, self._formats, self._timezone)
-        self._count, self._pos = batch.num_rows, 0
+        self._batch, self._count, self._pos = batch, batch.num_rows, 0
 
     def take(self, limit: int | None) -> Iterator[tuple[memoryview, int]]:
         """Chunks of DataRow messages, up to ``limit`` rows in all (every row when None), as (bytes, rows);
@@ -187,7 +192,9 @@ class Portal:
 class Cursor:
     name: str
     source: RowSource
-    hold: bool
+    hold: bool  # WITH HOLD: outlives the transaction once it commits (the stream stays open, nothing is copied)
+    binary: bool  # BINARY: FETCH of the simple query protocol sends rows in binary format
+    committed: bool  # declared outside a transaction block, or its transaction committed
 
 
 # -- the server ----------------------------------------------------------------------------------------------
@@ -536,7 +543,7 @@ class Connection:
                     self.send(pm.EMPTY_QUERY)
                     continue
                 prepared = Prepared("", text, statement, [])
-                portal = Portal("", prepared, [], [])
+                portal = Portal("", prepared, [], self.simple_formats(statement))
                 self.execute_portal(portal, None, describe=True)
             except pm.ClientGone:
                 raise
@@ -547,6 +554,12 @@ class Connection:
         self.send(pm.ready_for_query(self.session.status))
         if not self.session.in_transaction:
             self.close_portals()
+
+    def simple_formats(self, statement: Statement) -> list[int]:
+        """Result formats of a simple query: binary for a FETCH from a BINARY cursor (with the extended
+        protocol, Bind's formats decide, as in PostgreSQL)."""
+        cursor = self.cursors.get((statement.name or "").lower()) if statement.kind == "fetch" else None
+        return [1] if cursor is not None and cursor.binary else []
 
     def classify(self, text: str) -> Statement:
         return classify(text, lambda expression: is_catalog_query(expression, self.platform.mesh))
@@ -840,12 +853,16 @@ class Connection:
         if kind in ("commit", "rollback"):
             if not session.in_transaction:
                 self.send(pm.notice_response("there is no transaction in progress", "25P01"))
+            committed = kind == "commit" and not session.failed
             if kind == "commit" and session.failed:
                 st.tag = "ROLLBACK"
             session.in_transaction = False
             session.failed = False
-            for name in [n for n, c in self.cursors.items() if not c.hold]:
-                self.cursors.pop(name).source.close()
+            for name, cursor in list(self.cursors.items()):
+                if cursor.hold and (cursor.committed or committed):
+                    cursor.committed = True
+                else:  # without HOLD, or declared in a transaction that did not commit: closed (PostgreSQL's rule)
+                    self.cursors.pop(name).source.close()
             return None
         if kind in ("noop", "savepoint", "deallocate"):
             if kind == "deallocate":
@@ -876,7 +893,7 @@ class Connection:
             source = self.start(inner, values, oids)
             assert source is not None
             source.configure([0] * len(source.schema), session.timezone)
-            self.cursors[name] = Cursor(name, source, st.value == "HOLD")
+            self.cursors[name] = Cursor(name, source, st.value == "HOLD", st.binary, not session.in_transaction)
             return None
         if kind == "fetch":
             cursor = self.cursors.get((st.name or "").lower())

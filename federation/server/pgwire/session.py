@@ -17,7 +17,7 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from ...errors import ProgrammingError, SyntaxError
+from ...errors import NotSupportedError, ProgrammingError, SyntaxError
 
 SERVER_VERSION = "16.0 (Quanta)"
 
@@ -155,6 +155,7 @@ class Statement:
     value: str | None = None
     count: int | None = None  # FETCH count (None: ALL)
     query: str | None = None  # DECLARE ... FOR query
+    binary: bool = False  # DECLARE ... BINARY CURSOR: rows in binary format (simple query protocol)
     tag: str = ""
     expression: exp.Expression | None = None
 
@@ -241,13 +242,16 @@ def classify(text: str, is_catalog) -> Statement:
             for_at = words.index("FOR", at)
         except ValueError:
             raise SyntaxError("syntax error in DECLARE: DECLARE name CURSOR FOR query") from None
-        if "SCROLL" in words[:at] and "NO" not in words[:at]:
-            raise ProgrammingError("SCROLL cursors are not supported (cursors read forward only)")
-        if "BINARY" in words[:at]:
-            raise ProgrammingError("BINARY cursors are not supported")
+        options = words[2:at]
+        if "SCROLL" in options and "NO" not in options:
+            raise NotSupportedError(f"SCROLL cursors are not supported: cursors stream the result forward, never "
+                                    f"held whole; {FETCH_DIRECTIONS}")
+        if set(options) - {"BINARY", "INSENSITIVE", "NO", "SCROLL", "ASENSITIVE"}:
+            raise SyntaxError("syntax error in DECLARE: DECLARE name [BINARY] [NO SCROLL] CURSOR "
+                              "[WITH | WITHOUT HOLD] FOR query")
         return Statement("declare", text, name=toks[1].text, query=text[toks[for_at].end + 1:],
                          value="HOLD" if "HOLD" in words[at:for_at] and "WITHOUT" not in words[at:for_at] else "",
-                         tag="DECLARE CURSOR")
+                         binary="BINARY" in options, tag="DECLARE CURSOR")
     if first in ("FETCH", "MOVE"):
         return _fetch(toks, words, text, first)
     if first == "CLOSE":
@@ -288,6 +292,10 @@ def _check_transaction_modes(words: list[str]) -> None:
         raise ReadOnlyTransaction("this server is read only: READ WRITE transactions are not available")
 
 
+FETCH_DIRECTIONS = ("cursors read forward only: FETCH and MOVE take NEXT, n, ALL, FORWARD, FORWARD n or "
+                    "FORWARD ALL (not PRIOR, FIRST, LAST, ABSOLUTE, RELATIVE or BACKWARD)")
+
+
 def _fetch(toks, words, text, first) -> Statement:
     rest = list(zip(words[1:], toks[1:]))
     count: int | None = 1
@@ -311,6 +319,6 @@ def _fetch(toks, words, text, first) -> Statement:
     elif len(spec) == 1 and spec[0].isdigit():
         count = int(spec[0])
     else:
-        raise ProgrammingError(f"{first} {' '.join(spec)}: cursors read forward only (FETCH [FORWARD] n | ALL)")
+        raise NotSupportedError(f"{first} {' '.join(spec)} is not supported: {FETCH_DIRECTIONS}")
     return Statement("fetch", text, name=name, count=count, tag="MOVE" if first == "MOVE" else "FETCH")
 
