@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
+import glob
 import json
 import os
 import shutil
@@ -625,6 +626,39 @@ def test_pgjdbc_metadata_and_prepared_statement(server, tokens, tmp_path):
     assert "row 7 8 2026-01-08" in lines
     masked = [line for line in lines if line.startswith("masked ")]
     assert masked and "user4@" not in masked[0] and "name4" not in masked[0]
+
+
+# -- psqlODBC ------------------------------------------------------------------------------------------------
+
+
+def test_psqlodbc_declare_fetch_like_tableau(platform, server, tokens):
+    """psqlODBC with UseDeclareFetch=1 (how Tableau reads): tables, columns, and a governed query of more rows
+    than Fetch read through DECLARE ... WITH HOLD / FETCH 100, equal to the Python interface's rows."""
+    pyodbc = pytest.importorskip("pyodbc")
+    drivers = sorted(glob.glob("/usr/lib/*/odbc/psqlodbcw.so") + glob.glob("/usr/lib/odbc/psqlodbcw.so"))
+    if not drivers:
+        pytest.skip("psqlODBC is not installed (apt-get install odbc-postgresql unixodbc)")
+    conn = pyodbc.connect(f"Driver={drivers[0]};Server=127.0.0.1;Port={server.port};Database=testmesh;UID=ana;"
+                          f"PWD={tokens['ana']};UseDeclareFetch=1;Fetch=100", timeout=30)
+    try:
+        cur = conn.cursor()
+        assert sorted((t.table_schem, t.table_name) for t in cur.tables()) == [("crm", "customers"),
+                                                                                ("shop", "orders")]
+        assert [c.column_name for c in cur.columns(table="orders", schema="shop")] == [
+            "order_id", "customer_id", "order_date"]  # amount is denied to ana
+        sql = ("select o.order_id, o.order_date, c.id, c.full_name, c.email, c.region from shop.orders o "
+               "cross join crm.customers c order by o.order_id, c.id")
+        expected = federation.connect(str(platform.path), "ana").sql(sql).fetchall()
+        assert len(expected) > 1000 and all(r[3] == "****" and r[4].startswith("***@") for r in expected)
+        cur.execute(sql)
+        first = [tuple(r) for r in cur.fetchmany(150)]
+        held = [c for wire in list(server._connections.values()) for c in wire.cursors.values()]
+        assert len(held) == 1 and held[0].hold and not held[0].source.done  # the driver reads through a cursor
+        assert first + [tuple(r) for r in cur.fetchall()] == expected
+        with pytest.raises(pyodbc.Error, match="42501"):
+            cur.execute("select amount from shop.orders").fetchall()
+    finally:
+        conn.close()
 
 
 # -- the protocol itself, byte by byte ------------------------------------------------------------------------

@@ -723,6 +723,8 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
             new.set("alias", alias)
         elif db:
             new.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+        if node.args.get("joins"):  # a parenthesised join, (pg_class c join pg_namespace n on ...), hangs here
+            new.set("joins", [sub(j) for j in node.args["joins"]])
         return new
 
     def function(node: exp.Expression) -> exp.Expression | None:
