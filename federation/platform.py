@@ -365,6 +365,17 @@ class Platform:
     def compile(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None) -> Plan:
         return self._state.pipeline.compile(sql, principal, dialect, purpose)
 
+    def prepare(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None,
+                interface: str = "python") -> Plan:
+        """Compile a statement to run later (a prepared statement): a refusal now is audited as a denied
+        query, like one refused by ``query``; the executions are audited when they run."""
+        try:
+            return self._state.pipeline.compile(sql, principal, dialect, purpose)
+        except errors.AccessDenied as e:
+            self.audit.record(audit.Entry(principal.name, sql, interface, purpose, status="denied", error=str(e),
+                                          duration_ms=0.0))
+            raise
+
     def query(self, sql: str, principal: Principal, params: Sequence[Any] | dict | None = None,
               dialect: str = "duckdb", timeout: float | None = None, purpose: str | None = None,
               interface: str = "python", cancel: Cancellation | None = None) -> Result:

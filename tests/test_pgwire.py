@@ -287,8 +287,11 @@ def test_describe_never_executes_one_audit_entry_per_execution(platform, server,
             assert conn.execute(query, [i], prepare=True).fetchall() == python_rows(
                 platform, "ana", f"select order_id, order_date from shop.orders where order_id = {i}")
         assert [e[1:] for e in wire_entries(platform, since)] == [(query.replace("%s", "$1"), "ok", 1)] * 3
+        since = wire_entries(platform)[-1][0]
+        denied = "select order_id, amount from shop.orders where order_id = %s"
         with pytest.raises(psycopg.errors.InsufficientPrivilege):  # governance applies before any execution
-            conn.execute("select order_id, amount from shop.orders where order_id = %s", [1], prepare=True)
+            conn.execute(denied, [1], prepare=True)
+        assert [e[1:3] for e in wire_entries(platform, since)] == [(denied.replace("%s", "$1"), "denied")]
 
 
 def test_psycopg_errors_map_to_exception_classes(server, tokens):

@@ -576,10 +576,9 @@ class Connection:
         if len(texts) > 1:
             raise WireError("42601", "cannot insert multiple commands into a prepared statement")
         statement = self.classify(texts[0])
-        if statement.kind == "query":
-            self.platform.compile(statement.text, self.principal, dialect="postgres")  # errors now, like Parse
-        elif statement.kind == "declare":
-            self.platform.compile(statement.query, self.principal, dialect="postgres")
+        if statement.kind in ("query", "declare"):  # errors now, like PostgreSQL's Parse; a refusal is audited
+            self.platform.prepare(statement.text if statement.kind == "query" else statement.query, self.principal,
+                                  dialect="postgres", interface="pgwire")
         if statement.kind in ("query", "catalog"):
             oids = pparams.infer(statement.expression, self.platform.mesh, oids)
         if name and name in self.prepared:
