@@ -102,3 +102,30 @@ def test_quanta_serve_with_the_postgresql_port(demo_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     assert proc.returncode == 130
+
+
+def test_streamed_bodies_arrive_byte_for_byte():
+    """Large streamed chunks go out without being copied into waitress's buffers: whatever the sizes of
+    the chunks and however slowly the client reads, it receives exactly the bytes, in order."""
+    import hashlib
+    import time
+
+    from flask import Flask, Response
+
+    from federation.server.http.serve import Server
+
+    sizes = [7, 70_000, 9 << 20, 1, 65_535, 65_536, 3 << 20, 0, 12]
+    chunks = [hashlib.sha256(str(i).encode()).digest() * (n // 32) + b"x" * (n % 32) for i, n in enumerate(sizes)]
+    app = Flask("stream")
+    app.add_url_rule("/stream", "stream", lambda: Response((c for c in chunks), mimetype="application/octet-stream"))
+    app.add_url_rule("/whole", "whole", lambda: Response(b"".join(chunks), mimetype="application/octet-stream"))
+    with Server(app, port=0) as server:
+        with requests.get(server.url + "/stream", stream=True, timeout=60) as r:
+            assert r.headers.get("Transfer-Encoding") == "chunked"
+            got = []
+            for part in r.iter_content(1 << 20):
+                got.append(part)
+                time.sleep(0.001)  # a slow reader: the server waits on its high-water mark
+        assert b"".join(got) == b"".join(chunks)
+        whole = requests.get(server.url + "/whole", timeout=60)
+        assert int(whole.headers["Content-Length"]) == sum(sizes) and whole.content == b"".join(chunks)

