@@ -11,9 +11,13 @@ import glob
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
+import time
 import uuid
+
+import duckdb
 
 import pytest
 from meshkit import contract, local_server, mesh_yaml, product, prop, shop_mesh, sql_to_file, write_yaml
@@ -368,7 +372,7 @@ def test_cursors_stream_with_declare_and_fetch(platform, server, tokens):
         conn.commit()
 
 
-def test_cursors_binary_with_hold_and_refused_directions(platform, server, tokens):
+def test_cursors_binary_with_hold_and_no_scroll(platform, server, tokens):
     sql = "select id, email, region from crm.customers order by id"
     expected = python_rows(platform, "ana", sql)  # masked emails, EU rows filtered out
     with psycopg.connect(dsn(server, tokens), autocommit=True) as conn:
@@ -385,12 +389,11 @@ def test_cursors_binary_with_hold_and_refused_directions(platform, server, token
         assert cur.execute("move 2 in held").statusmessage == "MOVE 2"
         assert cur.execute("fetch all from held").fetchall() == expected[7:]
         assert cur.statusmessage == f"FETCH {len(expected) - 7}"
-        for direction in ("prior", "backward 2", "absolute 1", "relative -1", "last", "first", "-1"):
-            with pytest.raises(psycopg.errors.FeatureNotSupported, match="FORWARD"):
-                cur.execute(f"fetch {direction} from held")
+        for direction in ("prior", "backward 2", "absolute 1", "relative -1", "last", "first", "-1", "absolute 0"):
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="can only scan forward"):
+                cur.execute(f"fetch {direction} from held")  # NO SCROLL, as in PostgreSQL (55000)
+        assert cur.execute("fetch next from held").fetchall() == [] and cur.statusmessage == "FETCH 0"
         cur.execute("close held")
-        with pytest.raises(psycopg.errors.FeatureNotSupported, match="SCROLL cursors are not supported"):
-            cur.execute(f"declare s scroll cursor with hold for {sql}")
         with pytest.raises(psycopg.errors.InvalidCursorName):
             cur.execute("fetch 1 from held")
         # a transaction's cursors: WITH HOLD ones outlive its COMMIT, none outlives a ROLLBACK
@@ -408,6 +411,80 @@ def test_cursors_binary_with_hold_and_refused_directions(platform, server, token
             else:
                 with pytest.raises(psycopg.errors.InvalidCursorName):
                     cur.execute("fetch 1 from kept")
+
+
+def _scroll_tables(server, conn) -> list:
+    """The DuckDB connections holding the SCROLL cursors of a client's session (server side)."""
+    return [c.connection for c in server._connections[conn.info.backend_pid].cursors.values() if c.scroll]
+
+
+def _dropped(platform, connection) -> bool:
+    """The cursor's DuckDB connection is closed (its temporary table with it) and no spill file is left."""
+    try:
+        connection.execute("select count(*) from scroll")
+        return False
+    except duckdb.ConnectionException:
+        engine = platform.state.backend.db.cursor()
+        try:
+            return engine.execute("select count(*) from duckdb_temporary_files()").fetchone()[0] == 0
+        finally:
+            engine.close()
+
+
+def test_scroll_cursors_governed_audited_once_and_dropped(platform, server, tokens):
+    """SCROLL cursors (psycopg's scrollable=True, raw DECLARE, WITH HOLD, BINARY): the rows Python shows ana
+    (masked, EU filtered out) in every direction, one audit entry however many FETCHes; the DuckDB table is
+    gone after CLOSE, COMMIT, DISCARD ALL and a client that vanished without a word."""
+    sql = "select id, full_name, email, region from crm.customers order by id"
+    expected = python_rows(platform, "ana", sql)
+    assert all(r[1] == "****" and r[2].startswith("***@") and r[3] != "EU" for r in expected)
+    since = max([e[0] for e in wire_entries(platform)], default=0)
+    with psycopg.connect(dsn(server, tokens)) as conn:
+        with conn.cursor("sc", scrollable=True) as cur:  # DECLARE "sc" SCROLL CURSOR; MOVE [ABSOLUTE] n
+            cur.execute(sql)
+            assert cur.fetchmany(3) == expected[:3]
+            cur.scroll(-2)
+            assert cur.fetchone() == expected[1]
+            cur.scroll(5, mode="absolute")
+            assert cur.fetchone() == expected[5]
+            cur.scroll(-1, mode="absolute")
+            assert cur.fetchone() is None
+            cur.scroll(0, mode="absolute")
+            assert cur.fetchall() == expected
+            [table] = _scroll_tables(server, conn)
+        assert _dropped(platform, table)  # CLOSE
+        assert [e[2:] for e in wire_entries(platform, since)] == [("ok", len(expected))]
+        conn.execute(f"declare c scroll cursor for {sql}")
+        assert conn.execute("fetch last from c").fetchall() == expected[-1:]
+        [table] = _scroll_tables(server, conn)
+        conn.commit()  # a cursor without HOLD ends with its transaction
+        assert _dropped(platform, table)
+        with pytest.raises(psycopg.errors.InvalidCursorName):
+            conn.execute("fetch prior from c")
+        conn.rollback()
+    with psycopg.connect(dsn(server, tokens), autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute(f"declare b binary scroll cursor with hold for {sql}")  # outside a transaction: HOLD
+        assert cur.execute("fetch absolute 4 from b").fetchall() == expected[3:4]
+        assert [cur.pgresult.fformat(i) for i in range(4)] == [1] * 4
+        assert cur.execute("fetch backward all from b").fetchall() == expected[2::-1]
+        assert cur.statusmessage == "FETCH 3"
+        assert cur.execute("move forward all in b").statusmessage == f"MOVE {len(expected)}"
+        [table] = _scroll_tables(server, conn)
+        cur.execute("discard all")
+        assert _dropped(platform, table)
+    conn = psycopg.connect(dsn(server, tokens), autocommit=True)
+    conn.execute(f"declare gone scroll cursor with hold for {sql}")
+    assert conn.execute("fetch 2 from gone").fetchall() == expected[:2]
+    [table] = _scroll_tables(server, conn)
+    pid = conn.info.backend_pid
+    with socket.socket(fileno=os.dup(conn.pgconn.socket)) as raw:  # the client vanishes: no Terminate message
+        raw.shutdown(socket.SHUT_RDWR)
+    deadline = time.monotonic() + 10
+    while pid in server._connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _dropped(platform, table)
+    conn.close()
 
 
 def test_cancel_request_interrupts_the_query(server, tokens):

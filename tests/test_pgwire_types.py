@@ -80,12 +80,22 @@ def test_statements_are_recognised_by_tokens_not_substrings():
     assert (st_.kind, st_.name, st_.value, st_.binary, st_.query.strip()) == ("declare", "c", "HOLD", False,
                                                                                "select 1")
     assert classify("declare c binary cursor without hold for select 1", never).binary
-    with pytest.raises(errors.NotSupportedError, match="FORWARD n"):
-        classify("DECLARE c SCROLL CURSOR FOR select 1", never)
+    assert classify("DECLARE c SCROLL CURSOR FOR select 1", never).scroll
+    assert not classify("DECLARE c NO SCROLL CURSOR FOR select 1", never).scroll
     with pytest.raises(errors.SyntaxError):
         classify("DECLARE c SENSITIVE CURSOR FOR select 1", never)
-    assert classify("FETCH FORWARD 5 FROM c", never).count == 5
-    assert classify("FETCH ALL IN c", never).count is None
+    directions = {"FETCH FORWARD 5 FROM c": ("fetch", "FORWARD", 5), "FETCH ALL IN c": ("fetch", "FORWARD", None),
+                  "FETCH c": ("fetch", "FORWARD", 1), "fetch prior from c": ("fetch", "BACKWARD", 1),
+                  "FETCH FIRST c": ("fetch", "ABSOLUTE", 1), "FETCH LAST IN c": ("fetch", "ABSOLUTE", -1),
+                  "FETCH ABSOLUTE -3 FROM c": ("fetch", "ABSOLUTE", -3), "FETCH RELATIVE 0 c": ("fetch", "RELATIVE", 0),
+                  "FETCH -2 FROM c": ("fetch", "FORWARD", -2), "FETCH BACKWARD ALL FROM c": ("fetch", "BACKWARD", None),
+                  "MOVE BACKWARD 4 IN c": ("move", "BACKWARD", 4), "MOVE +7 IN c": ("move", "FORWARD", 7)}
+    for text, parsed in directions.items():
+        st_ = classify(text, never)
+        assert (st_.kind, st_.direction, st_.count, st_.name) == parsed + ("c",), text
+    for text in ("FETCH ABSOLUTE FROM c", "FETCH RELATIVE c", "FETCH SIDEWAYS 2 FROM c", "MOVE 1.5 IN c"):
+        with pytest.raises(errors.SyntaxError):
+            classify(text, never)
 
 
 def test_batches_encode_like_values_one_by_one():

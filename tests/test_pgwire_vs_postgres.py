@@ -133,3 +133,145 @@ def test_uuid_and_json_text_is_postgresqls(postgres):
 
     assert [cells(r)[0] for r in rows] == pg_ids
     assert {tuple(cells(r)[1:]) for r in rows} == {tuple(pg_arrays)}
+
+
+# -- cursors: the same FETCH and MOVE statements on the same rows ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quanta(tmp_path_factory):
+    """The wire server on the governed test mesh, and the DSN of ana (masked emails, EU customers hidden)."""
+    from meshkit import shop_mesh
+    from test_pgwire import GOVERNANCE
+
+    from federation.platform import Platform
+    from federation.server.pgwire import PgServer, register_token
+
+    platform = Platform(shop_mesh(tmp_path_factory.mktemp("cursors"), governance=GOVERNANCE))
+    token, _ = platform.tokens.create("ana", 1)
+    register_token(platform, token)
+    server = PgServer(platform, port=0).start()
+    try:
+        yield platform, f"host=127.0.0.1 port={server.port} user=ana dbname=testmesh password={token}"
+    finally:
+        server.stop()
+
+
+# more rows than a batch (65,536): row ranges cross the batches DuckDB stores and reads back
+CURSOR_SQL = ("select a.order_id as a, b.order_id as b, c.id, c.email from shop.orders a cross join shop.orders b "
+              "cross join crm.customers c order by a, b, c.id")
+
+
+@pytest.fixture(scope="module")
+def same_rows(postgres, quanta):
+    """ana's rows of CURSOR_SQL from Quanta, copied into a table of the real PostgreSQL."""
+    import federation
+
+    platform, _ = quanta
+    rows = federation.Connection(platform, platform.principal("ana")).sql(CURSOR_SQL).fetchall()
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        conn.execute("create table cursor_rows (a int, b int, id int, email text)")
+        with conn.cursor().copy("copy cursor_rows (a, b, id, email) from stdin") as copy:
+            for row in rows:
+                copy.write_row(row)
+    return len(rows)
+
+
+def _outcomes(dsn: str, query: str, statements: list[str]) -> list:
+    """What each statement returns in one transaction: (status, rows), or the SQLSTATE that ended it."""
+    out = []
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"declare c {query}")
+        for st in statements:
+            try:
+                cur = conn.execute(st)
+            except psycopg.Error as e:
+                out.append((st, e.sqlstate, e.diag.message_primary))
+                break
+            out.append((st, cur.statusmessage, cur.fetchall() if cur.description else None))
+    return out
+
+
+def _statements(total: int) -> list[str]:
+    script = ["fetch absolute 5 from c", "fetch backward 2 from c", "move last in c", "fetch prior from c",
+              "fetch relative 0 from c", "move 0 in c", "fetch 0 from c", "fetch absolute 0 from c",
+              "move backward 0 in c", "fetch relative 0 from c", "fetch next from c", "move absolute 65530 in c",
+              "fetch 10 from c", "fetch backward 12 from c", "fetch forward 70000 from c", "fetch -70000 from c",
+              "fetch backward all from c", "fetch prior from c", "fetch first from c", "move absolute -1 in c",
+              "fetch next from c", "fetch backward 1 from c", "move forward all in c", "move backward all in c",
+              f"fetch absolute {total} from c", f"fetch absolute {total + 1} from c", "fetch prior from c",
+              f"fetch absolute -{total} from c", f"fetch absolute -{total + 1} from c", "fetch next from c",
+              f"move relative {total} in c", "fetch relative -1 from c", "move all in c", "move backward 3 in c",
+              "fetch all from c", f"move relative -{total} in c", "fetch relative 1 from c", "fetch last from c",
+              "fetch relative -65537 from c", "fetch 3 from c"]
+    rng = random.Random(2718)
+    jumps = [0, 1, 2, 3, -1, -2, -3, 65535, 65536, 65537, -65536, total - 1, total, total + 1, -total, -total - 1]
+    for _ in range(150):
+        verb = rng.choice(("fetch", "fetch", "move"))
+        form = rng.choice(("next", "prior", "first", "last", "absolute", "relative", "forward", "backward", "count",
+                           "forward all", "backward all"))
+        counts = (0, 1, 2, 5, -1, -4) if verb == "fetch" else (0, 3, -3, 1000, -1000, 70000, -70000)
+        n = rng.choice(jumps + [rng.randrange(-total - 2, total + 3)] if form in ("absolute", "relative") else counts)
+        if form.endswith(" all") and verb == "fetch":
+            form = form.split()[0] + " 20"  # keep the rows sent small; MOVE takes ALL
+        spec = {"absolute": f"absolute {n}", "relative": f"relative {n}", "forward": f"forward {n}",
+                "backward": f"backward {n}", "count": f"{n}"}.get(form, form)
+        script.append(f"{verb} {spec} {rng.choice(('from', 'in'))} c")
+    return script
+
+
+def test_scroll_cursor_positions_are_postgresqls(postgres, quanta, same_rows):
+    """A SCROLL cursor returns the rows, FETCH and MOVE counts PostgreSQL returns, statement after statement,
+    for scripted and random directions (over, around and past both ends and the batch boundaries)."""
+    _, dsn = quanta
+    statements = _statements(same_rows)
+    got = _outcomes(dsn, f"scroll cursor for {CURSOR_SQL}", statements)
+    want = _outcomes(postgres.dsn(), "scroll cursor for select * from cursor_rows order by a, b, id", statements)
+    assert len(want) == len(statements)
+    for g, w in zip(got, want):
+        assert g == w
+
+
+def test_scrollable_psycopg_cursor_is_postgresqls(postgres, quanta, same_rows):
+    """psycopg's scrollable server-side cursor: scroll() (MOVE [ABSOLUTE] n), fetchone/fetchmany/fetchall."""
+    _, dsn = quanta
+
+    def session(dsn: str, query: str) -> list:
+        out = []
+        with psycopg.connect(dsn) as conn, conn.cursor("scroller", scrollable=True) as cur:
+            cur.execute(query)
+            out.append(cur.fetchmany(4))
+            for value, mode in ((-3, "relative"), (70000, "absolute"), (-5, "relative"), (0, "absolute"),
+                                (same_rows - 2, "absolute"), (1, "relative")):
+                cur.scroll(value, mode=mode)
+                out.append((cur.fetchone(), cur.fetchmany(3)))
+            cur.scroll(-(same_rows + 5))
+            out.append(cur.fetchone())
+        return out
+
+    assert session(dsn, CURSOR_SQL) == session(postgres.dsn(), "select * from cursor_rows order by a, b, id")
+
+
+def test_no_scroll_cursor_refuses_backward_like_postgresql(postgres, quanta, same_rows):
+    """A NO SCROLL cursor (and a plain one here) takes the forward directions PostgreSQL takes, ABSOLUTE and
+    RELATIVE included, and refuses what would go back with 55000, at the same statement."""
+    _, dsn = quanta
+    sequences = [
+        ["fetch 3 from c", "fetch absolute 5 from c", "fetch relative 2 from c", "move 0 in c", "fetch forward 0 from c"],
+        ["fetch absolute 1 from c", "fetch absolute 1 from c"],
+        ["move 0 in c", "fetch 0 from c", "fetch absolute 0 from c", "fetch 2 from c", "fetch absolute 0 from c"],
+        ["move 70000 in c", "fetch absolute 70002 from c", "fetch absolute 70001 from c"],
+        ["fetch 2 from c", "fetch prior from c"],
+        ["move backward 0 in c", "fetch backward 0 from c"],
+        ["move all in c", "fetch next from c", "move backward all in c"],
+        ["fetch absolute -1 from c"],
+        ["fetch -1 from c"],
+    ]
+    for statements in sequences:
+        got = _outcomes(dsn, f"no scroll cursor for {CURSOR_SQL}", statements)
+        want = _outcomes(postgres.dsn(), "no scroll cursor for select * from cursor_rows order by a, b, id",
+                         statements)
+        assert got == want
+        assert want[-1][1] == "55000"
+    plain = _outcomes(dsn, f"cursor for {CURSOR_SQL}", sequences[0])
+    assert plain == _outcomes(dsn, f"no scroll cursor for {CURSOR_SQL}", sequences[0])

@@ -4,9 +4,10 @@
     psql "host=127.0.0.1 port=5433 user=ana dbname=greatparts"   # password: a Quanta token
 
 What the wire layer answers itself (never the pipeline): the startup and authentication, session
-statements (SET/SHOW/RESET, BEGIN/COMMIT/ROLLBACK, DISCARD), cursors (DECLARE [BINARY] ... [WITH HOLD],
-FETCH/MOVE forward, CLOSE: streaming from the query's Arrow reader, never the whole result in memory, so
-SCROLL is refused with 0A000) and catalog queries (pg_catalog, information_schema, catalog
+statements (SET/SHOW/RESET, BEGIN/COMMIT/ROLLBACK, DISCARD), cursors (DECLARE [BINARY] [[NO] SCROLL]
+... [WITH HOLD], FETCH/MOVE in every direction, CLOSE: ``cursors.py``; a NO SCROLL cursor streams from the
+query's Arrow reader, a SCROLL cursor keeps the rows it has read in a DuckDB temporary table, never the
+whole result in Python's memory) and catalog queries (pg_catalog, information_schema, catalog
 functions), answered from an emulated catalog built from the mesh and filtered by the principal's
 grants (``catalog.py``). Everything else is a query of the mesh: ``platform.query(sql, principal,
 params, dialect="postgres", interface="pgwire")``.
@@ -29,6 +30,7 @@ Notes:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import secrets
@@ -48,6 +50,8 @@ from ...platform import Cancellation
 from . import auth, params as pparams, protocol as pm
 from . import types as pgt
 from .catalog import CatalogEngine, is_catalog_query
+from .cursors import Cursor, ScrollCursor, ScrollError, StreamCursor
+from .rows import RowSource, table_source
 from .session import REPORTED, Session, Statement, classify, split
 
 log = logging.getLogger("quanta.pgwire")
@@ -66,6 +70,8 @@ class WireError(Exception):
 def error_message(e: BaseException, sql: str | None = None) -> bytes:
     if isinstance(e, WireError):
         return pm.error_response(e.sqlstate, e.message, e.severity)
+    if isinstance(e, ScrollError):
+        return pm.error_response(e.sqlstate, str(e), hint=e.hint)
     if isinstance(e, auth.ScramError):
         return pm.error_response(e.sqlstate, str(e), "FATAL")
     if isinstance(e, errors.Error):
@@ -78,93 +84,6 @@ def error_message(e: BaseException, sql: str | None = None) -> bytes:
         return pm.error_response(e.sqlstate, e.message, position=position)
     log.exception("internal error in the PostgreSQL server")
     return pm.error_response("XX000", f"internal error: {type(e).__name__}")
-
-
-# -- rows --------------------------------------------------------------------------------------------------------
-
-
-class RowSource:
-    """Rows of a result, encoded on demand batch by batch: never the whole result in memory."""
-
-    def __init__(self, schema: pa.Schema, batches: Iterator[pa.RecordBatch], result=None, tag: str = "SELECT"):
-        self.schema = schema
-        self._batches = iter(batches)
-        self.result = result  # the Result to cancel and close
-        self.tag = tag
-        self.sent = 0
-        self.done = False
-        self._batch: pa.RecordBatch | None = None
-        self._buffer = None
-        self._offsets = None
-        self._count = 0
-        self._pos = 0
-        self._formats: list[int] = [0] * len(schema)
-        self._timezone = "UTC"
-
-    def configure(self, formats: list[int], timezone: str) -> None:
-        changed = (formats, timezone) != (self._formats, self._timezone)
-        self._formats = formats
-        self._timezone = timezone
-        if changed and self._batch is not None and self._pos < self._count:  # a cursor FETCHed in another format
-            self._load(self._batch.slice(self._pos))
-
-    def fields(self, formats: list[int] | None = None) -> list[pm.Field]:
-        formats = formats or [0] * len(self.schema)
-        out = []
-        for i, f in enumerate(self.schema):
-            oid, size, typmod = pgt.arrow_oid(f.type)
-            out.append(pm.Field(f.name, oid, size, typmod, format=formats[i]))
-        return out
-
-    def _load(self, batch: pa.RecordBatch) -> None:
-        """Encode a whole batch into DataRow messages (one buffer, row offsets): column-wise, vectorised."""
-        self._buffer, self._offsets = pgt.data_rows(batch, self._formats, self._timezone)
-        self._batch, self._count, self._pos = batch, batch.num_rows, 0
-
-    def take(self, limit: int | None) -> Iterator[tuple[memoryview, int]]:
-        """Chunks of DataRow messages, up to ``limit`` rows in all (every row when None), as (bytes, rows);
-        ``done`` tells whether rows remain."""
-        n = 0
-        while limit is None or n < limit:
-            if self._pos >= self._count:
-                batch = next(self._batches, None)
-                if batch is None:
-                    self.done = True
-                    self.close()
-                    return
-                self._load(batch)
-                continue
-            end = self._count if limit is None else min(self._count, self._pos + limit - n)
-            chunk = memoryview(self._buffer)[int(self._offsets[self._pos]):int(self._offsets[end])]
-            rows = end - self._pos
-            self._pos = end
-            n += rows
-            self.sent += rows
-            yield chunk, rows
-        if self._pos >= self._count:  # look ahead: is anything left?
-            batch = next(self._batches, None)
-            while batch is not None and batch.num_rows == 0:
-                batch = next(self._batches, None)
-            if batch is None:
-                self.done = True
-                self.close()
-            else:
-                self._load(batch)
-
-    def cancel(self) -> None:
-        if self.result is not None:
-            self.result.cancel()
-
-    def close(self) -> None:
-        if self.result is not None:
-            try:
-                self.result.close()
-            except Exception:
-                pass
-
-
-def table_source(table: pa.Table, tag: str = "SELECT") -> RowSource:
-    return RowSource(table.schema, iter(table.to_batches()), None, tag)
 
 
 # -- prepared statements and portals -------------------------------------------------------------------------
@@ -186,15 +105,6 @@ class Portal:
     result_formats: list[int]
     source: RowSource | None = None
     complete: bytes | None = None  # CommandComplete of a statement without rows, once run
-
-
-@dataclass
-class Cursor:
-    name: str
-    source: RowSource
-    hold: bool  # WITH HOLD: outlives the transaction once it commits (the stream stays open, nothing is copied)
-    binary: bool  # BINARY: FETCH of the simple query protocol sends rows in binary format
-    committed: bool  # declared outside a transaction block, or its transaction committed
 
 
 # -- the server ----------------------------------------------------------------------------------------------
@@ -315,7 +225,6 @@ class Connection:
         self.prepared: dict[str, Prepared] = {}
         self.portals: dict[str, Portal] = {}
         self.cursors: dict[str, Cursor] = {}
-        self.running: RowSource | None = None
         self.running_result = None
         self.running_cancel: Cancellation | None = None
         self._run_lock = threading.Lock()
@@ -381,9 +290,10 @@ class Connection:
             log.exception("PostgreSQL connection failed")
         finally:
             self.server.unregister(self)
-            for source in [p.source for p in self.portals.values()] + [c.source for c in self.cursors.values()]:
-                if source is not None:
-                    source.close()
+            for portal in self.portals.values():
+                if portal.source is not None:
+                    portal.source.close()
+            self.close_cursors()  # a SCROLL cursor's table goes with its DuckDB connection, whatever the client did
             self.close()
 
     def startup(self) -> bool:
@@ -640,7 +550,7 @@ class Connection:
             portal = self.portals.get(name)
             cursor = self.cursors.get(name.lower()) if portal is None else None
             if cursor is not None:  # a cursor of DECLARE is a portal too (psycopg describes it)
-                self.send(pm.row_description(self.fields(cursor.source.schema, [])))
+                self.send(pm.row_description(self.fields(cursor.schema, [])))
                 return
             if portal is None:
                 raise WireError("34000", f'portal "{name}" does not exist')
@@ -728,7 +638,7 @@ class Connection:
             return self.show_table(st).schema
         if st.kind == "fetch":
             cursor = self.cursors.get((st.name or "").lower())
-            return cursor.source.schema if cursor is not None else None
+            return cursor.schema if cursor is not None else None
         return None
 
     def engine_columns(self, plan, params: int) -> list[tuple[str, str]]:
@@ -781,15 +691,21 @@ class Connection:
                 self.send(pm.row_description(source.fields(fmts)))
         self.stream(portal.source, limit, portal)
 
-    def stream(self, source: RowSource, limit: int | None, portal: Portal | None) -> None:
+    @contextlib.contextmanager
+    def interruptible(self, target) -> Iterator[None]:
+        """Meanwhile a CancelRequest cancels ``target`` (a Result, a cursor)."""
         with self._run_lock:
-            self.running_result = source.result
+            self.running_result = target
         try:
-            for chunk, _ in source.take(limit):
-                self.send(chunk)
+            yield
         finally:
             with self._run_lock:
                 self.running_result = None
+
+    def stream(self, source: RowSource, limit: int | None, portal: Portal | None) -> None:
+        with self.interruptible(source.result):
+            for chunk, _ in source.take(limit):
+                self.send(chunk)
         if source.done:
             tag = f"{source.tag} {source.sent}" if source.tag in ("SELECT", "FETCH", "MOVE") else source.tag
             complete = pm.command_complete(tag)
@@ -861,7 +777,7 @@ class Connection:
                 if cursor.hold and (cursor.committed or committed):
                     cursor.committed = True
                 else:  # without HOLD, or declared in a transaction that did not commit: closed (PostgreSQL's rule)
-                    self.cursors.pop(name).source.close()
+                    self.cursors.pop(name).close()
             return None
         if kind in ("noop", "savepoint", "deallocate"):
             if kind == "deallocate":
@@ -869,9 +785,7 @@ class Connection:
                                  "ALL" not in st.tag and k.lower() not in st.text.lower().split()}
             return None
         if kind == "discard":
-            for cursor in self.cursors.values():
-                cursor.source.close()
-            self.cursors.clear()
+            self.close_cursors()
             if st.name in ("ALL",):
                 if session.in_transaction:
                     raise WireError("25001", "DISCARD ALL cannot run inside a transaction block")
@@ -891,27 +805,44 @@ class Connection:
                 raise WireError("42601", "DECLARE CURSOR needs a query")
             source = self.start(inner, values, oids)
             assert source is not None
-            source.configure([0] * len(source.schema), session.timezone)
-            self.cursors[name] = Cursor(name, source, st.value == "HOLD", st.binary, not session.in_transaction)
+            hold, committed = st.value == "HOLD", not session.in_transaction
+            if not st.scroll:
+                source.configure([0] * len(source.schema), session.timezone)
+                self.cursors[name] = StreamCursor(name, source, hold, st.binary, committed)
+                return None
+            connection = self.platform.state.backend.db.cursor()  # the cursor's own: see ScrollCursor
+            try:
+                self.cursors[name] = ScrollCursor(name, source, connection, hold, st.binary, committed)
+            except BaseException:
+                source.close()
+                connection.close()
+                raise
             return None
-        if kind == "fetch":
+        if kind in ("fetch", "move"):
             cursor = self.cursors.get((st.name or "").lower())
             if cursor is None:
                 raise WireError("34000", f'cursor "{st.name}" does not exist')
-            return _FetchSource(cursor.source, st.count, st.tag == "MOVE")
+            with self.interruptible(cursor):  # reading ahead (FETCH LAST, ABSOLUTE n) can be cancelled
+                if kind == "fetch":
+                    return cursor.fetch(st.direction, st.count)
+                st.tag = f"MOVE {cursor.move(st.direction, st.count)}"
+            return None
         if kind == "close":
             if st.name is None:
-                for c in self.cursors.values():
-                    c.source.close()
-                self.cursors.clear()
+                self.close_cursors()
                 st.tag = "CLOSE CURSOR ALL"
             else:
                 cursor = self.cursors.pop(st.name.lower(), None)
                 if cursor is None:
                     raise WireError("34000", f'cursor "{st.name}" does not exist')
-                cursor.source.close()
+                cursor.close()
             return None
         raise WireError("0A000", f"unsupported statement {kind}")
+
+    def close_cursors(self) -> None:
+        cursors, self.cursors = list(self.cursors.values()), {}
+        for cursor in cursors:
+            cursor.close()
 
     def show_table(self, st: Statement) -> pa.Table:
         name = st.name or ""
@@ -923,34 +854,6 @@ class Connection:
         if value is None:
             raise WireError("42704", f'unrecognized configuration parameter "{name}"')
         return pa.table({name.lower(): [value]})
-
-
-class _FetchSource(RowSource):
-    """FETCH n from a cursor: the next n rows of the cursor's stream (MOVE: counted, not sent)."""
-
-    def __init__(self, cursor_source: RowSource, count: int | None, move: bool):
-        super().__init__(cursor_source.schema, iter(()), None, "MOVE" if move else "FETCH")
-        self.inner = cursor_source
-        self.count = count
-        self.move = move
-        self.result = cursor_source.result
-
-    def configure(self, formats: list[int], timezone: str) -> None:
-        self.inner.configure(formats, timezone)
-
-    def take(self, limit: int | None) -> Iterator[tuple[memoryview, int]]:
-        remaining = None if self.count is None else self.count - self.sent
-        want = limit if remaining is None else (remaining if limit is None else min(limit, remaining))
-        n = 0
-        for chunk, rows in self.inner.take(want):
-            n += rows
-            if not self.move:
-                yield chunk, rows
-        self.sent += n
-        self.done = self.inner.done or limit is None or (self.count is not None and self.sent >= self.count)
-
-    def close(self) -> None:  # the cursor owns the stream
-        pass
 
 
 class _LRU:

@@ -1,6 +1,6 @@
 """Session state of one PostgreSQL connection and the utility statements the wire layer answers
 itself: SET / SHOW / RESET, BEGIN / COMMIT / ROLLBACK (read only: nothing to commit), DISCARD,
-DECLARE / FETCH / CLOSE of cursors.
+DECLARE / FETCH / MOVE / CLOSE of cursors.
 
 Statements are recognised with sqlglot's PostgreSQL tokenizer (comments, quoting and dollar strings
 handled), never by substring matching; queries are parsed with sqlglot to tell the catalog queries
@@ -17,7 +17,7 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from ...errors import NotSupportedError, ProgrammingError, SyntaxError
+from ...errors import ProgrammingError, SyntaxError
 
 SERVER_VERSION = "16.0 (Quanta)"
 
@@ -149,11 +149,13 @@ def split(sql: str) -> list[str]:
 @dataclass
 class Statement:
     kind: str  # empty | set | show | reset | begin | commit | rollback | noop | discard | declare | fetch |
-    #            close | deallocate | catalog | query
+    #            move | close | deallocate | catalog | query
     text: str
     name: str | None = None
     value: str | None = None
-    count: int | None = None  # FETCH count (None: ALL)
+    count: int | None = None  # FETCH / MOVE count (None: ALL)
+    direction: str = "FORWARD"  # FETCH / MOVE: FORWARD | BACKWARD | ABSOLUTE | RELATIVE
+    scroll: bool = False  # DECLARE ... SCROLL CURSOR
     query: str | None = None  # DECLARE ... FOR query
     binary: bool = False  # DECLARE ... BINARY CURSOR: rows in binary format (simple query protocol)
     tag: str = ""
@@ -243,15 +245,13 @@ def classify(text: str, is_catalog) -> Statement:
         except ValueError:
             raise SyntaxError("syntax error in DECLARE: DECLARE name CURSOR FOR query") from None
         options = words[2:at]
-        if "SCROLL" in options and "NO" not in options:
-            raise NotSupportedError(f"SCROLL cursors are not supported: cursors stream the result forward, never "
-                                    f"held whole; {FETCH_DIRECTIONS}")
         if set(options) - {"BINARY", "INSENSITIVE", "NO", "SCROLL", "ASENSITIVE"}:
-            raise SyntaxError("syntax error in DECLARE: DECLARE name [BINARY] [NO SCROLL] CURSOR "
+            raise SyntaxError("syntax error in DECLARE: DECLARE name [BINARY] [NO] SCROLL CURSOR "
                               "[WITH | WITHOUT HOLD] FOR query")
         return Statement("declare", text, name=toks[1].text, query=text[toks[for_at].end + 1:],
                          value="HOLD" if "HOLD" in words[at:for_at] and "WITHOUT" not in words[at:for_at] else "",
-                         binary="BINARY" in options, tag="DECLARE CURSOR")
+                         binary="BINARY" in options, scroll="SCROLL" in options and "NO" not in options,
+                         tag="DECLARE CURSOR")
     if first in ("FETCH", "MOVE"):
         return _fetch(toks, words, text, first)
     if first == "CLOSE":
@@ -292,14 +292,15 @@ def _check_transaction_modes(words: list[str]) -> None:
         raise ReadOnlyTransaction("this server is read only: READ WRITE transactions are not available")
 
 
-FETCH_DIRECTIONS = ("cursors read forward only: FETCH and MOVE take NEXT, n, ALL, FORWARD, FORWARD n or "
-                    "FORWARD ALL (not PRIOR, FIRST, LAST, ABSOLUTE, RELATIVE or BACKWARD)")
+_DIRECTIONS = {"NEXT": ("FORWARD", 1), "PRIOR": ("BACKWARD", 1), "FIRST": ("ABSOLUTE", 1),
+               "LAST": ("ABSOLUTE", -1), "ALL": ("FORWARD", None), "FORWARD": ("FORWARD", 1),
+               "BACKWARD": ("BACKWARD", 1), "FORWARD ALL": ("FORWARD", None), "BACKWARD ALL": ("BACKWARD", None)}
 
 
 def _fetch(toks, words, text, first) -> Statement:
+    """FETCH / MOVE [direction] [FROM | IN] cursor, with PostgreSQL's directions (a count may be negative)."""
     rest = list(zip(words[1:], toks[1:]))
-    count: int | None = 1
-    if rest and rest[-2:-1] and rest[-2][0] in ("FROM", "IN"):
+    if rest[-2:-1] and rest[-2][0] in ("FROM", "IN"):
         name = rest[-1][1].text
         rest = rest[:-2]
     elif rest:
@@ -307,18 +308,22 @@ def _fetch(toks, words, text, first) -> Statement:
         rest = rest[:-1]
     else:
         raise SyntaxError(f"syntax error in {first}")
-    spec = [w for w, _ in rest]
-    if spec and spec[0] == "FORWARD":
-        spec = spec[1:]
-        if not spec:
-            count = 1
-    if spec in ([], ["NEXT"]):
-        pass
-    elif spec == ["ALL"]:
-        count = None
-    elif len(spec) == 1 and spec[0].isdigit():
-        count = int(spec[0])
-    else:
-        raise NotSupportedError(f"{first} {' '.join(spec)} is not supported: {FETCH_DIRECTIONS}")
-    return Statement("fetch", text, name=name, count=count, tag="MOVE" if first == "MOVE" else "FETCH")
+    spec = " ".join(w for w, _ in rest)
+    direction, count = _DIRECTIONS.get(spec or "NEXT", (None, None))
+    if direction is None:
+        head, _, number = spec.partition(" ")
+        if head not in ("FORWARD", "BACKWARD", "ABSOLUTE", "RELATIVE"):
+            head, number = "FORWARD", spec
+        count = _signed(number)
+        if count is None:
+            raise SyntaxError(f"syntax error in {first}: {first} [NEXT | PRIOR | FIRST | LAST | ABSOLUTE n | "
+                              f"RELATIVE n | n | ALL | FORWARD [n | ALL] | BACKWARD [n | ALL]] [FROM | IN] cursor")
+        direction = head
+    return Statement("move" if first == "MOVE" else "fetch", text, name=name, count=count, direction=direction,
+                     tag=first)
 
+
+def _signed(text: str) -> int | None:
+    digits = text.replace(" ", "")
+    unsigned = digits[1:] if digits[:1] in ("+", "-") else digits
+    return int(digits) if unsigned.isascii() and unsigned.isdigit() else None

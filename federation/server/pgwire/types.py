@@ -176,6 +176,11 @@ def has_strings(schema: pa.Schema) -> bool:
     return any(_is_string(f.type) or (_is_list(f.type) and _is_string(f.type.value_type)) for f in schema)
 
 
+def is_extension(t: pa.DataType) -> bool:
+    """Whether a type of ``pg_schema`` is Arrow's uuid or json, or a list of them (DuckDB's strings)."""
+    return isinstance(t, pa.ExtensionType) or (_is_list(t) and isinstance(t.value_type, pa.ExtensionType))
+
+
 def _extension(name: str, storage: pa.DataType) -> pa.DataType:
     return pa.uuid() if name == "arrow.uuid" else pa.json_(storage)
 
