@@ -1,8 +1,10 @@
 """Cursors of DECLARE / FETCH / MOVE / CLOSE, positioned by PostgreSQL's rules.
 
-A cursor keeps PostgreSQL's portal position, and FETCH and MOVE move it with PostgreSQL's own steps
-(``DoPortalRunFetch``, ``PortalRunSelect`` and ``DoPortalRewind`` of ``pquery.c``, ported as they are), so
-that every direction returns the rows and ends on the row PostgreSQL's would:
+A cursor keeps PostgreSQL's portal position (before the first row, on a row, after the last), and FETCH
+and MOVE reduce every direction to forward and backward reads the way PostgreSQL's portals do (the
+behaviour documented for FETCH and MOVE, and of ``DoPortalRunFetch`` / ``PortalRunSelect`` in
+``pquery.c``), so that every direction returns the rows and ends on the row PostgreSQL's would; the tests
+compare both servers statement by statement:
 
 - ``StreamCursor`` (DECLARE ... [NO SCROLL] CURSOR): reads forward from the query's Arrow reader, never
   the whole result in memory; a direction that needs to go back fails as in PostgreSQL ("cursor can only
