@@ -974,3 +974,42 @@ def test_cancel_request_interrupts_a_query_in_its_first_blocking_call(server, to
     assert errors and isinstance(errors[0], psycopg.errors.QueryCanceled)
     assert conn.execute("select 1").fetchone() == (1,)
     conn.close()
+
+
+def test_scroll_cursor_rows_spill_to_disk_not_memory(tmp_path):
+    """A SCROLL cursor's rows live in DuckDB, which spills them to the engine's temporary folder when they do
+    not fit its memory limit: a result bigger than the limit scrolls both ways, and CLOSE removes the files."""
+    import yaml
+
+    root = shop_mesh(tmp_path / "spill", governance=GOVERNANCE)
+    settings = yaml.safe_load((root / "mesh.yaml").read_text())
+    settings["settings"] = {"threads": 2, "memory_limit": "64MB"}
+    write_yaml(root / "mesh.yaml", settings)
+    rows = 3_000_000  # ~100 MB in the cursor's table
+    for part in range(2):
+        sql_to_file(root / "data" / "shop" / "orders" / f"part-{part}.parquet",
+                    f"select i as order_id, (i % 30) + 1 as cust_id, (i * 7 % 100)::decimal(10,2) as amount, "
+                    f"date '2026-01-01' + (i % 60)::int as order_date "
+                    f"from range({part * rows // 2}, {(part + 1) * rows // 2}) t(i)")
+    big = Platform(root)
+    token, _ = big.tokens.create("ana", 1)
+    register_token(big, token)
+    srv = PgServer(big, host="127.0.0.1", port=0).start()
+    try:
+        with psycopg.connect(dsn(srv, {"ana": token}), autocommit=True) as conn:
+            conn.execute("declare s scroll cursor with hold for "
+                         "select order_id, customer_id, order_date from shop.orders order by order_id")
+            assert conn.execute("fetch last from s").fetchall() == [(rows - 1, (rows - 1) % 30 + 1,
+                                                                     dt.date(2026, 1, 1) + dt.timedelta((rows - 1) % 60))]
+            engine = big.state.backend.db.cursor()
+            spilled = engine.execute("select count(*), coalesce(sum(size), 0) from duckdb_temporary_files()").fetchone()
+            assert spilled[0] > 0 and spilled[1] > 16 << 20, spilled  # on disk, not in the 64 MB of memory
+            assert [r[0] for r in conn.execute("fetch absolute 2 from s").fetchall()] == [1]
+            assert [r[0] for r in conn.execute("fetch backward 3 from s").fetchall()] == [0]
+            assert [r[0] for r in conn.execute("fetch relative 2000000 from s").fetchall()] == [1_999_999]
+            [table] = _scroll_tables(srv, conn)
+            conn.execute("close s")
+            assert _dropped(big, table)
+            engine.close()
+    finally:
+        srv.stop()
