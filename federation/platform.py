@@ -250,6 +250,10 @@ class Platform:
         # contracts inherited along column lineage (classifications feed the policies' selectors)
         anonymising = tuple(governance.settings.get("anonymising_transformations", DEFAULT_ANONYMISING))
         self._lineage = inherit(mesh, anonymising)
+        derived: dict[str, list] = {}  # the column lineage of every derived dataset, marts included
+        for e in self._lineage.edges:
+            derived.setdefault(f"{e.target_quantum}.{e.target_dataset}", []).append(e)
+        governance.follow_marts(derived, mesh.dataset, anonymising)
         for problem in self._lineage.problems:
             if problem.severity == "error" and problem.quantum:
                 exclude(mesh, problem.quantum, problem)

@@ -86,3 +86,76 @@ def test_a_mart_must_declare_its_columns(tmp_path):
                                           {"property": "materialize", "value": True}]}]))
     mesh = Platform(root).mesh
     assert "m" not in mesh.quanta and any("must declare its columns" in x.message for x in mesh.problems)
+
+
+def governed_mart_mesh(root, policies: list[dict]):
+    mart_mesh(root, on_publish=False)
+    write_yaml(root / "governance.yaml", {
+        "roles": [{"name": n} for n in ("analyst", "finance", "data_engineer")],
+        "principals": [{"name": "olivia", "roles": ["data_engineer"], "attributes": {"regions": ["EU", "US", "CA"]}},
+                       {"name": "ana", "roles": ["analyst"], "attributes": {"regions": ["US", "CA"]}},
+                       {"name": "pia", "roles": ["analyst", "finance"], "attributes": {"regions": ["EU", "US", "CA"]}}],
+        "grants": [{"to": {"role": "analyst"}, "on": "report"}, {"to": {"role": "data_engineer"}, "on": "*"}],
+        "policies": policies})
+    return root
+
+
+def test_a_mart_shows_a_reader_no_more_than_its_sources(tmp_path):
+    """A mart is built with its owner's rights; a reader sees of it what the mart's SQL would show them if
+    they ran it: a denied source column stays denied (even summed), a column-level row filter applies."""
+    p = Platform(governed_mart_mesh(tmp_path, [
+        {"name": "amounts-for-finance", "kind": "deny", "on": {"column": "amount", "dataset": "shop.orders"},
+         "unless": {"roles": ["finance"]}},
+        {"name": "residency", "kind": "row_filter", "on": {"column": "region"},
+         "filter": "{column} <> 'EU' OR list_contains(principal.regions, 'EU')"}]))
+    sql = "select region, orders, revenue from report.sales_by_region order by region"
+    computed = {u: federation.Connection(p, p.principal(u)).sql(sql).fetchall() for u in ("ana", "pia")}
+    assert [r[0] for r in computed["ana"]] == ["CA", "US"] and {r[2] for r in computed["ana"]} == {None}
+    assert len(computed["pia"]) == 3 and all(r[2] is not None for r in computed["pia"])
+    refresh(p, "report.sales_by_region", p.principal("olivia"))
+    for user in ("ana", "pia"):
+        plan = p.compile(sql, p.principal(user))
+        assert "memory.shop.orders" not in plan.sql  # read from the mart's version, not computed
+        assert federation.Connection(p, p.principal(user)).sql(sql).fetchall() == computed[user], user
+    applied = {x["policy"] for x in p.compile(sql, p.principal("ana")).policies}
+    assert {"amounts-for-finance", "residency"} <= applied
+
+
+def test_a_mart_hides_rows_a_source_filter_cannot_select_and_keeps_identity_masks(tmp_path):
+    """A source's row filter on columns the mart does not copy cannot be applied to the mart's rows (they
+    mix rows the reader may not see): the reader sees none. A copied masked column keeps its mask."""
+    p = Platform(governed_mart_mesh(tmp_path, [
+        {"name": "recent-orders-only", "kind": "row_filter", "on": {"dataset": "shop.orders"},
+         "filter": "order_date >= date '2026-02-01'", "unless": {"roles": ["finance"]}},
+        {"name": "region-redacted", "kind": "mask", "on": {"column": "region", "dataset": "crm.customers"},
+         "mask": "redact", "unless": {"roles": ["data_engineer"]}}]))
+    refresh(p, "report.sales_by_region", p.principal("olivia"))
+    sql = "select region, orders from report.sales_by_region order by region"
+    assert federation.Connection(p, p.principal("ana")).sql(sql).fetchall() == []
+    pia = federation.Connection(p, p.principal("pia")).sql(sql).fetchall()  # no filter for finance, but masked
+    assert len(pia) == 3 and {r[0] for r in pia} == {"****"}  # the copied region keeps crm.customers' mask
+    assert sum(r[1] for r in pia) == 100
+
+
+def test_a_mart_over_a_derived_dataset_carries_the_policies_of_its_sources(tmp_path):
+    """Mart -> derived dataset -> sources: the deny on shop.orders.amount reaches the mart's column two
+    levels down, as it does when the reader queries the derived dataset itself."""
+    root = governed_mart_mesh(tmp_path, [
+        {"name": "amounts-for-finance", "kind": "deny", "on": {"column": "amount", "dataset": "shop.orders"},
+         "unless": {"roles": ["finance"]}}])
+    c = yaml.safe_load((root / "contracts" / "report.odcs.yaml").read_text())
+    derived = c["schema"][0]
+    derived["customProperties"] = [p for p in derived["customProperties"] if p["property"] == "sql"]
+    c["schema"].append({"name": "region_totals", "customProperties": [
+        {"property": "sql", "value": "select region, revenue as total from report.sales_by_region"},
+        {"property": "materialize", "value": True}],
+        "properties": [prop("region"), prop("total", "number", "decimal(38,2)")]})
+    write_yaml(root / "contracts" / "report.odcs.yaml", c)
+    p = Platform(root)
+    sql = "select region, total from report.region_totals order by region"
+    computed = {u: federation.Connection(p, p.principal(u)).sql(sql).fetchall() for u in ("ana", "pia")}
+    refresh(p, "report.region_totals", p.principal("olivia"))
+    assert "memory.shop.orders" not in p.compile(sql, p.principal("ana")).sql
+    for user in ("ana", "pia"):
+        assert federation.Connection(p, p.principal(user)).sql(sql).fetchall() == computed[user], user
+    assert {r[1] for r in computed["ana"]} == {None} and None not in {r[1] for r in computed["pia"]}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import sqlglot
 import sqlglot.expressions as exp
@@ -268,6 +268,18 @@ class Governance:
         self.auditor_role = str(self.settings.get("auditor_role", "auditor"))
         self._decisions: dict[tuple[str, str], Decision] = {}
         self._lock = threading.Lock()
+        self._marts: dict[str, list] = {}  # a materialised dataset -> the column lineage edges of its columns
+        self._dataset: Callable[[str, str], Dataset | None] = lambda q, d: None
+        self._anonymising: tuple[str, ...] = ()
+
+    def follow_marts(self, edges: dict[str, list], dataset: Callable[[str, str], Dataset | None],
+                     anonymising: tuple[str, ...]) -> None:
+        """Materialised datasets (marts) hold what their owner could read of their sources; a reader sees
+        of a mart no more than of its sources (``edges``: mart's qualified name -> its ColumnEdges)."""
+        self._marts = {k.lower(): v for k, v in edges.items()}  # marts and the derived datasets they read
+        self._dataset = dataset
+        self._anonymising = anonymising
+        self.forget_decisions()
 
     def forget_decisions(self) -> None:
         """After a grant was added to a running platform."""
@@ -338,7 +350,69 @@ class Governance:
             elif not pol.selector.dataset_matches(ds):
                 continue
             filters.append((pol, filter_expression(pol, ds, p, alias)))
+        if ds.materialized and ds.qualified_name.lower() in self._marts:
+            self._through_sources(p, ds, columns, filters, alias)
         return Decision(ds, self.grant_for(p, ds), columns, filters)
+
+    def _through_sources(self, p: Principal, mart: Dataset, columns: list[ColumnDecision],
+                         filters: list[tuple[Policy, exp.Expression]], alias: str | None) -> None:
+        """The sources' decisions carried to a mart's columns along their lineage, as if the reader ran the
+        mart's SQL (the invoker's rights of a derived dataset that is not materialised):
+
+        - a column built from a column denied to the reader is NULL for them;
+        - one copied from a masked column (identity) gets the same mask; one computed from it is NULL,
+          unless the mask follows a classification that an anonymising transformation (aggregate, hash)
+          removes, as contract inheritance does;
+        - a source's row filter applies on the mart when the columns it reads are copied into the mart,
+          otherwise the reader sees no row of the mart (its rows mix rows the reader may not see).
+        """
+        edges = self._marts[mart.qualified_name.lower()]
+        sources: dict[tuple[str, str], Decision] = {}
+        for e in edges:
+            key = (e.source_quantum.lower(), e.source_dataset.lower())
+            if key not in sources:
+                src = self._dataset(*key)
+                if src is None:
+                    continue
+                decision = self.decide(p, src)
+                if src.sql is not None and not src.materialized and f"{key[0]}.{key[1]}" in self._marts:
+                    # a derived source is read with its own sources' policies (invoker): carry them too
+                    decision = Decision(src, decision.grant, list(decision.columns), list(decision.filters))
+                    self._through_sources(p, src, decision.columns, decision.filters, alias)
+                sources[key] = decision
+        for i, cd in enumerate(columns):
+            for e in (x for x in edges if x.target_column.lower() == cd.column.name.lower()):
+                decision = sources.get((e.source_quantum.lower(), e.source_dataset.lower()))
+                source = next((d for d in decision.columns if d.column.name.lower() == e.source_column.lower()),
+                              None) if decision else None
+                if source is None or source.access == "visible" or cd.access == "denied":
+                    continue
+                masked = source.access == "masked" and source.policy is not None and source.policy.kind == "mask"
+                if masked and e.transformation == "identity":
+                    if cd.access == "visible":
+                        cd = ColumnDecision(cd.column, "masked", source.policy, sqlglot.parse_one(
+                            mask_sql(source.policy, cd.column, alias), read="duckdb"))
+                elif not (masked and e.transformation in self._anonymising and source.policy.selector.classification):
+                    # NULL, as the mart's SQL run by the reader would compute it from what they may read
+                    cd = ColumnDecision(cd.column, "masked", source.policy,
+                                        exp.cast(exp.Null(), exp.DataType.build(cd.column.data_type, dialect="duckdb")))
+            columns[i] = cd
+        own = {id(pol) for pol, _ in filters}
+        for (sq, sd), decision in sources.items():
+            copied = {e.source_column.lower(): e.target_column for e in edges if e.transformation == "identity"
+                      and (e.source_quantum.lower(), e.source_dataset.lower()) == (sq, sd)}
+            for pol, expr in decision.filters:
+                if id(pol) in own:
+                    continue
+                own.add(id(pol))
+                tree = expr.copy()
+                refs = [c for c in tree.find_all(exp.Column)]
+                if all(c.name.lower() in copied for c in refs):
+                    for c in refs:
+                        c.set("this", exp.to_identifier(copied[c.name.lower()], quoted=True))
+                    filters.append((pol, tree))
+                else:
+                    filters.append((pol, exp.false()))
 
 
 def empty_governance() -> Governance:
