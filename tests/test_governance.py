@@ -6,6 +6,8 @@ only, and no raw secret may appear in any result or error message.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import re
 
 import pytest
@@ -451,3 +453,43 @@ def test_property_no_raw_secret_in_any_result_or_error(ana, exprs, where, tail, 
         assert not SECRET.search(str(e)), (sql, str(e))
         return
     assert not SECRET.search(repr(rows)), (sql, rows)
+
+
+def test_every_mask_of_the_library_computes_what_it_says(tmp_path):
+    """Each mask's value on known data, for a reader it applies to, and the clear value for one it spares;
+    the masked column keeps its type."""
+    def policy(name, column, dataset, mask):
+        return {"name": name, "kind": "mask", "on": {"column": column, "dataset": dataset}, "mask": mask,
+                "unless": {"roles": ["pii_reader"]}}
+
+    p = Platform(shop_mesh(tmp_path / "masks", governance={
+        "roles": [{"name": "analyst"}, {"name": "pii_reader"}],
+        "principals": [{"name": "ana", "roles": ["analyst"]}, {"name": "pia", "roles": ["analyst", "pii_reader"]}],
+        "grants": [{"to": {"role": "analyst"}, "on": "*"}],
+        "policies": [
+            policy("partial-name", "full_name", "crm.customers", {"type": "partial", "keep_last": 2}),
+            policy("upper-mail", "email", "crm.customers", {"type": "sql", "sql": "upper(split_part({column}, '@', 1))"}),
+            policy("hash-region", "region", "crm.customers", "hash"),
+            policy("year-only", "order_date", "shop.orders", "year"),
+            policy("round-amount", "amount", "shop.orders", {"type": "round", "digits": -1}),
+            policy("no-customer", "customer_id", "shop.orders", "null"),
+        ]}))
+    sql_c = "select full_name, email, region from crm.customers where id = 12"
+    sql_o = "select order_date, amount, customer_id from shop.orders where order_id = 57"
+    ana, pia = as_(p, "ana"), as_(p, "pia")
+    clear_c, clear_o = pia.sql(sql_c).fetchone(), pia.sql(sql_o).fetchone()
+    assert clear_c == ("name12", "user12@example.com", "EU")
+    assert clear_o[0] == dt.date(2026, 1, 1) + dt.timedelta(57 % 60) and clear_o[1] == decimal.Decimal("99.00")
+    masked_c = ana.sql(sql_c).fetchone()
+    assert masked_c[:2] == ("****12", "USER12")
+    assert masked_c[2] != "EU" and len(masked_c[2]) == 20  # a salted hash, not the value
+    assert ana.sql("select count(distinct region) from crm.customers").fetchone() == (3,)  # hashes keep joins
+    masked_o = ana.sql(sql_o)
+    assert masked_o.fetchone() == (dt.date(2026, 1, 1), decimal.Decimal("100.00"), None)
+    assert masked_o.types == pia.sql(sql_o).types  # same types as the clear columns
+    month = Platform(shop_mesh(tmp_path / "month", governance={
+        "roles": [{"name": "analyst"}], "principals": [{"name": "ana", "roles": ["analyst"]}],
+        "grants": [{"to": {"role": "analyst"}, "on": "*"}],
+        "policies": [{"name": "month-only", "kind": "mask", "on": {"column": "order_date"}, "mask": "month"}]}))
+    assert as_(month, "ana").sql(sql_o.replace("amount, customer_id", "order_id")).fetchone()[0] == \
+        dt.date(2026, 2, 1)  # 2026-02-27 -> February
