@@ -493,3 +493,22 @@ def test_every_mask_of_the_library_computes_what_it_says(tmp_path):
         "policies": [{"name": "month-only", "kind": "mask", "on": {"column": "order_date"}, "mask": "month"}]}))
     assert as_(month, "ana").sql(sql_o.replace("amount, customer_id", "order_id")).fetchone()[0] == \
         dt.date(2026, 2, 1)  # 2026-02-27 -> February
+
+
+def test_a_governance_change_takes_effect_on_reload_not_from_the_plan_cache(tmp_path):
+    root = shop_mesh(tmp_path / "reload", governance={
+        "roles": [{"name": "analyst"}], "principals": [{"name": "ana", "roles": ["analyst"]}],
+        "grants": [{"to": {"role": "analyst"}, "on": "*"}]})
+    p = Platform(root)
+    sql = "select email from crm.customers where id = 1"
+    before = p.compile(sql, p.principal("ana"))
+    assert p.compile(sql, p.principal("ana")) is before and not before.policies  # cached
+    assert as_(p, "ana").sql(sql).fetchone() == ("user1@example.com",)
+    gov = yaml.safe_load((root / "governance.yaml").read_text())
+    gov["policies"] = [{"name": "mail-domain", "kind": "mask", "on": {"column": "email"}, "mask": "email_domain"}]
+    write_yaml(root / "governance.yaml", gov)
+    assert p.compile(sql, p.principal("ana")) is before  # the running state is immutable until reloaded
+    p.reload()
+    after = p.compile(sql, p.principal("ana"))
+    assert after is not before and {x["policy"] for x in after.policies} == {"mail-domain"}
+    assert as_(p, "ana").sql(sql).fetchone() == ("***@example.com",)
