@@ -127,9 +127,25 @@ def test_sla_composition(tmp_path):
     c["slaProperties"] = [{"property": "latency", "value": 1, "unit": "h"},
                           {"property": "retention", "value": 5, "unit": "y"}]
     write_yaml(root / "contracts" / "x.odcs.yaml", c)
-    messages = [p.message for p in inherit(load_mesh(root)).problems]
+    mesh = load_mesh(root)
+    messages = [p.message for p in inherit(mesh).problems]
     assert any("latency of 1 h, lower than its input shop.orders (24 h)" in m for m in messages)
     assert any("retention" in m and "longer than its input shop.orders" in m for m in messages)
+    composed = next(p for p in effective_contract(mesh, "x")[0]["schema"][0]["customProperties"]
+                    if p["property"] == "composedSla")["value"]
+    assert composed == {"latency": {"atLeast": 24.0, "input": "shop.orders", "refresh": 0.0},
+                        "retention": {"atMost": 365 * 24.0, "input": "shop.orders"}}
+    # a materialised mart adds its own refresh time: daily refreshes of a 1-day input promise no less than 2 days
+    c = yaml.safe_load((root / "contracts" / "x.odcs.yaml").read_text())
+    c["schema"][0]["customProperties"].append({"property": "materialize", "value": True})
+    c["schema"][0]["properties"] = [prop("order_id", "integer", "bigint")]
+    c["slaProperties"] = [{"property": "latency", "value": 30, "unit": "h"},
+                          {"property": "frequency", "value": 1, "unit": "d"}]
+    write_yaml(root / "contracts" / "x.odcs.yaml", c)
+    mesh = load_mesh(root)
+    messages = [p.message for p in inherit(mesh).problems + mesh.problems]
+    assert any("latency of 30 h, lower than its input shop.orders (24 h) plus its own refresh every 24 h" in m
+               for m in messages), messages
 
 
 def test_demo_lineage_effective_contract_and_picture(demo_path):

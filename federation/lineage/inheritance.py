@@ -171,24 +171,40 @@ def _sla(mesh: Mesh, ds: Dataset, prop: str) -> float | None:
     return None
 
 
+def composed_sla(mesh: Mesh, ds: Dataset) -> dict:
+    """What a derived dataset can promise, from its inputs: a latency no lower than its slowest input's
+    plus its own refresh time (a materialised mart's ``frequency``; 0 for a view computed on read), a
+    retention no longer than its shortest-lived input's. Hours; a bound is absent when no input declares it."""
+    inputs = [i for i in (mesh.dataset(q, d) for q, d in ds.reads) if i is not None]
+    out: dict = {}
+    latencies = [(i, _sla(mesh, i, "latency")) for i in inputs]
+    slowest = max((x for x in latencies if x[1] is not None), key=lambda x: x[1], default=None)
+    if slowest is not None:
+        refresh = (_sla(mesh, ds, "frequency") or 0.0) if ds.materialized else 0.0
+        out["latency"] = {"atLeast": slowest[1] + refresh, "input": slowest[0].qualified_name, "refresh": refresh}
+    retentions = [(i, _sla(mesh, i, "retention")) for i in inputs]
+    shortest = min((x for x in retentions if x[1] is not None), key=lambda x: x[1], default=None)
+    if shortest is not None:
+        out["retention"] = {"atMost": shortest[1], "input": shortest[0].qualified_name}
+    return out
+
+
 def _sla_problems(mesh: Mesh, ds: Dataset) -> list[Problem]:
     out = []
-    inputs = [mesh.dataset(q, d) for q, d in ds.reads]
-    inputs = [i for i in inputs if i is not None]
+    bounds = composed_sla(mesh, ds)
     latency = _sla(mesh, ds, "latency")
-    if latency is not None:
-        slowest = max(((i, _sla(mesh, i, "latency")) for i in inputs), key=lambda x: x[1] or -1, default=(None, None))
-        if slowest[1] is not None and latency < slowest[1]:
-            out.append(Problem(ds.file, "slaProperties", f"{ds.qualified_name} promises a latency of {latency:g} h, "
-                               f"lower than its input {slowest[0].qualified_name} ({slowest[1]:g} h)", None, ds.quantum))
+    bound = bounds.get("latency")
+    if latency is not None and bound is not None and latency < bound["atLeast"]:
+        refresh = f" plus its own refresh every {bound['refresh']:g} h" if bound["refresh"] else ""
+        out.append(Problem(ds.file, "slaProperties", f"{ds.qualified_name} promises a latency of {latency:g} h, "
+                           f"lower than its input {bound['input']} ({bound['atLeast'] - bound['refresh']:g} h)"
+                           f"{refresh}", None, ds.quantum))
     retention = _sla(mesh, ds, "retention")
-    if retention is not None:
-        shortest = min(((i, _sla(mesh, i, "retention")) for i in inputs),
-                       key=lambda x: x[1] if x[1] is not None else float("inf"), default=(None, None))
-        if shortest[1] is not None and retention > shortest[1]:
-            out.append(Problem(ds.file, "slaProperties", f"{ds.qualified_name} promises a retention of {retention:g} h, "
-                               f"longer than its input {shortest[0].qualified_name} keeps data ({shortest[1]:g} h)",
-                               None, ds.quantum))
+    bound = bounds.get("retention")
+    if retention is not None and bound is not None and retention > bound["atMost"]:
+        out.append(Problem(ds.file, "slaProperties", f"{ds.qualified_name} promises a retention of {retention:g} h, "
+                           f"longer than its input {bound['input']} keeps data ({bound['atMost']:g} h)",
+                           None, ds.quantum))
     return out
 
 
@@ -224,6 +240,10 @@ def effective_contract(mesh: Mesh, quantum: str) -> list[dict]:
                     p["required"] = True
                 if col.unique:
                     p["unique"] = True
+            bounds = composed_sla(mesh, ds) if ds.sql is not None else {}
+            if bounds:  # what the inputs allow it to promise (hours)
+                obj.setdefault("customProperties", []).append({"property": "composedSla", "value": {
+                    k: {kk: vv for kk, vv in v.items()} for k, v in bounds.items()}})
         inputs = [p.contract_id for p in q.ports if p.direction == "input" and p.contract_id]
         if inputs:
             raw.setdefault("customProperties", []).append({"property": "inputContracts", "value": inputs})
