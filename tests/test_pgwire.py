@@ -487,6 +487,20 @@ def test_scroll_cursors_governed_audited_once_and_dropped(platform, server, toke
     conn.close()
 
 
+def assert_cancelled(conn, worker: threading.Thread, errors: list) -> None:
+    """Cancel the query ``worker`` runs on ``conn`` until it stops: it must end with QueryCanceled, and the
+    session goes on."""
+    for _ in range(100):
+        conn.cancel_safe()  # cancel() holds the GIL in libpq's blocking PQcancel: the in-process server would wait
+        worker.join(0.2)
+        if not worker.is_alive():
+            break
+    assert not worker.is_alive(), "the query was not cancelled"
+    assert errors and isinstance(errors[0], psycopg.errors.QueryCanceled)
+    assert conn.execute("select 1").fetchone() == (1,)
+    conn.close()
+
+
 def test_cancel_request_interrupts_the_query(server, tokens):
     """CancelRequest interrupts a query while its rows stream."""
     conn = psycopg.connect(dsn(server, tokens), autocommit=True)
@@ -507,15 +521,7 @@ def test_cancel_request_interrupts_the_query(server, tokens):
         if running is not None and running.running_result is not None:
             break
         worker.join(0.1)
-    for _ in range(100):
-        conn.cancel_safe()  # cancel() holds the GIL in libpq's blocking PQcancel: the in-process server would wait
-        worker.join(0.2)
-        if not worker.is_alive():
-            break
-    assert not worker.is_alive(), "the query was not cancelled"
-    assert errors and isinstance(errors[0], psycopg.errors.QueryCanceled)
-    assert conn.execute("select 1").fetchone() == (1,)
-    conn.close()
+    assert_cancelled(conn, worker, errors)
 
 
 # -- uuid and json ---------------------------------------------------------------------------------------------
@@ -965,15 +971,7 @@ def test_cancel_request_interrupts_a_query_in_its_first_blocking_call(server, to
         if running is not None and running.running_cancel is not None:
             break
         worker.join(0.1)
-    for _ in range(100):
-        conn.cancel_safe()
-        worker.join(0.2)
-        if not worker.is_alive():
-            break
-    assert not worker.is_alive(), "the query was not cancelled"
-    assert errors and isinstance(errors[0], psycopg.errors.QueryCanceled)
-    assert conn.execute("select 1").fetchone() == (1,)
-    conn.close()
+    assert_cancelled(conn, worker, errors)
 
 
 def test_scroll_cursor_rows_spill_to_disk_not_memory(tmp_path):
