@@ -42,10 +42,8 @@ from .engine import secrets as server_secrets
 from .engine.registry import register_sources
 from .errors import Problem
 from .result import Result
-from .rewrite.context import Namespace, SystemTable
+from .rewrite.context import Definition, Namespace, SystemTable
 from .rewrite.pipeline import PASSES, Pipeline, Plan
-from .rewrite.resolve import TAG
-from .rewrite.secure import VIA
 from .system import governance_tables
 from .system import tables as system_tables
 
@@ -297,7 +295,8 @@ class Platform:
             if mesh.quanta.get(ds.quantum.lower()) is None:
                 continue  # excluded meanwhile
             try:
-                definition = pipeline.resolve_definition(ds.sql or "", SYSTEM_PRINCIPAL)
+                resolved = pipeline.resolve_definition(ds.sql or "", SYSTEM_PRINCIPAL)
+                definition = resolved.tree
                 produced = backend.describe(definition.sql(backend.dialect))
             except errors.Error as e:
                 exclude(mesh, ds.quantum, Problem(ds.file, ds.yaml_path, f"the SQL of {ds.qualified_name}: {e}",
@@ -313,14 +312,8 @@ class Platform:
                 exclude(mesh, ds.quantum, problem)
                 continue
             for node in definition.walk():
-                meta = node._meta  # noqa: SLF001
-                if not meta:
-                    continue
-                for key in ("line", "col", "start", "end"):  # positions in the contract's SQL, not the user's
-                    meta.pop(key, None)
-                if TAG in meta:
-                    meta.setdefault(VIA, ds.qualified_name)
-            namespace.definitions[(ds.quantum.lower(), ds.name.lower())] = definition
+                node._meta = None  # noqa: SLF001 - positions in the contract's SQL, not the user's
+            namespace.definitions[(ds.quantum.lower(), ds.name.lower())] = Definition(definition, resolved.marks)
             if ds.source is None:  # a mart served from its versions keeps its view
                 backend.create_view(ds.quantum, ds.name, definition.sql(backend.dialect))  # for typing policies
 

@@ -11,6 +11,7 @@ from ..catalog.model import Dataset, Mesh
 from ..errors import Error
 from ..governance.policies import Governance
 from ..governance.principals import Principal
+from .verify import Placements
 
 
 @dataclass
@@ -22,6 +23,18 @@ class SystemTable:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class Definition:
+    """A derived dataset's resolved SQL, with the marks the resolver left on its nodes (held here, by node
+    identity, never in the tree: nothing a user writes can forge them)."""
+
+    tree: exp.Query
+    marks: dict[int, tuple]  # id(node in tree) -> ("dataset", quantum, dataset) | ...
+
+    def sql(self, dialect: str = "duckdb") -> str:
+        return self.tree.sql(dialect=dialect)
+
+
 @dataclass
 class Namespace:
     """The names a query can read: mesh datasets, system tables, information_schema."""
@@ -30,7 +43,7 @@ class Namespace:
     version: str  # changes whenever the mesh (or, later, its policies) change: part of the plan cache key
     relation: Callable[[str, str], tuple[str, str, str]]  # backend relation of a source dataset
     system_tables: dict[tuple[str, str], SystemTable] = field(default_factory=dict)  # (schema, name)
-    definitions: dict[tuple[str, str], exp.Query] = field(default_factory=dict)  # resolved derived datasets
+    definitions: dict[tuple[str, str], Definition] = field(default_factory=dict)  # resolved derived datasets
     governance: "Governance | None" = None  # principals, grants, policies (None: no governance pass)
     # (quantum, dataset, N) -> the dataset as version N's contract snapshot describes it (pinned reads)
     pinned_datasets: dict[tuple[str, str, int], Dataset] = field(default_factory=dict)
@@ -52,6 +65,33 @@ class Context:
     warnings: list[str] = field(default_factory=list)
     policies: list[dict] = field(default_factory=list)
     statement: str = "select"
+    # Pipeline state, held by the pipeline and never in the tree (``node.meta`` is filled by the parser from
+    # ``/* sqlglot.meta k=v */`` comments, so nothing there is trusted):
+    marks: dict[int, tuple] = field(default_factory=dict)  # id(node) -> what the resolver made it
+    via: set[int] = field(default_factory=set)  # id(node) of relations read through a derived dataset
+    placements: Placements = field(default_factory=Placements)  # what the verifier may accept
+    _alive: list = field(default_factory=list)  # the marked nodes, so their ids stay theirs
+
+    def mark(self, node: exp.Expression, value: tuple) -> None:
+        self.marks[id(node)] = value
+        self._alive.append(node)
+
+    def mark_of(self, node: exp.Expression) -> tuple | None:
+        return self.marks.get(id(node))
+
+    def inline(self, definition: Definition, via: bool = True) -> exp.Query:
+        """A copy of a derived dataset's tree for this query, its marks carried over to the copy's nodes."""
+        copy = definition.tree.copy()
+        if definition.marks:
+            for original, node in zip(definition.tree.walk(), copy.walk()):
+                mark = definition.marks.get(id(original))
+                if mark is not None:
+                    self.mark(node, mark)
+                    if via:
+                        self.via.add(id(node))
+                    if isinstance(node, exp.Table) and mark[0] in ("dataset", "system"):
+                        self.placements.place((node.catalog, node.db, node.name))
+        return copy
 
     def read(self, quantum: str, dataset: str) -> None:
         key = (quantum.lower(), dataset.lower())

@@ -25,12 +25,13 @@ from sqlglot.errors import ParseError, TokenError
 
 from ..errors import ProgrammingError, StatementRefused, SyntaxError
 from ..governance.principals import Principal
-from .context import Context, Namespace
+from .context import Context, Definition, Namespace
 from .describe import describe_and_show
 from .resolve import resolve_tables
 from .safety import check_bare_identifiers, check_nodes
 from .secure import secure_datasets
 from .statements import only_reads
+from .verify import verify
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 # statements that are refused even when sqlglot cannot parse them
@@ -119,18 +120,22 @@ class Pipeline:
         for rewrite in self.passes:
             expression = rewrite(expression, ctx)
         params = sum(1 for _ in expression.find_all(exp.Placeholder)) if ("?" in sql or "$" in sql) else 0
-        # the tree is ours and thrown away after this: no defensive deep copy (a third of the compile time)
-        out = expression.sql(dialect=self.backend_dialect, copy=False)
+        # the tree is ours and thrown away after this: no defensive deep copy (a third of the compile time);
+        # no comments either: what runs is exactly what the verifier reads
+        out = expression.sql(dialect=self.backend_dialect, copy=False, comments=False)
+        if self.backend_dialect == "duckdb":
+            verify(out, ctx.placements)  # the last wall: DuckDB's own parse of what will run, proven safe
         return Plan(out, ctx.statement, tuple(ctx.datasets), tuple(ctx.system_tables), tuple(ctx.warnings),
                     tuple(ctx.policies), params, tuple(ctx.columns))
 
-    def resolve_definition(self, sql: str, principal: Principal) -> exp.Query:
+    def resolve_definition(self, sql: str, principal: Principal) -> Definition:
         """Resolve a derived dataset's SQL (mesh names -> backend relations, derived -> inlined)."""
         expression = self.parse(sql)
         ctx = Context(self.namespace, principal, sql)
         for rewrite in (only_reads, check_nodes, resolve_tables):
             expression = rewrite(expression, ctx)
-        return expression  # type: ignore[return-value]
+        marks = {id(n): ctx.marks[id(n)] for n in expression.walk() if id(n) in ctx.marks}
+        return Definition(expression, marks)  # type: ignore[arg-type]
 
     def clear_cache(self) -> None:
         with self._lock:

@@ -6,12 +6,14 @@
     WITH x AS (...) SELECT * FROM x ->  unchanged (a CTE visible at that point)
 
 Anything else is an error with its position: an unknown name (with a suggestion), a catalog, a file
-path (``FROM 'data.csv'``) or a table function (``FROM read_csv(...)``). Names are resolved with the
-CTE scoping rules of SQL (a CTE is visible in the later CTEs of its WITH and in its query; a
-recursive CTE in itself too), so an unqualified name can never fall through to the engine's own
-catalog. Derived datasets are inlined (invoker's rights): later passes see the source datasets they
-read, so every policy of a source applies through them. Each resolved reference is tagged in
-``node.meta["quanta"]`` with what it is, for the passes that follow.
+path (``FROM 'data.csv'``) or a table function (``FROM read_csv(...)``). Names are resolved with DuckDB's
+own CTE scoping rules (see ``verify.py``, which checks the same rules on DuckDB's parse): a CTE is visible
+in the later CTEs of its WITH and in its query, never in the earlier ones; a recursive CTE sees itself only
+in the recursive operand of its UNION. So an unqualified name can never fall through to the engine's own
+catalog or to a file. Derived datasets are inlined (invoker's rights): later passes see the source datasets
+they read, so every policy of a source applies through them. What each resolved reference is, is held by
+the pipeline (``ctx.mark``), keyed by node identity: never in ``node.meta``, which the parser fills from
+the user's comments.
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ import difflib
 import sqlglot.expressions as exp
 
 from ..errors import StatementRefused, Unavailable, UnknownObject
-from .context import Context
-
-TAG = "quanta"  # node.meta key: ("dataset", quantum, dataset) | ("system", schema, table)
+from .context import Context, Definition
 
 
 def _with(node: exp.Expression) -> exp.With | None:
@@ -34,7 +34,7 @@ def _with(node: exp.Expression) -> exp.With | None:
 
 
 def tables_in_scope(expression: exp.Expression) -> list[tuple[exp.Table, frozenset[str]]]:
-    """Every Table node with the CTE names visible where it appears."""
+    """Every Table node with the CTE names visible where it appears, by DuckDB's scoping rules."""
     out: list[tuple[exp.Table, frozenset[str]]] = []
     stack: list[tuple[exp.Expression, frozenset[str]]] = [(expression, frozenset())]
     while stack:
@@ -54,13 +54,20 @@ def tables_in_scope(expression: exp.Expression) -> list[tuple[exp.Table, frozens
         if w is not None:
             scope = set(visible)
             recursive = bool(w.args.get("recursive"))
-            ctes = list(w.expressions)
-            if recursive:
-                scope.update(c.alias_or_name.lower() for c in ctes)
-            for cte in ctes:
-                stack.append((cte.this, frozenset(scope | {cte.alias_or_name.lower()}) if recursive
-                              else frozenset(scope)))
-                scope.add(cte.alias_or_name.lower())
+            for cte in w.expressions:
+                name = cte.alias_or_name.lower()
+                body = cte.this
+                if recursive and type(body) is exp.Union:  # the recursive operand alone sees the CTE itself
+                    stack.append((body.this, frozenset(scope)))
+                    stack.append((body.expression, frozenset(scope | {name})))
+                    for key, value in body.args.items():
+                        if key not in ("this", "expression"):
+                            for child in value if isinstance(value, list) else [value]:
+                                if isinstance(child, exp.Expression):
+                                    stack.append((child, frozenset(scope)))
+                else:
+                    stack.append((body, frozenset(scope)))
+                scope.add(name)
             inner = frozenset(scope)
             for key, value in node.args.items():
                 if value is w or key in ("with", "with_"):
@@ -82,7 +89,7 @@ def _suggest(name: str, candidates: list[str]) -> str:
 def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
     ns = ctx.namespace
     for table, visible in tables_in_scope(expression):
-        if table.meta.get(TAG) if table._meta else False:  # noqa: SLF001 - already resolved (inlined)
+        if ctx.mark_of(table) is not None:  # already resolved (inside an inlined derived dataset)
             continue
         this = table.this
         if not isinstance(this, exp.Identifier):
@@ -109,7 +116,8 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
         if key in ns.system_tables:
             st = ns.system_tables[key]
             _point_at(table, st.relation, alias=name)
-            table.meta[TAG] = ("system",) + key
+            ctx.mark(table, ("system",) + key)
+            ctx.placements.place(st.relation)
             ctx.system_tables.append(f"{key[0]}.{key[1]}")
             continue
         if "@" in name and _pinned(ctx, table, schema, name):
@@ -120,7 +128,8 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
         ctx.read(ds.quantum, ds.name)
         if ds.sql is None or ds.source is not None:  # a source, or a mart served from its versions
             _point_at(table, ns.relation(ds.quantum, ds.name), alias=None)
-            table.meta[TAG] = ("dataset", ds.quantum.lower(), ds.name.lower())
+            ctx.mark(table, ("dataset", ds.quantum.lower(), ds.name.lower()))
+            ctx.placements.place(ns.relation(ds.quantum, ds.name))
             continue
         definition = ns.definitions.get((ds.quantum.lower(), ds.name.lower()))
         if definition is None:
@@ -128,9 +137,9 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
         for src in definition_reads(definition):
             ctx.read(*src)
         alias = table.args.get("alias")
-        subquery = exp.Subquery(this=definition.copy(),
+        subquery = exp.Subquery(this=ctx.inline(definition),
                                 alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(ds.name)))
-        subquery.meta[TAG] = ("derived", ds.quantum.lower(), ds.name.lower())
+        ctx.mark(subquery, ("derived", ds.quantum.lower(), ds.name.lower()))
         table.replace(subquery)
     return expression
 
@@ -159,18 +168,14 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
         this=exp.to_identifier(ds.name)))
     key = (ds.quantum.lower(), ds.name.lower(), int(version[1:]))
     # the version number tells the governance pass to use that version's contract snapshot
-    subquery.meta[TAG] = ("derived",) + key if key in ctx.namespace.pinned_datasets else ("derived",) + key[:2]
+    ctx.mark(subquery, ("derived",) + key if key in ctx.namespace.pinned_datasets else ("derived",) + key[:2])
+    ctx.placements.place(relation)  # read bare inside the pinned subquery, secured around it
     table.replace(subquery)
     return True
 
 
-def definition_reads(definition: exp.Expression) -> list[tuple[str, str]]:
-    out = []
-    for t in definition.find_all(exp.Table):
-        tag = t.meta.get(TAG) if t._meta else None  # noqa: SLF001
-        if tag and tag[0] == "dataset":
-            out.append((tag[1], tag[2]))
-    return out
+def definition_reads(definition: Definition) -> list[tuple[str, str]]:
+    return [(mark[1], mark[2]) for mark in definition.marks.values() if mark[0] == "dataset"]
 
 
 def _point_at(table: exp.Table, relation: tuple[str, str, str], alias: str | None) -> None:

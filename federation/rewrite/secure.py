@@ -29,9 +29,7 @@ from ..catalog.model import custom_property as _custom
 from ..errors import AccessDenied
 from ..governance.policies import Decision
 from .context import Context
-from .resolve import TAG
-
-VIA = "quanta_via"  # meta key on tables inside an inlined derived dataset: the derived dataset's name
+from .verify import canonical_select, canonical_wrapper
 
 
 def secure_datasets(expression: exp.Expression, ctx: Context) -> exp.Expression:
@@ -40,7 +38,7 @@ def secure_datasets(expression: exp.Expression, ctx: Context) -> exp.Expression:
         return expression
     secured: list[tuple[exp.Expression, Decision, exp.Expression | None]] = []
     for node in list(expression.find_all(exp.Table, exp.Subquery)):
-        tag = node.meta.get(TAG) if node._meta else None  # noqa: SLF001
+        tag = ctx.mark_of(node)
         if not tag:
             continue
         if tag[0] == "system":
@@ -53,7 +51,7 @@ def secure_datasets(expression: exp.Expression, ctx: Context) -> exp.Expression:
         pinned = ctx.namespace.pinned_datasets.get(tag[1:]) if len(tag) > 3 else None
         decision = gov.decide(ctx.principal, ds) if pinned is None else _pinned_decision(gov, ctx, ds, pinned, tag[3])
         ds = decision.dataset
-        if VIA not in node.meta and decision.grant is None:
+        if id(node) not in ctx.via and decision.grant is None:
             raise ctx.error(AccessDenied, _denied_message(ctx, ds), node)
         retention = _retention_filter(ds, ctx)
         secured.append((node, decision, retention))
@@ -62,11 +60,11 @@ def secure_datasets(expression: exp.Expression, ctx: Context) -> exp.Expression:
     for node, decision, retention in secured:
         _record(ctx, decision, retention, _read_columns_of(node, decision, ctx))
     for node, decision, retention in secured:
-        inlined = VIA in node.meta
+        inlined = id(node) in ctx.via
         if isinstance(node, exp.Table):
-            _wrap_table(node, decision, retention, inlined)
+            _wrap_table(node, decision, retention, inlined, ctx)
         else:
-            _wrap_derived(node, decision, retention, inlined)
+            _wrap_derived(node, decision, retention, inlined, ctx)
     return expression
 
 
@@ -160,7 +158,7 @@ def _read_columns_of(node: exp.Expression, decision: Decision, ctx: Context) -> 
     """Columns of this reference that the query reads: from the audit columns for what the user named,
     from the derived dataset's own SQL for what is read through it."""
     ds = decision.dataset
-    if VIA not in node.meta:
+    if id(node) not in ctx.via:
         prefix = f"{ds.quantum}.{ds.name}.".lower()
         return {c[len(prefix):] for c in (x.lower() for x in ctx.columns) if c.startswith(prefix)}
     outer = node.parent_select
@@ -229,18 +227,22 @@ def _secure_select(decision: Decision, retention: exp.Expression | None, inlined
     return select
 
 
-def _wrap_table(table: exp.Table, decision: Decision, retention: exp.Expression | None, inlined: bool) -> None:
+def _wrap_table(table: exp.Table, decision: Decision, retention: exp.Expression | None, inlined: bool,
+                ctx: Context) -> None:
     if not _needs_wrapping(decision, retention):
         return
     key = ("table", inlined, retention is not None)
-    template = decision.cache.get(key)
-    if template is None:  # built once per principal and dataset, copied per query
+    cached = decision.cache.get(key)
+    if cached is None:  # built once per principal and dataset, copied per query
         inner = exp.Table(this=table.this.copy(), db=table.args["db"].copy(), catalog=table.args["catalog"].copy())
-        template = decision.cache[key] = _without_meta(_secure_select(decision, retention, inlined, inner))
+        template = _without_meta(_secure_select(decision, retention, inlined, inner))
+        cached = decision.cache[key] = (template, canonical_select(template.sql("duckdb")))
+    template, canonical = cached
     alias = table.args.get("alias")
     name = alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(decision.dataset.name))
     sub = exp.Subquery(this=template.copy(), alias=name)
-    sub.meta[TAG] = table.meta[TAG]
+    ctx.mark(sub, ctx.mark_of(table))
+    ctx.placements.place_secure((table.catalog, table.db, table.name), canonical)
     table.replace(sub)
 
 
@@ -251,9 +253,17 @@ def _without_meta(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def _wrap_derived(sub: exp.Subquery, decision: Decision, retention: exp.Expression | None, inlined: bool) -> None:
+def _wrap_derived(sub: exp.Subquery, decision: Decision, retention: exp.Expression | None, inlined: bool,
+                  ctx: Context) -> None:
     if not _needs_wrapping(decision, retention):
         return
+    key = ("derived", inlined, retention is not None)
+    canonical = decision.cache.get(key)
+    if canonical is None:  # the wrapper's shape without its FROM, proven once per principal and dataset
+        probe = exp.Subquery(this=exp.select("1"), alias=exp.TableAlias(this=exp.to_identifier("_derived")))
+        canonical = decision.cache[key] = canonical_wrapper(
+            _secure_select(decision, retention, inlined, probe).sql("duckdb"))
+    ctx.placements.wrappers.add(canonical)
     inner = exp.Subquery(this=sub.this, alias=exp.TableAlias(this=exp.to_identifier("_derived")))
     sub.set("this", _secure_select(decision, retention, inlined, inner))
 
@@ -263,7 +273,7 @@ def _check_denied_references(expression: exp.Expression, secured: list, ctx: Con
     datasets are wrapped, over what the user wrote (not inside inlined derived datasets)."""
     denied: dict[str, list[tuple[str, Dataset]]] = {}
     for node, decision, _ in secured:
-        if VIA in node.meta:
+        if id(node) in ctx.via:
             continue
         alias = (node.alias_or_name or decision.dataset.name).lower()
         for name in decision.denied:
@@ -272,7 +282,7 @@ def _check_denied_references(expression: exp.Expression, secured: list, ctx: Con
         return
     for col in expression.find_all(exp.Column):
         hits = denied.get(col.name.lower())
-        if not hits or _inside_derived(col):
+        if not hits or _inside_derived(col, ctx):
             continue
         qualifier = col.table.lower()
         for alias, ds in hits:
@@ -304,10 +314,10 @@ def _columns_read(expression: exp.Expression, secured: list, ctx: Context) -> No
                     ctx.columns.append(key)
 
 
-def _inside_derived(node: exp.Expression) -> bool:
+def _inside_derived(node: exp.Expression, ctx: Context) -> bool:
     parent = node.parent
     while parent is not None:
-        if isinstance(parent, exp.Subquery) and parent._meta and parent.meta.get(TAG, ("",))[0] == "derived":  # noqa: SLF001
+        if isinstance(parent, exp.Subquery) and (ctx.mark_of(parent) or ("",))[0] == "derived":
             return True
         parent = parent.parent
     return False
@@ -326,35 +336,32 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
     """Audit rows: a principal sees its own queries; the auditor role sees all. Column access is
     computed for the current principal."""
     gov = ctx.namespace.governance
+    relation = (node.catalog, node.db, node.name) if isinstance(node, exp.Table) else None
     if tag[1] == "system" and tag[2] == "column_access":
         from ..system.governance_tables import column_access_query
 
         alias = node.args.get("alias")
         sub = exp.Subquery(this=column_access_query(gov, ctx.namespace.mesh, ctx.principal),
                            alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier("column_access")))
-        sub.meta[TAG] = tag
+        ctx.mark(sub, tag)
+        if relation is not None:
+            ctx.placements.bare[tuple(p.lower() for p in relation)] -= 1  # replaced by values: not read at all
         node.replace(sub)
         return
+    condition = None
     if tag[1] == "system" and tag[2] == "access_requests" and not (
             ctx.principal.has_role(gov.auditor_role) or ctx.principal.has_role("data_engineer")):
         me = exp.Literal.string(ctx.principal.name)
-        alias = node.args.get("alias")
-        inner = exp.Table(this=node.this.copy(), db=node.args["db"].copy(), catalog=node.args["catalog"].copy())
-        select = exp.select("*").from_(inner).where(exp.or_(
-            exp.EQ(this=exp.column("principal"), expression=me),
-            exp.func("list_contains", exp.column("approvers"), me.copy())))
-        sub = exp.Subquery(this=select, alias=alias.copy() if alias else exp.TableAlias(
-            this=exp.to_identifier("access_requests")))
-        sub.meta[TAG] = tag
-        node.replace(sub)
+        condition = exp.or_(exp.EQ(this=exp.column("principal"), expression=me),
+                            exp.func("list_contains", exp.column("approvers"), me.copy()))
+    elif tag[1] == "system" and tag[2] == "query_log" and not ctx.principal.has_role(gov.auditor_role):
+        condition = exp.EQ(this=exp.column("principal"), expression=exp.Literal.string(ctx.principal.name))
+    if condition is None or relation is None:
         return
-    if tag[1] == "system" and tag[2] == "query_log" and not ctx.principal.has_role(gov.auditor_role):
-        alias = node.args.get("alias")
-        inner = exp.Table(this=node.this.copy(), db=node.args["db"].copy(), catalog=node.args["catalog"].copy())
-        select = exp.select("*").from_(inner).where(
-            exp.EQ(this=exp.column("principal"), expression=exp.Literal.string(ctx.principal.name)))
-        sub = exp.Subquery(this=select, alias=alias.copy() if alias else exp.TableAlias(
-            this=exp.to_identifier("query_log")))
-        sub.meta[TAG] = tag
-        node.replace(sub)
-
+    alias = node.args.get("alias")
+    inner = exp.Table(this=node.this.copy(), db=node.args["db"].copy(), catalog=node.args["catalog"].copy())
+    select = exp.select("*").from_(inner).where(condition)
+    sub = exp.Subquery(this=select, alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(tag[2])))
+    ctx.mark(sub, tag)
+    ctx.placements.place_secure(relation, canonical_select(select.sql("duckdb")))
+    node.replace(sub)
