@@ -29,7 +29,7 @@ from . import errors
 from .catalog.loader import exclude, load_mesh
 from .governance import audit
 from .governance.loader import check_expressions, load_governance
-from .governance.policies import HASH_INT_MACRO, HASH_MACRO, Governance
+from .governance.policies import Governance
 from .governance.principals import Principal
 from .governance.policies import Grant
 from .governance.requests import AccessRequest, AccessRequests
@@ -261,11 +261,7 @@ class Platform:
         def describe(sql: str):
             return [(c.name, c.type) for c in backend.describe(sql)]
 
-        salt = self._mask_salt(governance)
-        backend.db.execute(f"CREATE MACRO {HASH_MACRO[0]}.{HASH_MACRO[1]}(x) AS "
-                           f"substr(sha256('{salt}' || CAST(x AS VARCHAR)), 1, 20)")
-        backend.db.execute(f"CREATE MACRO {HASH_INT_MACRO[0]}.{HASH_INT_MACRO[1]}(x) AS "
-                           f"CAST(hash('{salt}' || CAST(x AS VARCHAR)) >> 2 AS BIGINT)")
+        backend.register_masks(self._mask_salt(governance))
         global_problems, local_checked = check_expressions(governance, mesh, describe)
         if global_problems:
             raise errors.CatalogError("invalid governance: a global policy does not fit the mesh",

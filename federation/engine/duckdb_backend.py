@@ -347,6 +347,12 @@ class DuckDBBackend:
         finally:
             cur.close()
 
+    def register_masks(self, salt: str) -> None:
+        """The keyed hash masks (``masks.py``): the salt stays in Python, out of reach of any SQL."""
+        from . import masks
+
+        masks.register(self.db, salt)
+
     def lock(self) -> None:
         dirs = sorted(self._allowed)
         self.db.execute("SET allowed_directories = [" + ", ".join(literal(d + "/") for d in dirs) + "]")

@@ -30,12 +30,11 @@ import sqlglot.expressions as exp
 
 from ..catalog import types as ctypes
 from ..catalog.model import Column, Dataset
+from ..engine import masks
 from .principals import PUBLIC, Principal
 
 MASKS = ("null", "redact", "hash", "partial", "email_domain", "year", "month", "round", "sql")
 KINDS = ("mask", "row_filter", "deny")
-HASH_MACRO = ("_quanta_system", "mask_hash")  # created by the platform with the mesh's secret salt
-HASH_INT_MACRO = ("_quanta_system", "mask_hash_int")
 
 
 @dataclass(frozen=True)
@@ -189,11 +188,11 @@ def mask_sql(policy: Policy, column: Column, alias: str | None = None) -> str:
             text = str(policy.options.get("with", "****")).replace("'", "''")
             return f"CASE WHEN {c} IS NULL THEN NULL ELSE '{text}' END"
         return f"CAST(NULL AS {t})"
-    if kind == "hash":
+    if kind == "hash":  # keyed hashes whose key no SQL can read (engine/masks.py)
         if fam == "string":
-            return f"{HASH_MACRO[0]}.{HASH_MACRO[1]}({c})"
+            return f"{masks.HASH}({c})"
         if fam == "integer":
-            return f"CAST({HASH_INT_MACRO[0]}.{HASH_INT_MACRO[1]}({c}) AS {t})"
+            return f"CAST({masks.HASH_INT}(CAST({c} AS VARCHAR), {masks.integer_bits(t)}) AS {t})"
         raise ValueError(f"a hash mask needs a string or integer column, and {column.name} is {t}")
     if kind == "partial":
         if fam != "string":

@@ -547,15 +547,10 @@ def _quarantine(con, ds: Dataset, rules, path: Path) -> int:
 
 
 def _mask_macros(platform, con) -> None:
-    """The masks' hash macros, with the mesh's salt, so governed SQL runs on the batch as on the mesh."""
-    from ..governance.policies import HASH_INT_MACRO, HASH_MACRO
+    """The masks' hash functions, with the mesh's salt, so governed SQL runs on the batch as on the mesh."""
+    from ..engine import masks
 
-    salt = platform._mask_salt(platform.state.governance)  # noqa: SLF001
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {HASH_MACRO[0]}")
-    con.execute(f"CREATE MACRO {HASH_MACRO[0]}.{HASH_MACRO[1]}(x) AS substr(sha256('{salt}' || CAST(x AS VARCHAR)), "
-                f"1, 20)")
-    con.execute(f"CREATE MACRO {HASH_INT_MACRO[0]}.{HASH_INT_MACRO[1]}(x) AS "
-                f"CAST(hash('{salt}' || CAST(x AS VARCHAR)) >> 2 AS BIGINT)")
+    masks.register(con, platform._mask_salt(platform.state.governance))  # noqa: SLF001
 
 
 def _batch_target(platform, con, view: str, principal):

@@ -78,7 +78,7 @@ OPERATORS = {"+", "-", "*", "/", "//", "%", "**", "^", "||", "&", "|", "<<", ">>
 PARSER_FUNCTIONS = {"list_value", "struct_pack", "regexp_full_match", "to_years", "to_months", "to_days",
                     "to_hours", "to_minutes", "to_seconds", "to_milliseconds", "to_microseconds", "to_weeks",
                     "to_quarters", "to_decades", "to_centuries", "to_millennia", "array_slice", "list_slice",
-                    "row", "main.list_value"}
+                    "row"}
 WINDOW_FUNCTIONS = {"row_number", "rank", "dense_rank", "rank_dense", "percent_rank", "cume_dist", "ntile",
                     "lag", "lead", "first_value", "last_value", "nth_value", "first", "last", "any_value"}
 
@@ -240,7 +240,8 @@ class _Walk:
             raise _refuse(f"unknown expression {cls}")
         if cls in ("FUNCTION", "WINDOW"):
             name = str(node.get("function_name", "")).lower()
-            if node.get("schema") or node.get("catalog"):
+            if (node.get("schema") or node.get("catalog")) and not (  # [..] parses to main.list_value
+                    node.get("schema") == "main" and not node.get("catalog") and name in PARSER_FUNCTIONS):
                 raise _refuse(f"qualified function {node.get('schema') or node.get('catalog')}.{name}()")
             if cls == "FUNCTION" and node.get("is_operator"):
                 if name not in OPERATORS:
