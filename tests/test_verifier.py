@@ -123,6 +123,7 @@ def test_derived_wrapper_must_have_the_declared_shape():
     "SELECT getenv('HOME')",
     "SELECT quanta_mask_hash('1.2.3.4')",  # an internal mask function, outside a secure select
     "SELECT memory.main.lower('x')",  # a qualified function (a macro of the engine's catalog)
+    "SELECT _quanta_system.lower('x')",
     "SELECT * FROM read_csv('/etc/passwd')",
     "SELECT * FROM duckdb_settings()",
     "SELECT current_setting('threads')",

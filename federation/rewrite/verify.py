@@ -240,8 +240,9 @@ class _Walk:
             raise _refuse(f"unknown expression {cls}")
         if cls in ("FUNCTION", "WINDOW"):
             name = str(node.get("function_name", "")).lower()
-            if (node.get("schema") or node.get("catalog")) and not (  # [..] parses to main.list_value
-                    node.get("schema") == "main" and not node.get("catalog") and name in PARSER_FUNCTIONS):
+            # DuckDB's parser itself writes main.date_part for EXTRACT, main.list_value for [..]: "main" with no
+            # catalog is the built-ins' schema (Quanta creates nothing there); any other qualifier is refused
+            if node.get("catalog") or node.get("schema") not in ("", None, "main"):
                 raise _refuse(f"qualified function {node.get('schema') or node.get('catalog')}.{name}()")
             if cls == "FUNCTION" and node.get("is_operator"):
                 if name not in OPERATORS:
