@@ -434,6 +434,32 @@ def _empty(columns: tuple[str, ...]) -> pa.Table:
 def _fit_to_contract(ds: Dataset, definition: exp.Query, produced, backend: DuckDBBackend):
     """The definition projected on the contract's columns, cast to their types; or a problem."""
     from .catalog import types as ctypes
+    def read(self, sql: str, reason: str, principal: Principal | None = None, datasets: Sequence[str] = ()) -> pa.Table:
+        """A read of mesh data by Quanta itself, outside the pipeline (quality metrics on raw data, SLO probes,
+        mart refreshes), with a declared ``reason``: the one gateway for the platform's own reads. Each read
+        is audited (interface ``system:<reason>``, on behalf of ``principal``) and obeys the mesh time-out;
+        its result goes to the platform's code, never to a principal as it is."""
+        state = self._state
+        who = principal or SYSTEM_PRINCIPAL
+        entry = audit.Entry(who.name, sql, f"system:{reason}", rewritten_sql=sql, datasets=list(datasets))
+        started = time.perf_counter()
+        timeout = float(state.mesh.settings.get("query_timeout_seconds", DEFAULT_TIMEOUT))
+        try:
+            execution = state.backend.execute(sql, None, timeout)
+            try:
+                table = execution.reader().read_all()
+            finally:
+                execution.close()
+        except BaseException as e:
+            entry.status, entry.error = "error", str(e)
+            raise
+        else:
+            entry.rows = table.num_rows
+            return table
+        finally:
+            entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            self.audit.record(entry)
+
     from .catalog.model import Column
 
     found = {c.name.lower(): c for c in produced}

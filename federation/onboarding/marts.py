@@ -54,11 +54,8 @@ def refresh(platform, name: str, principal, progress=None):
     if lineage.enabled:
         lineage.emit_run(job, "START", run_id, [lineage.input(s) for s in sources], sql=ds.sql)
     try:
-        execution = state.backend.execute(definition.sql(dialect=state.backend.dialect), None, None)
-        try:
-            rows = execution.reader().read_all()
-        finally:
-            execution.close()
+        rows = platform.read(definition.sql(dialect=state.backend.dialect), "mart-refresh", principal,
+                             [f"{q}.{d}" for q, d in ds.reads])
         report = onboard(platform, ds.qualified_name, rows, principal, progress=progress)
     except Exception as e:
         if lineage.enabled:

@@ -115,11 +115,7 @@ def probe(platform, ds: Dataset) -> tuple[bool, str | None]:
     backend = platform.state.backend
     rel = ".".join(quote(x) for x in backend.relation(ds.quantum, ds.name))
     try:
-        execution = backend.execute(f"SELECT 1 FROM {rel} LIMIT 1")
-        try:
-            execution.reader().read_all()
-        finally:
-            execution.close()
+        platform.read(f"SELECT 1 FROM {rel} LIMIT 1", "slo-probe", datasets=[f"{ds.quantum}.{ds.name}"])
         ok, reason = True, None
     except Exception as e:  # noqa: BLE001 - whatever keeps the data from being read is an outage
         ok, reason = False, (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
@@ -174,11 +170,9 @@ def evaluate(platform, ds: Dataset, now: datetime | None = None) -> list[SloStat
         if not readable:
             raise errors.Unavailable(f"the data cannot be read: {reason}")
         if column.name not in cache:
-            execution = backend.execute(f"SELECT min({quote(column.name)}), max({quote(column.name)}) FROM {rel}")
-            try:
-                cache[column.name] = tuple(execution.reader().read_all().to_pylist()[0].values())
-            finally:
-                execution.close()
+            table = platform.read(f"SELECT min({quote(column.name)}), max({quote(column.name)}) FROM {rel}", "slo",
+                                  datasets=[f"{ds.quantum}.{ds.name}"])
+            cache[column.name] = tuple(table.to_pylist()[0].values())
         return cache[column.name]
 
     for p in properties_for(contract.raw, ds):
