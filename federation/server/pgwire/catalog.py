@@ -2,27 +2,41 @@
 mesh (each quantum a schema, each dataset a table, comments from the contracts), filtered by the
 principal's grants and column denials.
 
-The catalog of a principal is a small private DuckDB database of Arrow tables (built once per
-principal and mesh version). A client's catalog query is parsed with sqlglot (PostgreSQL), rewritten
-(``pg_catalog.x`` -> our tables; ``::regclass`` and friends; catalog functions such as
-``format_type``, ``pg_get_userbyid``, ``pg_table_is_visible``, ``obj_description``,
-``current_setting`` -> macros or the session's values; ``OPERATOR(pg_catalog.~)`` -> a regular
-expression) and run there. The catalog never holds data from the mesh, only its dictionary.
+The catalog of a principal is a scratch database of the engine (``engine/scratch.py``: Arrow tables
+and macros, locked down, built once per principal and mesh version). A client's catalog query is
+parsed with sqlglot (PostgreSQL), rewritten (``pg_catalog.x`` -> our tables; ``::regclass`` and
+friends; catalog functions such as ``format_type``, ``pg_get_userbyid``, ``pg_table_is_visible``,
+``obj_description``, ``has_table_privilege``, ``current_setting`` -> macros or the session's values;
+``OPERATOR(pg_catalog.~)`` -> a regular expression), verified (``catalog_verify.py``: catalog
+relations, CTEs in scope, allow-listed functions and the catalog's macros only), then run with the
+server's time-out and the connection's cancel, and audited. The catalog never holds data from the
+mesh, only its dictionary; which datasets and columns it lists, and what the ``has_*_privilege``
+functions answer, are the governance decisions a query of them gets.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import sqlglot.expressions as exp
 
-from ...errors import ProgrammingError, UnknownObject
+from ... import errors
+from ...engine.scratch import ScratchDatabase
+from ...errors import ProgrammingError, StatementRefused, UnknownObject
+from ...governance import audit
+from ...platform import DEFAULT_TIMEOUT, Cancellation
+from ...result import Result
 from . import types as pgt
+from .catalog_verify import verify
+from .rows import RowSource
 from .session import SERVER_VERSION
+from .timeouts import effective_timeout
 
 log = logging.getLogger("quanta.pgwire.catalog")
 
@@ -205,9 +219,8 @@ _FALSE_FUNCS = {"pg_is_in_recovery", "pg_is_other_temp_schema", "pg_relation_is_
 _TRUE_FUNCS = {"pg_type_is_visible", "pg_function_is_visible", "pg_operator_is_visible", "pg_opclass_is_visible",
                "pg_collation_is_visible", "pg_conversion_is_visible", "pg_ts_config_is_visible",
                "pg_ts_dict_is_visible", "pg_ts_parser_is_visible", "pg_ts_template_is_visible",
-               "pg_opfamily_is_visible", "pg_has_role", "has_table_privilege", "has_schema_privilege",
-               "has_database_privilege", "has_column_privilege", "has_any_column_privilege",
-               "has_function_privilege", "has_sequence_privilege", "has_type_privilege",
+               "pg_opfamily_is_visible", "pg_has_role", "has_function_privilege", "has_sequence_privilege",
+               "has_type_privilege",
                "has_language_privilege", "has_tablespace_privilege", "has_foreign_data_wrapper_privilege",
                "has_server_privilege", "pg_is_in_backup"}
 _NULL_FUNCS = {"pg_get_partkeydef", "pg_get_viewdef", "pg_get_triggerdef", "pg_get_ruledef",
@@ -225,6 +238,9 @@ MACROS = {
     "regclass_name": 1, "regtype_oid": 1, "regtype_name": 1, "regnamespace_name": 1, "regproc_name": 1,
     "pg_get_constraintdef": 2, "pg_encoding_to_char": 1, "pg_char_to_encoding": 1, "quote_ident": 1,
     "array_lower": 2, "array_upper": 2, "array_length": 2, "pg_size_pretty": 1, "pg_get_indexdef": 3,
+    # privileges: the governance's decisions (a table or column is listed only if the principal may read it)
+    "has_table_privilege": 3, "has_any_column_privilege": 3, "has_column_privilege": 4, "has_schema_privilege": 3,
+    "has_database_privilege": 3,
 }
 _SCALAR_REWRITES = {"current_schemas", "current_setting", "set_config", "pg_backend_pid", "current_database",
                     "current_schema", "version", "pg_postmaster_start_time", "pg_conf_load_time",
@@ -235,6 +251,10 @@ CATALOG_FUNCTIONS = set(MACROS) | _SCALAR_REWRITES | _TRUE_FUNCS | _FALSE_FUNCS 
 CATALOG_FUNCTIONS -= {"quote_ident", "array_lower", "array_upper", "array_length", "pg_size_pretty"}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper",
               "regconfig"}
+
+
+class UnknownSetting(UnknownObject):
+    sqlstate = "42704"  # PostgreSQL's undefined_object (SHOW answers the same)
 
 
 def _func_name(node: exp.Expression) -> str | None:
@@ -297,18 +317,18 @@ def _split_spec(spec: str) -> list[str]:
 
 
 class PrincipalCatalog:
-    """The emulated catalog of one principal: a private in-memory DuckDB."""
+    """The emulated catalog of one principal: a scratch database of the engine (``engine/scratch.py``),
+    locked down once built. ``relations`` and ``macros`` are what its queries may read and call."""
 
     def __init__(self, platform, principal, database: str):
-        self.db = duckdb.connect(":memory:", config={"enable_external_access": "false",
-                                                     "autoinstall_known_extensions": "false",
-                                                     "autoload_known_extensions": "false", "threads": "1"})
-        self.db.execute("CREATE SCHEMA pgc")
-        self.db.execute("CREATE SCHEMA pgi")
+        self.db = ScratchDatabase()
         self.user = principal.name
         self.database = database
+        self.relations: set[tuple[str, str]] = {("temp", "pg_settings_session")}  # registered per query
         rows = self._collect(platform, principal, database)
         self.schemas = {r["nspname"] for r in rows["pg_namespace"]}
+        self.db.create_schema("pgc")
+        self.db.create_schema("pgi")
         for name, spec in PG_TABLES.items():
             self._create("pgc", name, spec, rows.get(name, []))
         for name, spec in INFO_TABLES.items():
@@ -320,20 +340,15 @@ class PrincipalCatalog:
                      [{"name": n, "oid": o} for n, o in SYSTEM_CLASSES.items()])
         self._create("pgc", "keywords", "word VARCHAR, catcode VARCHAR, barelabel BOOLEAN, catdesc VARCHAR, "
                                         "baredesc VARCHAR", _keywords())
-        self._macros()
-        self.db.execute("SET lock_configuration = true")
-        self._lock = threading.Lock()
+        self.macros = self._macros()
+        self.db.lock()
+        self.relations = frozenset(self.relations)
 
     def _create(self, schema: str, name: str, spec: str, rows: list[dict]) -> None:
-        self.db.execute(f'CREATE TABLE {schema}."{name}" ({spec})')
-        if rows:
-            table = _rows_to_table(spec, rows)
-            self.db.register("_rows", table)
-            cols = ", ".join(f'"{c.split(" ", 1)[0]}"' for c in _split_spec(spec))
-            self.db.execute(f'INSERT INTO {schema}."{name}" SELECT {cols} FROM _rows')
-            self.db.unregister("_rows")
+        self.db.create_table(schema, name, spec, _rows_to_table(spec, rows))
+        self.relations.add((schema, name.lower()))
 
-    def _macros(self) -> None:
+    def _macros(self) -> frozenset[str]:
         user = self.user.replace("'", "''")
         stmts = [
             "CREATE MACRO pgc.format_type(t, m) AS CASE WHEN t IS NULL THEN NULL "
@@ -377,9 +392,41 @@ class PrincipalCatalog:
             "CREATE MACRO pgc.array_upper(a, d) AS CASE WHEN len(a) > 0 THEN len(a) END",
             "CREATE MACRO pgc.array_length(a, d) AS CASE WHEN len(a) > 0 THEN len(a) END",
             "CREATE MACRO pgc.pg_size_pretty(s) AS format_bytes(CAST(s AS BIGINT))",
+            # has_x_privilege([user,] object, privilege): the rewrite pads the short form with NULL; another
+            # user's privileges are not this principal's to know (NULL). Read only: SELECT / USAGE / CONNECT.
+            "CREATE MACRO pgc._privilege(p, wanted) AS "
+            "regexp_matches(upper(CAST(p AS VARCHAR)), '(^|,) *' || wanted || ' *(,|$)')",
+            f"CREATE MACRO pgc._for_user(u) AS CAST(u AS VARCHAR) = '{user}'",
+            "CREATE MACRO pgc._table_privilege(t, p) AS coalesce(pgc._privilege(p, 'SELECT') AND ("
+            "pgc.regclass_oid(t) IN (SELECT _c.oid FROM pgc.pg_class _c WHERE _c.relkind IN ('r', 'v', 'm', 'p', 'f')) "
+            "OR pgc.regclass_oid(t) IN (SELECT _y.oid FROM pgc._sysclasses _y)), false)",
+            "CREATE MACRO pgc.has_table_privilege(a, b, c) AS CASE WHEN c IS NULL THEN pgc._table_privilege(a, b) "
+            "WHEN pgc._for_user(a) THEN pgc._table_privilege(b, c) END",
+            "CREATE MACRO pgc.has_any_column_privilege(a, b, c) AS CASE WHEN c IS NULL THEN "
+            "pgc._table_privilege(a, b) WHEN pgc._for_user(a) THEN pgc._table_privilege(b, c) END",
+            "CREATE MACRO pgc._column_privilege(t, col, p) AS coalesce(pgc._privilege(p, 'SELECT') AND EXISTS ("
+            "SELECT 1 FROM pgc.pg_attribute _a WHERE _a.attrelid = pgc.regclass_oid(t) AND (lower(_a.attname) = "
+            "lower(CAST(col AS VARCHAR)) OR CAST(_a.attnum AS VARCHAR) = CAST(col AS VARCHAR))), false)",
+            "CREATE MACRO pgc.has_column_privilege(a, b, c, d) AS CASE WHEN d IS NULL THEN "
+            "pgc._column_privilege(a, b, c) WHEN pgc._for_user(a) THEN pgc._column_privilege(b, c, d) END",
+            "CREATE MACRO pgc._schema_privilege(n, p) AS coalesce(pgc._privilege(p, 'USAGE') AND ("
+            "TRY_CAST(n AS BIGINT) IN (SELECT _s.oid FROM pgc.pg_namespace _s) OR lower(CAST(n AS VARCHAR)) IN "
+            "(SELECT _s.nspname FROM pgc.pg_namespace _s)), false)",
+            "CREATE MACRO pgc.has_schema_privilege(a, b, c) AS CASE WHEN c IS NULL THEN pgc._schema_privilege(a, b) "
+            "WHEN pgc._for_user(a) THEN pgc._schema_privilege(b, c) END",
+            "CREATE MACRO pgc._database_privilege(n, p) AS coalesce(pgc._privilege(p, 'CONNECT') AND ("
+            "TRY_CAST(n AS BIGINT) IN (SELECT _d.oid FROM pgc.pg_database _d) OR CAST(n AS VARCHAR) IN "
+            "(SELECT _d.datname FROM pgc.pg_database _d)), false)",
+            "CREATE MACRO pgc.has_database_privilege(a, b, c) AS CASE WHEN c IS NULL THEN "
+            "pgc._database_privilege(a, b) WHEN pgc._for_user(a) THEN pgc._database_privilege(b, c) END",
         ]
-        for s in stmts:
-            self.db.execute(s)
+        names = set()
+        for statement in stmts:
+            self.db.create_macro(statement)
+            names.add(re.match(r"CREATE MACRO pgc\.(\w+)\(", statement).group(1))
+        assert names - set(MACROS) == {n for n in names if n.startswith("_")} and set(MACROS) <= names, \
+            "every macro the rewrite calls is created (the others are helpers named _x)"
+        return frozenset(names)
 
     # -- rows --------------------------------------------------------------------------------------------
 
@@ -394,9 +441,9 @@ class PrincipalCatalog:
         table_oid = {(d.quantum.lower(), d.name.lower()): FIRST_TABLE + i for i, d in enumerate(datasets)}
         visible = []
         for ds in datasets:
-            if governance.grant_for(principal, ds) is None:
+            decision = governance.decide(principal, ds)  # the decision a query of it gets (secure.py)
+            if decision.grant is None:
                 continue
-            decision = governance.decide(principal, ds)
             denied = {c.column.name.lower() for c in decision.columns if c.access == "denied"}
             visible.append((ds, [c for c in ds.columns if c.name.lower() not in denied]))
         visible_quanta = {ds.quantum.lower() for ds, _ in visible}
@@ -530,33 +577,16 @@ class PrincipalCatalog:
                                 "lanpltrusted": True}]
         return rows
 
-    # -- running -----------------------------------------------------------------------------------------
 
-    def execute(self, sql: str, params: list[Any], settings: list[dict] | None) -> pa.Table:
-        cur = self.db.cursor()
-        try:
-            if settings is not None:
-                cur.register("_settings", pa.Table.from_pylist(settings, schema=_settings_schema()))
-                cur.execute("CREATE TEMP TABLE pg_settings_session AS SELECT * FROM _settings")
-            try:
-                if params:
-                    cur.execute(sql, params)
-                else:
-                    cur.execute(sql)
-                return _oid_lists(cur.to_arrow_table())
-            except duckdb.Error as e:
-                message = str(e).split("\n")[0]
-                raise ProgrammingError(f"catalog query failed: {message}") from None
-        finally:
-            cur.close()
-
-
-def _oid_lists(table: pa.Table) -> pa.Table:
+def _oid_schema(schema: pa.Schema) -> pa.Schema:
     """Lists of integers in catalog results are oid[] (what PostgreSQL returns; drivers have their codec)."""
-    for i, f in enumerate(table.schema):
-        if pa.types.is_list(f.type) and pa.types.is_integer(f.type.value_type) and f.type.value_type.bit_width > 16:
-            table = table.set_column(i, f.name, table.column(i).cast(pa.list_(pa.uint32()), safe=False))
-    return table
+    return pa.schema([pa.field(f.name, pa.list_(pa.uint32())) if pa.types.is_list(f.type) and
+                      pa.types.is_integer(f.type.value_type) and f.type.value_type.bit_width > 16 else f
+                      for f in schema])
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    return batch if batch.schema == schema else batch.cast(schema, safe=False)
 
 
 def _settings_schema() -> pa.Schema:
@@ -601,11 +631,27 @@ def _keywords() -> list[dict]:
 # -- rewriting a client's catalog query -----------------------------------------------------------------------
 
 
-class CatalogEngine:
-    """Answers catalog queries for every session of a server (catalogs cached per principal)."""
+@dataclass(frozen=True)
+class CatalogPlan:
+    """What a catalog query ran (for its ``Result``): SQL over the emulated catalog, no dataset read."""
 
-    def __init__(self, platform):
+    sql: str
+    policies: tuple = ()
+    warnings: tuple = ()
+    datasets: tuple = ()
+    columns: tuple = ()
+
+
+class CatalogEngine:
+    """Answers catalog queries for every session of a server (catalogs cached per principal).
+
+    A query is rewritten over the emulated tables, verified (``catalog_verify.py``), run on the
+    principal's scratch database with the server's time-out (lowered by the session's
+    statement_timeout) and the connection's ``Cancellation``, streamed, and audited like any query."""
+
+    def __init__(self, platform, timeout: float | None = None):
         self.platform = platform
+        self.timeout = timeout  # the server's limit; None: the mesh's query_timeout_seconds
         self._cache: dict[tuple, PrincipalCatalog] = {}
         self._lock = threading.Lock()
 
@@ -621,27 +667,66 @@ class CatalogEngine:
                 self._cache[key] = found
         return found
 
-    def run(self, expression: exp.Expression, principal, session, params: list[Any], oids: list[int]) -> pa.Table:
+    def _limit(self, session) -> float | None:
+        limit = self.timeout
+        if limit is None:
+            limit = float(self.platform.mesh.settings.get("query_timeout_seconds", DEFAULT_TIMEOUT))
+        return effective_timeout(limit, session)
+
+    def _start(self, expression: exp.Expression, principal, session, params: list[Any],
+               cancel: Cancellation | None) -> tuple[str, Any]:
+        """(the SQL that runs, its execution); refusals and engine errors raised as Quanta errors."""
+        timeout = self._limit(session)
         catalog = self.catalog(principal, session.database)
         try:
             sql, uses_settings, used = rewrite(expression, session, catalog)
-            params = [params[i - 1] for i in used if i - 1 < len(params or [])]
-        except ProgrammingError:
+            verify(sql, catalog.relations, catalog.macros)
+        except errors.Error:
             log.info("catalog query refused: %s", expression.sql("postgres"))
             raise
+        params = [params[i - 1] for i in used if i - 1 < len(params or [])]
+        tables = {"pg_settings_session": pa.Table.from_pylist(_settings_rows(session), schema=_settings_schema())} \
+            if uses_settings else None
         log.debug("catalog query %s -> %s", expression.sql("postgres"), sql)
         try:
-            return catalog.execute(sql, list(params or []), _settings_rows(session) if uses_settings else None)
-        except ProgrammingError:
+            return sql, catalog.db.execute(sql, params, timeout, cancel, tables)
+        except errors.Error:
             log.info("catalog query failed: %s\n  rewritten: %s", expression.sql("postgres"), sql)
             raise
 
+    def run(self, expression: exp.Expression, principal, session, params: list[Any], oids: list[int], *,
+            sql: str | None = None, cancel: Cancellation | None = None) -> RowSource:
+        """Run a client's catalog query (``sql``: its text, for the audit log): its rows, streaming."""
+        started = time.perf_counter()
+        entry = audit.Entry(principal.name, sql or expression.sql("postgres"), "pgwire")
+
+        def finish(rows: int | None, error: BaseException | None) -> None:
+            entry.rows, entry.error = rows, (str(error) if error is not None else None)
+            entry.status = "ok" if error is None else "denied" if isinstance(error, errors.AccessDenied) else \
+                "cancelled" if isinstance(error, (errors.QueryTimeout, errors.QueryCancelled)) else "error"
+            entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            self.platform.audit.record(entry)
+
+        try:
+            entry.rewritten_sql, execution = self._start(expression, principal, session, params, cancel)
+        except errors.Error as e:
+            finish(None, e)
+            raise
+        result = Result(execution, CatalogPlan(entry.rewritten_sql), on_close=finish)
+        schema = _oid_schema(result.schema)
+        return RowSource(schema, (_conform(b, schema) for b in result.record_batches()), result)
+
     def schema(self, expression: exp.Expression, principal, session, params: list[Any], oids: list[int]) -> pa.Schema:
-        if not isinstance(expression, exp.Query):
-            return self.run(expression, principal, session, params, oids).schema
-        wrapped = exp.select("*").from_(exp.Subquery(this=expression.copy(),
-                                                     alias=exp.TableAlias(this=exp.to_identifier("q")))).limit(0)
-        return self.run(wrapped, principal, session, [None] * len(params or []), oids).schema
+        """The result's columns without running it (Describe): verified and limited, not audited."""
+        if isinstance(expression, exp.Query):
+            expression = exp.select("*").from_(exp.Subquery(this=expression.copy(),
+                                               alias=exp.TableAlias(this=exp.to_identifier("q")))).limit(0)
+            params = [None] * len(params or [])
+        _, execution = self._start(expression, principal, session, params, None)
+        try:
+            return _oid_schema(execution.schema)
+        finally:
+            execution.close()
 
 
 def _settings_rows(session) -> list[dict]:
@@ -714,8 +799,8 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
             return node
         elif db or name:
             if db or catalog is not None and not _is_cte(node):
-                raise ProgrammingError(f"a catalog query cannot read {node.sql('postgres')}: "
-                                       "query the mesh's datasets on their own")
+                raise StatementRefused(f"a catalog query cannot read {node.sql('postgres')}: it reads pg_catalog "
+                                       "and information_schema; query the mesh's datasets on their own")
             return node
         else:
             return node
@@ -755,7 +840,7 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
                 raise ProgrammingError("current_setting() takes a constant setting name here")
             value = session.get(args[0].name)
             if value is None and not (len(args) > 1 and isinstance(args[1], exp.Boolean) and args[1].this):
-                raise UnknownObject(f'unrecognized configuration parameter "{args[0].name}"')
+                raise UnknownSetting(f'unrecognized configuration parameter "{args[0].name}"')
             return _literal(value)
         if name == "set_config":
             if len(args) < 2 or not all(isinstance(a, exp.Literal) for a in args[:2]):
@@ -763,7 +848,8 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
             session.set(args[0].name, args[1].name)
             return exp.Literal.string(args[1].name)
         if name in ("json_build_object", "jsonb_build_object"):
-            return exp.Anonymous(this="json_object", expressions=[sub(a) for a in args])
+            # each value parenthesised: ``json_object(k, a = b)`` is DuckDB but not what sqlglot parses back
+            return exp.Anonymous(this="json_object", expressions=[exp.Paren(this=sub(a)) for a in args])
         if name == "pg_typeof":
             return exp.Literal.string("unknown")
         if name in _TRUE_FUNCS:

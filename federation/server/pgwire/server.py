@@ -122,7 +122,7 @@ class PgServer:
         if tls_cert:
             self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.tls.load_cert_chain(tls_cert, tls_key)
-        self.catalog = CatalogEngine(platform)
+        self.catalog = CatalogEngine(platform, timeout)
         self.describe_cache = _LRU(1024)  # result schemas of described statements (never their rows)
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -733,8 +733,15 @@ class Connection:
                 self.send(pm.notice_response(warning))
             return self.query_source(result, len(values))
         if kind == "catalog":
-            table = self.server.catalog.run(st.expression, self.principal, session, values, oids)
-            return table_source(table)
+            cancel = Cancellation()
+            with self._run_lock:
+                self.running_cancel = cancel
+            try:
+                return self.server.catalog.run(st.expression, self.principal, session, values, oids, sql=st.text,
+                                               cancel=cancel)
+            finally:
+                with self._run_lock:
+                    self.running_cancel = None
         if kind == "show":
             return table_source(self.show_table(st), "SHOW")
         if kind == "set":
