@@ -69,8 +69,8 @@ GOVERNANCE_SCHEMA = {
         "settings": {"type": "object", "properties": {
             "auditor_role": {"type": "string"}, "mask_salt_env": {"type": "string"},
             "owners_can_read": {"type": "boolean"},
-            "anonymising_transformations": {"type": "array",
-                                            "items": {"enum": ["aggregate", "hash", "expression", "identity"]}}}},
+            # lineage kinds that lower a classification without a declaration (lineage.declassify): count or none
+            "anonymising_transformations": {"type": "array", "items": {"enum": ["count"]}}}},
         "roles": {"type": "array", "items": {"type": "object", "required": ["name"], "additionalProperties": False,
                                              "properties": {"name": {"type": "string"},
                                                             "description": {"type": "string"}}}},

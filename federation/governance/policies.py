@@ -31,6 +31,7 @@ import sqlglot.expressions as exp
 from ..catalog import types as ctypes
 from ..catalog.model import Column, Dataset
 from ..engine import masks
+from ..lineage import declassify
 from .principals import PUBLIC, Principal
 
 MASKS = ("null", "redact", "hash", "partial", "email_domain", "year", "month", "round", "sql")
@@ -359,13 +360,19 @@ class Governance:
         mart's SQL (the invoker's rights of a derived dataset that is not materialised):
 
         - a column built from a column denied to the reader is NULL for them;
-        - one copied from a masked column (identity) gets the same mask; one computed from it is NULL,
-          unless the mask follows a classification that an anonymising transformation (aggregate, hash)
-          removes, as contract inheritance does;
+        - one that holds a masked column's values gets the same mask: copied (identity) or returned by an
+          aggregate (``min``, ``max``, ``any_value``... lineage kind ``value``); one holding several of them
+          (``string_agg``, ``list``: ``collection``) gets it only when the mask ignores the value's shape
+          (``null``, ``redact``, ``hash``), else NULL; where the mart's own policies mask it too, their
+          mask is computed over the source's;
+        - one computed from a masked column is NULL, except a count (``settings.anonymising_transformations``)
+          and an aggregate the mart's contract declassifies (``declassify: {minGroupSize: k}``, checked at
+          every refresh): as contract inheritance decides, nothing else lowers a source's mask;
         - a source's row filter applies on the mart when the columns it reads are copied into the mart,
           otherwise the reader sees no row of the mart (its rows mix rows the reader may not see).
         """
         edges = self._marts[mart.qualified_name.lower()]
+        lowered = declassify.declassified_columns(mart, edges)
         sources: dict[tuple[str, str], Decision] = {}
         for e in edges:
             key = (e.source_quantum.lower(), e.source_dataset.lower())
@@ -387,11 +394,19 @@ class Governance:
                 if source is None or source.access == "visible" or cd.access == "denied":
                     continue
                 masked = source.access == "masked" and source.policy is not None and source.policy.kind == "mask"
-                if masked and e.transformation == "identity":
+                if masked and (e.transformation in self._anonymising or (
+                        e.transformation in declassify.DECLASSIFIABLE and cd.column.name in lowered)):
+                    continue  # a count, or a declared declassification: a new number, not the source's value
+                keeps = e.transformation in ("identity", "value") or (
+                    e.transformation == "collection" and masked and source.policy.mask in ("null", "redact", "hash"))
+                expression = _mask_or_none(source.policy, cd.column, alias) if masked and keeps else None
+                if expression is not None:
                     if cd.access == "visible":
-                        cd = ColumnDecision(cd.column, "masked", source.policy, sqlglot.parse_one(
-                            mask_sql(source.policy, cd.column, alias), read="duckdb"))
-                elif not (masked and e.transformation in self._anonymising and source.policy.selector.classification):
+                        cd = ColumnDecision(cd.column, "masked", source.policy, expression)
+                    elif cd.policy is not source.policy and cd.expression is not None:
+                        # masked by the mart's own policy too: its mask over the source's
+                        cd = ColumnDecision(cd.column, "masked", cd.policy, _over(cd.expression, cd.column, expression))
+                else:
                     # NULL, as the mart's SQL run by the reader would compute it from what they may read
                     cd = ColumnDecision(cd.column, "masked", source.policy,
                                         exp.cast(exp.Null(), exp.DataType.build(cd.column.data_type, dialect="duckdb")))
@@ -412,6 +427,24 @@ class Governance:
                     filters.append((pol, tree))
                 else:
                     filters.append((pol, exp.false()))
+
+
+def _mask_or_none(policy: Policy, column: Column, alias: str | None) -> exp.Expression | None:
+    """A source's mask applied to a mart column that holds its values, or None when it does not fit the
+    column's type (a list of values, a median's double): the caller shows NULL then."""
+    try:
+        return sqlglot.parse_one(mask_sql(policy, column, alias), read="duckdb")
+    except (ValueError, sqlglot.errors.SqlglotError):
+        return None
+
+
+def _over(outer: exp.Expression, column: Column, inner: exp.Expression) -> exp.Expression:
+    """``outer`` (a mask over ``column``) computed on ``inner`` instead of the raw column."""
+    tree = outer.copy()
+    for c in list(tree.find_all(exp.Column)):
+        if c.name.lower() == column.name.lower():
+            c.replace(inner.copy())
+    return tree
 
 
 def empty_governance() -> Governance:

@@ -1,9 +1,10 @@
 """Contract inheritance: a quantum built from others inherits their contracts, along column lineage.
 
-- Classification and tags propagate from source columns to the derived columns computed from them;
-  the most restrictive classification wins. A transformation the governance team marks as anonymising
-  (``settings.anonymising_transformations``, default ``[aggregate, hash]``) stops the propagation: that
-  is how a derived column is declassified.
+- Classification and tags propagate from source columns to the derived columns computed from them,
+  whatever the transformation: the most restrictive classification wins and the tags add up
+  (``max(vat_number)`` is as personal as ``vat_number``). Only ``count(col)``/``count(distinct col)``
+  stops the propagation by default (``settings.anonymising_transformations``: ``[count]`` or ``[]``);
+  anything else is lowered only by a ``declassify`` declaration in the contract (see ``declassify``).
 - A derived column that *declares* something weaker than it inherits (``public`` for a column computed
   from an e-mail classified ``pii``) is an error naming the source column.
 - ``transformSourceObjects`` and ``transformLogic`` are filled from the lineage when the contract
@@ -20,10 +21,11 @@ from dataclasses import dataclass, field
 
 from ..catalog.model import Dataset, Mesh
 from ..errors import Problem
+from . import declassify
 from .columns import ColumnEdge, column_lineage, mesh_schema
 
 RANK = {"public": 0, "internal": 1, "confidential": 2, "sensitive": 3, "pii": 3, "restricted": 4, "secret": 4}
-DEFAULT_ANONYMISING = ("aggregate", "hash")
+DEFAULT_ANONYMISING = ("count",)  # count(col), count(distinct col): a number, not a value
 _HOURS = {"h": 1, "hour": 1, "hours": 1, "d": 24, "day": 24, "days": 24, "w": 168, "week": 168, "weeks": 168,
           "m": 720, "mo": 720, "month": 720, "months": 720, "y": 8760, "yr": 8760, "year": 8760, "years": 8760,
           "min": 1 / 60, "minute": 1 / 60, "minutes": 1 / 60}
@@ -60,19 +62,21 @@ def inherit(mesh: Mesh, anonymising: tuple[str, ...] = DEFAULT_ANONYMISING) -> L
     for ds in mesh.derived_sources_first():
         ds_edges = column_lineage(ds, schema)
         edges.extend(ds_edges)
+        problems.extend(declassify.problems(ds, ds_edges))
         shape = _shape(ds)
         by_column: dict[str, list[ColumnEdge]] = {}
         for e in ds_edges:
             by_column.setdefault(e.target_column.lower(), []).append(e)
         for col in ds.columns:
             got = Inherited()
+            lowered = declassify.min_group_size(ds, col, by_column.get(col.name.lower(), []))
             for e in by_column.get(col.name.lower(), []):
                 src = mesh.dataset(e.source_quantum, e.source_dataset)
                 src_col = src.column(e.source_column) if src else None
                 if src_col is None:
                     continue
                 got.sources.append(f"{src.quantum}.{src.name}")
-                if e.transformation in anonymising:
+                if e.transformation in anonymising or (lowered and e.transformation in declassify.DECLASSIFIABLE):
                     continue
                 if rank(src_col.classification) > rank(got.classification):
                     got.classification = src_col.classification
@@ -86,13 +90,14 @@ def inherit(mesh: Mesh, anonymising: tuple[str, ...] = DEFAULT_ANONYMISING) -> L
                 problems.append(Problem(
                     ds.file, col.yaml_path + ".classification" if col.yaml_path else ds.yaml_path,
                     f"column {col.name} of {ds.qualified_name} is declared {declared!r} but is computed from "
-                    f"{got.source}, classified {got.classification!r} ({kind}); declare {got.classification!r} or "
-                    f"derive it through an anonymising transformation ({', '.join(anonymising)})",
+                    f"{got.source}, classified {got.classification!r} ({kind}); declare {got.classification!r}, or "
+                    f"declare declassify: {{minGroupSize: k}} on a column computed by aggregates (sum, avg, "
+                    f"count...)",
                     None, ds.quantum))
             elif got.classification and not declared:
                 col.classification = got.classification  # the effective contract fills it in
-            if got.tags and not col.tags:
-                col.tags = tuple(sorted(got.tags))
+            if got.tags - set(col.tags):  # the tags add up: a policy selecting a source's tag selects it here too
+                col.tags = tuple(dict.fromkeys(list(col.tags) + sorted(got.tags - set(col.tags))))
             if not col.transform_source_objects and got.sources:
                 col.transform_source_objects = tuple(dict.fromkeys(got.sources))
             elif col.transform_source_objects and got.sources:

@@ -41,7 +41,7 @@ from openlineage.client.facet_v2 import (
 )
 
 from ..catalog.model import Dataset, Mesh
-from .columns import ColumnEdge
+from .columns import AGGREGATE_KINDS, ColumnEdge
 
 PRODUCER = "https://github.com/quanta-federation/quanta/tree/v0.1.0"
 JOB_NAMESPACE = "quanta"
@@ -113,16 +113,17 @@ class OpenLineage:
         facets = {"schema": self._schema(ds)}
         fields: dict[str, column_lineage_dataset.Fields] = {}
         for e in edges:
+            aggregated = e.transformation in AGGREGATE_KINDS  # value, collection, count, aggregate
             entry = fields.setdefault(e.target_column, column_lineage_dataset.Fields(
                 inputFields=[], transformationDescription=e.logic,
                 transformationType="IDENTITY" if e.transformation == "identity" else "INDIRECT"
-                if e.transformation == "aggregate" else "DIRECT"))
+                if aggregated else "DIRECT"))
             entry.inputFields.append(column_lineage_dataset.InputField(
                 namespace=self.namespace, name=f"{e.source_quantum}.{e.source_dataset}", field=e.source_column,
                 transformations=[column_lineage_dataset.Transformation(
-                    type="INDIRECT" if e.transformation == "aggregate" else "DIRECT",
-                    subtype={"identity": "IDENTITY", "expression": "TRANSFORMATION", "aggregate": "AGGREGATION",
-                             "hash": "TRANSFORMATION"}[e.transformation],
+                    type="INDIRECT" if aggregated else "DIRECT",
+                    subtype="IDENTITY" if e.transformation == "identity" else "AGGREGATION" if aggregated
+                    else "TRANSFORMATION",
                     description=e.transformation, masking=e.transformation == "hash")]))
         if fields:
             facets["columnLineage"] = column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields)

@@ -13,7 +13,8 @@ from ..catalog.model import Dataset, Mesh
 from .columns import ColumnEdge
 
 BOX_W, ROW_H, HEAD_H, GAP_X, GAP_Y, PAD = 230, 18, 26, 120, 24, 20
-EDGE_COLOURS = {"identity": "#4a7bd0", "expression": "#8a5cc2", "aggregate": "#2e9d5b", "hash": "#c9822b"}
+EDGE_COLOURS = {"identity": "#4a7bd0", "value": "#4a7bd0", "collection": "#4a7bd0", "expression": "#8a5cc2",
+                "aggregate": "#2e9d5b", "count": "#2e9d5b", "hash": "#c9822b"}
 CLASS_COLOURS = {"pii": "#d64545", "restricted": "#8b0000", "confidential": "#e08a1e", "internal": "#7f8c8d",
                  "public": "#2e9d5b"}
 

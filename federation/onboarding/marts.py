@@ -8,6 +8,9 @@ dataset it reads publishes a version. A refresh runs the dataset's SQL with the 
 Readers then read the mart like any dataset: as fast, with the mart's own contract (classifications
 inherited along lineage) deciding masks, and row filters applying by the mart's own columns. Until its
 first refresh a mart is computed at query time, with the reader's rights, like any derived dataset.
+A column the contract declassifies (``declassify: {minGroupSize: k}``, see ``lineage.declassify``) is
+checked at every refresh: each group of the mart must aggregate at least k source rows, or the refresh
+publishes nothing and fails naming the column and the smallest group.
 
 ``system.marts``: each mart's current version, the source versions it was built from, and ``stale``.
 """
@@ -54,6 +57,7 @@ def refresh(platform, name: str, principal, progress=None):
     if lineage.enabled:
         lineage.emit_run(job, "START", run_id, [lineage.input(s) for s in sources], sql=ds.sql)
     try:
+        check_group_sizes(platform, ds, principal)
         rows = platform.read(definition.sql(dialect=state.backend.dialect), "mart-refresh", principal,
                              [f"{q}.{d}" for q, d in ds.reads])
         report = onboard(platform, ds.qualified_name, rows, principal, progress=progress)
@@ -75,6 +79,48 @@ def refresh(platform, name: str, principal, progress=None):
 
     control.refresh(platform)
     return report
+
+
+def check_group_sizes(platform, ds: Dataset, principal) -> None:
+    """k-anonymity of a mart's declassified columns: every group (row) of the mart aggregates at least the
+    declared ``minGroupSize`` source rows (after joins), or ``DataError`` naming the column and the smallest
+    group (its key columns shown unless classified above internal)."""
+    from ..lineage import declassify
+    from ..lineage.inheritance import rank
+    from ..platform import SYSTEM_PRINCIPAL
+
+    edges = [e for e in platform.lineage.edges
+             if (e.target_quantum.lower(), e.target_dataset.lower()) == (ds.quantum.lower(), ds.name.lower())]
+    lowered = declassify.declassified_columns(ds, edges)
+    if not lowered:
+        return
+    state = platform.state
+    groups = state.pipeline.resolve_definition(declassify.group_size_sql(ds), SYSTEM_PRINCIPAL)
+    rows = declassify.GROUP_ROWS
+    smallest = platform.read(f'SELECT * FROM ({groups.sql(dialect=state.backend.dialect)}) AS _groups '
+                             f'ORDER BY "{rows}" LIMIT 1', "mart-declassify-check", principal,
+                             [f"{q}.{d}" for q, d in ds.reads]).to_pylist()
+    if not smallest:
+        return  # no group at all: nothing is published that could single anyone out
+    group = smallest[0]
+    size = group[rows]
+    failing = sorted((k, c) for c, k in lowered.items() if size < k)
+    if not failing:
+        return
+    keys = []
+    for col in ds.columns:
+        mine = [e for e in edges if e.target_column.lower() == col.name.lower()]
+        if not mine or col.name in lowered or any(e.transformation != "identity" for e in mine):
+            continue
+        value = group.get(col.name)
+        shown = repr(value) if rank(col.classification) <= 1 and "pii" not in {t.lower() for t in col.tags} \
+            else f"<{col.classification or 'classified'}>"
+        keys.append(f"{col.name}={shown}")
+    where = f"the group {', '.join(keys)}" if keys else "one group"
+    columns = "; ".join(f"column {c} is declassified with minGroupSize {k}" for k, c in failing)
+    raise errors.DataError(f"refresh of {ds.qualified_name} refused: {columns}, but {where} aggregates only "
+                           f"{size} source row{'s' if size != 1 else ''}; nothing was published (raise the "
+                           f"grouping level, or remove the declassification)")
 
 
 def after_publish(platform, published: Dataset) -> list:
