@@ -28,6 +28,7 @@ import sqlglot.expressions as exp
 from . import errors
 from .catalog.loader import exclude, load_mesh
 from .governance import audit
+from .governance.authorize import allowed
 from .governance.loader import check_expressions, load_governance
 from .governance.policies import Governance
 from .governance.principals import Principal
@@ -95,10 +96,7 @@ class Platform:
 
     def may_approve(self, principal: Principal, ds: Dataset) -> bool:
         """Approvers named in the contract's roles, the quantum's owners, and data engineers."""
-        approvers = set(self._state.governance.approvers(ds))
-        q = self._state.mesh.quanta.get(ds.quantum.lower())
-        return (principal.name in approvers or bool(approvers & set(principal.groups))
-                or (q is not None and principal.name in q.owners) or principal.has_role("data_engineer"))
+        return allowed(self, principal, "approve", ds).allowed
 
     def request_access(self, principal: Principal, dataset: str, purpose: str | None, days: int = 90) -> AccessRequest:
         """Ask for read access to ``quantum.dataset`` for ``days`` days; the approvers see it pending."""
@@ -121,9 +119,9 @@ class Platform:
         if req is None or req.status != "pending":
             raise errors.UnknownObject(f"there is no pending access request {request_id}")
         ds = self._dataset(req.dataset_name)
-        if not self.may_approve(principal, ds) or principal.name == req.principal:
-            who = ", ".join(self._state.governance.approvers(ds)) or "the quantum's owners"
-            raise errors.AccessDenied(f"{principal.name} may not decide access to {ds.qualified_name}; its approvers: {who}")
+        decision = allowed(self, principal, "approve", req)
+        if not decision:
+            raise errors.AccessDenied(decision.reason)
         if days is not None and not 1 <= int(days) <= 366:
             raise errors.ProgrammingError("an access grant lasts between 1 and 366 days")
         try:
@@ -355,7 +353,22 @@ class Platform:
             raise errors.AuthenticationError("a valid token is required" if token else "no token given")
         return self.principal(name)
 
-    def compile(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None) -> Plan:
+    def require_purpose(self, principal: Principal, purpose: str | None, sql: Any = None,
+                        interface: str | None = None) -> None:
+        """Purposes are granted, not asserted: ``AccessDenied`` unless ``principal`` holds the purpose it
+        declares (``authorize``'s ``declare_purpose``). With ``interface``, the refusal is audited here."""
+        if not purpose:  # none declared: contracts limited to purposes refuse the query
+            return
+        decision = allowed(self._state.governance, principal, "declare_purpose", purpose)
+        if not decision:
+            if interface is not None:
+                self.audit.record(audit.Entry(principal.name, sql if isinstance(sql, str) else repr(sql), interface,
+                                              purpose, status="denied", error=decision.reason, duration_ms=0.0))
+            raise errors.AccessDenied(decision.reason)
+
+    def compile(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None,
+                interface: str = "python") -> Plan:
+        self.require_purpose(principal, purpose, sql, interface)
         return self._state.pipeline.compile(sql, principal, dialect, purpose)
 
     def prepare(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None,
@@ -363,6 +376,7 @@ class Platform:
         """Compile a statement to run later (a prepared statement): a refusal now is audited as a denied
         query, like one refused by ``query``; the executions are audited when they run."""
         try:
+            self.require_purpose(principal, purpose)
             return self._state.pipeline.compile(sql, principal, dialect, purpose)
         except errors.AccessDenied as e:
             self.audit.record(audit.Entry(principal.name, sql, interface, purpose, status="denied", error=str(e),
@@ -390,6 +404,7 @@ class Platform:
         try:
             if params is not None and not isinstance(params, (list, tuple, dict)):
                 raise errors.ProgrammingError("parameters are a list, a tuple or a dict")
+            self.require_purpose(principal, purpose)  # audited as denied below
             plan = state.pipeline.compile(sql, principal, dialect, purpose)
         except errors.AccessDenied as e:
             finish("denied", e)
@@ -419,21 +434,6 @@ class Platform:
             "ok" if error is None else ("cancelled" if isinstance(error, (errors.QueryTimeout, errors.QueryCancelled))
                                         else "error"), error, rows))
 
-
-def _request_grant(req: AccessRequest) -> Grant:
-    return Grant("user", req.principal, f"{req.quantum}.{req.dataset}", "read", granted_by=req.decided_by,
-                 reason=f"access request {req.request_id}" + (f": {req.purpose}" if req.purpose else ""),
-                 expires=dt.date.fromisoformat(req.expires) if req.expires else None,
-                 source=f"request {req.request_id}")
-
-
-def _empty(columns: tuple[str, ...]) -> pa.Table:
-    return pa.table({c: pa.array([], pa.string()) for c in columns})
-
-
-def _fit_to_contract(ds: Dataset, definition: exp.Query, produced, backend: DuckDBBackend):
-    """The definition projected on the contract's columns, cast to their types; or a problem."""
-    from .catalog import types as ctypes
     def read(self, sql: str, reason: str, principal: Principal | None = None, datasets: Sequence[str] = ()) -> pa.Table:
         """A read of mesh data by Quanta itself, outside the pipeline (quality metrics on raw data, SLO probes,
         mart refreshes), with a declared ``reason``: the one gateway for the platform's own reads. Each read
@@ -460,6 +460,21 @@ def _fit_to_contract(ds: Dataset, definition: exp.Query, produced, backend: Duck
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             self.audit.record(entry)
 
+
+def _request_grant(req: AccessRequest) -> Grant:
+    return Grant("user", req.principal, f"{req.quantum}.{req.dataset}", "read", granted_by=req.decided_by,
+                 reason=f"access request {req.request_id}" + (f": {req.purpose}" if req.purpose else ""),
+                 expires=dt.date.fromisoformat(req.expires) if req.expires else None,
+                 source=f"request {req.request_id}")
+
+
+def _empty(columns: tuple[str, ...]) -> pa.Table:
+    return pa.table({c: pa.array([], pa.string()) for c in columns})
+
+
+def _fit_to_contract(ds: Dataset, definition: exp.Query, produced, backend: DuckDBBackend):
+    """The definition projected on the contract's columns, cast to their types; or a problem."""
+    from .catalog import types as ctypes
     from .catalog.model import Column
 
     found = {c.name.lower(): c for c in produced}

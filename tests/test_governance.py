@@ -358,7 +358,9 @@ def test_retention_becomes_a_row_filter(tmp_path):
 
 
 def test_purposes(tmp_path):
-    root = shop_mesh(tmp_path)
+    # purposes are granted, not asserted: x holds both (tests/test_authorize.py: one it does not hold)
+    root = shop_mesh(tmp_path, governance={"grants": [{"to": {"role": "public"}, "on": "*"}], "principals": [
+        {"name": "x", "attributes": {"purposes": ["support", "marketing"]}}]})
     _edit_contract(root, "crm", customProperties=[{"property": "purposes", "value": ["support", "billing"]}])
     p = Platform(root)
     with pytest.raises(errors.AccessDenied, match="purposes support, billing"):

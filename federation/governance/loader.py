@@ -67,7 +67,8 @@ GOVERNANCE_SCHEMA = {
     "additionalProperties": False,
     "properties": {
         "settings": {"type": "object", "properties": {
-            "auditor_role": {"type": "string"}, "mask_salt_env": {"type": "string"},
+            "auditor_role": {"type": "string"}, "data_engineer_role": {"type": "string"},
+            "mask_salt_env": {"type": "string"},
             "owners_can_read": {"type": "boolean"},
             # lineage kinds that lower a classification without a declaration (lineage.declassify): count or none
             "anonymising_transformations": {"type": "array", "items": {"enum": ["count"]}}}},
@@ -89,7 +90,7 @@ GOVERNANCE_SCHEMA = {
                 "access": {"enum": ["read", "write"]},
                 "granted_by": {"type": "string"}, "reason": {"type": "string"},
                 "expires": {"type": "string", "format": "date"},
-                "approvers": _LIST}}},
+                "approvers": _LIST, "purposes": _LIST}}},
         "policies": {"type": "array", "items": POLICY_SCHEMA},
     },
 }
@@ -172,7 +173,7 @@ def load_governance(mesh: Mesh) -> tuple[Governance, list[Problem], dict[str, li
                        severity="warning")
         expires = dt.date.fromisoformat(g["expires"]) if g.get("expires") else None
         grants.append(Grant(kind, str(grantee), on, g.get("access", "read"), g.get("granted_by"), g.get("reason"),
-                            expires, "governance", _tuple(g.get("approvers"))))
+                            expires, "governance", _tuple(g.get("approvers")), _tuple(g.get("purposes"))))
     policies = []
     for i, raw in enumerate(data.get("policies") or []):
         pol = _policy(raw, "global", file, base + ["policies", i], report)
@@ -222,6 +223,7 @@ def load_governance(mesh: Mesh) -> tuple[Governance, list[Problem], dict[str, li
                     continue
                 policies.append(pol)
     gov = Governance(principals, grants, policies, roles, digest.hexdigest()[:16], settings)
+    gov.owners = {q.name.lower(): tuple(q.owners) for q in mesh.quanta.values()}
     return gov, problems, local_problems
 
 

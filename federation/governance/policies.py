@@ -13,9 +13,25 @@ dataset or quantum) and is one of:
 - ``deny``: the column does not exist for the principal.
 
 Each may have an ``unless`` condition (roles, groups, users, attributes) that exempts a principal.
-Local policies only add restrictions: on a column that a global policy already masks or denies, the
-global decision stands. ``Governance.decide(principal, dataset)`` returns the whole decision the
-rewrite pass applies; nothing here touches SQL text except through sqlglot nodes.
+
+Which policy decides a column: denials are decided before masks, and the global layer (the
+governance file) before the quantum's local layer. Within one layer and one kind, **the most specific
+policy that selects the column decides it**, and its ``unless`` is its exact exemption: a principal
+exempt from it sees the column as that layer leaves it (in clear), never the mask of a less specific
+policy of the same layer. So ``pii-ip-hash`` (``column: ip_address``, unless data engineers) overrides
+the catch-all ``pii-redact`` (``classification: pii``) on IP addresses, exemption included.
+Specificity, compared in this order: the selector names the column, selects a tag, selects a
+classification; then it is scoped to datasets, to quanta (see ``specificity``). Equally specific
+policies are all in force: the first of them (file order) that applies to the principal decides, so
+an exemption from one never lifts another. Local policies only add restrictions: on a column that a
+global policy already masks or denies, the global decision stands; on one the global layer leaves in
+clear (no policy, or an exemption), a local policy may still mask or deny it.
+
+Row filters all apply (ANDed), each with its own ``unless``; a filter written with ``{column}`` applies
+to every column its selector selects in the dataset (one condition per column, ANDed).
+
+``Governance.decide(principal, dataset)`` returns the whole decision the rewrite pass applies; nothing
+here touches SQL text except through sqlglot nodes.
 """
 
 from __future__ import annotations
@@ -77,6 +93,13 @@ class Selector:
     def column_level(self) -> bool:
         return bool(self.classification or self.tag or self.column)
 
+    @property
+    def specificity(self) -> tuple[bool, ...]:
+        """How narrowly the selector picks a column, compared as a tuple (greater is more specific): by
+        column name, by tag, by classification, then scoped to datasets, to quanta."""
+        scoped = bool(self.dataset) and "*" not in self.dataset
+        return (bool(self.column), bool(self.tag), bool(self.classification), scoped, bool(self.quantum))
+
     def dataset_matches(self, ds: Dataset) -> bool:
         if self.quantum and ds.quantum.lower() not in self.quantum:
             return False
@@ -128,6 +151,7 @@ class Grant:
     expires: dt.date | None = None
     source: str = "governance"  # governance | contract <id> | owner | request <id>
     approvers: tuple[str, ...] = ()
+    purposes: tuple[str, ...] = ()  # purposes its holders may declare (governance grants only)
 
     def covers(self, ds: Dataset) -> bool:
         on = self.on.lower()
@@ -230,10 +254,12 @@ def filter_expression(policy: Policy, ds: Dataset, principal: Principal | None, 
     """A row filter as an expression over the raw row, with ``principal.<attr>`` bound to literals."""
     body = policy.sql or "true"
     if "{column}" in body:
-        col = next((c for c in ds.columns if policy.selector.column_matches(ds, c)), None)
-        if col is None:
+        selected = [c for c in ds.columns if policy.selector.column_matches(ds, c)]
+        if not selected:
             raise ValueError(f"row filter {policy.name} names {{column}} but {ds.qualified_name} has no column it selects")
-        body = body.replace("{column}", exp.to_identifier(col.name, quoted=True).sql("duckdb"))
+        # one condition per selected column, ANDed: a row passes only if it passes for each of them
+        parts = [body.replace("{column}", exp.to_identifier(c.name, quoted=True).sql("duckdb")) for c in selected]
+        body = parts[0] if len(parts) == 1 else " AND ".join(f"({x})" for x in parts)
     tree = sqlglot.parse_one(body, read="duckdb")
     for col in list(tree.find_all(exp.Column)):
         if col.table.lower() == "principal":
@@ -266,6 +292,8 @@ class Governance:
         self.version = version
         self.settings = settings or {}
         self.auditor_role = str(self.settings.get("auditor_role", "auditor"))
+        self.engineer_role = str(self.settings.get("data_engineer_role", "data_engineer"))
+        self.owners: dict[str, tuple[str, ...]] = {}  # quantum (lower case) -> its owners, set by the loader
         self._decisions: dict[tuple[str, str], Decision] = {}
         self._lock = threading.Lock()
         self._marts: dict[str, list] = {}  # a materialised dataset -> the column lineage edges of its columns
@@ -321,24 +349,34 @@ class Governance:
             decision = Decision(decision.dataset, grant, decision.columns, decision.filters, decision.cache)
         return decision
 
+    def column_policy(self, p: Principal, ds: Dataset, col: Column) -> Policy | None:
+        """The deny or mask policy that decides ``col`` for ``p``, or None when it is in clear (see the
+        module's docstring: denials first, global layer first, the most specific policy of a layer
+        decides, its exemption is exact)."""
+        layers = [[x for x in self.policies if x.scope == "global"],
+                  [x for x in self.policies if x.scope != "global" and x.scope.lower() == ds.quantum.lower()]]
+        for kind in ("deny", "mask"):
+            for layer in layers:
+                selecting = [x for x in layer if x.kind == kind and x.selector.column_matches(ds, col)]
+                if not selecting:
+                    continue
+                top = max(x.selector.specificity for x in selecting)
+                for pol in selecting:
+                    if pol.selector.specificity == top and pol.applies_to(p):
+                        return pol
+        return None
+
     def _decide(self, p: Principal, ds: Dataset, alias: str | None = None) -> Decision:
         relevant = [pol for pol in self.policies if pol.scope == "global" or pol.scope.lower() == ds.quantum.lower()]
         columns: list[ColumnDecision] = []
         for col in ds.columns:
-            decision = ColumnDecision(col, "visible")
-            # deny first, then masks; globals before locals so a local policy never replaces a global one
-            for kind in ("deny", "mask"):
-                for pol in sorted((x for x in relevant if x.kind == kind), key=lambda x: x.scope != "global"):
-                    if not pol.selector.column_matches(ds, col) or not pol.applies_to(p):
-                        continue
-                    if kind == "deny":
-                        decision = ColumnDecision(col, "denied", pol)
-                    else:
-                        expr = sqlglot.parse_one(mask_sql(pol, col, alias), read="duckdb")
-                        decision = ColumnDecision(col, "masked", pol, expr)
-                    break
-                if decision.access != "visible":
-                    break
+            pol = self.column_policy(p, ds, col)
+            if pol is None:
+                decision = ColumnDecision(col, "visible")
+            elif pol.kind == "deny":
+                decision = ColumnDecision(col, "denied", pol)
+            else:
+                decision = ColumnDecision(col, "masked", pol, sqlglot.parse_one(mask_sql(pol, col, alias), read="duckdb"))
             columns.append(decision)
         filters = []
         for pol in relevant:

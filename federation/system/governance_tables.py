@@ -26,10 +26,10 @@ def principals(gov: Governance) -> pa.Table:
 
 def grants(gov: Governance) -> pa.Table:
     names = ["grantee_kind", "grantee", "on", "access", "granted_by", "reason", "expires", "source", "approvers",
-             "active"]
+             "active", "purposes"]
     rows = [(g.grantee_kind, g.grantee, g.on, g.access, g.granted_by, g.reason, g.expires, g.source,
-             list(g.approvers), g.active()) for g in gov.grants]
-    types = [STR, STR, STR, STR, STR, STR, pa.date32(), STR, LIST_STR, pa.bool_()]
+             list(g.approvers), g.active(), list(g.purposes)) for g in gov.grants]
+    types = [STR, STR, STR, STR, STR, STR, pa.date32(), STR, LIST_STR, pa.bool_(), LIST_STR]
     return pa.table({n: pa.array([r[i] for r in rows], t) for i, (n, t) in enumerate(zip(names, types))})
 
 
