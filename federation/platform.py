@@ -319,6 +319,9 @@ class Platform:
                            governance_tables.principals(governance)),
             "grants": ("Grants of datasets to roles, users and groups", governance_tables.grants(governance)),
             "policies": ("Global and local policies: masks, row filters, denials", governance_tables.policies(governance)),
+            "policy_coverage": ("For each policy, the datasets and columns it covers, and warnings for columns that "
+                                "look covered but are not", governance_tables.policy_coverage(
+                                    governance, mesh, self._lineage.edges)),
             "column_access": ("For the current principal, each column's access: visible, masked or denied",
                               _empty(governance_tables.COLUMN_ACCESS_COLUMNS)),
             "query_log": ("Every query: who, when, what it read, which policies applied (own queries; all for auditors)",

@@ -443,7 +443,8 @@ class Governance:
                         cd = ColumnDecision(cd.column, "masked", source.policy, expression)
                     elif cd.policy is not source.policy and cd.expression is not None:
                         # masked by the mart's own policy too: its mask over the source's
-                        cd = ColumnDecision(cd.column, "masked", cd.policy, _over(cd.expression, cd.column, expression))
+                        cd = ColumnDecision(cd.column, "masked", cd.policy,
+                                            _over(cd.expression, cd.column, expression))
                 else:
                     # NULL, as the mart's SQL run by the reader would compute it from what they may read
                     cd = ColumnDecision(cd.column, "masked", source.policy,

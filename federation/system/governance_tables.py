@@ -67,3 +67,16 @@ def column_access_query(gov: Governance, mesh: Mesh, principal: Principal) -> ex
     if rows[0][0] is None:
         select = select.where(exp.false())
     return select
+
+
+POLICY_COVERAGE_COLUMNS = ("policy", "kind", "scope", "quantum", "dataset", "column", "coverage", "reason", "like",
+                           "detail")
+
+
+def policy_coverage(gov: Governance, mesh: Mesh, edges=()) -> pa.Table:
+    """``system.policy_coverage``: for each policy the datasets and columns it covers, and warnings for the
+    columns that look covered but are not (see ``governance.coverage``)."""
+    from ..governance.coverage import coverage
+
+    rows = [tuple(getattr(r, c) for c in POLICY_COVERAGE_COLUMNS) for r in coverage(gov, mesh, edges)]
+    return pa.table({c: pa.array([r[i] for r in rows], STR) for i, c in enumerate(POLICY_COVERAGE_COLUMNS)})
