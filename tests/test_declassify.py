@@ -238,3 +238,10 @@ def test_a_value_aggregate_declared_weaker_than_its_source_is_an_error(tmp_path)
     p = Platform(b2b_mesh(tmp_path, avg_credit={"classification": "internal"}))
     why = p.mesh.excluded.get("b2bmart", "")
     assert "avg_credit" in why and "b2b.accounts.credit_limit" in why and "declassify" in why
+
+
+def test_only_count_may_be_anonymising_by_setting(tmp_path):
+    """The governance setting that lowered classifications by aggregate or hash accepts only count now."""
+    root = shop_mesh(tmp_path, governance={"settings": {"anonymising_transformations": ["aggregate"]}})
+    with pytest.raises(errors.CatalogError, match="'aggregate' is not one of \\['count'\\]"):
+        Platform(root)

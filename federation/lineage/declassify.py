@@ -63,15 +63,11 @@ def eligible(edges: Iterable[ColumnEdge]) -> bool:
 def min_group_size(ds: Dataset, col: Column, edges: Iterable[ColumnEdge]) -> int | None:
     """The minimum group size under which ``col`` is declassified, or None when it keeps its sources'
     classification (no valid declaration, or a column that cannot be declassified)."""
-    if ds.sql is None or not aggregate_select(ds):
-        return None
-    edges = list(edges)
-    if not eligible(edges):
-        return None
     k, error = declared(col.raw)
-    if k is not None or error is not None:
-        return k
-    k, _ = declared(ds.raw)
+    if k is None and error is None:
+        k, _ = declared(ds.raw)  # the schema object's declaration, for a column that declares nothing
+    if k is None or ds.sql is None or not eligible(edges) or not aggregate_select(ds):
+        return None
     return k
 
 
