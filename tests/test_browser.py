@@ -120,6 +120,10 @@ def test_quality_and_slo_status_on_the_dataset_page(demo_server, page):
     control = pytest.importorskip("federation.onboarding.control")
     platform = demo_server.platform
     run = control.check(platform, "sales.orders", platform.principal("liam"))
+    page.goto(demo_server.url + "/quanta/sales/orders")  # anonymous: quality is for the dataset's readers
+    assert page.locator("#quality-status").inner_text() == "not shown"
+    assert "may read sales.orders" in page.locator("#quality-not-shown").inner_text()
+    page.set_extra_http_headers({"Authorization": f"Bearer {demo_server.tokens['ana']}"})  # ana may read it
     page.goto(demo_server.url + "/quanta/sales/orders")
     status = page.locator("#quality-status")
     assert status.inner_text() == run.status and run.status in ("pass", "warn", "fail", "error")

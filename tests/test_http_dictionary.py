@@ -147,16 +147,21 @@ def test_open_endpoints_need_no_token(demo_server, path):
 
 
 def test_dataset_shows_the_latest_quality_check_and_slo_status(demo_server):
+    """Shown to a principal who may read the dataset (ana); not to an anonymous visitor."""
     control = pytest.importorskip("federation.onboarding.control")
-    before = get(demo_server, "/api/v1/datasets/sales/stores").json()
+    ana = demo_server.tokens["ana"]
+    before = get(demo_server, "/api/v1/datasets/sales/stores", ana).json()
     assert before["quality"]["status"] == "not checked yet" and before["quality"]["results"] == []
     platform = demo_server.platform
     run = control.check(platform, "sales.stores", platform.principal("liam"))
-    after = get(demo_server, "/api/v1/datasets/sales/stores").json()
+    after = get(demo_server, "/api/v1/datasets/sales/stores", ana).json()
     quality = after["quality"]
     assert quality["status"] in ("pass", "warn", "fail", "error") and quality["results"]
     assert sum(quality["counts"].values()) == len(quality["results"]) == len(run.results)
     assert re.match(r"\d{4}-\d\d-\d\dT", quality["checked_at"])  # ISO 8601
     assert after["slo"]["status"] in ("met", "at risk", "breached", "not measured yet")
-    page = requests.get(demo_server.url + "/quanta/sales/stores", timeout=60).text
+    page = requests.get(demo_server.url + "/quanta/sales/stores", headers={"Authorization": f"Bearer {ana}"},
+                        timeout=60).text
     assert f'id="quality-status">{quality["status"]}<' in page and 'id="quality-results"' in page
+    anonymous = get(demo_server, "/api/v1/datasets/sales/stores").json()
+    assert anonymous["quality"]["status"] == "not shown" and anonymous["quality"]["results"] == []

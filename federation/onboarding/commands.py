@@ -197,14 +197,15 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
     @main.command()
     @click.argument("dataset")
     @mesh_option
+    @user_option
     @click.option("--json", "as_json", is_flag=True)
     @friendly
-    def versions(dataset, mesh, as_json):
-        """The versions of DATASET: published, failed, rolled back, expired."""
+    def versions(dataset, mesh, user, as_json):
+        """The versions of DATASET: published, failed, rolled back, expired (for those who may read it)."""
         from .control import versions as get
 
         platform = _platform(mesh)
-        rows = [v.__dict__ for v in get(platform, dataset)]
+        rows = [v.__dict__ for v in get(platform, dataset, platform.principal(_user(user)))]
         if as_json:
             click.echo(json.dumps(rows, indent=1, default=str))
             return
@@ -258,17 +259,19 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
     @quality.command("history")
     @click.argument("dataset")
     @mesh_option
+    @user_option
     @click.option("--svg", "svg_path", type=click.Path(dir_okay=False), default=None,
                   help="Write a picture of quality and row counts over time.")
     @click.option("--json", "as_json", is_flag=True)
     @friendly
-    def history(dataset, mesh, svg_path, as_json):
-        """Quality results of DATASET over time, run by run."""
+    def history(dataset, mesh, user, svg_path, as_json):
+        """Quality results of DATASET over time, run by run (for those who may read it)."""
         from ..quality import history as H
-        from .control import dataset_of, store_of
+        from .control import dataset_of, require_read, store_of
 
         platform = _platform(mesh)
         ds = dataset_of(platform, dataset)
+        require_read(platform, platform.principal(_user(user)), ds, "read the quality history")
         results = store_of(platform).results(ds.quantum, ds.name)
         runs = H.runs(results)
         if svg_path:
@@ -280,6 +283,31 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
         click.echo(_table(runs, ["at", "version", "rows", "passed", "total", "worst"]))
         if svg_path:
             click.echo(f"wrote {svg_path}", err=True)
+
+    @quality.command("samples")
+    @click.argument("dataset")
+    @mesh_option
+    @user_option
+    @click.option("--json", "as_json", is_flag=True)
+    @friendly
+    def samples_cmd(dataset, mesh, user, as_json):
+        """The rules of DATASET that failed at its latest check, with failing rows read as the user (their
+        grant, masks and row filters): the history keeps no sample."""
+        from .control import samples
+
+        platform = _platform(mesh)
+        found = samples(platform, dataset, platform.principal(_user(user)))
+        if as_json:
+            click.echo(json.dumps(found, indent=1, default=str))
+            return
+        if not found:
+            click.echo("no failing rule at the latest check")
+        for s in found:
+            click.echo(f"{s['rule']} ({s['status']}, {s['failing_rows']} failing rows at {s['checked_at']})")
+            if s["sample"]:
+                click.echo(_table(s["sample"], list(s["sample"][0])))
+            else:
+                click.echo(f"  {s['message'] or 'none of the failing rows is visible to you'}")
 
     @quality.command("rules")
     @click.argument("dataset")
@@ -333,16 +361,22 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
 
     @main.command()
     @mesh_option
+    @user_option
     @click.option("--kind", default=None, help="Only events of this kind (version_published, check_failed...).")
     @click.option("--json", "as_json", is_flag=True)
     @friendly
-    def events(mesh, kind, as_json):
-        """What happened: versions published, onboardings refused, checks failed, SLOs breached."""
-        from .control import store_of
-
-        rows = store_of(_platform(mesh)).events(kind)
+    def events(mesh, user, kind, as_json):
+        """What happened: versions published, onboardings refused, checks failed, SLOs breached (the events
+        the user may see, as in system.events)."""
+        platform = _platform(mesh)
+        sql = "select * from system.events" + (" where kind = ?" if kind else "") + " order by event_id"
+        result = platform.query(sql, platform.principal(_user(user)), [kind] if kind else None, interface="cli")
+        try:
+            rows = result.arrow().to_pylist()
+        finally:
+            result.close()
         if as_json:
-            click.echo(json.dumps(rows, indent=1))
+            click.echo(json.dumps(rows, indent=1, default=str))
         else:
             click.echo(_table(rows, ["event_id", "at", "kind", "quantum", "dataset", "version", "principal",
                                      "message"]))

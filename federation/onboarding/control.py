@@ -3,13 +3,18 @@
     check(platform, "sales.orders", principal)          run the quality rules on the served data
     check_all(platform, principal)                      every dataset the principal may check, with SLOs
     set_rules(platform, "sales.orders", rules, principal)  add or replace rules (validated, persisted)
+    samples(platform, "sales.orders", principal)       failing rows of the latest check, read as principal
     rollback(platform, "sales.orders", 2, principal)    serve version 2 again
     set_contract_status(platform, contract_id, version, "deprecated" | "retired", principal)
     quarantine(platform, "sales.orders", principal, version=None)   the rows kept out, with reasons
     versions(platform, "sales.orders")                  the version history
 
 Only the quantum's owners and principals with the role ``data_engineer`` may change anything
-(``AccessDenied`` otherwise). Reads of the history are open: they are the observability plane.
+(``AccessDenied`` otherwise). The history (the observability plane) is governed like the data: a
+dataset's results, SLOs, probes, versions and events are shown to those who may read it
+(``federation.system.observability``), no failing-row sample is kept for everyone (``samples`` reads
+them for each reader), and a control-plane rule may not reveal what its author may not see
+(``federation.quality.authoring``).
 """
 
 from __future__ import annotations
@@ -103,8 +108,7 @@ def check(platform, name: str, principal, samples: bool = True):
     target.label = f"v{current.version}" if current else "source"
     run = engine.run_rules(rules, ds, target, samples)
     run.results.append(engine.volume_check(run, engine.volume_history(store, ds.quantum, ds.name)))
-    engine.record(store, run, current.version if current else None, principal.name,
-                  hidden=engine.hidden_columns(platform, ds))
+    engine.record(store, run, current.version if current else None, principal.name)
     refresh(platform)
     return run
 
@@ -159,8 +163,10 @@ def check_all(platform, principal, slo: bool = True,
 def set_rules(platform, name: str, rules: list[dict], principal) -> list:
     """Replace the quality rules of a dataset (each entry an ODCS quality rule; ``column`` puts it on a
     property). Validated by compiling them; persisted; served in ``system.quality_rules`` and used by
-    every later check and onboarding."""
-    from ..quality import rules as R
+    every later check and onboarding. A rule that would reveal what the author may not see (on a column
+    masked or denied for them, rows hidden from them, a sql rule reading more than the dataset) is
+    refused (``federation.quality.authoring``)."""
+    from ..quality import authoring, rules as R
 
     ds = dataset_of(platform, name)
     authorize(platform, principal, ds.quantum, "change quality rules")
@@ -173,6 +179,7 @@ def set_rules(platform, name: str, rules: list[dict], principal) -> list:
                 R.aggregate(r, ds)
     except R.RuleError as e:
         raise errors.ProgrammingError(f"invalid quality rule: {e}") from None
+    authoring.check_author(platform.state.governance, ds, compiled, principal)
     store_of(platform).set_rules(ds.quantum, ds.name, rules, principal.name, dict(
         kind="rules_changed", quantum=ds.quantum, dataset=ds.name, principal=principal.name,
         message=f"{len(rules)} quality rule(s) set", details=rules))
@@ -180,11 +187,55 @@ def set_rules(platform, name: str, rules: list[dict], principal) -> list:
     return compiled
 
 
+def samples(platform, name: str, principal, limit: int | None = None) -> list[dict]:
+    """The rules that failed at the latest check of a dataset, each with a few failing rows read now as
+    ``principal`` through the query pipeline: their grant, masks and row filters apply, so they get what
+    their own query would show (possibly no row). AccessDenied if they may not read the dataset."""
+    from ..quality import engine
+
+    ds = dataset_of(platform, name)
+    require_read(platform, principal, ds, "read its quality samples")
+    history = store_of(platform).results(ds.quantum, ds.name) if Store.exists(platform.state_dir) else []
+    if not history:
+        return []
+    latest = history[-1]["run_id"]
+    rules = {r.name: r for r in engine.rules_for(platform, ds)}
+    out = []
+    for r in history:
+        if r["run_id"] != latest or r["status"] == "pass" or not r["failing_rows"]:
+            continue
+        entry = {"rule": r["rule"], "column": r["column"], "status": r["status"], "failing_rows": r["failing_rows"],
+                 "checked_at": r["at"], "sample": None, "message": None}
+        rule = rules.get(r["rule"])
+        if rule is None or not rule.row_level:
+            entry["message"] = f"rule {r['rule']} is no longer in force"
+        else:
+            try:
+                entry["sample"] = engine.read_sample(platform, ds, rule, principal, limit or engine.SAMPLE_ROWS)
+            except errors.Error as e:
+                entry["message"] = f"no sample: {e}"
+        out.append(entry)
+    return out
+
+
+def require_read(platform, principal, ds: Dataset, action: str) -> None:
+    """AccessDenied unless ``principal`` may read ``ds`` (a grant: the decision their queries get)."""
+    from ..system.observability import may_read
+
+    gov = platform.state.governance
+    if gov is not None and not may_read(gov, principal, ds):
+        raise errors.AccessDenied(f"{principal.name} may not {action} of {ds.qualified_name}: they are shown to "
+                                  f"principals who may read it; request access to it first")
+
+
 # -- versions -------------------------------------------------------------------------------------------
 
 
-def versions(platform, name: str) -> list[Version]:
+def versions(platform, name: str, principal=None) -> list[Version]:
+    """The version history; with ``principal``, only if they may read the dataset (AccessDenied)."""
     ds = dataset_of(platform, name)
+    if principal is not None:
+        require_read(platform, principal, ds, "read the versions")
     if not Store.exists(platform.state_dir):
         return []
     return store_of(platform).versions(ds.quantum, ds.name)
@@ -267,8 +318,7 @@ SCHEMAS = {
     "quality_results": [("run_id", STR), ("at", TS), ("quantum", STR), ("dataset", STR), ("version", I64),
                         ("target", STR), ("rule", STR), ("type", STR), ("metric", STR), ("column", STR),
                         ("dimension", STR), ("severity", STR), ("measured", F64), ("threshold", STR),
-                        ("status", STR), ("failing_rows", I64), ("sample", STR), ("message", STR),
-                        ("principal", STR)],
+                        ("status", STR), ("failing_rows", I64), ("message", STR), ("principal", STR)],
     "slo_status": [("quantum", STR), ("dataset", STR), ("property", STR), ("target", STR), ("measured", STR),
                    ("status", STR), ("message", STR), ("evaluated_at", TS)],
     "slo_history": [("at", TS), ("quantum", STR), ("dataset", STR), ("property", STR), ("target", STR),
@@ -279,7 +329,7 @@ DESCRIPTIONS = {
     "versions": "Published, failed and rolled-back versions of onboarded datasets",
     "events": "Events: versions published, onboardings failed, checks failed, SLOs breached, rules changed",
     "quality_rules": "Quality rules of every dataset: contract, schema-implied and control-plane rules",
-    "quality_results": "History of quality check results (measured value, threshold, status, masked samples)",
+    "quality_results": "History of quality check results (measured value, threshold, status; no samples)",
     "slo_status": "Latest status of each SLO (slaProperties): met, at risk or breached",
     "slo_history": "History of SLO evaluations",
     "availability_probes": "Probes of each dataset (can it be read?), the measure of the availability SLO",
@@ -357,5 +407,5 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["authorize", "may_control", "check", "check_all", "set_rules", "rollback", "versions", "quarantine", "set_contract_status",
+__all__ = ["authorize", "may_control", "check", "check_all", "set_rules", "samples", "require_read", "rollback", "versions", "quarantine", "set_contract_status",
            "observability_tables", "refresh", "store_of", "dataset_of", "iso"]

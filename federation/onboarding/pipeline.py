@@ -372,7 +372,7 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
             con.close()
             if tmp.exists():  # refused, checked only, or failed: nothing of this batch stays
                 remove_tree(tmp)
-        engine.record(store, run, version, principal.name, target="batch", hidden=engine.hidden_columns(platform, ds))
+        engine.record(store, run, version, principal.name, target="batch")
         summary = run.summary()
         store.record_version(Version(
             ds.quantum.lower(), ds.name.lower(), version, contract.version if contract else None, iso(),
@@ -464,8 +464,7 @@ def _reject(platform, store, ds, contract, report: OnboardReport, principal, why
     if report.checks is not None:
         from ..quality import engine
 
-        engine.record(store, report.checks, None, principal.name, target="batch",
-                      hidden=engine.hidden_columns(platform, ds))
+        engine.record(store, report.checks, None, principal.name, target="batch")
     store.record_version(Version(
         ds.quantum.lower(), ds.name.lower(), version, contract.version if contract else None, iso(), report.rows_in,
         None, None, "failed", report.checks.summary() if report.checks is not None else None, None, principal.name,

@@ -8,7 +8,9 @@ that Quanta generates itself (identifiers quoted, values as literals) and that r
 Everything a person wrote or that returns rows goes through the query pipeline as the principal:
 ``sql`` rules (``{object}``/``{property}`` filled in) pass the same safety passes and governance as
 user queries, and failing-row samples are read through it, so masks apply and raw PII never lands in
-a sample. A row-count history (the ``volume`` check) flags a count outside mean +/- 3 sigma of the
+a sample. A sample belongs to whoever asked: the checker gets theirs with the run, the history keeps
+none, and anyone else reads the failing rows for themselves (``read_sample``: their grant, masks and
+row filters). A row-count history (the ``volume`` check) flags a count outside mean +/- 3 sigma of the
 last runs as a warning.
 """
 
@@ -191,41 +193,34 @@ def volume_history(store, quantum: str, dataset: str) -> list[float]:
             if r["rule"] == "volume.anomaly" and r["measured"] is not None]
 
 
-def hidden_columns(platform, ds: Dataset) -> set[str]:
-    """Columns a principal without any role could not read in clear (masked or denied for them)."""
-    from ..governance.principals import Principal
-
-    gov = platform.state.governance
-    if gov is None:
-        return set()
-    decision = gov.decide(Principal("anonymous", known=False), ds)
-    return {d.column.name for d in decision.columns if d.access != "visible"}
-
-
-def _redact(sample: list[dict] | None, hidden: set[str]) -> list[dict] | None:
-    if not sample or not hidden:
-        return sample
-    return [{k: ("****" if k in hidden and v is not None else v) for k, v in row.items()} for row in sample]
+def read_sample(platform, ds: Dataset, rule: R.Rule, principal, limit: int = SAMPLE_ROWS) -> list[dict]:
+    """A few rows failing ``rule``, read now as ``principal`` through the query pipeline (their grant,
+    masks and row filters apply, as for any query of theirs). Empty for a rule judged on the whole
+    dataset."""
+    sql = R.sample_query(rule, ds, f"{quote(ds.quantum)}.{quote(ds.name)}", limit)
+    if sql is None:
+        return []
+    result = platform.query(sql, principal, interface="quality")
+    try:
+        return result.arrow().to_pylist()
+    finally:
+        result.close()
 
 
-def record(store, run: CheckRun, version: int | None, principal: str, target: str | None = None,
-           hidden: set[str] | None = None) -> None:
+def record(store, run: CheckRun, version: int | None, principal: str, target: str | None = None) -> None:
     """Persist a run's results (history) and emit ``check_failed`` when a rule failed or errored. The
-    history is open to everyone (system.quality_results): samples were read through the pipeline as
-    the principal, and before they are stored every column hidden from a principal without roles
-    (``hidden``) is redacted too, so no one reads through the history what their policies hide."""
+    history (system.quality_results) is shown to the readers of the dataset; it keeps no sample: the
+    checker's sample holds what the checker may see, not what every reader may (``read_sample``)."""
     from ..onboarding.store import iso
 
     at = iso()
     rows = []
     for r in run.results:
-        r_sample = _redact(r.sample, hidden or set())
         rows.append({"run_id": run.run_id, "at": at, "quantum": run.quantum.lower(), "dataset": run.dataset.lower(),
                      "version": version, "target": target or run.target, "rule": r.rule, "type": r.type,
                      "metric": r.metric, "column": r.column, "dimension": r.dimension, "severity": r.severity,
                      "measured": r.measured, "threshold": r.threshold, "status": r.status,
-                     "failing_rows": r.failing_rows, "sample": json.dumps(r_sample, default=str) if r_sample else None,
-                     "message": r.message, "principal": principal})
+                     "failing_rows": r.failing_rows, "sample": None, "message": r.message, "principal": principal})
     events = []
     bad = [r for r in run.results if r.status in ("fail", "error")]
     if bad:

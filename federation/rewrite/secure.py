@@ -356,6 +356,10 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
                             exp.func("list_contains", exp.column("approvers"), me.copy()))
     elif tag[1] == "system" and tag[2] == "query_log" and not ctx.principal.has_role(gov.auditor_role):
         condition = exp.EQ(this=exp.column("principal"), expression=exp.Literal.string(ctx.principal.name))
+    elif tag[1] == "system":  # observability rows: those of the datasets the principal may read
+        from ..system.observability import observability_filter
+
+        condition = observability_filter(gov, ctx.namespace.mesh, ctx.principal, tag[2])
     if condition is None or relation is None:
         return
     alias = node.args.get("alias")

@@ -20,6 +20,14 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
+def optional_principal() -> Principal | None:
+    """The request's principal when it sends a token (``AuthenticationError`` if the token is not valid),
+    None for an anonymous request."""
+    if bearer_token() is None and not request.headers.get("Authorization"):
+        return None
+    return current_principal()
+
+
 def current_principal() -> Principal:
     """The authenticated principal of the request (raises ``AuthenticationError`` without a valid token)."""
     platform = current_app.extensions["quanta.platform"]

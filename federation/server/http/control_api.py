@@ -1,7 +1,11 @@
 """The control and observability planes over HTTP (tokens required; the control plane is for the
 quantum's owners and data engineers, as ``federation.onboarding.control`` decides, not this module).
 
-    GET  /api/v1/datasets/<q>/<d>/versions            versions: published, failed, rolled back
+    GET  /api/v1/datasets/<q>/<d>/versions            versions: published, failed, rolled back (readers of
+                                                      the dataset only)
+    GET  /api/v1/datasets/<q>/<d>/quality/samples     the rules that failed at the latest check, each with a
+                                                      few failing rows read as the token's principal (their
+                                                      grant, masks and row filters); readers only
     POST /api/v1/datasets/<q>/<d>/versions            onboard a batch: an uploaded file (multipart, field
                                                       ``file``) or ``{"path": ...}`` under a folder the
                                                       server allows (QUANTA_ONBOARD_FOLDERS); ``quarantine``,
@@ -16,10 +20,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ... import errors
 from .auth import current_principal
+from .encoders import dumps
 from .errors import ApiError
 
 bp = Blueprint("control_api", __name__, url_prefix="/api/v1")
@@ -36,12 +41,23 @@ def _flag(value) -> bool:
 
 @bp.get("/datasets/<quantum>/<dataset>/versions")
 def list_versions(quantum: str, dataset: str):
-    """The versions of a dataset (needs a token; the same as ``system.versions``)."""
+    """The versions of a dataset (needs a token of a principal who may read it; as ``system.versions``)."""
     from ...onboarding import control
 
-    current_principal()
-    rows = [{**v.__dict__} for v in control.versions(_platform(), f"{quantum}.{dataset}")]
+    principal = current_principal()
+    rows = [{**v.__dict__} for v in control.versions(_platform(), f"{quantum}.{dataset}", principal)]
     return jsonify({"versions": rows, "count": len(rows)})
+
+
+@bp.get("/datasets/<quantum>/<dataset>/quality/samples")
+def quality_samples(quantum: str, dataset: str):
+    """Failing rows of the latest check's failed rules, read now as the token's principal (readers only)."""
+    from ...onboarding import control
+
+    principal = current_principal()
+    found = control.samples(_platform(), f"{quantum}.{dataset}", principal)
+    body = {"dataset": f"{quantum}.{dataset}", "principal": principal.name, "samples": found}
+    return Response(dumps(body), mimetype="application/json")
 
 
 @bp.post("/datasets/<quantum>/<dataset>/versions")

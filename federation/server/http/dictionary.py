@@ -5,7 +5,9 @@ A ``Dictionary`` runs a handful of queries over ``system.domains``, ``quanta``, 
 open: these tables need no grant) and keeps the rows until the platform's state changes (a reload).
 The JSON API and the HTML pages both read from it; search runs over the same rows.
 
-"My access" is not cached: it reads ``system.column_access`` as the request's own principal.
+"My access" is not cached: it reads ``system.column_access`` as the request's own principal. Nor is a
+dataset's observability (quality results, SLO status, versions): it is read as the request's principal
+(anonymous without a token) and shown only to principals who may read the dataset, like its rows.
 """
 
 from __future__ import annotations
@@ -116,8 +118,9 @@ class Dictionary:
                 "ports": [p for p in snap.ports if p["quantum"].lower() == key],
                 "contracts": [c for c in snap.contracts if (c["quantum"] or "").lower() == key]}
 
-    def dataset(self, quantum: str, name: str) -> dict | None:
-        """One dataset: columns, contract, lineage (upstream and downstream), quality, SLOs, examples."""
+    def dataset(self, quantum: str, name: str, principal=None) -> dict | None:
+        """One dataset: columns, contract, lineage (upstream and downstream), quality, SLOs, examples. Its
+        quality results, SLO status and versions are shown if ``principal`` (anonymous when None) may read it."""
         snap = self.snapshot()
         row = next((d for d in snap.datasets if d["quantum"].lower() == quantum.lower()
                     and d["dataset"].lower() == name.lower()), None)
@@ -126,14 +129,23 @@ class Dictionary:
         q, d = row["quantum"], row["dataset"]
         columns = snap.columns_of.get((q.lower(), d.lower()), [])
         contract = next((c for c in snap.contracts if c["contract_id"] == row["contract_id"]), None)
+        principal = principal or self.platform.principal(None)
+        shown = self._may_read(principal, q, d)
         return {**row,
                 "columns_list": columns,
                 "contract": contract,
                 "lineage": self.lineage(q, d),
-                "quality": self._quality(q, d),
-                "slo": self._slo(q, d, row["contract_id"]),
-                "versions": self._versions(q, d),
+                "quality": self._quality(q, d, principal, shown),
+                "slo": self._slo(q, d, row["contract_id"], principal, shown),
+                "versions": self._versions(q, d, principal) if shown else [],
                 "examples": self._examples(q, d, columns)}
+
+    def _may_read(self, principal, quantum: str, dataset: str) -> bool:
+        from ...system.observability import may_read
+
+        ds = self.platform.mesh.dataset(quantum, dataset)
+        gov = self.platform.state.governance
+        return ds is not None and (gov is None or may_read(gov, principal, ds))
 
     def lineage(self, quantum: str, dataset: str) -> dict:
         """Upstream and downstream datasets, transitively, each with its distance from this dataset."""
@@ -163,16 +175,17 @@ class Dictionary:
                 "edges": [{"source": f"{s[0]}.{s[1]}", "target": f"{t[0]}.{t[1]}"} for s, t in edges
                           if s in shown and t in shown]}
 
-    def _measured(self, sql: str, params: list) -> list[dict] | None:
-        """Rows of an observability table, or None when this platform has no such table."""
+    def _measured(self, sql: str, params: list, principal) -> list[dict] | None:
+        """Rows of an observability table read as ``principal``, or None when this platform has no such table."""
         try:
-            return _rows(self.platform, sql, params=params)
+            return _rows(self.platform, sql, principal, params=params)
         except errors.UnknownObject:
             return None
 
-    def _quality(self, quantum: str, dataset: str) -> dict:
+    def _quality(self, quantum: str, dataset: str, principal, shown: bool) -> dict:
         """The quality rules in force (the contract's, or those set through the control plane, with who set
-        them and when) and the results of the latest check (``system.quality_results``)."""
+        them and when) and, for those who may read the dataset, the results of the latest check
+        (``system.quality_results``)."""
         from ...onboarding.contracts import rule_sets
 
         ds = self.platform.mesh.dataset(quantum, dataset)
@@ -186,40 +199,46 @@ class Dictionary:
             rules += [{"column": None, **_rule(r)} for r in ds.quality]
             for c in ds.columns:
                 rules += [{"column": c.name, **_rule(r)} for r in c.quality]
+        if not shown:
+            return {"declared_rules": rules, "rules_source": source, "status": NOT_SHOWN, "counts": {},
+                    "checked_at": None, "results": [], "message": _not_shown(principal, quantum, dataset)}
         results = self._measured(
             "select run_id, at, rule, \"column\", dimension, severity, measured, threshold, status, message "
             "from system.quality_results where lower(quantum) = lower(?) and lower(dataset) = lower(?) and run_id = "
             "(select max(run_id) from system.quality_results where lower(quantum) = lower(?) and "
-            "lower(dataset) = lower(?)) order by rule", [quantum, dataset, quantum, dataset]) or []
+            "lower(dataset) = lower(?)) order by rule", [quantum, dataset, quantum, dataset], principal) or []
         counts = {k: sum(1 for r in results if r["status"] == k) for k in ("pass", "warn", "fail", "error")}
         if not results:
             status = "not checked yet"
         else:
             status = next((k for k in ("error", "fail", "warn") if counts[k]), "pass")
         return {"declared_rules": rules, "rules_source": source, "status": status, "counts": counts if results else {},
-                "checked_at": results[0]["at"] if results else None, "results": results}
+                "checked_at": results[0]["at"] if results else None, "results": results, "message": None}
 
-    def _slo(self, quantum: str, dataset: str, contract_id: str) -> dict:
-        """The service levels the contract declares (ODCS ``slaProperties``) and their status
-        (``system.slo_status``: met, at risk, breached)."""
+    def _slo(self, quantum: str, dataset: str, contract_id: str, principal, shown: bool) -> dict:
+        """The service levels the contract declares (ODCS ``slaProperties``) and, for those who may read the
+        dataset, their status (``system.slo_status``: met, at risk, breached)."""
         contract = self.platform.mesh.contracts.get(contract_id)
         declared = []
         for p in (contract.raw.get("slaProperties") if contract else None) or []:
             if isinstance(p, dict):
                 declared.append({k: p.get(k) for k in ("property", "value", "unit", "element", "description")
                                  if p.get(k) is not None})
+        if not shown:
+            return {"declared": declared, "status": NOT_SHOWN, "measured": [],
+                    "message": _not_shown(principal, quantum, dataset)}
         measured = self._measured("select property, target, measured, status, message, evaluated_at "
                                   "from system.slo_status where lower(quantum) = lower(?) and "
-                                  "lower(dataset) = lower(?) order by property", [quantum, dataset]) or []
+                                  "lower(dataset) = lower(?) order by property", [quantum, dataset], principal) or []
         statuses = {m["status"] for m in measured}
         status = next((s for s in ("breached", "at risk", "met") if s in statuses), "not measured yet")
-        return {"declared": declared, "status": status, "measured": measured}
+        return {"declared": declared, "status": status, "measured": measured, "message": None}
 
-    def _versions(self, quantum: str, dataset: str) -> list[dict]:
+    def _versions(self, quantum: str, dataset: str, principal) -> list[dict]:
         """Published versions of the dataset (``system.versions``), newest first."""
         return self._measured("select version, contract_version, created_at, rows, status, \"current\", message "
                               "from system.versions where lower(quantum) = lower(?) and lower(dataset) = lower(?) "
-                              "order by version desc", [quantum, dataset]) or []
+                              "order by version desc", [quantum, dataset], principal) or []
 
     @staticmethod
     def _examples(quantum: str, dataset: str, columns: list[dict]) -> list[dict]:
@@ -293,6 +312,15 @@ class Dictionary:
         readable = any(r["access"] != "denied" for r in rows)
         return {"principal": principal.name, "quantum": quantum, "dataset": dataset, "granted": readable,
                 "columns": rows, "approvers": self.approvers(quantum, dataset)}
+
+
+NOT_SHOWN = "not shown"
+
+
+def _not_shown(principal, quantum: str, dataset: str) -> str:
+    who = "you" if not getattr(principal, "known", True) else principal.name
+    return (f"quality results and service levels are shown to principals who may read {quantum}.{dataset}"
+            + (" (send a token)" if who == "you" else f", and {who} may not; request access first"))
 
 
 def _rule(rule: Any) -> dict:

@@ -5,6 +5,8 @@
     GET /api/v1/quanta/<quantum>              one quantum: datasets, ports, contracts
     GET /api/v1/datasets?q=                   datasets (filtered by a search)
     GET /api/v1/datasets/<quantum>/<dataset>  one dataset: columns, contract, lineage, quality, SLOs, examples
+                                              (quality results, SLO status and versions only for a token
+                                              of a principal who may read the dataset)
     GET /api/v1/datasets/<q>/<d>/access       what the token's principal may see of it, column by column
     GET /api/v1/contracts/<id>                the ODCS contract file, as YAML, with the quality rules in force
     GET /api/v1/search?q=                     datasets and quanta matching every word, best first
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .auth import current_principal
+from .auth import current_principal, optional_principal
 from .dictionary import Dictionary
 from .errors import ApiError
 
@@ -32,8 +34,8 @@ def _quantum_or_404(name: str) -> dict:
     return found
 
 
-def _dataset_or_404(quantum: str, name: str) -> dict:
-    found = dictionary().dataset(quantum, name)
+def _dataset_or_404(quantum: str, name: str, principal=None) -> dict:
+    found = dictionary().dataset(quantum, name, principal)
     if found is None:
         raise ApiError(404, "not_found", f"there is no dataset {quantum}.{name}", "42P01")
     return found
@@ -82,8 +84,9 @@ def datasets():
 
 @bp.get("/datasets/<quantum>/<dataset>")
 def dataset(quantum: str, dataset: str):
-    """One dataset with its columns, classification, contract, lineage, quality, SLOs and example queries."""
-    d = _dataset_or_404(quantum, dataset)
+    """One dataset with its columns, classification, contract, lineage, quality, SLOs and example queries
+    (quality results, SLO status and versions for a token of a principal who may read it)."""
+    d = _dataset_or_404(quantum, dataset, optional_principal())
     d["columns"] = d.pop("columns_list")
     d["column_count"] = len(d["columns"])
     d["approvers"] = dictionary().approvers(d["quantum"], d["dataset"])

@@ -103,9 +103,10 @@ SPEC: dict = {
         "/api/v1/datasets": {"get": {"summary": "List or search datasets", "operationId": "listDatasets",
                                      "parameters": [_Q], "responses": {"200": _json(_OBJ)}}},
         "/api/v1/datasets/{quantum}/{dataset}": {"get": {
-            "summary": "One dataset: columns, classification, contract, lineage, quality, SLOs, examples",
+            "summary": "One dataset: columns, classification, contract, lineage, quality, SLOs, examples (quality "
+                       "results, SLO status and versions with a token of a principal who may read it)",
             "operationId": "getDataset", "parameters": [_QUANTUM, _DATASET],
-            "responses": {"200": _json(_OBJ), "404": _ERROR}}},
+            "responses": {"200": _json(_OBJ), "401": _ERROR, "404": _ERROR}}},
         "/api/v1/datasets/{quantum}/{dataset}/access": {"get": {
             "summary": "My access: each column visible, masked or denied for the token's principal",
             "operationId": "myAccess", "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
@@ -138,9 +139,9 @@ SPEC: dict = {
                 "type": "object", "properties": {"reason": {"type": "string"}}}}}},
             "responses": {"200": _json(_OBJ), "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
         "/api/v1/datasets/{quantum}/{dataset}/versions": {
-            "get": {"summary": "The dataset's versions", "operationId": "listVersions", "security": [{"bearer": []}],
-                    "parameters": [_QUANTUM, _DATASET],
-                    "responses": {"200": _json(_OBJ), "401": _ERROR, "400": _ERROR}},
+            "get": {"summary": "The dataset's versions (for principals who may read it)", "operationId": "listVersions",
+                    "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
+                    "responses": {"200": _json(_OBJ), "401": _ERROR, "400": _ERROR, "403": _ERROR}},
             "post": {"summary": "Onboard a batch as a new version (upload, or a path the server may read)",
                      "operationId": "onboard", "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
                      "requestBody": {"required": True, "content": {
@@ -152,6 +153,11 @@ SPEC: dict = {
                              "strict": {"type": "boolean"}}}}}},
                      "responses": {"201": _json(_OBJ, "Published"), "422": _json(_OBJ, "Refused, with the report"),
                                    "400": _ERROR, "401": _ERROR, "403": _ERROR, "413": _ERROR}}},
+        "/api/v1/datasets/{quantum}/{dataset}/quality/samples": {"get": {
+            "summary": "The rules that failed at the latest check, each with failing rows read as the token's "
+                       "principal (their grant, masks and row filters)", "operationId": "qualitySamples",
+            "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
+            "responses": {"200": _json(_OBJ), "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
         "/api/v1/datasets/{quantum}/{dataset}/checks": {"post": {
             "summary": "Run the dataset's quality rules now", "operationId": "runChecks",
             "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],

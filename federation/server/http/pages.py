@@ -3,7 +3,8 @@
     GET /                         the mesh: domains and their quanta
     GET /quanta/<quantum>         a quantum: datasets, ports, owners
     GET /quanta/<quantum>/<ds>    a dataset: columns and classification, contract, lineage (SVG), quality,
-                                  SLOs, example queries, who approves access
+                                  SLOs, example queries, who approves access (quality results, SLO status
+                                  and versions for an ``Authorization: Bearer`` token of one of its readers)
     POST /quanta/<q>/<ds>/access-requests   the page's request-access form (token, purpose, days)
     GET /search?q=                search the dictionary
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
 
+from .auth import optional_principal
 from .dictionary import Dictionary
 from .errors import ApiError
 from .lineage_svg import lineage_svg
@@ -45,7 +47,7 @@ def quantum(quantum: str):
 @bp.get("/quanta/<quantum>/<dataset>")
 def dataset(quantum: str, dataset: str, outcome: dict | None = None):
     """A dataset's page."""
-    d = dictionary().dataset(quantum, dataset)
+    d = dictionary().dataset(quantum, dataset, optional_principal())
     if d is None:
         raise ApiError(404, "not_found", f"there is no dataset {quantum}.{dataset}")
     svg = lineage_svg(d["quantum"], d["dataset"], d["lineage"])

@@ -1,0 +1,95 @@
+"""Which rows of the observability tables a principal sees: they are governed like the data they describe.
+
+    observability_filter(governance, mesh, principal, "quality_results") -> a WHERE expression, or None
+
+- ``quality_results``, ``slo_status``, ``slo_history``, ``availability_probes`` and ``versions``: a row
+  about a dataset is shown to the principals who may read that dataset (a grant: the same decision as
+  for their queries, ``authorize.allowed(..., "read", dataset)``). Counts, measured values and failure
+  messages are computed on every row of the dataset: someone who may not read it learns nothing of it
+  here.
+- ``events``: an event about an access request (``access_requested``, ``access_granted``,
+  ``access_denied``, any ``access...`` kind) is shown as ``system.access_requests`` shows the request:
+  to the requester, the dataset's approvers and the quantum's owners, auditors and data engineers. Any
+  other event about a dataset is shown to its readers; an event about no dataset (a contract's status)
+  to everyone, as the dictionary shows the contracts.
+
+The filter lists the datasets the principal may read as literals (the row's ``quantum.dataset``, lower
+case); the rewrite applies it under everything the query says, like a row filter. ``None``: the
+principal sees every row (for example a data engineer with a grant on every dataset).
+"""
+
+from __future__ import annotations
+
+import sqlglot.expressions as exp
+
+from ..catalog.model import Dataset, Mesh
+from ..governance.authorize import allowed
+from ..governance.policies import Governance
+from ..governance.principals import Principal
+
+BY_DATASET = frozenset({"quality_results", "slo_status", "slo_history", "availability_probes", "versions"})
+EVENTS = "events"
+ACCESS_EVENTS = "access%"  # the kinds of the events about access requests (LIKE pattern)
+
+
+def may_read(gov: Governance, principal: Principal, ds: Dataset) -> bool:
+    """The principal may read the dataset: the decision their queries get (action ``read``)."""
+    return allowed(gov, principal, "read", ds).allowed
+
+
+def readable(gov: Governance, mesh: Mesh, principal: Principal) -> set[str]:
+    """``quantum.dataset`` (lower case) of every dataset the principal may read."""
+    return {ds.qualified_name.lower() for ds in mesh.datasets() if may_read(gov, principal, ds)}
+
+
+def approvable(gov: Governance, mesh: Mesh, principal: Principal) -> set[str]:
+    """Datasets whose access requests the principal sees as an approver: named among the dataset's
+    approvers or an owner of its quantum (the ``approvers`` column of ``system.access_requests``)."""
+    out = set()
+    for ds in mesh.datasets():
+        q = mesh.quanta.get(ds.quantum.lower())
+        if principal.name in set(gov.approvers(ds)) | set(q.owners if q else ()):
+            out.add(ds.qualified_name.lower())
+    return out
+
+
+def sees_every_request(gov: Governance, principal: Principal) -> bool:
+    """Auditors and data engineers see every access request (action ``review_requests``)."""
+    return allowed(gov, principal, "review_requests").allowed
+
+
+def observability_filter(gov: Governance | None, mesh: Mesh, principal: Principal,
+                         table: str) -> exp.Expression | None:
+    """The WHERE over ``system.<table>`` for ``principal``; None when they see every row (or the table is
+    not an observability table)."""
+    if gov is None or (table not in BY_DATASET and table != EVENTS):
+        return None
+    every = {ds.qualified_name.lower() for ds in mesh.datasets()}
+    mine = readable(gov, mesh, principal)
+    reads_all = mine == every
+    if table in BY_DATASET:
+        return None if reads_all else _in(mine)
+    if reads_all and sees_every_request(gov, principal):
+        return None
+    access = exp.column("kind").like(exp.Literal.string(ACCESS_EVENTS))
+    if sees_every_request(gov, principal):
+        access_rows: exp.Expression = exp.true()
+    else:
+        me = exp.Literal.string(principal.name)
+        requester = exp.func("json_extract_string", exp.column("details"), exp.Literal.string("$.principal"))
+        access_rows = exp.or_(exp.EQ(this=exp.column("principal"), expression=me),
+                              exp.EQ(this=requester, expression=me.copy()),
+                              _in(approvable(gov, mesh, principal)))
+    other_rows = exp.true() if reads_all else exp.or_(exp.column("dataset").is_(exp.null()), _in(mine))
+    return exp.or_(exp.and_(access.copy(), exp.paren(access_rows)),
+                   exp.and_(exp.not_(access), exp.paren(other_rows)))
+
+
+def _in(datasets: set[str]) -> exp.Expression:
+    """``lower(quantum) || '.' || lower(dataset) IN (...)``: FALSE for no dataset (and NULL for a row
+    about none, which hides it)."""
+    if not datasets:
+        return exp.false()
+    key = exp.DPipe(this=exp.DPipe(this=exp.Lower(this=exp.column("quantum")), expression=exp.Literal.string(".")),
+                    expression=exp.Lower(this=exp.column("dataset")))
+    return exp.In(this=key, expressions=[exp.Literal.string(d) for d in sorted(datasets)])
