@@ -104,9 +104,28 @@ class Context:
 
 def _start(node: exp.Expression) -> tuple[int, int] | None:
     meta = node._meta  # noqa: SLF001 - reading .meta would create an empty dict on every node
-    if meta and "line" in meta:
-        return meta["line"], max(1, meta["col"] - (meta["end"] - meta["start"]))
-    return None
+    if not meta:
+        return None
+    values = [meta.get(k) for k in ("line", "col", "start", "end")]
+    if not all(type(v) is int for v in values):  # a /* sqlglot.meta line=.. */ comment forges strings
+        return None
+    line, col, start, end = values
+    return line, max(1, col - (end - start))
+
+
+# clauses sqlglot may hang on a table node; replacing the table by a subquery must keep them
+CARRIED = ("joins", "laterals", "pivots", "sample")
+KEPT = {"this", "alias", "db", "catalog"} | set(CARRIED)
+
+
+def swap(table: exp.Table, subquery: exp.Subquery) -> None:
+    """Replace ``table`` by ``subquery``, moving the clauses attached to the table (the joins of a FROM-first
+    query, PIVOT/UNPIVOT, TABLESAMPLE) onto the subquery, so the query keeps its meaning."""
+    for key in CARRIED:
+        value = table.args.get(key)
+        if value:
+            subquery.set(key, value)
+    table.replace(subquery)
 
 
 def position(node: exp.Expression | None) -> tuple[int, int] | None:

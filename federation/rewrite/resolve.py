@@ -23,7 +23,7 @@ import difflib
 import sqlglot.expressions as exp
 
 from ..errors import StatementRefused, Unavailable, UnknownObject
-from .context import Context, Definition
+from .context import KEPT, Context, Definition, swap
 
 
 def _with(node: exp.Expression) -> exp.With | None:
@@ -96,6 +96,9 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
             fn = this.sql(ctx.dialect) if isinstance(this, exp.Expression) else str(this)
             raise ctx.error(StatementRefused, f"table functions are not allowed in Quanta queries ({fn[:60]}); "
                             "read mesh datasets by name, <quantum>.<dataset>", table)
+        extra = [k for k, v in table.args.items() if v and k not in KEPT]
+        if extra:
+            raise ctx.error(StatementRefused, f"{extra[0].upper()} on a table is not supported in Quanta queries", table)
         if table.args.get("catalog"):
             raise ctx.error(UnknownObject, f"{table.sql(ctx.dialect)} does not exist: mesh datasets are named "
                             "<quantum>.<dataset>, without a catalog", table)
@@ -140,7 +143,7 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
         subquery = exp.Subquery(this=ctx.inline(definition),
                                 alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(ds.name)))
         ctx.mark(subquery, ("derived", ds.quantum.lower(), ds.name.lower()))
-        table.replace(subquery)
+        swap(table, subquery)
     return expression
 
 
@@ -170,7 +173,7 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
     # the version number tells the governance pass to use that version's contract snapshot
     ctx.mark(subquery, ("derived",) + key if key in ctx.namespace.pinned_datasets else ("derived",) + key[:2])
     ctx.placements.place(relation)  # read bare inside the pinned subquery, secured around it
-    table.replace(subquery)
+    swap(table, subquery)
     return True
 
 

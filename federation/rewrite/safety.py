@@ -30,6 +30,17 @@ FORBIDDEN = tuple(
 
 def check_nodes(expression: exp.Expression, ctx: Context) -> exp.Expression:
     for node in expression.walk():
+        if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
+            raise ctx.error(StatementRefused, f"qualified function names are not allowed in Quanta queries "
+                            f"({node.sql(ctx.dialect)[:60]}); call {node.expression.sql_name().lower()}() unqualified",
+                            node)
+        if isinstance(node, exp.Pivot) and node.args.get("this") is not None:
+            raise ctx.error(StatementRefused, "a PIVOT statement is not allowed inside a query; use the PIVOT clause "
+                            "(FROM <dataset> PIVOT (...)) or GROUP BY", node)
+        if (isinstance(node, exp.With) and isinstance(node.parent, exp.Query)
+                and isinstance(node.parent.parent, exp.SetOperation) and node.parent.arg_key in ("this", "expression")):
+            raise ctx.error(StatementRefused, "WITH is not allowed on an operand of UNION, INTERSECT or EXCEPT; "
+                            "write it before the whole query or in parentheses", node)
         if isinstance(node, exp.Func):
             if not functions.is_allowed(node):
                 raise ctx.error(StatementRefused, functions.explain_refusal(node), node)

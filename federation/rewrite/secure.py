@@ -28,7 +28,7 @@ from ..catalog.model import Dataset
 from ..catalog.model import custom_property as _custom
 from ..errors import AccessDenied
 from ..governance.policies import Decision
-from .context import Context
+from .context import Context, swap
 from .verify import canonical_select, canonical_wrapper
 
 
@@ -243,7 +243,7 @@ def _wrap_table(table: exp.Table, decision: Decision, retention: exp.Expression 
     sub = exp.Subquery(this=template.copy(), alias=name)
     ctx.mark(sub, ctx.mark_of(table))
     ctx.placements.place_secure((table.catalog, table.db, table.name), canonical)
-    table.replace(sub)
+    swap(table, sub)
 
 
 def _without_meta(tree: exp.Expression) -> exp.Expression:
@@ -346,7 +346,7 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
         ctx.mark(sub, tag)
         if relation is not None:
             ctx.placements.bare[tuple(p.lower() for p in relation)] -= 1  # replaced by values: not read at all
-        node.replace(sub)
+        swap(node, sub) if isinstance(node, exp.Table) else node.replace(sub)
         return
     condition = None
     if tag[1] == "system" and tag[2] == "access_requests" and not (
@@ -368,4 +368,4 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
     sub = exp.Subquery(this=select, alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(tag[2])))
     ctx.mark(sub, tag)
     ctx.placements.place_secure(relation, canonical_select(select.sql("duckdb")))
-    node.replace(sub)
+    swap(node, sub)
