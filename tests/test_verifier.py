@@ -108,9 +108,14 @@ def test_derived_wrapper_must_have_the_declared_shape():
     wrapper = "SELECT CASE WHEN region IS NULL THEN NULL ELSE '***' END AS region FROM (SELECT 1) AS _derived"
     p = Placements()
     p.place(CUSTOMERS)
-    p.wrappers.add(canonical_wrapper(wrapper))
+    p.wrappers[canonical_wrapper(wrapper)] += 1
     verify("SELECT * FROM (SELECT CASE WHEN region IS NULL THEN NULL ELSE '***' END AS region "
            "FROM (SELECT region FROM memory.crm.customers) AS _derived) AS r", p)
+    with pytest.raises(UnverifiedQuery):  # one placed wrapper: a second one (forged around VALUES) is refused
+        verify("SELECT * FROM (SELECT CASE WHEN region IS NULL THEN NULL ELSE '***' END AS region "
+               "FROM (SELECT region FROM memory.crm.customers) AS _derived) AS r, "
+               "(SELECT CASE WHEN region IS NULL THEN NULL ELSE '***' END AS region "
+               "FROM (SELECT quanta_mask_hash('guess') AS region) AS _derived) AS f", p)
     with pytest.raises(UnverifiedQuery):  # the inside of a wrapper is still verified
         verify("SELECT * FROM (SELECT CASE WHEN region IS NULL THEN NULL ELSE '***' END AS region "
                "FROM (SELECT region FROM memory.crm.orders) AS _derived) AS r", p)

@@ -42,8 +42,9 @@ def tables_in_scope(expression: exp.Expression) -> list[tuple[exp.Table, frozens
         if isinstance(node, exp.Table):
             out.append((node, visible))
             # a table's own children (e.g. pivots, sample, joins hints) may hold subqueries
-            for key in ("pivots", "joins", "laterals", "sample", "when"):
-                for child in node.args.get(key) or []:
+            for key in ("pivots", "joins", "laterals", "sample", "when", "version"):
+                value = node.args.get(key)
+                for child in value if isinstance(value, list) else [value]:
                     if isinstance(child, exp.Expression):
                         stack.append((child, visible))
             this = node.args.get("this")
@@ -81,6 +82,19 @@ def tables_in_scope(expression: exp.Expression) -> list[tuple[exp.Table, frozens
     return out
 
 
+def _name_subquery_columns(expression: exp.Expression, ctx: Context) -> None:
+    """DuckDB names an unaliased result column after its expression's text: a scalar subquery's column
+    would be named after the rewritten SQL (internal relations, masks, filters). Name it as written."""
+    select = expression
+    while isinstance(select, exp.SetOperation):
+        select = select.this  # the first operand names the columns
+    if not isinstance(select, exp.Select):
+        return
+    for i, item in enumerate(select.expressions):
+        if not isinstance(item, exp.Alias) and item.find(exp.Subquery, exp.Exists):
+            select.expressions[i] = exp.alias_(item, item.sql(ctx.dialect, comments=False)[:120], quoted=True)
+
+
 def _suggest(name: str, candidates: list[str]) -> str:
     close = difflib.get_close_matches(name.lower(), candidates, n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
@@ -88,6 +102,7 @@ def _suggest(name: str, candidates: list[str]) -> str:
 
 def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
     ns = ctx.namespace
+    _name_subquery_columns(expression, ctx)
     for table, visible in tables_in_scope(expression):
         if ctx.mark_of(table) is not None:  # already resolved (inside an inlined derived dataset)
             continue
@@ -98,7 +113,8 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
                             "read mesh datasets by name, <quantum>.<dataset>", table)
         extra = [k for k, v in table.args.items() if v and k not in KEPT]
         if extra:
-            raise ctx.error(StatementRefused, f"{extra[0].upper()} on a table is not supported in Quanta queries", table)
+            what = {"when": "a time-travel clause (AT ...)", "version": "a time-travel clause"}.get(extra[0], extra[0].upper())
+            raise ctx.error(StatementRefused, f"{what} on a table is not supported in Quanta queries", table)
         if table.args.get("catalog"):
             raise ctx.error(UnknownObject, f"{table.sql(ctx.dialect)} does not exist: mesh datasets are named "
                             "<quantum>.<dataset>, without a catalog", table)

@@ -47,7 +47,7 @@ class Placements:
 
     bare: Counter = field(default_factory=Counter)  # relation -> times placed without a wrapper
     secure: dict[Relation, set[str]] = field(default_factory=dict)  # relation -> canonical secure selects
-    wrappers: set[str] = field(default_factory=set)  # canonical secure selects over a derived dataset
+    wrappers: Counter = field(default_factory=Counter)  # canonical secure selects over a derived dataset -> times
 
     def place(self, relation: Relation) -> None:
         self.bare[_rel(relation)] += 1
@@ -130,7 +130,7 @@ class _Walk:
     def __init__(self, placements: Placements):
         self.bare = Counter(placements.bare)
         self.secure = placements.secure
-        self.wrappers = placements.wrappers
+        self.wrappers = Counter(placements.wrappers)  # each placed wrapper accepted once: none can be forged
 
     def visit(self, value, scope: frozenset) -> None:
         if isinstance(value, list):
@@ -190,8 +190,9 @@ class _Walk:
             allowed = self.secure.get(_rel((source["catalog_name"], source["schema_name"], source["table_name"])))
             return bool(allowed) and canonical(node) in allowed
         if source.get("type") == "SUBQUERY" and self.wrappers and source.get("alias") == "_derived":
-            rest = {k: v for k, v in node.items() if k != "from_table"}
-            if canonical(rest) in self.wrappers:
+            rest = canonical({k: v for k, v in node.items() if k != "from_table"})
+            if self.wrappers[rest] > 0:
+                self.wrappers[rest] -= 1
                 self.visit(source, scope)
                 return True
         return False
