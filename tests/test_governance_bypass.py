@@ -193,3 +193,30 @@ def test_pgwire_meta_comment_bypass(platform):
             assert e.value.sqlstate == "42501" and "reading files is not allowed" in str(e.value)
     finally:
         server.stop()
+
+
+# -- found by the red team after the verifier landed ----------------------------------------------------------------
+
+
+def test_time_travel_on_a_dataset_is_a_clear_refusal(platform):
+    with pytest.raises(errors.StatementRefused, match="time-travel clause"):
+        run(platform, "ana", "SELECT * FROM crm.customers AT (VERSION => 1)")
+
+
+def test_a_scalar_subquery_column_is_named_as_written(platform):
+    r = federation.Connection(platform, platform.principal("ana")).sql(
+        "SELECT (SELECT email FROM crm.customers ORDER BY id LIMIT 1), count(*) FROM crm.customers")
+    names = r.arrow().schema.names
+    assert names[0] == "(SELECT email FROM crm.customers ORDER BY id LIMIT 1)"
+    assert not any("memory" in n or "CASE" in n or "'EU'" in n for n in names)
+
+
+@pytest.mark.parametrize("sql, value", [
+    ("SELECT CAST(email || '9' AS INTEGER) FROM crm.customers WHERE id = 1", "example.com"),
+    ("SELECT strptime(email, '%Y') FROM crm.customers WHERE id = 1", "example.com"),
+    ("SELECT CAST(id * 100000 + 7 AS SMALLINT) FROM crm.customers WHERE id = 4", "400007"),
+])
+def test_conversion_errors_echo_no_value(platform, sql, value):
+    with pytest.raises(errors.DataError) as e:
+        run(platform, "pia", sql)  # pia sees these values in clear: the error still must not echo them
+    assert value not in str(e.value) and "\n" not in str(e.value)

@@ -426,7 +426,7 @@ def translate(e: BaseException, *, timed_out: bool = False, cancelled: bool = Fa
     message = clean_message(str(e))
     if isinstance(e, (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)):
         # the value that failed to convert may be one the principal may not see: never echo values
-        return errors.DataError(_QUOTED.sub("'…'", message))
+        return errors.DataError(redact_values(message))
     if isinstance(e, (duckdb.CatalogException, duckdb.BinderException, duckdb.ParserException)):
         return errors.ProgrammingError(message)
     if isinstance(e, duckdb.PermissionException):
@@ -439,6 +439,16 @@ def translate(e: BaseException, *, timed_out: bool = False, cancelled: bool = Fa
 
 
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
+_DOUBLE_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+_BARE_VALUE = re.compile(r"\b(value)\s+[-+0-9.][^\s]*|(Input:)\s.*$")
+
+
+def redact_values(message: str) -> str:
+    """A conversion error without any value in it: the first line only (DuckDB echoes the input under it
+    with a caret), quoted text and the word after "value"/"Input:" blanked."""
+    first = message.split("\n")[0]
+    first = _DOUBLE_QUOTED.sub('"…"', _QUOTED.sub("'…'", first))
+    return _BARE_VALUE.sub(lambda m: f"{m.group(1) or m.group(2)} …", first)
 
 
 def _dsn_value(value) -> str:
