@@ -321,14 +321,14 @@ class PrincipalCatalog:
     locked down once built. ``relations`` and ``macros`` are what its queries may read and call."""
 
     def __init__(self, platform, principal, database: str):
-        self.db = ScratchDatabase()
+        self.scratch = ScratchDatabase()
         self.user = principal.name
         self.database = database
         self.relations: set[tuple[str, str]] = {("temp", "pg_settings_session")}  # registered per query
         rows = self._collect(platform, principal, database)
         self.schemas = {r["nspname"] for r in rows["pg_namespace"]}
-        self.db.create_schema("pgc")
-        self.db.create_schema("pgi")
+        self.scratch.create_schema("pgc")
+        self.scratch.create_schema("pgi")
         for name, spec in PG_TABLES.items():
             self._create("pgc", name, spec, rows.get(name, []))
         for name, spec in INFO_TABLES.items():
@@ -341,11 +341,11 @@ class PrincipalCatalog:
         self._create("pgc", "keywords", "word VARCHAR, catcode VARCHAR, barelabel BOOLEAN, catdesc VARCHAR, "
                                         "baredesc VARCHAR", _keywords())
         self.macros = self._macros()
-        self.db.lock()
+        self.scratch.lock()
         self.relations = frozenset(self.relations)
 
     def _create(self, schema: str, name: str, spec: str, rows: list[dict]) -> None:
-        self.db.create_table(schema, name, spec, _rows_to_table(spec, rows))
+        self.scratch.create_table(schema, name, spec, _rows_to_table(spec, rows))
         self.relations.add((schema, name.lower()))
 
     def _macros(self) -> frozenset[str]:
@@ -422,7 +422,7 @@ class PrincipalCatalog:
         ]
         names = set()
         for statement in stmts:
-            self.db.create_macro(statement)
+            self.scratch.create_macro(statement)
             names.add(re.match(r"CREATE MACRO pgc\.(\w+)\(", statement).group(1))
         assert names - set(MACROS) == {n for n in names if n.startswith("_")} and set(MACROS) <= names, \
             "every macro the rewrite calls is created (the others are helpers named _x)"
@@ -689,7 +689,7 @@ class CatalogEngine:
             if uses_settings else None
         log.debug("catalog query %s -> %s", expression.sql("postgres"), sql)
         try:
-            return sql, catalog.db.execute(sql, params, timeout, cancel, tables)
+            return sql, catalog.scratch.execute(sql, params, timeout, cancel, tables)
         except errors.Error:
             log.info("catalog query failed: %s\n  rewritten: %s", expression.sql("postgres"), sql)
             raise
