@@ -5,6 +5,7 @@ answers are the governance's decisions. Real server, real psycopg clients."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -18,6 +19,8 @@ from federation.platform import Platform
 from federation.result import Result
 from federation.server.pgwire import PgServer, register_token
 from federation.server.pgwire import catalog as catalog_module
+from federation.server.pgwire.catalog_verify import prove_with_duckdb, verify
+from federation.rewrite.verify import UnverifiedQuery
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -114,8 +117,8 @@ def test_cancel_request_stops_a_heavy_catalog_query(server, tokens):
 
 def test_statement_timeout_is_validated(server, tokens):
     with connect(server, tokens) as conn:
-        conn.execute("set statement_timeout = 'soon'")
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="statement_timeout"):
+            conn.execute("set statement_timeout = 'soon'")  # refused when set, or else when it applies
             conn.execute("select nspname from pg_namespace").fetchall()
         conn.execute("set statement_timeout = '2min'")
         assert conn.execute("select count(*) > 0 from pg_namespace").fetchone() == (True,)
@@ -241,6 +244,66 @@ def test_the_answers_match_what_queries_may_read(platform, server, tokens):
             if name not in listed_names:
                 with pytest.raises(errors.AccessDenied):
                     py.sql(f"select * from {name}")
+
+
+# -- the verifier on its own: SQL a buggy rewrite could produce ---------------------------------------------
+
+RELATIONS = frozenset({("pgc", "pg_class"), ("pgc", "pg_namespace"), ("pgi", "tables"),
+                       ("temp", "pg_settings_session")})
+MACROS = frozenset({"format_type", "_privilege"})
+
+
+@pytest.mark.parametrize("sql", [
+    "select c.relname, pgc.format_type(1, 2) from pgc.pg_class c join pgc.pg_namespace n on n.oid = c.relnamespace",
+    "select * from pgi.tables t where t.table_schema in (select nspname from pgc.pg_namespace)",
+    "with a as (select 1 as x), b as (select * from a) select * from b, pgc.pg_class",
+    "with recursive t(n) as (select 1 union all select n + 1 from t where n < 3) select * from t",
+    "with a as (select 1 as x) select (select count(*) from a) from pgc.pg_class",
+    "with a as (select 1 as x) select * from a union all select * from a",
+    "select x from pgc.pg_class, unnest([1, 2]) as u(x)",
+    "select s from generate_series(1, 3) as g(s)",
+    "select setting from temp.pg_settings_session",
+    "select upper(relname), regexp_matches(relname, '^a') from pgc.pg_class",
+])
+def test_verifier_lets_catalog_queries_through(sql):
+    verify(sql, RELATIONS, MACROS)
+    prove_with_duckdb(sql, RELATIONS, MACROS)
+
+
+@pytest.mark.parametrize("sql, reason", [
+    ("select * from pgc.pg_attribute", 'relation "pgc.pg_attribute"'),
+    ("select * from main.pg_class", 'relation "main.pg_class"'),
+    ("select * from memory.pgc.pg_class", 'relation "memory.pgc.pg_class"'),
+    ("select * from pg_class", 'relation "pg_class"'),
+    ("select * from '/etc/passwd'", 'relation "/etc/passwd"'),
+    ('with recursive a as (select * from "/etc/passwd"), "/etc/passwd" as (select 1) select * from a',
+     'relation "/etc/passwd"'),
+    ("with a as (select * from a) select * from a", 'relation "a"'),
+    ("with a as (select * from b), b as (select 1 as x) select * from a", 'relation "b"'),
+    ("select (with a as (select 1) select 1), * from a", 'relation "a"'),
+    ("select * from range(3)", "table function range()"),
+    ("select * from read_parquet('/x.parquet')", "table function read_parquet()"),
+    ("select * from query_table('pgc.pg_class')", "table function query_table()"),
+    ("select * from pgc.pg_class, duckdb_settings()", "table function duckdb_settings()"),
+    ("select getenv('HOME') from pgc.pg_class", "function getenv()"),
+    ("select main.getenv('HOME') from pgc.pg_class", "function getenv()"),
+    ("select relname.getenv() from pgc.pg_class", "function getenv()"),
+    ("select pg_catalog.format_type(1, 2)", "function format_type()"),
+    ("select format_type(1, 2)", "function format_type()"),
+    ("select pgc.lower('x')", "function pgc.lower() is not a catalog function"),
+    ("select current_setting('threads')", "function current_setting()"),
+    ("select 1 /* a comment */ from pgc.pg_class", "cannot be verified"),
+    ("select * from (describe pgc.pg_class)", "DESCRIBE"),
+    ("select * into t from pgc.pg_class", "INTO"),
+    ("insert into pgc.pg_class select * from pgc.pg_class", "one SELECT"),
+    ("select 1; select 2", "one SELECT"),
+])
+def test_verifier_refuses_anything_else(sql, reason):
+    with pytest.raises(errors.StatementRefused, match=re.escape(reason)):
+        verify(sql, RELATIONS, MACROS)
+    if "comment" not in sql:  # DuckDB's reading alone refuses it too (its parser drops comments)
+        with pytest.raises(UnverifiedQuery):
+            prove_with_duckdb(sql, RELATIONS, MACROS)
 
 
 # -- the scratch database itself ------------------------------------------------------------------------------

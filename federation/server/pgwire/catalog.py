@@ -651,7 +651,7 @@ class CatalogEngine:
 
     def __init__(self, platform, timeout: float | None = None):
         self.platform = platform
-        self.timeout = timeout  # the server's limit; None: the mesh's query_timeout_seconds
+        self.timeout = timeout  # the server's limit (it lowers the mesh's query_timeout_seconds); None: none
         self._cache: dict[tuple, PrincipalCatalog] = {}
         self._lock = threading.Lock()
 
@@ -668,10 +668,9 @@ class CatalogEngine:
         return found
 
     def _limit(self, session) -> float | None:
-        limit = self.timeout
-        if limit is None:
-            limit = float(self.platform.mesh.settings.get("query_timeout_seconds", DEFAULT_TIMEOUT))
-        return effective_timeout(limit, session)
+        """The mesh's query_timeout_seconds, lowered by the server's time-out, then by statement_timeout."""
+        limits = [float(self.platform.mesh.settings.get("query_timeout_seconds", DEFAULT_TIMEOUT)), self.timeout]
+        return effective_timeout(min((x for x in limits if x), default=None), session)
 
     def _start(self, expression: exp.Expression, principal, session, params: list[Any],
                cancel: Cancellation | None) -> tuple[str, Any]:
@@ -976,7 +975,7 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
     for p in list(tree.find_all(exp.Parameter)):
         if isinstance(p.this, exp.Literal) and str(p.this.this).isdigit():
             p.set("this", exp.Literal.number(renumber[int(p.this.this)]))
-    return tree.sql("duckdb"), uses_settings, used
+    return tree.sql("duckdb", comments=False), uses_settings, used  # comments never reach the engine
 
 
 def _macro(name: str, *args: exp.Expression) -> exp.Expression:

@@ -9,7 +9,14 @@ an enclosing query's WITH), or one of PostgreSQL's set-returning functions the c
 no other schema or database.
 
 Functions: Quanta's allow-list (``rewrite/functions.py``), plus the catalog's own macros called as
-``pgc.<macro>(...)``. No nested statement (``SELECT ... INTO``, DML, PRAGMA, ATTACH...).
+``pgc.<macro>(...)``. No nested statement (``SELECT ... INTO``, DML, PRAGMA, ATTACH, DESCRIBE...) and
+no comment (the catalog generates its SQL without them, so both parsers read the same tokens).
+
+Two readings, both must pass. First sqlglot's (clear refusals for the user: which function, which
+relation); then DuckDB's own parser (``engine/parser.py``), walked by the query verifier of the
+pipeline (``rewrite/verify.py``: DuckDB's exact CTE scoping, expression kinds and function allow-list),
+with the catalog's relations and macros as the only things placed: what DuckDB reads differently from
+sqlglot is refused there (``UnverifiedQuery``, an internal error).
 
     >>> verify("select getenv('HOME') from pgc.pg_namespace", relations, macros)
     StatementRefused: function getenv() is not allowed in Quanta queries (it reads the environment)
@@ -21,12 +28,16 @@ import sqlglot
 import sqlglot.expressions as exp
 from sqlglot.errors import SqlglotError
 
+from ...engine.parser import parse_tree
 from ...errors import StatementRefused
 from ...rewrite import functions
 from ...rewrite.safety import FORBIDDEN
+from ...rewrite.verify import Placements, UnverifiedQuery, _Walk
 
 MACRO_SCHEMA = "pgc"
 TABLE_FUNCTIONS = frozenset({"unnest", "generate_series", "generate_subscripts"})
+NOT_READS = FORBIDDEN + tuple(c for c in (getattr(exp, n, None) for n in ("Describe", "Show", "Pragma"))
+                              if isinstance(c, type))
 
 
 def verify(sql: str, relations: frozenset[tuple[str, str]], macros: frozenset[str]) -> None:
@@ -39,8 +50,15 @@ def verify(sql: str, relations: frozenset[tuple[str, str]], macros: frozenset[st
         raise StatementRefused("this catalog query cannot be verified: Quanta does not run it") from None
     if not isinstance(tree, exp.Query):
         raise StatementRefused("a catalog query must be one SELECT statement")
+    _read(tree, relations, macros)
+    prove_with_duckdb(sql, relations, macros)
+
+
+def _read(tree: exp.Expression, relations: frozenset[tuple[str, str]], macros: frozenset[str]) -> None:
     for node in tree.walk():
-        if isinstance(node, FORBIDDEN):
+        if node.comments:  # the catalog generates none: a comment here is one the parsers may read apart
+            raise StatementRefused("this catalog query cannot be verified: Quanta does not run it")
+        if isinstance(node, NOT_READS):
             raise StatementRefused(f"{node.key.upper()} is not allowed in a catalog query")
         if isinstance(node, exp.Table):
             _check_relation(node, relations)
@@ -99,3 +117,58 @@ def _check_function(node: exp.Func, macros: frozenset[str]) -> None:
         return  # a table function: decided by _check_relation (its arguments are checked as usual)
     if not functions.is_allowed(node):
         raise StatementRefused(functions.explain_refusal(node))
+
+
+# -- DuckDB's reading ---------------------------------------------------------------------------------------
+
+
+def prove_with_duckdb(sql: str, relations: frozenset[tuple[str, str]], macros: frozenset[str]) -> None:
+    """The second reading alone: ``UnverifiedQuery`` unless DuckDB's parse tree reads only what it may."""
+    try:
+        tree = parse_tree(sql)
+    except Exception as e:  # noqa: BLE001 - a parser failure of any kind refuses
+        raise _unverified(f"the engine does not parse it as one SELECT ({type(e).__name__})") from None
+    _CatalogWalk(relations, macros).visit(tree, frozenset())
+
+
+def _unverified(reason: str) -> UnverifiedQuery:
+    return UnverifiedQuery(f"internal error: Quanta could not prove the catalog query safe ({reason}); "
+                           "it was refused and audited")
+
+
+class _CatalogWalk(_Walk):
+    """The pipeline's verifier walk, where the placed relations are the catalog's tables (schema-qualified,
+    any number of times), the table functions PostgreSQL's set-returning ones, and ``pgc.<macro>()`` calls
+    the catalog's functions. Everything else (CTE scoping, expression kinds, allow-list) is the walk's."""
+
+    def __init__(self, relations: frozenset[tuple[str, str]], macros: frozenset[str]):
+        super().__init__(Placements())
+        self.relations, self.macros = relations, macros
+
+    def base_table(self, ref: dict, scope: frozenset) -> None:
+        catalog, schema, name = (str(ref.get(k) or "").lower() for k in ("catalog_name", "schema_name", "table_name"))
+        if ref.get("at_clause") or catalog or not ((schema, name) in self.relations or (not schema and name in scope)):
+            raise _unverified(f"relation {'.'.join(p for p in (catalog, schema, name) if p)}")
+        self.children(ref, scope)
+
+    def table_ref(self, ref: dict, scope: frozenset) -> None:
+        if ref["type"] == "TABLE_FUNCTION":
+            function = ref.get("function") or {}
+            name = str(function.get("function_name", "")).lower()
+            if name not in TABLE_FUNCTIONS or function.get("schema") or function.get("catalog"):
+                raise _unverified(f"table function {name}()")
+            self.children(function, scope)
+            self.children(ref, scope, skip=("function",))
+            return
+        if ref["type"] == "SHOW_REF":
+            raise _unverified(str(ref.get("show_type")))
+        super().table_ref(ref, scope)
+
+    def expression(self, node: dict, scope: frozenset) -> None:
+        if node.get("class") == "FUNCTION" and str(node.get("schema") or "").lower() == MACRO_SCHEMA \
+                and not node.get("catalog") and not node.get("is_operator"):
+            if str(node.get("function_name", "")).lower() not in self.macros:
+                raise _unverified(f"function {MACRO_SCHEMA}.{node.get('function_name')}()")
+            self.children(node, scope)
+            return
+        super().expression(node, scope)
