@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
         hostile()
         fuzz_seconds = time.perf_counter() - started
+        judged = Counter(oracle.stats)
 
         diff_seconds = 0.0
         if args.differential:
@@ -96,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             diff_seconds = time.perf_counter() - diff_started
             tried["differential both ran"] = reference.stats["compared"]
 
-    print(f"hostile queries tried: {tried['hostile']} ({oracle.stats['ok']} ran, {oracle.stats['error']} refused "
-          f"or failed) in {fuzz_seconds:.1f} s")
+    print(f"hostile queries tried: {tried['hostile']}, {judged['ok'] + judged['error']} distinct ({judged['ok']} ran, "
+          f"{judged['error']} refused or failed) in {fuzz_seconds:.1f} s")
     if args.differential:
         print(f"differential queries tried: {tried['differential']} ({tried['differential both ran']} ran on both "
               f"sides) in {diff_seconds:.1f} s")

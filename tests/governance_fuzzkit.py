@@ -18,6 +18,7 @@ catalog, a binder error), never from an echo of the query.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -26,7 +27,8 @@ from pathlib import Path
 
 import duckdb
 from hypothesis import strategies as st
-from meshkit import shop_mesh, sql_to_file
+import yaml
+from meshkit import shop_mesh, sql_to_file, write_yaml
 from test_governance import GOVERNANCE
 
 import federation
@@ -60,6 +62,9 @@ def orders_sql(part: int) -> str:
 def fuzz_mesh(root: Path) -> Path:
     """``shop_mesh`` with the fuzz governance, its data files rewritten (same columns) to plant the secrets."""
     shop_mesh(root, governance=FUZZ_GOVERNANCE)
+    mesh = yaml.safe_load((root / "mesh.yaml").read_text())
+    mesh["settings"] = {**(mesh.get("settings") or {}), "query_timeout_seconds": 20}  # bounds a runaway query
+    write_yaml(root / "mesh.yaml", mesh)
     sql_to_file(root / "data" / "crm" / "customers.csv", CUSTOMERS_SQL, "csv")
     for part in range(2):
         sql_to_file(root / "data" / "shop" / "orders" / f"part-{part}.parquet", orders_sql(part))
@@ -186,6 +191,7 @@ class Item:
     name: str | None  # the output column's name, when the grammar knows it
     aggregate: bool = False
     star: bool = False
+    per_row: bool = False  # a window or UNNEST: cannot be grouped, so not mixed with aggregates
 
 
 class Grammar:
@@ -203,7 +209,8 @@ class Grammar:
         return options[self.draw(_index(len(options)))] if len(options) > 1 else options[0]
 
     def chance(self, percent: int) -> bool:
-        return self.draw(_index(100)) < percent
+        # hypothesis draws 0 far more often than 1/100 (and shrinks towards it): 0 is "no"
+        return self.draw(_index(100)) >= 100 - percent
 
     def kw(self, word: str) -> str:
         return word.upper() if self.upper else word
@@ -223,7 +230,7 @@ class Grammar:
 
     # -- statements
     def statement(self) -> str:
-        kind = self.pick(["query"] * 24 + ["describe", "describe_query", "summarize", "pivot", "show", "from",
+        kind = self.pick(["query"] * 40 + ["describe", "describe_query", "summarize", "pivot", "show", "from",
                                            "other"] if self.hostile else ["query"])
         env = Env()
         if kind == "describe":
@@ -265,9 +272,11 @@ class Grammar:
             return self.recursive_query(env, depth)
         if kind == "setop":
             op = self.pick(["UNION", "UNION ALL", "INTERSECT", "EXCEPT", "UNION BY NAME", "UNION ALL BY NAME",
-                            "EXCEPT ALL", "INTERSECT ALL"])
+                            "EXCEPT ALL", "INTERSECT ALL", "UNION BY NAME", "UNION ALL BY NAME"])
             left, cols = self.query(env, depth + 1)
             right, _ = self.query(env, depth + 1)
+            if right.lstrip("( ").upper().startswith("WITH") and self.chance(70):
+                right = f"({right})"  # DuckDB accepts a WITH as a set operation's operand only in parentheses
             return f"{left}{self.c()}{self.kw(op.lower())} {right}", cols
         if kind == "from_first":
             source, alias, cols = self.from_item(env, depth + 1)
@@ -309,15 +318,20 @@ class Grammar:
         if kind == "self":  # the anchor names the CTE: DuckDB looks that name up in its catalog
             anchor = f"SELECT * FROM {name}"
         elif kind == "query":
-            anchor = self.query(env, depth + 1)[0]
+            anchor = f"SELECT count(*) AS n FROM ({self.query(env, depth + 1)[0]}) q"
         elif kind == "relation":
             rel, cols = self.relation(env)
-            anchor = f"SELECT {self.pick(cols) if cols else '1'} AS n FROM {rel}"
+            anchor = f"SELECT {f'length({self.pick(cols)}::VARCHAR)' if cols else '1'} AS n FROM {rel}"
         else:
             anchor = "SELECT 1 AS n"
         step = self.pick([f"SELECT n + 1 FROM {name} WHERE n < 3", f"SELECT * FROM {name} WHERE false",
                           f"SELECT n + 1 FROM {name}, {self.relation(env)[0]} x WHERE n < 2"])
-        return f"{anchor} {self.pick(['UNION ALL', 'UNION'])} {step}"
+        # DuckDB recurses over UNION [ALL] only: over BY NAME, EXCEPT or INTERSECT the name is the catalog's
+        union = self.pick(["UNION ALL", "UNION", "UNION ALL", "UNION BY NAME", "UNION ALL BY NAME", "EXCEPT",
+                           "INTERSECT"] if self.hostile else ["UNION ALL", "UNION"])
+        if self.hostile and self.chance(15):
+            anchor, step = f"({anchor})", f"({step})"
+        return f"{anchor} {union} {step}" + (self.pick(["", " LIMIT 5", " ORDER BY 1"]) if self.hostile else "")
 
     def recursive_query(self, env: Env, depth: int):
         name = self.cte_name()
@@ -337,10 +351,11 @@ class Grammar:
         sql = f"{self.kw('select')}{self.c()}{distinct}{', '.join(i.sql for i in items)}"
         if source is not None:
             sql += f" {self.kw('from')}{self.c()}{source}"
-        sql += self.where(alias, cols, env, depth) + self.group(items)
+        group = self.group(items)
+        sql += self.where(alias, cols, env, depth) + group
         sql += self.pick(["", "", "", " ORDER BY ALL", " ORDER BY 1 LIMIT 5", " LIMIT 3", " LIMIT 2 OFFSET 1",
-                          " QUALIFY row_number() OVER () < 4", " USING SAMPLE 5 ROWS"] if self.hostile
-                         else ["", "", " ORDER BY ALL"])
+                          " USING SAMPLE 5 ROWS"] + ([] if group else [" QUALIFY row_number() OVER () < 4"])
+                         if self.hostile else ["", "", " ORDER BY ALL"])
         return sql, self.names(items, cols)
 
     @staticmethod
@@ -362,7 +377,11 @@ class Grammar:
         return ""
 
     def projection(self, alias, cols, env: Env, depth: int, constant: bool = False) -> list[Item]:
-        return [self.item(alias, cols, env, depth, i, constant) for i in range(self.draw(_index(3)) + 1)]
+        items = [self.item(alias, cols, env, depth, i, constant) for i in range(self.draw(_index(3)) + 1)]
+        if any(i.aggregate for i in items):  # a window or an UNNEST cannot be grouped: count instead
+            items = [Item(f"count(*) AS v{n}", f"v{n}", aggregate=True) if i.per_row else i
+                     for n, i in enumerate(items)]
+        return items
 
     def item(self, alias, cols, env: Env, depth: int, position: int, constant: bool = False) -> Item:
         kind = self.pick(["star"] * 3 + ["column"] * 6 + ["row", "aggregate", "aggregate", "hostile", "subquery"])
@@ -385,7 +404,9 @@ class Grammar:
             return Item(f"{self.pick(HOSTILE_FUNCTIONS)} AS v{position}", f"v{position}")
         if kind == "subquery" and self.nest(depth + 1):
             sub, _ = self.query(env, depth + 1)
-            sql = self.pick([f"({sub})", f"EXISTS ({sub})", f"ARRAY({sub})" if self.hostile else f"EXISTS ({sub})"])
+            sql = self.pick([f"(SELECT count(*) FROM ({sub}) q)", f"EXISTS ({sub})", f"(SELECT max(q::VARCHAR) FROM ({sub}) q)"]
+                            + ([f"ARRAY(SELECT q FROM ({sub}) q)", f"(SELECT q FROM ({sub}) q LIMIT 1)", f"({sub})"]
+                               if self.hostile else []))
             return Item(f"{sql} AS v{position}", f"v{position}")
         if kind == "aggregate" and cols:
             col = self.ref(alias, cols)
@@ -402,14 +423,16 @@ class Grammar:
         shape = self.pick(["{c}"] * 4 + ["upper({c}::VARCHAR)", "{c}::VARCHAR || ''", "[{c}, {c}]",
                                          "{{'k': {c}}}", "{{'k': {c}}}.k", "[{c}][1]", "unnest([{c}])",
                                          "[upper(v::VARCHAR) for v in [{c}]]", "list_transform([{c}], v -> v)",
-                                         "hash({c})", "md5({c}::VARCHAR)", "({c}::VARCHAR)[1:4]", "({{'k': {c}}}).*",
+                                         "hash({c})", "md5({c}::VARCHAR)", "({c}::VARCHAR)[1:4]", "unnest({{'k': {c}}})",
                                          "count(*) OVER (PARTITION BY {c})"]
                          + (["row_number() OVER (ORDER BY {c})", "lag({c}) OVER ()", "{c} " + self.pick(META[:5])]
                             if self.hostile else []))
         sql = shape.format(c=col)
         if shape == "{c}":
             return Item(sql, bare)
-        return Item(f"{sql} AS v{position}", f"v{position}")
+        if shape.startswith("unnest({{"):  # a struct's fields as columns: cannot be aliased
+            return Item(sql, "k", per_row=True)
+        return Item(f"{sql} AS v{position}", f"v{position}", per_row="OVER" in shape or "unnest" in shape)
 
     def ref(self, alias, cols) -> str:
         col = self.pick(list(cols))
@@ -425,7 +448,8 @@ class Grammar:
         kind = self.pick(["simple"] * 5 + ["subquery"])
         if kind == "subquery" and self.nest(depth + 1):
             sub, _ = self.query(env, depth + 1)
-            cond = self.pick([f"{col} IN ({sub})", f"EXISTS ({sub})", f"NOT EXISTS ({sub})"])
+            cond = self.pick([f"{col}::VARCHAR IN (SELECT q::VARCHAR FROM ({sub}) q)", f"EXISTS ({sub})",
+                              f"NOT EXISTS ({sub})"])
         else:
             cond = self.pick([f"{col} = {self.pick(['1', repr('US'), repr('CA'), 'NULL'])}", f"{col} IS NOT NULL",
                               f"{col}::VARCHAR LIKE 'qx%'", f"{col}::VARCHAR LIKE '%@%'", "true",
@@ -453,8 +477,9 @@ class Grammar:
             cond = self.pick(["ON true"] + [f"USING ({c})" for c in common[:2]]
                              + ([f"ON l.{self.pick(list(lcols))} = r.{self.pick(list(rcols))}"] if lcols and rcols
                                 else []))
-            join = self.pick(["JOIN", "LEFT JOIN", "FULL JOIN", "SEMI JOIN", "ANTI JOIN", "CROSS JOIN",
-                              "NATURAL JOIN"] + (["POSITIONAL JOIN", "ASOF JOIN"] if self.hostile else []))
+            join = self.pick(["JOIN", "LEFT JOIN", "FULL JOIN", "SEMI JOIN", "ANTI JOIN", "CROSS JOIN"]
+                             + (["NATURAL JOIN"] if common else [])
+                             + (["POSITIONAL JOIN", "ASOF JOIN"] if self.hostile else []))
             if join in ("CROSS JOIN", "NATURAL JOIN", "POSITIONAL JOIN"):
                 cond = ""
             return f"{left} l {join} {right} r {cond}".rstrip(), "l", tuple(lcols)
@@ -473,15 +498,18 @@ class Grammar:
         if kind == "comma":
             rel, cols = self.relation(env)
             more, _, _ = self.from_item(env, depth + 1)
-            return f"{rel} t, {more}", "t", tuple(cols)
+            return f"{rel} cm, {more}", "cm", tuple(cols)
         if kind == "function":
-            fn = self.pick(["range(3)", "generate_series(1, 3)", "unnest([1, 2, 3])", "range(1, 4)"])
+            fn = self.pick(["unnest([1, 2, 3])"] * 4 + ["range(3)", "generate_series(1, 3)"])  # range: refused
             return f"{fn} t(n)", "t", ("n",)
         if kind == "pivot":
             rel, cols = self.relation(env)
             col = self.pick(list(cols) or ["region"])
-            return self.pick([f"{rel} PIVOT (count(*) FOR {col} IN ('US', 'CA')) p",
-                              f"{rel} UNPIVOT (v FOR k IN (COLUMNS(*))) p",
+            texts = [c for c in ("full_name", "email", "region", "sql", "principal") if c in cols]
+            unpivot = f"{rel} UNPIVOT (v FOR k IN ({', '.join(texts[:2])})) p" if len(texts) >= 2 else \
+                f"{rel} UNPIVOT (v FOR k IN (COLUMNS(*))) p"
+            return self.pick([f"{rel} PIVOT (count(*) FOR {col} IN ('US', 'CA')) p", unpivot,
+                              f"{rel} PIVOT (count(*) FOR {col} IN ('US', 'CA')) p",
                               f"(PIVOT {rel} ON {col} USING count(*)) p"]), "p", ()
         if kind == "values":
             return "(VALUES (1, 'a'), (2, 'b')) t(n, y)", "t", ("n", "y")
@@ -586,6 +614,7 @@ class Oracle:
                 pass
         self.known_relations = known
         self.stats: Counter = Counter()
+        self._judged: dict[tuple[str, str], Outcome] = {}
 
     def plant_foreign_audit_row(self) -> None:
         """pia runs a query with a distinctive literal: her audit row is now a secret for everyone else."""
@@ -593,8 +622,19 @@ class Oracle:
                                            "from crm.customers").fetchall()
         assert rows == [(FOREIGN_MARKER, 30)], rows
 
-    def run(self, user: str, query: str) -> Outcome:
+    def run(self, user: str, query: str, cache: bool = True) -> Outcome:
+        """Run ``query`` as ``user`` and judge it. The grammar often draws the same text twice: a query already
+        judged is not run again (its outcome is kept without its rows)."""
         assert FOREIGN_MARKER.lower() not in query.lower() and not RAW_PII.search(query)  # the grammar's own rule
+        key = (user, query)
+        if cache and key in self._judged:
+            self.stats["repeated"] += 1
+            return dataclasses.replace(self._judged[key], failures=list(self._judged[key].failures))
+        out = self._run(user, query)
+        self._judged[key] = dataclasses.replace(out, rows=None)
+        return out
+
+    def _run(self, user: str, query: str) -> Outcome:
         out = Outcome(query, user)
         secrets = self.secrets[user]
         try:
@@ -714,7 +754,7 @@ class Reference:
         self.stats: Counter = Counter()
 
     def compare(self, query: str, user: str = "ana") -> Outcome:
-        out = self.oracle.run(user, query)
+        out = self.oracle.run(user, query, cache=False)
         try:
             expected = self.con.execute(query).fetchall()
             reference_error = None

@@ -30,8 +30,8 @@ from governance_fuzzkit import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-HOSTILE_EXAMPLES = 2500  # about 35 s on a shared 2-core machine
-DIFFERENTIAL_EXAMPLES = 600  # about 10 s
+HOSTILE_EXAMPLES = 7000  # about 3500 distinct queries (the grammar draws some twice): ~25 s
+DIFFERENTIAL_EXAMPLES = 1000  # ~8 s
 
 SETTINGS = dict(derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
@@ -84,8 +84,10 @@ def test_no_generated_query_leaks_or_slips_past_the_pipeline(oracle):
     run()
     ran = oracle.stats["ok"] - before.get("ok", 0)
     refused = oracle.stats["error"] - before.get("error", 0)
-    # the grammar must keep producing queries that run (a grammar of errors would prove nothing)
-    assert ran + refused >= HOSTILE_EXAMPLES * 0.9 and ran >= 0.3 * (ran + refused), (ran, refused)
+    # thousands of distinct queries (the grammar draws some twice: those run once), a good part of which run:
+    # a grammar of errors would prove nothing
+    print(f"fuzz: {HOSTILE_EXAMPLES} examples, {ran + refused} distinct queries, {ran} ran")
+    assert ran + refused >= 3000 and ran >= 0.3 * (ran + refused), (ran, refused)
 
 
 def test_generated_queries_match_hand_written_secure_views(oracle):
@@ -100,6 +102,7 @@ def test_generated_queries_match_hand_written_secure_views(oracle):
         assert not outcome.failures, report(outcome)
 
     run()
+    print(f"differential: {DIFFERENTIAL_EXAMPLES} examples, {reference.stats['compared']} compared")
     assert reference.stats["compared"] >= DIFFERENTIAL_EXAMPLES * 0.3, reference.stats
 
 

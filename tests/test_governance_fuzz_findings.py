@@ -72,6 +72,24 @@ def test_a_pivot_statement_in_a_subquery_is_run_or_refused_by_the_passes(oracle)
         assert rows and not RAW_PII.search(repr(rows))
 
 
+# -- a recursive CTE over UNION BY NAME: DuckDB does not recurse, its name is the catalog's ------------------------
+
+
+@pytest.mark.parametrize("union", ["UNION BY NAME", "UNION ALL BY NAME"])
+def test_a_recursive_cte_over_union_by_name_does_not_see_itself(oracle, union):
+    """DuckDB makes a RECURSIVE CTE over ``UNION [ALL] BY NAME`` a plain set operation: in its right operand the
+    CTE's own name is looked up in the catalog (a file path, ``duckdb_views``). The passes treat it as the
+    recursive operand, where the CTE is in scope, and hand the engine ``SELECT email FROM "<data file>"``:
+    only the verifier stops it today. The passes must refuse the name as DuckDB would resolve it."""
+    path = f"{oracle.root}/data/crm/customers.csv"
+    for name, column in ((f'"{path}"', "email"), ("duckdb_views", "sql"), ("a", "email")):
+        sql = f"WITH RECURSIVE {name} AS (SELECT NULL AS {column} {union} SELECT {column} FROM {name}) SELECT * FROM {name}"
+        error = refusal(oracle, "ana", sql)
+        assert not RAW_PII.search(str(error))
+        assert not isinstance(error, UnverifiedQuery), f"only the verifier stopped: {sql}"
+        assert isinstance(error, (errors.StatementRefused, errors.UnknownObject)), repr(error)
+
+
 # -- a forged position crashes the refusal ---------------------------------------------------------------------
 
 
