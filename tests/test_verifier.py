@@ -34,6 +34,7 @@ def engine():
     "WITH RECURSIVE t AS (SELECT * FROM t) SELECT * FROM t",  # not a UNION: no self-reference
     "WITH RECURSIVE t AS (SELECT * FROM t UNION ALL SELECT 1) SELECT * FROM t",  # the anchor
     "WITH t AS (SELECT 1 AS secret UNION ALL SELECT * FROM t) SELECT * FROM t",  # not RECURSIVE
+    "WITH RECURSIVE t AS (SELECT 1 AS secret UNION ALL BY NAME SELECT * FROM t) SELECT * FROM t",  # BY NAME
 ])
 def test_duckdb_resolves_these_names_to_its_catalog(engine, sql):
     assert (42,) in engine.execute(sql).fetchall()

@@ -58,7 +58,9 @@ def tables_in_scope(expression: exp.Expression) -> list[tuple[exp.Table, frozens
             for cte in w.expressions:
                 name = cte.alias_or_name.lower()
                 body = cte.this
-                if recursive and type(body) is exp.Union:  # the recursive operand alone sees the CTE itself
+                # DuckDB recurses over UNION [ALL] only (BY NAME is a plain set operation): then the recursive
+                # operand alone sees the CTE itself
+                if recursive and type(body) is exp.Union and not body.args.get("by_name"):
                     stack.append((body.this, frozenset(scope)))
                     stack.append((body.expression, frozenset(scope | {name})))
                     for key, value in body.args.items():
