@@ -19,15 +19,17 @@ catalog, a binder error), never from an echo of the query.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-from hypothesis import strategies as st
 import yaml
+from hypothesis import strategies as st
 from meshkit import shop_mesh, sql_to_file, write_yaml
 from test_governance import GOVERNANCE
 
@@ -100,8 +102,6 @@ def secrets_for(user: str, root: Path, salt: str) -> Secrets:
 
 def mask_salt(platform) -> str:
     """The salt the platform keys its hash masks with (what ``Platform._mask_salt`` reads)."""
-    import os
-
     env = os.environ.get("QUANTA_MASK_SALT")
     salt = env if env else (platform.state_dir / "mask_salt").read_text()
     salt = "".join(ch for ch in salt if ch.isalnum())
@@ -158,7 +158,8 @@ HOSTILE_FUNCTIONS = ["current_query()", "getenv('HOME')", "version()", "current_
                      "system.main.md5('x')", "(SELECT sql FROM duckdb_views LIMIT 1)", "list_value(1)",
                      "current_setting('home_directory')", "error('x')"]
 CTE_NAMES = ["a", "b", "t", "r", "customers", "orders", "query_log", "sales_by_region", "crm", "system",
-             "memory", "column_access"] + ENGINE[:-1]
+             "memory", "column_access", "report", "shop", "_quanta_system", "main", "_derived",
+             "information_schema"] + ENGINE[:-1]
 
 
 def _paths(root: str) -> list[str]:
@@ -390,7 +391,8 @@ class Grammar:
         if kind == "hostile" and not self.hostile:
             kind = "column"
         if not constant and (kind == "star" or (not cols and kind in ("column", "aggregate"))):
-            choices = ["*", "*", "COLUMNS(*)", "COLUMNS('.*')"] + ([f"{alias}.*"] if alias else [])
+            choices = ["*", "*", "COLUMNS(*)", "COLUMNS('.*')"] + ([f"{alias}.*"] if alias else []) \
+                + (["COLUMNS('am.*')", "* EXCLUDE (amount)"] if self.hostile else [])
             if cols:
                 col = self.pick(cols)
                 choices += [f"* EXCLUDE ({col})", f"* REPLACE ({col}::VARCHAR AS {col})",
@@ -404,13 +406,14 @@ class Grammar:
             return Item(f"{self.pick(HOSTILE_FUNCTIONS)} AS v{position}", f"v{position}")
         if kind == "subquery" and self.nest(depth + 1):
             sub, _ = self.query(env, depth + 1)
-            sql = self.pick([f"(SELECT count(*) FROM ({sub}) q)", f"EXISTS ({sub})", f"(SELECT max(q::VARCHAR) FROM ({sub}) q)"]
+            sql = self.pick([f"(SELECT count(*) FROM ({sub}) q)", f"EXISTS ({sub})",
+                             f"(SELECT max(q::VARCHAR) FROM ({sub}) q)"]
                             + ([f"ARRAY(SELECT q FROM ({sub}) q)", f"(SELECT q FROM ({sub}) q LIMIT 1)", f"({sub})"]
                                if self.hostile else []))
             return Item(f"{sql} AS v{position}", f"v{position}")
         if kind == "aggregate" and cols:
             col = self.ref(alias, cols)
-            order_free = [f"count(*)", f"max({col})", f"min({col}::VARCHAR)", f"count(DISTINCT {col})",
+            order_free = ["count(*)", f"max({col})", f"min({col}::VARCHAR)", f"count(DISTINCT {col})",
                           f"histogram({col})", f"list_sort(list({col}))", f"count({col})"]
             sql = self.pick(order_free + ([f"string_agg({col}::VARCHAR, ',')", f"list({col})", f"first({col})",
                                            f"arg_max({col}, {self.ref(alias, cols)})"] if self.hostile else []))
@@ -423,8 +426,8 @@ class Grammar:
         shape = self.pick(["{c}"] * 4 + ["upper({c}::VARCHAR)", "{c}::VARCHAR || ''", "[{c}, {c}]",
                                          "{{'k': {c}}}", "{{'k': {c}}}.k", "[{c}][1]", "unnest([{c}])",
                                          "[upper(v::VARCHAR) for v in [{c}]]", "list_transform([{c}], v -> v)",
-                                         "hash({c})", "md5({c}::VARCHAR)", "({c}::VARCHAR)[1:4]", "unnest({{'k': {c}}})",
-                                         "count(*) OVER (PARTITION BY {c})"]
+                                         "hash({c})", "md5({c}::VARCHAR)", "({c}::VARCHAR)[1:4]",
+                                         "unnest({{'k': {c}}})", "count(*) OVER (PARTITION BY {c})"]
                          + (["row_number() OVER (ORDER BY {c})", "lag({c}) OVER ()", "{c} " + self.pick(META[:5])]
                             if self.hostile else []))
         sql = shape.format(c=col)
@@ -488,7 +491,8 @@ class Grammar:
             if cols and self.chance(60):
                 col = self.pick(list(cols))
                 other, ocols = self.relation(env)
-                sub = self.pick([f"SELECT t.{col} AS e2", f"SELECT * FROM {other} y WHERE y.{self.pick(list(ocols or [col]))} = t.{col}",
+                on = self.pick(list(ocols or [col]))
+                sub = self.pick([f"SELECT t.{col} AS e2", f"SELECT * FROM {other} y WHERE y.{on} = t.{col}",
                                  f"SELECT unnest([t.{col}]) AS e2"])
             else:
                 sub = self.query(env, depth + 1)[0]
@@ -514,7 +518,7 @@ class Grammar:
         if kind == "values":
             return "(VALUES (1, 'a'), (2, 'b')) t(n, y)", "t", ("n", "y")
         rel, cols = self.relation(env)
-        alias = self.pick([None, "t", "t", "x", "c", "t(a, b)"])
+        alias = self.pick([None, "t", "t", "x", "c", "t(a, b)"] + (["_derived"] if self.hostile else []))
         if alias is None:
             return rel, None, tuple(cols)
         if "(" in alias:  # a column alias list renames the first columns by position
@@ -551,6 +555,8 @@ class Grammar:
             name = self.pick(TABLE_FUNCTIONS)
         else:
             name = self.pick(BARE)
+        if self.hostile and self.chance(3):  # time travel and sampling clauses on a relation
+            name += self.pick([" AT (VERSION => 1)", " TABLESAMPLE 50%", " TABLESAMPLE 3 ROWS"])
         if self.hostile and self.chance(10):
             name += " " + self.pick(META).rstrip()
             if name.endswith("comment"):  # a line comment ends the line
@@ -788,6 +794,8 @@ def _normal(value):
         return [(k, _normal(v)) for k, v in sorted(value, key=lambda kv: repr(kv[0]))]  # a MAP from Arrow
     if isinstance(value, (list, tuple)):
         return type(value)(_normal(v) for v in value)
+    if isinstance(value, decimal.Decimal) and value == value.to_integral_value():
+        return int(value)  # a HUGEINT through Arrow is a decimal(38, 0)
     return value
 
 

@@ -87,7 +87,7 @@ def test_no_generated_query_leaks_or_slips_past_the_pipeline(oracle):
     # thousands of distinct queries (the grammar draws some twice: those run once), a good part of which run:
     # a grammar of errors would prove nothing
     print(f"fuzz: {HOSTILE_EXAMPLES} examples, {ran + refused} distinct queries, {ran} ran")
-    assert ran + refused >= 3000 and ran >= 0.3 * (ran + refused), (ran, refused)
+    assert ran + refused >= 3000 and ran >= 0.25 * (ran + refused), (ran, refused)
 
 
 def test_generated_queries_match_hand_written_secure_views(oracle):

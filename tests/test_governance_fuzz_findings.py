@@ -83,7 +83,8 @@ def test_a_recursive_cte_over_union_by_name_does_not_see_itself(oracle, union):
     only the verifier stops it today. The passes must refuse the name as DuckDB would resolve it."""
     path = f"{oracle.root}/data/crm/customers.csv"
     for name, column in ((f'"{path}"', "email"), ("duckdb_views", "sql"), ("a", "email")):
-        sql = f"WITH RECURSIVE {name} AS (SELECT NULL AS {column} {union} SELECT {column} FROM {name}) SELECT * FROM {name}"
+        sql = (f"WITH RECURSIVE {name} AS (SELECT NULL AS {column} {union} SELECT {column} FROM {name}) "
+               f"SELECT * FROM {name}")
         error = refusal(oracle, "ana", sql)
         assert not RAW_PII.search(str(error))
         assert not isinstance(error, UnverifiedQuery), f"only the verifier stopped: {sql}"
