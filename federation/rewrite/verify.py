@@ -71,6 +71,7 @@ PLAIN = {"LIMIT_MODIFIER", "ORDER_MODIFIER", "DISTINCT_MODIFIER", "LIMIT_PERCENT
 EXPRESSIONS = {"CONSTANT", "COLUMN_REF", "FUNCTION", "OPERATOR", "COMPARISON", "CONJUNCTION", "CASE", "CAST",
                "BETWEEN", "SUBQUERY", "STAR", "WINDOW", "PARAMETER", "LAMBDA", "LAMBDA_REF", "COLLATE",
                "POSITIONAL_REFERENCE"}
+LEAVES = {"CONSTANT", "COLUMN_REF", "PARAMETER", "POSITIONAL_REFERENCE"}  # hold no expression or query
 TABLE_FUNCTIONS = {"unnest", "range", "generate_series"}  # pure generators over their arguments
 OPERATORS = {"+", "-", "*", "/", "//", "%", "**", "^", "||", "&", "|", "<<", ">>", "~", "!", "@", "->", "->>",
              "~~", "!~~", "~~*", "!~~*", "~~~", "!~~~", "^@", "<->", "<=>", "&&", "@>", "<@", "<#>"}
@@ -237,6 +238,8 @@ class _Walk:
 
     def expression(self, node: dict, scope: frozenset) -> None:
         cls = node["class"]
+        if cls in LEAVES:
+            return
         if cls not in EXPRESSIONS:
             raise _refuse(f"unknown expression {cls}")
         if cls in ("FUNCTION", "WINDOW"):
