@@ -34,10 +34,14 @@ class Connection:
 
     # -- DuckDB-like ------------------------------------------------------------------------------
 
-    def sql(self, query: str, params: Sequence[Any] | dict | None = None) -> Result:
-        """Run one query; the result streams (``.arrow()``, ``.pl()``, ``.record_batches()``...)."""
+    def sql(self, query: str, params: Sequence[Any] | dict | None = None, *, timeout: float | None = None) -> Result:
+        """Run one query; the result streams (``.arrow()``, ``.pl()``, ``.record_batches()``...).
+
+        ``timeout`` (seconds; else the connection's) may lower the mesh's ``query_timeout_seconds``, never
+        raise it."""
         self._check()
-        return self.platform.query(query, self.principal, params, timeout=self.timeout, purpose=self.purpose)
+        return self.platform.query(query, self.principal, params, timeout=self.timeout if timeout is None else timeout,
+                                   purpose=self.purpose)
 
     def execute(self, query: str, params: Sequence[Any] | dict | None = None) -> "Cursor":
         cur = self.cursor()

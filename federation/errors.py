@@ -130,6 +130,30 @@ class Unavailable(OperationalError):
     sqlstate = "55000"
 
 
+class QueryTooComplex(ProgrammingError):
+    """The query's text is larger or more deeply nested than the server's limits (``max_sql_bytes``,
+    ``max_sql_depth``): refused before it is parsed."""
+
+    code = "too_complex"
+    sqlstate = "54001"  # statement_too_complex
+
+
+class TooManyQueries(OperationalError):
+    """The principal already runs as many queries as the server allows, and its queue is full or the
+    wait ran out (``max_queries_per_principal``): try again later."""
+
+    code = "too_many_queries"
+    sqlstate = "53300"  # too_many_connections: PostgreSQL's class for "too many at once"
+
+
+class InvalidParameter(ProgrammingError):
+    """A parameter of the request itself (not of the SQL) is invalid: a time-out that is not a number of
+    seconds, for example."""
+
+    code = "invalid_parameter"
+    sqlstate = "22023"  # invalid_parameter_value
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong in a mesh: where (file, YAML path, line) and what."""

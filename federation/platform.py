@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 import sqlglot.expressions as exp
 
-from . import errors
+from . import admission, errors
 from .catalog.loader import exclude, load_mesh
 from .governance import audit
 from .governance.authorize import allowed
@@ -389,13 +389,20 @@ class Platform:
     def query(self, sql: str, principal: Principal, params: Sequence[Any] | dict | None = None,
               dialect: str = "duckdb", timeout: float | None = None, purpose: str | None = None,
               interface: str = "python", cancel: Cancellation | None = None) -> Result:
-        """Run one query for ``principal``: compile (cached), execute, stream; every query is audited."""
+        """Run one query for ``principal``: compile (cached), execute, stream; every query is audited.
+
+        The server's limits hold here for every interface (``federation.admission``): ``timeout`` may lower
+        the mesh's ``query_timeout_seconds``, never raise it, and counts from now (waiting for a slot and
+        compiling included); the principal's running queries are capped (``TooManyQueries`` beyond)."""
         state = self._state
         started = time.perf_counter()
         entry = audit.Entry(principal.name, sql if isinstance(sql, str) else repr(sql), interface, purpose)
         run_id = str(uuid.uuid4())  # the OpenLineage run of this query, when query events are on
+        slot: list[admission.Slot] = []  # the principal's running-query slot, freed when the query ends
 
         def finish(status: str, error: BaseException | None = None, rows: int | None = None) -> None:
+            while slot:
+                slot.pop().release()
             entry.status, entry.rows = status, rows
             entry.error = str(error) if error is not None else None
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -404,38 +411,48 @@ class Platform:
                 state.openlineage.emit_query(run_id, "COMPLETE" if status == "ok" else "FAIL", principal.name,
                                              entry.sql, getattr(entry, "_plan_datasets", ()), entry.error)
 
+        def failed(e: BaseException) -> str:
+            if isinstance(e, errors.AccessDenied):
+                return "denied"
+            return "cancelled" if isinstance(e, (errors.QueryTimeout, errors.QueryCancelled)) else "error"
+
         try:
             if params is not None and not isinstance(params, (list, tuple, dict)):
                 raise errors.ProgrammingError("parameters are a list, a tuple or a dict")
+            timeout = admission.effective_timeout(timeout, state.mesh.settings.get("query_timeout_seconds"))
+            deadline = time.monotonic() + timeout
+            slot.append(admission.of(self).enter(principal.name, admission.Limits.of(state.mesh.settings),
+                                                 deadline, cancel))
             self.require_purpose(principal, purpose)  # audited as denied below
-            plan = state.pipeline.compile(sql, principal, dialect, purpose)
-        except errors.AccessDenied as e:
-            finish("denied", e)
-            raise
-        except errors.Error as e:
-            finish("error", e)
-            raise
-        entry.rewritten_sql = plan.sql
-        entry._plan_datasets = plan.datasets  # type: ignore[attr-defined]
-        if state.openlineage.queries:
-            state.openlineage.emit_query(run_id, "START", principal.name, entry.sql, plan.datasets)
-        entry.datasets = [f"{q}.{d}" for q, d in plan.datasets]
-        entry.columns = list(plan.columns)
-        entry.policies = sorted({p["policy"] for p in plan.policies})
-        if "system.query_log" in plan.system_tables:
-            pending = self.audit.drain()
-            if pending is not None:
-                state.backend.append_table("query_log", pending)
-        if timeout is None:
-            timeout = float(state.mesh.settings.get("query_timeout_seconds", DEFAULT_TIMEOUT))
-        try:
-            execution = state.backend.execute(plan.sql, params, timeout, cancel)
-        except errors.Error as e:
-            finish("cancelled" if isinstance(e, (errors.QueryTimeout, errors.QueryCancelled)) else "error", e)
+            try:
+                plan = state.pipeline.compile(sql, principal, dialect, purpose)
+            except RecursionError:
+                raise errors.QueryTooComplex("statement too complex: the query nests too deeply to compile "
+                                             "(setting max_sql_depth)") from None
+            entry.rewritten_sql = plan.sql
+            entry._plan_datasets = plan.datasets  # type: ignore[attr-defined]
+            if state.openlineage.queries:
+                state.openlineage.emit_query(run_id, "START", principal.name, entry.sql, plan.datasets)
+            entry.datasets = [f"{q}.{d}" for q, d in plan.datasets]
+            entry.columns = list(plan.columns)
+            entry.policies = sorted({p["policy"] for p in plan.policies})
+            if "system.query_log" in plan.system_tables:
+                pending = self.audit.drain()
+                if pending is not None:
+                    state.backend.append_table("query_log", pending)
+            remaining = deadline - time.monotonic()  # the wait for a slot and the compile count
+            if remaining <= 0:
+                raise admission.timed_out(timeout, f"waiting for a slot and compiling took {timeout - remaining:.2f} s")
+            try:
+                execution = state.backend.execute(plan.sql, params, remaining, cancel)
+            except errors.QueryTimeout:
+                raise admission.timed_out(timeout) from None
+            execution.timeout = timeout  # the engine stops it at the deadline; its message names the whole time-out
+        except BaseException as e:
+            finish(failed(e), e)
             raise
         return Result(execution, plan, on_close=lambda rows, error: finish(
-            "ok" if error is None else ("cancelled" if isinstance(error, (errors.QueryTimeout, errors.QueryCancelled))
-                                        else "error"), error, rows))
+            "ok" if error is None else failed(error), error, rows))
 
     def read(self, sql: str, reason: str, principal: Principal | None = None, datasets: Sequence[str] = ()) -> pa.Table:
         """A read of mesh data by Quanta itself, outside the pipeline (quality metrics on raw data, SLO probes,

@@ -92,7 +92,10 @@ class _Stream:
         self.execution.close(failed=self.error is not None or not self.exhausted)
         callback, self.on_close = self.on_close, None
         if callback is not None:
-            callback(self.rows_read, self.error)
+            error = self.error
+            if error is None and not self.exhausted and getattr(self.execution, "cancelled", False):
+                error = errors.QueryCancelled("query cancelled")  # stopped before its end: a client gone, a cancel
+            callback(self.rows_read, error)
 
 
 class Result:

@@ -59,7 +59,17 @@ MESH_SCHEMA = {
             "properties": {
                 "memory_limit": {"type": "string"},
                 "threads": {"type": "integer", "minimum": 1},
-                "query_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "query_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 2147483.647},
+                # limits that protect the server from one principal (federation/admission.py,
+                # federation/rewrite/limits.py, federation/server/pgwire/server.py)
+                "max_sql_bytes": {"type": "integer", "minimum": 1},
+                "max_sql_depth": {"type": "integer", "minimum": 1},
+                "max_queries_per_principal": {"type": "integer", "minimum": 1},
+                "max_queued_queries_per_principal": {"type": "integer", "minimum": 0},
+                "queue_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 2147483.647},
+                "pg_max_connections": {"type": "integer", "minimum": 1},
+                "pg_startup_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 2147483.647},
+                "pg_idle_timeout_seconds": {"type": "number", "minimum": 0, "maximum": 2147483.647},
                 "openlineage": {"type": "object", "additionalProperties": False, "properties": {
                     "file": {"type": "string"}, "url": {"type": "string"}, "queries": {"type": "boolean"}}},
             },

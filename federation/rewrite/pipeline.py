@@ -27,6 +27,7 @@ from ..errors import ProgrammingError, StatementRefused, SyntaxError
 from ..governance.principals import Principal
 from .context import Context, Definition, Namespace
 from .describe import describe_and_show
+from .limits import check_sql
 from .resolve import resolve_tables
 from .safety import check_bare_identifiers, check_nodes
 from .secure import secure_datasets
@@ -95,6 +96,7 @@ class Pipeline:
     def parse(self, sql: str, dialect: str = "duckdb") -> exp.Expression:
         if not isinstance(sql, str):
             raise ProgrammingError(f"a query is a string of SQL, not {type(sql).__name__}")
+        check_sql(sql, self.namespace.mesh.settings)  # size and nesting caps, before the parser runs
         try:
             statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
         except ParseError as e:

@@ -24,6 +24,7 @@ STATUS_BY_CLASS: tuple[tuple[type[errors.Error], int], ...] = (
     (errors.AccessDenied, 403),
     (errors.StatementRefused, 403),
     (errors.QueryTimeout, 504),
+    (errors.TooManyQueries, 429),
     (errors.QueryCancelled, 409),
     (errors.Unavailable, 503),
     (errors.CatalogError, 503),
@@ -94,6 +95,8 @@ def error_response(e: BaseException) -> Response:
         response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="quanta"'
+    if status == 429:
+        response.headers["Retry-After"] = "1"
     return response
 
 

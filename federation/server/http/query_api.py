@@ -11,18 +11,26 @@ from ``format`` or the ``Accept`` header:
   and ``X-Quanta-Warnings`` headers (JSON). An error before the first batch is a JSON error; an error
   later ends the stream early (NDJSON writes a last ``{"error": ...}`` line first).
 
-No policy is decided here: ``platform.query`` authorizes, rewrites and audits every query.
+No policy is decided here: ``platform.query`` authorizes, rewrites and audits every query, and applies
+the server's limits: ``timeout`` (a finite number of seconds above 0, else 400) may lower the mesh's
+``query_timeout_seconds``, never raise it; a principal running too many queries at once gets 429 (with
+``Retry-After``); a query over ``max_sql_bytes`` / ``max_sql_depth`` gets 400 (``too_complex``). A client
+that disconnects cancels its query (``disconnects.py``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 
 from flask import Blueprint, Response, current_app, request
 
 from ... import errors
+from ...admission import check_timeout
+from ...platform import Cancellation
+from . import disconnects
 from .auth import current_principal
 from .encoders import ARROW, CSV, FORMATS, JSON, NDJSON, arrow_stream, column_info, csv_stream, dumps, \
     ndjson_stream, take_rows
@@ -47,6 +55,8 @@ def outcome(e: BaseException | None) -> str:
         return "denied"
     if isinstance(e, errors.QueryTimeout):
         return "timeout"
+    if isinstance(e, errors.TooManyQueries):
+        return "throttled"
     if isinstance(e, errors.QueryCancelled):
         return "cancelled"
     if isinstance(e, (errors.Error, ApiError)):
@@ -73,10 +83,15 @@ def read_body() -> dict:
     purpose = body.get("purpose")
     if purpose is not None and not isinstance(purpose, str):
         raise ApiError(400, "bad_request", "'purpose' must be a string")
-    for key in ("max_rows", "timeout"):
-        value = body.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ApiError(400, "bad_request", f"'{key}' must be a positive number")
+    rows = body.get("max_rows")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, (int, float)) or not math.isfinite(rows)
+                             or rows < 1 or rows != int(rows)):
+        raise ApiError(400, "bad_request", f"'max_rows' must be a whole number of rows above 0, not {rows!r}"[:200])
+    if body.get("timeout") is not None:
+        try:  # the platform applies it (lowering the mesh's limit, never raising it); checked here for a 400
+            check_timeout(body["timeout"], "timeout")
+        except errors.InvalidParameter as e:
+            raise ApiError(400, "bad_request", e.message, e.sqlstate) from None
     fmt = body.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise ApiError(400, "bad_request", f"'format' must be one of {', '.join(FORMATS)}")
@@ -96,6 +111,8 @@ def negotiate(body: dict) -> str:
 
 
 def _timeout(body: dict) -> float | None:
+    """The time-out asked for this query: the body's, lowered by the app's ``QUANTA_QUERY_TIMEOUT``; the
+    platform lowers it again to the mesh's ``query_timeout_seconds``."""
     configured = current_app.config.get("QUANTA_QUERY_TIMEOUT")
     asked = body.get("timeout")
     if asked is None:
@@ -126,10 +143,13 @@ def query() -> Response:
             metrics.query_finished(outcome(error), time.perf_counter() - started, rows)
             event_bus.publish()  # the query is in the audit log: wake the event streams
 
+    cancel = Cancellation()
+    watch = disconnects.start(request.environ, cancel)  # a client that goes away cancels its query
     try:
         result = platform.query(body["sql"], principal, body.get("parameters", body.get("params")),
-                                timeout=_timeout(body), purpose=body.get("purpose"), interface="http")
+                                timeout=_timeout(body), purpose=body.get("purpose"), interface="http", cancel=cancel)
     except BaseException as e:
+        disconnects.stop(watch)
         finish(e, 0)
         raise
     headers = {"X-Quanta-Policies": json.dumps(list(result.policies), separators=(",", ":")),
@@ -144,6 +164,7 @@ def query() -> Response:
             finish(e, 0)
             raise
         finally:
+            disconnects.stop(watch)
             result.close()
         finish(None, len(rows))
         payload = {"columns": column_info(result.schema), "rows": rows, "row_count": len(rows),
@@ -157,6 +178,7 @@ def query() -> Response:
     except StopIteration:
         first = None
     except BaseException as e:
+        disconnects.stop(watch)
         result.close()
         finish(e, 0)
         raise
@@ -184,6 +206,7 @@ def query() -> Response:
                 yield (dumps({"error": e.to_dict()}) + "\n").encode("utf-8")
             raise StreamAborted(info.get("code", "internal")) from None
         finally:
+            disconnects.stop(watch)
             result.close()
             finish(error, result.rows_read)
 
@@ -191,6 +214,7 @@ def query() -> Response:
 
     @response.call_on_close
     def _release() -> None:  # also when the server closes the answer without reading it
+        disconnects.stop(watch)
         result.close()
         finish(result.error, result.rows_read)
 

@@ -2,6 +2,12 @@
 
 ``serve(app, host, port)`` blocks (the ``quanta serve`` command); ``Server(app)`` runs it in a
 background thread with ``start()``/``stop()`` (tests, embedding), on a free port when ``port=0``.
+
+Connections cannot lock clients out: an idle connection is closed after ``channel_timeout`` seconds
+(so is one whose client stopped reading its answer: the query is then cancelled); at the connection
+limit the idlest connection without a running request makes room for the new one instead of the
+server no longer accepting; and a client that closes its connection while its request runs is noticed
+(``channel_request_lookahead``), which cancels its query (``disconnects.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ THREADS = 16
 # a streaming app blocks once ``outbuf_high_watermark`` bytes wait for the client. With the overflow
 # above the watermark a slow client holds back the query (at most 16 MB per connection) and results
 # never go through the disk.
-ADJUSTMENTS = {"ident": "quanta", "channel_timeout": 300, "outbuf_high_watermark": 16 << 20,
-               "outbuf_overflow": 32 << 20}
+ADJUSTMENTS = {"ident": "quanta", "channel_timeout": 60, "cleanup_interval": 10, "connection_limit": 512,
+               "asyncore_use_poll": True,  # select() cannot watch descriptors above 1023
+               "channel_request_lookahead": 1,  # keep reading while a request runs: a disconnect is seen
+               "outbuf_high_watermark": 16 << 20, "outbuf_overflow": 32 << 20}
 
 
 # Streamed responses (Arrow, CSV, NDJSON) are large chunks; waitress would copy each one twice to frame it
@@ -70,21 +78,55 @@ class _StreamingChannel(HTTPChannel):
     task_class = _StreamingTask
 
 
-def _create(app: Flask, host: str, port: int, threads: int):
-    server = create_server(app, host=host, port=port, threads=threads, **ADJUSTMENTS)
+class _ConnectionLimits:
+    """Mixed into waitress's listener: eviction at the connection limit, and stalled answers closed."""
+
+    def readable(self) -> bool:
+        if self.accepting and len(self._map) >= self.adj.connection_limit:
+            self._evict_idlest()
+        return super().readable()
+
+    def _evict_idlest(self) -> None:
+        """Close the connection idle the longest (no request running, nothing left to send), if any, so that
+        a new client gets in (its socket closes in this loop's next turn, then the server accepts again)."""
+        idle = [c for c in self.active_channels.values()
+                if not c.requests and not c.total_outbufs_len and not c.will_close and not c.close_when_flushed]
+        if idle:
+            min(idle, key=lambda c: c.last_activity).will_close = True
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)  # idle connections (no request running) past channel_timeout
+        cutoff = now - self.adj.channel_timeout
+        for channel in list(self.active_channels.values()):  # a client that stopped reading its answer
+            if channel.requests and channel.total_outbufs_len and channel.last_activity < cutoff:
+                # its socket never becomes writable again: closed now, the app's write fails, its query is cancelled
+                channel.handle_close()
+
+
+_LISTENER_CLASSES: dict[type, type] = {}
+
+
+def _create(app: Flask, host: str, port: int, threads: int, **adjustments):
+    server = create_server(app, host=host, port=port, threads=threads, **{**ADJUSTMENTS, **adjustments})
     listeners = [server] if isinstance(server, BaseWSGIServer) else \
         [s for s in server.map.values() if isinstance(s, BaseWSGIServer)]  # one per address of the host
     for listener in listeners:
         listener.channel_class = _StreamingChannel
+        cls = type(listener)
+        if cls not in _LISTENER_CLASSES:
+            _LISTENER_CLASSES[cls] = type(f"Quanta{cls.__name__}", (_ConnectionLimits, cls), {})
+        listener.__class__ = _LISTENER_CLASSES[cls]
     return server
 
 
 class Server:
     """A waitress server for ``app`` in a background thread."""
 
-    def __init__(self, app: Flask, host: str = DEFAULT_HOST, port: int = 0, threads: int = THREADS):
+    def __init__(self, app: Flask, host: str = DEFAULT_HOST, port: int = 0, threads: int = THREADS, **adjustments):
+        """``adjustments`` override waitress's settings of ``ADJUSTMENTS`` (``channel_timeout``,
+        ``connection_limit``...)."""
         self.app = app
-        self._server: BaseWSGIServer = _create(app, host, port, threads)
+        self._server: BaseWSGIServer = _create(app, host, port, threads, **adjustments)
         self.host = self._server.effective_host
         self.port = int(self._server.effective_port)
         self._thread: threading.Thread | None = None
@@ -125,6 +167,7 @@ class Server:
         self.stop()
 
 
-def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = THREADS) -> None:
+def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = THREADS,
+          **adjustments) -> None:
     """Serve ``app`` until interrupted."""
-    _create(app, host, port, threads).run()
+    _create(app, host, port, threads, **adjustments).run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from dataclasses import dataclass
 
 PROTOCOL_3_0 = 196608  # 3 << 16
@@ -30,19 +31,41 @@ class ClientGone(Exception):
     """The connection closed."""
 
 
-class Reader:
-    """Buffered reads of exact byte counts from a socket."""
+class TimedOut(ClientGone):
+    """The client did not send what was expected before the reader's deadline (start-up, idle session)."""
 
-    def __init__(self, sock: socket.socket):
+
+class Reader:
+    """Buffered reads of exact byte counts from a socket, before ``deadline`` (a ``time.monotonic()``
+    value) when one is set."""
+
+    def __init__(self, sock: socket.socket, deadline: float | None = None):
         self.sock = sock
         self._buf = bytearray()
+        self.deadline = deadline
+        self._timed = False  # whether the socket has a time-out of ours
 
     def _fill(self, n: int) -> None:
         while len(self._buf) < n:
             try:
+                if self.deadline is not None:
+                    left = self.deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimedOut()
+                    self.sock.settimeout(left)
+                    self._timed = True
                 chunk = self.sock.recv(max(65536, n - len(self._buf)))
+            except socket.timeout:
+                raise TimedOut() from None
             except (ConnectionError, OSError):
                 raise ClientGone() from None
+            finally:
+                if self._timed:  # sending has its own limit (SO_SNDTIMEO): the socket blocks again
+                    self._timed = False
+                    try:
+                        self.sock.settimeout(None)
+                    except OSError:
+                        pass
             if not chunk:
                 raise ClientGone()
             self._buf += chunk

@@ -26,6 +26,13 @@ Notes:
   join say, is interrupted too), and through ``Result.cancel()`` while rows stream.
 - Rows are encoded a record batch at a time, column-wise (``types.data_rows``); Execute with a row limit
   keeps the batch and the Arrow reader for the next Execute (PortalSuspended).
+- Connections are bounded (``pg_max_connections``): beyond, a connection is answered FATAL 53300 "sorry,
+  too many clients already" after its startup packet (a CancelRequest is still served), by at most
+  ``REJECTING`` threads at once, and closed unanswered past that. The startup and authentication must
+  finish within ``pg_startup_timeout_seconds``; a session that sends nothing for ``pg_idle_timeout_seconds``
+  (or does not read what it is sent for as long: a half-open connection) is closed, FATAL 57P05. The time-out
+  of a query is the server's, lowered by the session's ``statement_timeout`` (``timeouts.py``) and then by
+  the mesh's limit in ``platform.query``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -47,12 +55,21 @@ import sqlglot.expressions as exp
 
 from ... import errors
 from ...platform import Cancellation
+from ...rewrite.limits import check_sql
 from . import auth, params as pparams, protocol as pm
 from . import types as pgt
 from .catalog import CatalogEngine, is_catalog_query
 from .cursors import Cursor, ScrollCursor, ScrollError, StreamCursor
 from .rows import RowSource, table_source
 from .session import REPORTED, Session, Statement, classify, split
+from .timeouts import effective_timeout
+
+# connection limits (mesh settings, or PgServer's arguments)
+MAX_CONNECTIONS = 100  # pg_max_connections (PostgreSQL's default max_connections)
+STARTUP_TIMEOUT = 30.0  # pg_startup_timeout_seconds: startup packet, TLS and authentication
+IDLE_TIMEOUT = 3600.0  # pg_idle_timeout_seconds: no message received, or nothing of the answer read (0: none)
+REJECTING = 16  # connections being answered "too many clients" at once (beyond: closed unanswered)
+REJECT_TIMEOUT = 5.0  # their startup packet must come within this
 
 log = logging.getLogger("quanta.pgwire")
 
@@ -112,12 +129,20 @@ class Portal:
 
 class PgServer:
     def __init__(self, platform, host: str = "127.0.0.1", port: int = 5433, tls_cert: str | None = None,
-                 tls_key: str | None = None, allow_cleartext: bool = False, timeout: float | None = None):
+                 tls_key: str | None = None, allow_cleartext: bool = False, timeout: float | None = None,
+                 max_connections: int | None = None, startup_timeout: float | None = None,
+                 idle_timeout: float | None = None):
+        """``max_connections``, ``startup_timeout``, ``idle_timeout`` (seconds, 0: none): None reads the mesh's
+        ``pg_max_connections``, ``pg_startup_timeout_seconds``, ``pg_idle_timeout_seconds``."""
         self.platform = platform
         self.host = host
         self.port = port
         self.allow_cleartext = allow_cleartext
         self.timeout = timeout
+        self._limits = {"pg_max_connections": max_connections, "pg_startup_timeout_seconds": startup_timeout,
+                        "pg_idle_timeout_seconds": idle_timeout}
+        self._open = 0  # connections admitted and not yet closed
+        self._rejecting = 0  # connections being refused
         self.tls: ssl.SSLContext | None = None
         if tls_cert:
             self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -188,9 +213,54 @@ class PgServer:
                 if self._stopping.is_set():
                     return
                 continue
+            self._admit(client)
+
+    def limit(self, name: str, default: float) -> float:
+        """A connection limit: the server's argument, else the mesh's setting, else ``default``."""
+        value = self._limits.get(name)
+        if value is None:
+            value = self.platform.mesh.settings.get(name, default)
+        return float(value)
+
+    def _admit(self, client: socket.socket) -> None:
+        """Start a connection's thread: admitted below ``pg_max_connections``, else to be refused (53300)."""
+        idle = self.limit("pg_idle_timeout_seconds", IDLE_TIMEOUT)
+        try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(self, client)
+            _keepalive(client, idle)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            if self._open < self.limit("pg_max_connections", MAX_CONNECTIONS):
+                self._open += 1
+                admitted = True
+            elif self._rejecting < REJECTING:
+                self._rejecting += 1
+                admitted = False
+            else:
+                client.close()
+                return
+        startup = self.limit("pg_startup_timeout_seconds", STARTUP_TIMEOUT)
+        conn = Connection(self, client, admitted, startup if admitted else min(startup, REJECT_TIMEOUT), idle)
+        try:
             threading.Thread(target=conn.run, name="pgwire-conn", daemon=True).start()
+        except RuntimeError:  # no thread to be had
+            self.closed(conn)
+            conn.close()
+
+    def closed(self, conn: "Connection") -> None:
+        """A connection's thread has ended: its place is free."""
+        with self._lock:
+            if conn.admitted:
+                self._open -= 1
+            else:
+                self._rejecting -= 1
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return self._open
 
     # -- cancel ------------------------------------------------------------------------------------------
 
@@ -211,11 +281,14 @@ class PgServer:
 
 
 class Connection:
-    def __init__(self, server: PgServer, sock: socket.socket):
+    def __init__(self, server: PgServer, sock: socket.socket, admitted: bool = True,
+                 startup_timeout: float = STARTUP_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT):
         self.server = server
         self.platform = server.platform
         self.sock = sock
-        self.reader = pm.Reader(sock)
+        self.admitted = admitted  # False: answered "too many clients" after its startup packet
+        self.idle_timeout = idle_timeout
+        self.reader = pm.Reader(sock, deadline=time.monotonic() + startup_timeout)
         self.out: list[bytes] = []
         self.out_size = 0
         self.pid = next(server._pids)
@@ -278,6 +351,13 @@ class Connection:
                 return
             self.server.register(self)
             self.loop()
+        except pm.TimedOut:
+            if self.session is None:
+                self.goodbye("57014", "canceling authentication due to timeout: the startup did not complete "
+                                      "in time (setting pg_startup_timeout_seconds)")
+            else:
+                self.goodbye("57P05", "terminating connection due to idle-session timeout (setting "
+                                      "pg_idle_timeout_seconds)")
         except pm.ClientGone:
             pass
         except pm.ProtocolViolation as e:
@@ -295,6 +375,16 @@ class Connection:
                     portal.source.close()
             self.close_cursors()  # a SCROLL cursor's table goes with its DuckDB connection, whatever the client did
             self.close()
+            self.server.closed(self)
+
+    def goodbye(self, sqlstate: str, message: str) -> None:
+        """A last FATAL error for a client about to be disconnected, if it takes it at once."""
+        try:
+            self.sock.settimeout(1.0)
+            self.sock.sendall(b"".join(self.out) + pm.error_response(sqlstate, message, "FATAL"))
+        except OSError:
+            pass
+        self.out, self.out_size = [], 0
 
     def startup(self) -> bool:
         while True:
@@ -302,8 +392,15 @@ class Connection:
             if code == pm.SSL_REQUEST:
                 if self.server.tls is not None and not self.tls_active:
                     self.sock.sendall(b"S")
-                    self.sock = self.server.tls.wrap_socket(self.sock, server_side=True)
-                    self.reader = pm.Reader(self.sock)
+                    self.sock.settimeout(max(self.reader.deadline - time.monotonic(), 0.001))  # the handshake too
+                    try:
+                        self.sock = self.server.tls.wrap_socket(self.sock, server_side=True)
+                    except socket.timeout:
+                        raise pm.TimedOut() from None
+                    except OSError:  # the handshake failed (ssl.SSLError is an OSError)
+                        raise pm.ClientGone() from None
+                    self.sock.settimeout(None)
+                    self.reader = pm.Reader(self.sock, self.reader.deadline)
                     self.tls_active = True
                 else:
                     self.sock.sendall(b"N")
@@ -316,6 +413,11 @@ class Connection:
                 self.server.cancel(pid, secret)
                 return False
             break
+        if not self.admitted:
+            limit = int(self.server.limit("pg_max_connections", MAX_CONNECTIONS))
+            self.goodbye("53300", f"sorry, too many clients already: this server accepts {limit} connections at "
+                                  "once (setting pg_max_connections)")
+            return False
         major, minor = code >> 16, code & 0xFFFF
         if major != 3:
             self.send(pm.error_response("0A000", f"unsupported frontend protocol {major}.{minor}: "
@@ -359,6 +461,7 @@ class Connection:
         self.send(pm.backend_key_data(self.pid, self.secret))
         self.send(pm.ready_for_query(self.session.status))
         self.flush()
+        self.reader.deadline = None  # started: from now on the idle time-out
         return True
 
     def authenticate(self, user: str):
@@ -403,10 +506,13 @@ class Connection:
     def loop(self) -> None:
         handlers = {b"Q": self.on_query, b"P": self.on_parse, b"B": self.on_bind, b"D": self.on_describe,
                     b"E": self.on_execute, b"C": self.on_close, b"S": self.on_sync, b"H": self.on_flush}
+        idle = self.idle_timeout
         while True:
             if not self.reader.pending():
                 self.flush()
+                self.reader.deadline = time.monotonic() + idle if idle else None
             kind, body = self.reader.message()
+            self.reader.deadline = None
             if kind == b"X":
                 return
             handler = handlers.get(kind)
@@ -441,6 +547,7 @@ class Connection:
     def on_query(self, buf: pm.Buffer) -> None:
         sql = buf.cstring()
         try:
+            check_sql(sql, self.platform.mesh.settings)  # before any tokenizing: 54001 when too large or deep
             texts = split(sql)
         except errors.Error as e:
             self.fail(e, sql)
@@ -482,6 +589,7 @@ class Connection:
         n = buf.int16()
         oids = [buf.uint32() for _ in range(n)]
         self._current_sql = sql
+        check_sql(sql, self.platform.mesh.settings)
         texts = split(sql)
         if len(texts) > 1:
             raise WireError("42601", "cannot insert multiple commands into a prepared statement")
@@ -703,9 +811,15 @@ class Connection:
                 self.running_result = None
 
     def stream(self, source: RowSource, limit: int | None, portal: Portal | None) -> None:
-        with self.interruptible(source.result):
-            for chunk, _ in source.take(limit):
-                self.send(chunk)
+        try:
+            with self.interruptible(source.result):
+                for chunk, _ in source.take(limit):
+                    self.send(chunk)
+        except pm.ClientGone:  # the client went away (or stopped reading): its query stops now
+            if source.result is not None:
+                source.result.cancel()
+            source.close()
+            raise
         if source.done:
             tag = f"{source.tag} {source.sent}" if source.tag in ("SELECT", "FETCH", "MOVE") else source.tag
             complete = pm.command_complete(tag)
@@ -725,7 +839,8 @@ class Connection:
                 self.running_cancel = cancel  # a CancelRequest reaches the engine even before rows flow
             try:
                 result = self.platform.query(st.text, self.principal, values or None, dialect="postgres",
-                                             interface="pgwire", timeout=self.server.timeout, cancel=cancel)
+                                             interface="pgwire", timeout=effective_timeout(self.server.timeout, session),
+                                             cancel=cancel)
             finally:
                 with self._run_lock:
                     self.running_cancel = None
@@ -881,6 +996,19 @@ class _LRU:
             self._items[key] = value
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+
+def _keepalive(sock: socket.socket, idle: float) -> None:
+    """TCP keepalive (a vanished peer is noticed while the session idles) and a send time-out (a client that
+    reads nothing of its answer for ``idle`` seconds is gone): a half-open connection does not hold a thread."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    if idle:
+        seconds = int(idle)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                        struct.pack("ll", seconds, int((idle - seconds) * 1_000_000)))
 
 
 def _unquote(value: str | None) -> str:

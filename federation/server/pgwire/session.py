@@ -17,7 +17,9 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
+from ...admission import check_timeout
 from ...errors import ProgrammingError, SyntaxError
+from .timeouts import statement_timeout
 
 SERVER_VERSION = "16.0 (Quanta)"
 
@@ -90,6 +92,10 @@ class Session:
                 value = "UTC"
         if key in ("default_transaction_read_only", "transaction_read_only") and value.lower() in ("off", "false", "0"):
             raise ReadOnlyTransaction("this server is read only")
+        if key == "statement_timeout":
+            seconds = statement_timeout(value)  # 22023 now for a value that is not a time-out
+            if seconds is not None:
+                check_timeout(seconds, "statement_timeout")
         self.settings[key] = value
         return key
 
