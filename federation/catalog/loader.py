@@ -64,6 +64,7 @@ MESH_SCHEMA = {
                 # federation/rewrite/limits.py, federation/server/pgwire/server.py)
                 "max_sql_bytes": {"type": "integer", "minimum": 1},
                 "max_sql_depth": {"type": "integer", "minimum": 1},
+                "max_sql_subquery_depth": {"type": "integer", "minimum": 1, "maximum": 40},
                 "max_queries_per_principal": {"type": "integer", "minimum": 1},
                 "max_queued_queries_per_principal": {"type": "integer", "minimum": 0},
                 "queue_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 2147483.647},
