@@ -113,9 +113,11 @@ class Admission:
         """A slot for one query of ``who``, waiting for one if need be (until ``deadline``, a
         ``time.monotonic()`` value, at the latest); ``cancel`` (a ``Cancellation``) stops the wait."""
         with self._cv:
-            if self._running.get(who, 0) < limits.running and not self._waiting.get(who):
-                return self._take(who)  # (when others wait, they go first)
-            if self._waiting.get(who, 0) >= limits.queued:
+            free = self._running.get(who, 0) < limits.running
+            waiting = self._waiting.get(who, 0)
+            if free and (not waiting or waiting >= limits.queued):
+                return self._take(who)  # (others waiting go first, unless no more may wait)
+            if waiting >= limits.queued:
                 raise self._refusal(who, limits, f"its queue is full ({limits.queued} waiting; setting "
                                                 f"max_queued_queries_per_principal)")
             end = time.monotonic() + limits.queue_seconds
