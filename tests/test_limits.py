@@ -418,6 +418,25 @@ def test_http_principal_limit_queues_then_429_and_others_are_served(http, limite
     assert queued and queued[0].status_code == 200 and queued[0].json()["rows"] == [[99]]
 
 
+def test_http_client_gone_while_its_query_waits_for_a_slot(http, limited):
+    server, slots = http["limited"], admission.of(limited)
+    heavy = [raw_request(server, limited, HEAVY + f" where b.order_id > {i}", "eve") for i in range(2)]
+    try:
+        wait_for(lambda: slots.running("eve") == 2, "eve's two heavy queries run")
+        sql = "select 'never run'"
+        waiting = raw_request(server, limited, sql, "eve")
+        wait_for(lambda: slots.waiting("eve") == 1, "eve's third query waits")
+        waiting.close()
+        wait_for(lambda: slots.waiting("eve") == 0, "the waiting query gives up")
+        wait_for(lambda: audit_rows(limited, sql), "the query is audited")
+        assert audit_rows(limited, sql)[-1] == ("cancelled", "query cancelled while it waited for a free slot")
+        assert slots.running("eve") == 2  # the running ones are not disturbed
+    finally:
+        for sock in heavy:
+            sock.close()
+    wait_for(lambda: slots.running("eve") == 0, "the heavy queries stop with their clients")
+
+
 def test_pgwire_principal_limit_is_53300(pg, limited):
     server, slots = pg["limited"], admission.of(limited)
     conns = [pg_connect(server, limited, "bob") for _ in range(4)]

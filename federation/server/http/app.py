@@ -4,7 +4,7 @@ One app per platform, with a blueprint per area (query, dictionary API, HTML dic
 observability, OpenAPI) and one JSON error handler. Configuration (``config`` overrides):
 
     QUANTA_MAX_ROWS         rows in a JSON answer before it is truncated (10,000)
-    QUANTA_QUERY_TIMEOUT    seconds a query may run (None: the mesh's ``query_timeout_seconds``)
+    QUANTA_QUERY_TIMEOUT    seconds a query may run, below the mesh's ``query_timeout_seconds`` (None: the mesh's)
     MAX_CONTENT_LENGTH      the largest request body, in bytes (1 MiB; larger is a 413)
     QUANTA_EVENT_SUBSCRIBERS  event streams open at once (4; each holds a server thread)
     QUANTA_MAX_UPLOAD       the largest onboarding upload, in bytes (1 GiB)

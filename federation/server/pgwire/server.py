@@ -838,9 +838,9 @@ class Connection:
             with self._run_lock:
                 self.running_cancel = cancel  # a CancelRequest reaches the engine even before rows flow
             try:
+                timeout = effective_timeout(self.server.timeout, session)  # the platform lowers it to the mesh's
                 result = self.platform.query(st.text, self.principal, values or None, dialect="postgres",
-                                             interface="pgwire", timeout=effective_timeout(self.server.timeout, session),
-                                             cancel=cancel)
+                                             interface="pgwire", timeout=timeout, cancel=cancel)
             finally:
                 with self._run_lock:
                     self.running_cancel = None
