@@ -49,6 +49,7 @@ from .system import governance_tables
 from .system import tables as system_tables
 
 SYSTEM_PRINCIPAL = Principal("quanta-system", roles=("system",))
+SHARED_INTERFACES = ("http", "pgwire")  # a server's clients: per-principal concurrency limits apply
 DEFAULT_TIMEOUT = 300.0
 
 
@@ -393,7 +394,9 @@ class Platform:
 
         The server's limits hold here for every interface (``federation.admission``): ``timeout`` may lower
         the mesh's ``query_timeout_seconds``, never raise it, and counts from now (waiting for a slot and
-        compiling included); the principal's running queries are capped (``TooManyQueries`` beyond)."""
+        compiling included). On a shared server (``SHARED_INTERFACES``: HTTP, PostgreSQL wire) the principal's
+        running queries are capped (``TooManyQueries`` beyond); an in-process caller (Python, CLI) owns its
+        process and its open results, and is not queued behind itself."""
         state = self._state
         started = time.perf_counter()
         entry = audit.Entry(principal.name, sql if isinstance(sql, str) else repr(sql), interface, purpose)
@@ -421,8 +424,9 @@ class Platform:
                 raise errors.ProgrammingError("parameters are a list, a tuple or a dict")
             timeout = admission.effective_timeout(timeout, state.mesh.settings.get("query_timeout_seconds"))
             deadline = time.monotonic() + timeout
-            slot.append(admission.of(self).enter(principal.name, admission.Limits.of(state.mesh.settings),
-                                                 deadline, cancel))
+            if interface in SHARED_INTERFACES:
+                slot.append(admission.of(self).enter(principal.name, admission.Limits.of(state.mesh.settings),
+                                                     deadline, cancel))
             self.require_purpose(principal, purpose)  # audited as denied below
             try:
                 plan = state.pipeline.compile(sql, principal, dialect, purpose)
