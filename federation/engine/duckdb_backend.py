@@ -347,6 +347,12 @@ class DuckDBBackend:
         finally:
             cur.close()
 
+    def buffer_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A private cursor for the rows of a SCROLL cursor (the PostgreSQL wire): they were read through the
+        pipeline and are kept in a temporary table of this cursor's own (spilled under the memory limit,
+        dropped with it). Whoever holds it stores and reads back governed rows only; it closes it."""
+        return self.db.cursor()
+
     def register_masks(self, salt: str) -> None:
         """The keyed hash masks (``masks.py``): the salt stays in Python, out of reach of any SQL."""
         from . import masks

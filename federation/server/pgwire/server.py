@@ -932,7 +932,7 @@ class Connection:
                 source.configure([0] * len(source.schema), session.timezone)
                 self.cursors[name] = StreamCursor(name, source, hold, st.binary, committed)
                 return None
-            connection = self.platform.state.backend.db.cursor()  # the cursor's own: see ScrollCursor
+            connection = self.platform.state.backend.buffer_cursor()  # the cursor's own: see ScrollCursor
             try:
                 self.cursors[name] = ScrollCursor(name, source, connection, hold, st.binary, committed)
             except BaseException:
