@@ -315,7 +315,7 @@ def generate(mesh_dir: str | Path, scale: float = 1.0, seed: int = 42,
 
     started = time.perf_counter()
     try:
-        con = duckdb.connect(":memory:")
+        con = duckdb.connect(":memory:")  # writes the demo's files; reads no mesh data (not the gateway's)
         try:
             con.execute(f"set temp_directory = {_lit(str(staging / '.duckdb_tmp'))}")
             con.execute("set memory_limit = '2GB'")  # spill to the staging folder beyond that
@@ -962,6 +962,7 @@ def setup_postgres(mesh_dir: str | Path, dsn: str, schema: str = "b2b_ops",
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist: generate the demo data first (quanta generate)")
     ext = Path(__import__("duckdb_extension_postgres_scanner").__file__).parent
+    # loads the demo's own files into its PostgreSQL server (set-up, not a read of the mesh)
     con = duckdb.connect(config={"autoload_known_extensions": "false", "autoinstall_known_extensions": "false"})
     try:
         con.execute(f"LOAD '{ext / 'extensions' / f'v{duckdb.__version__}' / 'postgres_scanner.duckdb_extension'}'")

@@ -283,6 +283,8 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
         return _reject(platform, store, ds, contract, report, principal, "the contract does not allow it", dry_run)
     with dataset_lock(mesh, ds) as folder:
         recover(folder, store, ds)
+        # the staging database of an incoming batch (not yet mesh data); governed rules on it are compiled by
+        # the platform's pipeline as the onboarding principal (_batch_target)
         con = duckdb.connect(":memory:", config={"threads": str(int(mesh.settings.get("threads", 2)))})
         tmp = folder / f".tmp-{uuid.uuid4().hex[:12]}"  # the version being made; recover() removes leftovers
         try:

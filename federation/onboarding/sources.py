@@ -41,6 +41,7 @@ def from_postgres(platform, server: str, query: str) -> pa.Table:
     import duckdb_extension_postgres_scanner as ext
 
     path = Path(ext.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "postgres_scanner.duckdb_extension"
+    # an incoming batch from the producer's own database, before it is a version of the mesh: not a mesh read
     con = duckdb.connect(config={"autoload_known_extensions": "false", "autoinstall_known_extensions": "false"})
     try:
         con.execute(f"LOAD {literal(str(path))}")
