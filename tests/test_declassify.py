@@ -245,3 +245,30 @@ def test_only_count_may_be_anonymising_by_setting(tmp_path):
     root = shop_mesh(tmp_path, governance={"settings": {"anonymising_transformations": ["aggregate"]}})
     with pytest.raises(errors.CatalogError, match="'aggregate' is not one of \\['count'\\]"):
         Platform(root)
+
+
+# -- shapes column lineage cannot follow: fail closed (found by the second red-team pass) ------------------------
+
+UNTRACEABLE = [
+    "first(a).vat_number",  # a table alias used as a row value, then a field of it
+    "struct_extract(first(a), 'vat_number')",
+    "first(a)::varchar",  # the whole row as text
+    "max(accounts)::varchar",  # the table's own name as a row value (no alias below)
+    "max(columns('vat_number'))",  # COLUMNS: selected by pattern
+    "max(columns(c -> c = 'vat_number'))",
+]
+
+
+@pytest.mark.parametrize("vat", UNTRACEABLE)
+def test_a_mart_column_lineage_cannot_trace_is_null_for_a_reader(tmp_path, vat):
+    sql = (f"select region, string_agg(contact_name, '; ') as contacts, min(contact_phone) as phone, {vat} as vat, "
+           "count(*) as accounts, count(distinct vat_number) as vats, avg(credit_limit) as avg_credit "
+           f"from b2b.accounts{'' if 'accounts)' in vat else ' a'} group by region")
+    p = Platform(b2b_mesh(tmp_path, sql=sql))
+    raw = raw_values(p)
+    refresh(p, "b2bmart.by_region", p.principal("olivia"))
+    olivia = federation.Connection(p, p.principal("olivia")).sql(MART_SQL).fetchall()
+    assert any("BE04" in str(r[3]) for r in olivia)  # the mart holds raw values: the check below can fail
+    rows = federation.Connection(p, p.principal("ana")).sql(MART_SQL).fetchall()
+    assert len(rows) == 2 and all(r[3] is None for r in rows)
+    assert not any(v in repr(rows) for v in raw)

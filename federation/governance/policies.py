@@ -37,6 +37,7 @@ here touches SQL text except through sqlglot nodes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -412,8 +413,9 @@ class Governance:
         edges = self._marts[mart.qualified_name.lower()]
         lowered = declassify.declassified_columns(mart, edges)
         sources: dict[tuple[str, str], Decision] = {}
-        for e in edges:
-            key = (e.source_quantum.lower(), e.source_dataset.lower())
+        keys = [(e.source_quantum.lower(), e.source_dataset.lower()) for e in edges]
+        keys += [(q.lower(), d.lower()) for q, d in mart.reads]  # every source, traced by lineage or not
+        for key in keys:
             if key not in sources:
                 src = self._dataset(*key)
                 if src is None:
@@ -424,7 +426,20 @@ class Governance:
                     decision = Decision(src, decision.grant, list(decision.columns), list(decision.filters))
                     self._through_sources(p, src, decision.columns, decision.filters, alias)
                 sources[key] = decision
+        # Fail closed where lineage cannot see: a mart whose SQL reads whole rows (a table alias as a value:
+        # first(a).x, max(a)::varchar) or COLUMNS(...), or a column lineage found no source for although
+        # it reads columns, shows the reader NULL unless they see every source in clear, unfiltered.
+        untraceable = _reads_whole_rows(mart.sql or "")
+        traced = {e.target_column.lower() for e in edges}
+        clear = all(d.access == "visible" for dec in sources.values() for d in dec.columns) and not any(
+            dec.filters for dec in sources.values())
         for i, cd in enumerate(columns):
+            if not clear and cd.access != "denied" and (untraceable or (
+                    cd.column.name.lower() not in traced and not _reads_no_column(mart.sql or "", cd.column.name))):
+                blind = next((d.policy for dec in sources.values() for d in dec.columns if d.policy), None)
+                columns[i] = ColumnDecision(cd.column, "masked", blind or cd.policy, exp.cast(
+                    exp.Null(), exp.DataType.build(cd.column.data_type, dialect="duckdb")))
+                continue
             for e in (x for x in edges if x.target_column.lower() == cd.column.name.lower()):
                 decision = sources.get((e.source_quantum.lower(), e.source_dataset.lower()))
                 source = next((d for d in decision.columns if d.column.name.lower() == e.source_column.lower()),
@@ -452,8 +467,9 @@ class Governance:
             columns[i] = cd
         own = {id(pol) for pol, _ in filters}
         for (sq, sd), decision in sources.items():
-            copied = {e.source_column.lower(): e.target_column for e in edges if e.transformation == "identity"
-                      and (e.source_quantum.lower(), e.source_dataset.lower()) == (sq, sd)}
+            copied = {} if untraceable else {
+                e.source_column.lower(): e.target_column for e in edges if e.transformation == "identity"
+                and (e.source_quantum.lower(), e.source_dataset.lower()) == (sq, sd)}
             for pol, expr in decision.filters:
                 if id(pol) in own:
                     continue
@@ -466,6 +482,49 @@ class Governance:
                     filters.append((pol, tree))
                 else:
                     filters.append((pol, exp.false()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(sql: str) -> exp.Expression | None:
+    try:
+        return sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return None
+
+
+def _reads_whole_rows(sql: str) -> bool:
+    """Whether a derived dataset's SQL reads rows as values (a table name or alias used as a column:
+    ``first(a).vat``, ``max(a)::varchar``), selects by pattern (``COLUMNS(...)``) or a star inside a
+    function other than ``count(*)``: shapes column lineage cannot follow. Unparseable SQL counts too."""
+    tree = _parsed(sql)
+    if tree is None:
+        return True
+    tables = {t.alias_or_name.lower() for t in tree.find_all(exp.Table)} | {
+        t.name.lower() for t in tree.find_all(exp.Table)}
+    for node in tree.walk():
+        if isinstance(node, exp.Columns) or (isinstance(node, exp.Anonymous) and node.name.lower() == "columns"):
+            return True
+        if isinstance(node, exp.Column) and not node.table and node.name.lower() in tables:
+            return True
+        if isinstance(node, exp.Column) and node.table and node.table.lower() not in tables and node.db:
+            return True  # a.b.c: a struct field of a whole-row reference
+        if isinstance(node, exp.Star) and isinstance(node.parent, exp.Func) and not isinstance(node.parent, exp.Count):
+            return True
+        if isinstance(node, exp.Dot) and isinstance(node.this, exp.Column) and node.this.name.lower() in tables:
+            return True
+    return False
+
+
+def _reads_no_column(sql: str, name: str) -> bool:
+    """Whether the outermost projection ``name`` of ``sql`` reads no column at all (a constant, count(*))."""
+    tree = _parsed(sql)
+    if not isinstance(tree, exp.Select):
+        return False
+    for item in tree.expressions:
+        if item.alias_or_name.lower() == name.lower():
+            return not any(True for _ in item.find_all(exp.Column)) and all(
+                isinstance(st.parent, exp.Count) for st in item.find_all(exp.Star))
+    return False
 
 
 def _mask_or_none(policy: Policy, column: Column, alias: str | None) -> exp.Expression | None:
