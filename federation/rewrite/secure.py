@@ -352,15 +352,19 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
                             exp.func("list_contains", exp.column("approvers"), me.copy()))
     elif tag[1] == "system" and tag[2] == "query_log" and not allowed(gov, ctx.principal, "audit"):
         condition = exp.EQ(this=exp.column("principal"), expression=exp.Literal.string(ctx.principal.name))
-    elif tag[1] == "system":  # observability rows: those of the datasets the principal may read
-        from ..system.observability import observability_filter
+    blanked = None
+    if tag[1] == "system" and condition is None:  # observability: rows of readable datasets, figures of whole ones
+        from ..system.observability import observability_figures, observability_filter
 
         condition = observability_filter(gov, ctx.namespace.mesh, ctx.principal, tag[2])
-    if condition is None or relation is None:
+        blanked = observability_figures(gov, ctx.namespace.mesh, ctx.principal, tag[2])
+    if (condition is None and blanked is None) or relation is None:
         return
     alias = node.args.get("alias")
     inner = exp.Table(this=node.this.copy(), db=node.args["db"].copy(), catalog=node.args["catalog"].copy())
-    select = exp.select("*").from_(inner).where(condition)
+    select = exp.select(exp.Star(replace=blanked) if blanked else exp.Star()).from_(inner)
+    if condition is not None:
+        select = select.where(condition)
     sub = exp.Subquery(this=select, alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(tag[2])))
     ctx.mark(sub, tag)
     ctx.placements.place_secure(relation, canonical_select(select.sql("duckdb")))

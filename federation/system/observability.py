@@ -6,7 +6,8 @@
   about a dataset is shown to the principals who may read that dataset (a grant: the same decision as
   for their queries, ``authorize.allowed(..., "read", dataset)``). Counts, measured values and failure
   messages are computed on every row of the dataset: someone who may not read it learns nothing of it
-  here.
+  here, and a reader whose row filter hides part of it sees its rows with those figures NULL
+  (``observability_figures``).
 - ``events``: an event about an access request (``access_requested``, ``access_granted``,
   ``access_denied``, any ``access...`` kind) is shown as ``system.access_requests`` shows the request:
   to the requester, the dataset's approvers and the quantum's owners, auditors and data engineers. Any
@@ -23,6 +24,7 @@ from __future__ import annotations
 import sqlglot.expressions as exp
 
 from ..catalog.model import Dataset, Mesh
+from ..engine import parser
 from ..governance.authorize import allowed
 from ..governance.policies import Governance
 from ..governance.principals import Principal
@@ -40,6 +42,28 @@ def may_read(gov: Governance, principal: Principal, ds: Dataset) -> bool:
 def readable(gov: Governance, mesh: Mesh, principal: Principal) -> set[str]:
     """``quantum.dataset`` (lower case) of every dataset the principal may read."""
     return {ds.qualified_name.lower() for ds in mesh.datasets() if may_read(gov, principal, ds)}
+
+
+# the columns that carry figures measured on every row of a dataset (counts, measured values, messages)
+FIGURES = {"quality_results": ("measured", "failing_rows", "message"), "slo_status": ("measured", "message"),
+           "slo_history": ("measured", "message"), "versions": ("rows", "bytes", "quality_summary", "quarantined",
+                                                                  "message")}
+
+
+def observability_figures(gov: Governance | None, mesh: Mesh, principal: Principal,
+                          table: str) -> list[exp.Expression] | None:
+    """``* REPLACE`` items blanking the figures of ``system.<table>`` about datasets a row filter applies
+    to for ``principal``: figures are measured on every row, so a reader who sees part of a dataset would
+    learn about the rows hidden from them (100,000 orders counted, 49,976 shown: 50,024 EU orders). The
+    rows themselves (rule, status, time) stay. None when nothing is blanked."""
+    if gov is None or table not in FIGURES:
+        return None
+    partial = {ds.qualified_name.lower() for ds in mesh.datasets()
+               if may_read(gov, principal, ds) and any(_hides_rows(f) for _, f in gov.decide(principal, ds).filters)}
+    if not partial:
+        return None
+    return [exp.alias_(exp.If(this=_in(partial), true=exp.Null(), false=exp.column(c, quoted=True)), c, quoted=True)
+            for c in FIGURES[table]]
 
 
 def approvable(gov: Governance, mesh: Mesh, principal: Principal) -> set[str]:
@@ -83,6 +107,17 @@ def observability_filter(gov: Governance | None, mesh: Mesh, principal: Principa
     other_rows = exp.true() if reads_all else exp.or_(exp.column("dataset").is_(exp.null()), _in(mine))
     return exp.or_(exp.and_(access.copy(), exp.paren(access_rows)),
                    exp.and_(exp.not_(access), exp.paren(other_rows)))
+
+
+def _hides_rows(condition: exp.Expression) -> bool:
+    """A row filter hides rows from this principal unless one of its OR branches reads no column and is
+    TRUE with their attributes bound (``region <> 'EU' OR list_contains(['EU', 'US'], 'EU')``)."""
+    branches = list(condition.flatten()) if isinstance(condition, exp.Or) else [condition]
+    while len(branches) == 1 and isinstance(branches[0], exp.Paren):
+        inner = branches[0].this
+        branches = list(inner.flatten()) if isinstance(inner, exp.Or) else [inner]
+    return not any(next(b.find_all(exp.Column), None) is None and parser.constant_true(b.sql("duckdb"))
+                   for b in branches)
 
 
 def _in(datasets: set[str]) -> exp.Expression:
