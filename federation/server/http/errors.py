@@ -41,12 +41,17 @@ HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404:
               415: "unsupported_media_type", 429: "too_many_requests"}
 
 
+# an HTTP-level error's SQLSTATE when the raiser names none (a bad body is bad input, not an internal error)
+SQLSTATE_BY_STATUS = {400: "22023", 401: "28000", 403: "42501", 404: "42704", 413: "54000", 429: "53300"}
+
+
 class ApiError(Exception):
     """An error of the HTTP layer itself (a bad request body, an unknown quantum...)."""
 
-    def __init__(self, status: int, code: str, message: str, sqlstate: str = "XX000"):
+    def __init__(self, status: int, code: str, message: str, sqlstate: str | None = None):
         super().__init__(message)
-        self.status, self.code, self.message, self.sqlstate = status, code, message, sqlstate
+        self.status, self.code, self.message = status, code, message
+        self.sqlstate = sqlstate or SQLSTATE_BY_STATUS.get(status, "XX000" if status >= 500 else "08P01")
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "sqlstate": self.sqlstate}
