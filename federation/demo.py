@@ -53,6 +53,8 @@ from typing import Callable
 
 import duckdb
 
+from .engine import private
+
 __all__ = ["generate", "BASE_ROWS", "OWNED_ENTRIES"]
 
 # rows at scale 1
@@ -315,7 +317,7 @@ def generate(mesh_dir: str | Path, scale: float = 1.0, seed: int = 42,
 
     started = time.perf_counter()
     try:
-        con = duckdb.connect(":memory:")  # writes the demo's files; reads no mesh data (not the gateway's)
+        con = private.scratch()  # writes the demo's files; reads no mesh data
         try:
             con.execute(f"set temp_directory = {_lit(str(staging / '.duckdb_tmp'))}")
             con.execute("set memory_limit = '2GB'")  # spill to the staging folder beyond that
@@ -962,8 +964,7 @@ def setup_postgres(mesh_dir: str | Path, dsn: str, schema: str = "b2b_ops",
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist: generate the demo data first (quanta generate)")
     ext = Path(__import__("duckdb_extension_postgres_scanner").__file__).parent
-    # loads the demo's own files into its PostgreSQL server (set-up, not a read of the mesh)
-    con = duckdb.connect(config={"autoload_known_extensions": "false", "autoinstall_known_extensions": "false"})
+    con = private.scratch()  # loads the demo's own files into its PostgreSQL server (set-up, not a mesh read)
     try:
         con.execute(f"LOAD '{ext / 'extensions' / f'v{duckdb.__version__}' / 'postgres_scanner.duckdb_extension'}'")
         con.execute(f"ATTACH {_lit(dsn)} AS pg (TYPE postgres)")

@@ -51,6 +51,7 @@ import pyarrow as pa
 
 from .. import errors
 from ..catalog.model import Dataset, Mesh
+from ..engine import private
 from ..engine.duckdb_backend import literal, quote
 from ..progress import watching
 from . import serving
@@ -285,7 +286,7 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
         recover(folder, store, ds)
         # the staging database of an incoming batch (not yet mesh data); governed rules on it are compiled by
         # the platform's pipeline as the onboarding principal (_batch_target)
-        con = duckdb.connect(":memory:", config={"threads": str(int(mesh.settings.get("threads", 2)))})
+        con = private.staging(mesh.settings.get("threads", 2))
         tmp = folder / f".tmp-{uuid.uuid4().hex[:12]}"  # the version being made; recover() removes leftovers
         try:
             _step("read", progress, f"reading {name} ...")

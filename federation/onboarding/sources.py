@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from .. import errors
+from ..engine import private
 from ..engine import secrets as server_secrets
 from ..engine.duckdb_backend import literal, redact
 
@@ -41,8 +42,7 @@ def from_postgres(platform, server: str, query: str) -> pa.Table:
     import duckdb_extension_postgres_scanner as ext
 
     path = Path(ext.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "postgres_scanner.duckdb_extension"
-    # an incoming batch from the producer's own database, before it is a version of the mesh: not a mesh read
-    con = duckdb.connect(config={"autoload_known_extensions": "false", "autoinstall_known_extensions": "false"})
+    con = private.scratch()  # an incoming batch from the producer's own database: not a mesh read
     try:
         con.execute(f"LOAD {literal(str(path))}")
         try:
