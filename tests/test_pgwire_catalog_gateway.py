@@ -9,15 +9,13 @@ import re
 import threading
 
 import pytest
-from meshkit import shop_mesh
-from test_pgwire import GOVERNANCE, assert_cancelled, dsn
+from test_pgwire import assert_cancelled, dsn, platform, server, tokens  # noqa: F401 - the same fixtures
 
 import federation
 from federation import errors
 from federation.engine.scratch import ScratchDatabase
-from federation.platform import Platform
 from federation.result import Result
-from federation.server.pgwire import PgServer, register_token
+from federation.server.pgwire import PgServer
 from federation.server.pgwire import catalog as catalog_module
 from federation.server.pgwire.catalog_verify import prove_with_duckdb, verify
 from federation.rewrite.verify import UnverifiedQuery
@@ -26,28 +24,6 @@ psycopg = pytest.importorskip("psycopg")
 
 # ~5 namespaces x 1e9 rows of hashing: tens of seconds on one thread, so only a time-out or a cancel ends it
 HEAVY = "select sum(hash(r)) from pg_catalog.pg_namespace, generate_series(1, 1000000000) r"
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    return Platform(shop_mesh(tmp_path_factory.mktemp("pgcatalog"), governance=GOVERNANCE))
-
-
-@pytest.fixture(scope="module")
-def tokens(platform):
-    out = {}
-    for user in ("ana", "pia", "nobody"):
-        token, _ = platform.tokens.create(user, 1)
-        register_token(platform, token)
-        out[user] = token
-    return out
-
-
-@pytest.fixture(scope="module")
-def server(platform, tokens):
-    srv = PgServer(platform, host="127.0.0.1", port=0).start()
-    yield srv
-    srv.stop()
 
 
 def connect(server, tokens, user="ana"):

@@ -119,7 +119,7 @@ def verify(sql: str, placements: Placements) -> None:
         raise _refuse(f"the engine does not parse the rewritten query as one SELECT ({e})") from None
     except Exception as e:  # noqa: BLE001 - a parser failure of any kind refuses
         raise _refuse(f"the engine's parser failed ({type(e).__name__})") from None
-    _Walk(placements).visit(tree, frozenset())
+    Walk(placements).visit(tree, frozenset())
 
 
 def _refuse(reason: str) -> UnverifiedQuery:
@@ -127,7 +127,9 @@ def _refuse(reason: str) -> UnverifiedQuery:
                            "it was refused and audited")
 
 
-class _Walk:
+class Walk:
+    """The proof over DuckDB's parse tree (the pgwire catalog's verifier extends it with its own relations)."""
+
     def __init__(self, placements: Placements):
         self.bare = Counter(placements.bare)
         self.secure = placements.secure

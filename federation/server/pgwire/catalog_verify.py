@@ -32,7 +32,7 @@ from ...engine.parser import parse_tree
 from ...errors import StatementRefused
 from ...rewrite import functions
 from ...rewrite.safety import FORBIDDEN
-from ...rewrite.verify import Placements, UnverifiedQuery, _Walk
+from ...rewrite.verify import Placements, UnverifiedQuery, Walk
 
 MACRO_SCHEMA = "pgc"
 TABLE_FUNCTIONS = frozenset({"unnest", "generate_series", "generate_subscripts"})
@@ -136,7 +136,7 @@ def _unverified(reason: str) -> UnverifiedQuery:
                            "it was refused and audited")
 
 
-class _CatalogWalk(_Walk):
+class _CatalogWalk(Walk):
     """The pipeline's verifier walk, where the placed relations are the catalog's tables (schema-qualified,
     any number of times), the table functions PostgreSQL's set-returning ones, and ``pgc.<macro>()`` calls
     the catalog's functions. Everything else (CTE scoping, expression kinds, allow-list) is the walk's."""
