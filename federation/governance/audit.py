@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from .. import errors, statedb
+
 SCHEMA = pa.schema([
     ("query_id", pa.int64()), ("principal", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
     ("interface", pa.string()), ("purpose", pa.string()), ("sql", pa.string()), ("rewritten_sql", pa.string()),
@@ -44,33 +46,61 @@ class Entry:
     query_id: int = 0
 
 
+TABLE = ("CREATE TABLE IF NOT EXISTS query_log (query_id INTEGER PRIMARY KEY, principal TEXT, started_at TEXT, "
+         "interface TEXT, purpose TEXT, sql TEXT, rewritten_sql TEXT, datasets TEXT, columns TEXT, policies TEXT, "
+         "status TEXT, error TEXT, rows INTEGER, duration_ms REAL)")
+
+
 class AuditLog:
-    def __init__(self, path: Path | None):
+    """The audit log of one mesh, shared by the processes of its state folder (``statedb``: busy timeout,
+    WAL; the database numbers the entries).
+
+    **When the log cannot be written** (a read-only or full state folder): the process warns once, keeps
+    the entries in memory (``system.query_log`` still shows them in this process) and goes on serving,
+    unless ``required`` (the mesh requires an audit trail): then ``check()`` raises ``errors.Unavailable``,
+    and the platform calls it before running a query, so data access fails closed."""
+
+    def __init__(self, path: Path | None, required: bool = False):
+        self.path = path
+        self.required = required
         self._lock = threading.Lock()
         self._pending: list[Entry] = []
         self._next_id = 1
         self._db: sqlite3.Connection | None = None
+        self.problem: str | None = None  # why entries are not written to disk, when they are not
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS query_log (query_id INTEGER PRIMARY KEY, principal TEXT, started_at TEXT, "
-                "interface TEXT, purpose TEXT, sql TEXT, rewritten_sql TEXT, datasets TEXT, columns TEXT, "
-                "policies TEXT, status TEXT, error TEXT, rows INTEGER, duration_ms REAL)")
+            self._db, self.problem = statedb.connect(Path(path), TABLE)
+
+    @property
+    def writable(self) -> bool:
+        return self.path is None or self.problem is None
+
+    def check(self) -> None:
+        """Raise ``errors.Unavailable`` when the mesh requires an audit trail and this log cannot write one."""
+        if self.required and not self.writable:
+            raise errors.Unavailable(f"queries are refused: the mesh requires an audit trail (setting "
+                                     f"audit_required) and the audit log {self.path} cannot be written "
+                                     f"({self.problem})")
 
     def record(self, entry: Entry) -> Entry:
-        """Append one entry; the store assigns its id (several processes may share one state folder)."""
+        """Append one entry; the store assigns its id (several processes may share one state folder). A log
+        that cannot be written keeps the entry in memory (warned once; see the class)."""
         with self._lock:
-            if self._db is not None:
-                cur = self._db.execute(
-                    "INSERT INTO query_log VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (entry.principal, entry.started_at.isoformat(), entry.interface, entry.purpose,
-                     entry.sql, entry.rewritten_sql, json.dumps(entry.datasets), json.dumps(entry.columns),
-                     json.dumps(entry.policies), entry.status, entry.error, entry.rows, entry.duration_ms))
-                entry.query_id = int(cur.lastrowid)
-            else:
+            if self._db is not None and self.problem is None:
+                try:
+                    cur = self._db.execute(
+                        "INSERT INTO query_log VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (entry.principal, entry.started_at.isoformat(), entry.interface, entry.purpose,
+                         entry.sql, entry.rewritten_sql, json.dumps(entry.datasets), json.dumps(entry.columns),
+                         json.dumps(entry.policies), entry.status, entry.error, entry.rows, entry.duration_ms))
+                    entry.query_id = self._next_id = int(cur.lastrowid)
+                    self._next_id += 1
+                except sqlite3.Error as e:  # the disk filled up, the folder became read-only: warn, keep serving
+                    if not statedb.unwritable(e):
+                        raise statedb.write_error(Path(self.path), e, "write the audit log") from None
+                    self.problem = str(e)
+                    statedb.warn_once(Path(self.path).parent, self.problem)
+            if self._db is None or self.problem is not None:
                 entry.query_id = self._next_id
                 self._next_id += 1
             self._pending.append(entry)

@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import errors, statedb
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS access_requests (
     request_id INTEGER PRIMARY KEY, principal TEXT NOT NULL, quantum TEXT NOT NULL, dataset TEXT NOT NULL,
@@ -45,13 +47,23 @@ class AccessRequest:
         return dict(self.__dict__)
 
 
+class AlreadyDecided(errors.ProgrammingError):
+    """A decision on a request someone else decided first (two approvers at once: the first one wins)."""
+
+    code = "already_decided"
+    sqlstate = "55000"  # object_not_in_prerequisite_state: the request is no longer pending
+
+
 class AccessRequests:
+    """The access requests of one mesh (``access.db``), shared by processes (``statedb``: busy timeout, WAL).
+    A decision reads and updates the request in one ``BEGIN IMMEDIATE`` transaction, so of two approvers
+    deciding at once (two servers, a CLI) exactly one wins and the other gets ``AlreadyDecided``. In a
+    state folder that cannot be written, requests list; asking or deciding raises ``statedb.ReadOnlyState``."""
+
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(SCHEMA)
-        self._lock = threading.Lock()
+        self.path = Path(path)
+        self._db, self.read_only = statedb.connect(self.path, SCHEMA)
+        self._lock = threading.RLock()
 
     def _row(self, row) -> AccessRequest:
         return AccessRequest(*row)
@@ -59,34 +71,56 @@ class AccessRequests:
     def create(self, principal: str, quantum: str, dataset: str, purpose: str | None, days: int) -> AccessRequest:
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO access_requests (principal, quantum, dataset, purpose, days, status, requested_at) "
-                "VALUES (?, ?, ?, ?, ?, 'pending', ?)", (principal, quantum, dataset, purpose, days, now))
+            try:
+                cur = self._db.execute(
+                    "INSERT INTO access_requests (principal, quantum, dataset, purpose, days, status, requested_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'pending', ?)", (principal, quantum, dataset, purpose, days, now))
+            except sqlite3.Error as e:
+                raise statedb.write_error(self.path, e, f"record the access request of {principal}") from None
             return self.get(int(cur.lastrowid))
 
     def get(self, request_id: int) -> AccessRequest | None:
-        row = self._db.execute("SELECT * FROM access_requests WHERE request_id = ?", (request_id,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT * FROM access_requests WHERE request_id = ?", (request_id,)).fetchone()
         return self._row(row) if row else None
 
     def all(self) -> list[AccessRequest]:
-        return [self._row(r) for r in self._db.execute("SELECT * FROM access_requests ORDER BY request_id")]
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM access_requests ORDER BY request_id").fetchall()
+        return [self._row(r) for r in rows]
 
     def decide(self, request_id: int, approver: str, approve: bool, days: int | None, reason: str | None) -> AccessRequest:
-        """Approve or deny a pending request (atomically: a request is decided once)."""
+        """Approve or deny a pending request, once: ``LookupError`` when there is no such request,
+        ``AlreadyDecided`` (naming who decided, and when) when another approver or process decided it first."""
         now = dt.datetime.now(dt.timezone.utc)
+        what = f"decide access request {request_id}"
         with self._lock:
-            req = self.get(request_id)
-            if req is None or req.status != "pending":
-                raise LookupError("no such pending request")
-            expires = (now.date() + dt.timedelta(days=days or req.days)).isoformat() if approve else None
-            cur = self._db.execute(
-                "UPDATE access_requests SET status = ?, decided_by = ?, decided_at = ?, reason = ?, expires = ?, "
-                "days = ? WHERE request_id = ? AND status = 'pending'",
-                ("approved" if approve else "denied", approver, now.isoformat(timespec="seconds"), reason, expires,
-                 days or req.days, request_id))
-            if cur.rowcount != 1:
-                raise LookupError("no such pending request")
-            return self.get(request_id)
+            try:
+                self._db.execute("BEGIN IMMEDIATE")  # the write lock first: no one decides between read and update
+            except sqlite3.Error as e:
+                raise statedb.write_error(self.path, e, what) from None
+            try:
+                row = self._db.execute("SELECT * FROM access_requests WHERE request_id = ?", (request_id,)).fetchone()
+                if row is None:
+                    raise LookupError("no such pending request")
+                req = self._row(row)
+                if req.status != "pending":
+                    raise AlreadyDecided(f"access request {request_id} was already {req.status} by {req.decided_by} "
+                                         f"at {req.decided_at}")
+                expires = (now.date() + dt.timedelta(days=days or req.days)).isoformat() if approve else None
+                self._db.execute(
+                    "UPDATE access_requests SET status = ?, decided_by = ?, decided_at = ?, reason = ?, expires = ?, "
+                    "days = ? WHERE request_id = ? AND status = 'pending'",
+                    ("approved" if approve else "denied", approver, now.isoformat(timespec="seconds"), reason,
+                     expires, days or req.days, request_id))
+                self._db.execute("COMMIT")
+            except BaseException as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise statedb.write_error(self.path, e, what) from None
+                raise
+        return self.get(request_id)
 
     def close(self) -> None:
         self._db.close()

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from .. import statedb
+
 PREFIX = "qt_"
 
 
@@ -40,15 +42,26 @@ def _hash(salt: str, secret: str) -> str:
     return hashlib.sha256((salt + secret).encode()).hexdigest()
 
 
+SCHEMA = ("CREATE TABLE IF NOT EXISTS tokens (token_id TEXT PRIMARY KEY, principal TEXT NOT NULL, "
+          "salt TEXT NOT NULL, hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT)")
+
+
 class TokenStore:
+    """The tokens of one mesh (``tokens.db``), shared by processes (``statedb``: busy timeout, WAL; each write
+    is one statement). In a state folder that cannot be written, tokens verify and list; creating or revoking
+    one raises ``statedb.ReadOnlyState``."""
+
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.path = Path(path)
+        self._db, self.read_only = statedb.connect(self.path, SCHEMA)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS tokens (token_id TEXT PRIMARY KEY, principal TEXT NOT NULL, "
-                         "salt TEXT NOT NULL, hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, "
-                         "revoked_at TEXT)")
+
+    def _write(self, sql: str, args: tuple, what: str) -> sqlite3.Cursor:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args)
+            except sqlite3.Error as e:
+                raise statedb.write_error(self.path, e, what) from None
 
     def create(self, principal: str, expires_days: float | None = None) -> tuple[str, TokenInfo]:
         """A new token for ``principal``: returns the token (shown once) and what is stored about it."""
@@ -57,10 +70,9 @@ class TokenStore:
         salt = secrets.token_hex(16)
         now = datetime.now(timezone.utc)
         expires = now + timedelta(days=expires_days) if expires_days else None
-        with self._lock:
-            self._db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                             (token_id, principal, salt, _hash(salt, secret), now.isoformat(),
-                              expires.isoformat() if expires else None))
+        self._write("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                    (token_id, principal, salt, _hash(salt, secret), now.isoformat(),
+                     expires.isoformat() if expires else None), f"create a token for {principal}")
         return f"{PREFIX}{token_id}_{secret}", TokenInfo(token_id, principal, now, expires, None)
 
     def verify(self, token: str) -> str | None:
@@ -91,9 +103,8 @@ class TokenStore:
 
     def revoke(self, token_id: str) -> bool:
         token_id = token_id[len(PREFIX):].split("_")[0] if token_id.startswith(PREFIX) else token_id
-        with self._lock:
-            cur = self._db.execute("UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
-                                   (datetime.now(timezone.utc).isoformat(), token_id))
+        cur = self._write("UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
+                          (datetime.now(timezone.utc).isoformat(), token_id), f"revoke token {token_id}")
         return cur.rowcount == 1
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import errors, statedb
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
     quantum TEXT NOT NULL, dataset TEXT NOT NULL, version INTEGER NOT NULL,
@@ -79,16 +81,14 @@ class Version:
 
 
 class Store:
-    """The control store of one mesh. Thread-safe (one connection, a lock)."""
+    """The control store of one mesh. Thread-safe (one connection, a lock) and shared by processes (every
+    write is one ``BEGIN IMMEDIATE`` transaction; ``statedb`` sets the busy timeout and WAL). On a state
+    folder that cannot be written it reads what is there and refuses writes (``statedb.ReadOnlyState``)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db, self.read_only = statedb.connect(self.path, SCHEMA, synchronous="FULL")
 
     @staticmethod
     def exists(state_dir: Path) -> bool:
@@ -104,15 +104,24 @@ class Store:
 
     # -- transactions ------------------------------------------------------------------------------
 
-    def _tx(self, statements: list[tuple[str, tuple]]) -> None:
+    def _tx(self, statements: list[tuple[str, tuple]], what: str = "record the change") -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise statedb.write_error(self.path, e, what) from None
             try:
                 for sql, args in statements:
                     self._db.execute(sql, args)
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.IntegrityError) and "versions." in str(e):
+                    raise errors.IntegrityError(f"{what}: that version number is already taken ({e}); versions "
+                                                f"are numbered under the dataset lock (pipeline.dataset_lock)") from None
+                if isinstance(e, sqlite3.Error):
+                    raise statedb.write_error(self.path, e, what) from None
                 raise
 
     def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
@@ -170,7 +179,7 @@ class Store:
                    v.bytes, v.files, v.status, json.dumps(v.quality_summary) if v.quality_summary else None,
                    v.path, v.principal, v.message, v.quarantined, v.quarantine_path))]
         stmts += [self._event_stmt(**e) for e in events]
-        self._tx(stmts)
+        self._tx(stmts, f"record version {v.version} of {v.quantum}.{v.dataset}")
 
     def set_status(self, quantum: str, dataset: str, changes: dict[int, str], events: list[dict]) -> None:
         stmts = [("UPDATE versions SET status = ? WHERE quantum = ? AND dataset = ? AND version = ?",

@@ -1,0 +1,113 @@
+"""How every process opens the SQLite files of a mesh's state folder (``control.db``, ``access.db``,
+``tokens.db``, ``state.db``).
+
+Several processes share one state folder: servers for availability, CLI commands, onboardings. So
+each connection
+
+- waits up to ``BUSY_TIMEOUT`` seconds for another process's write lock (SQLite's busy timeout)
+  instead of failing at once with "database is locked";
+- uses WAL: readers never block the writer, the writer never blocks readers;
+- writes that read first (allocate, decide once) run in ``BEGIN IMMEDIATE`` transactions, which take
+  the write lock before reading, so two processes never both act on the same old value.
+
+A state folder that cannot be written (read-only, full, or not even creatable) is not fatal: the file
+is opened read-only (or, when it does not exist, as an empty read-only copy of its schema), reads
+work, and a write raises ``errors.Unavailable`` naming the file. The process warns once per folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+from . import errors
+
+BUSY_TIMEOUT = 30.0  # seconds a connection waits for another process's lock
+log = logging.getLogger("quanta.state")
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+# what SQLite or the OS says when the folder or the disk refuses a write (not a lock held by someone else)
+_UNWRITABLE = ("readonly", "read-only", "unable to open", "disk is full", "disk i/o error", "permission denied",
+               "not a directory", "no space left")
+
+
+class ReadOnlyState(errors.Unavailable):
+    """A write to a state file that cannot be written (read-only or full folder)."""
+
+    code = "state_read_only"
+
+
+def unwritable(e: BaseException) -> bool:
+    return isinstance(e, OSError) or (isinstance(e, sqlite3.Error) and any(s in str(e).lower() for s in _UNWRITABLE))
+
+
+def warn_once(folder: Path, reason: str) -> None:
+    """One warning per state folder and process: queries go on, nothing is recorded."""
+    key = str(folder)
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    log.warning("quanta: warning: the state folder %s cannot be written (%s): queries are served read-only; "
+                "audit records, versions, access decisions and tokens cannot be written until it is writable "
+                "(set QUANTA_STATE_DIR to a writable folder)", folder, reason)
+
+
+def connect(path: Path, schema: str, synchronous: str = "NORMAL") -> tuple[sqlite3.Connection, str | None]:
+    """``(connection, None)`` on a writable file (created with ``schema`` when new), or ``(read-only
+    connection, why)`` when the folder or disk refuses writes. Autocommit mode (``isolation_level=None``):
+    callers open transactions themselves. Other errors (a corrupt file, a lock held for longer than the
+    busy timeout) raise ``errors.Unavailable``."""
+    path = Path(path)
+    db = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.executescript(schema)
+        return db, None
+    except (OSError, sqlite3.Error) as e:
+        if db is not None:
+            db.close()
+        if not unwritable(e):
+            raise errors.Unavailable(f"cannot open the state file {path}: {e}") from None
+        why = str(e)
+    warn_once(path.parent, why)
+    return _read_only(path, schema), why
+
+
+def _read_only(path: Path, schema: str) -> sqlite3.Connection:
+    """The file opened read-only; with ``immutable=1`` when its WAL index cannot be made (a read-only folder
+    after a clean close: nothing is in the WAL); an empty in-memory copy of the schema when there is no file."""
+    if path.is_file():
+        for mode in ("mode=ro", "immutable=1"):
+            db = None
+            try:
+                db = sqlite3.connect(f"file:{quote(str(path))}?{mode}", uri=True, check_same_thread=False,
+                                     isolation_level=None, timeout=BUSY_TIMEOUT)
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.Error:
+                if db is not None:
+                    db.close()
+    db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    db.executescript(schema)
+    db.execute("PRAGMA query_only=ON")
+    return db
+
+
+def write_error(path: Path, e: BaseException, what: str) -> errors.Error:
+    """The error to raise for a failed write: ``ReadOnlyState`` for a folder or disk that refuses it,
+    ``errors.Unavailable`` for a lock held too long, else ``errors.OperationalError``."""
+    if unwritable(e):
+        return ReadOnlyState(f"cannot {what}: the state file {path} cannot be written ({e}); make the state "
+                             f"folder writable (or set QUANTA_STATE_DIR)")
+    if "locked" in str(e).lower() or "busy" in str(e).lower():
+        return errors.Unavailable(f"cannot {what}: {path} stayed locked by another process for more than "
+                                  f"{BUSY_TIMEOUT:g} s")
+    return errors.OperationalError(f"cannot {what}: {path}: {e}")
