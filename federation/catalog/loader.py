@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pickle
 import re
+import sys
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -29,7 +32,7 @@ from ..errors import CatalogError, Problem
 from . import types as ctypes
 from .model import Column, Contract, Dataset, Domain, Mesh, Port, Quantum, Source
 from .model import custom_property as _custom
-from .yamlio import Positions, YamlError, format_path, load_yaml
+from .yamlio import Positions, YamlError, format_path, parse_yaml
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # schema names that belong to the engine or to Quanta itself
@@ -148,16 +151,18 @@ class _Reader:
         except ValueError:
             return str(path)
 
-    def read(self, path: Path, quantum: str | None = None) -> tuple[Any, _FileReport]:
+    def read(self, path: Path, quantum: str | None = None, raw: bytes | OSError | None = None
+             ) -> tuple[Any, _FileReport]:
+        """``raw``: the file's bytes (or the error reading it) when already read."""
         report = _FileReport(self.problems, self.rel(path), None, quantum)
-        try:
-            raw = path.read_bytes()
-        except OSError as e:
-            report.add([], f"cannot read file: {e.strerror}")
+        if raw is None:
+            raw = _read_bytes(path)
+        if isinstance(raw, OSError):
+            report.add([], f"cannot read file: {raw.strerror}")
             return None, report
         self.digest.update(self.rel(path).encode() + b"\0" + raw + b"\0")
         try:
-            data, positions = load_yaml(path)
+            data, positions = parse_yaml(raw)
         except YamlError as e:
             self.problems.append(Problem(report.file, "", str(e), e.line, quantum))
             report.errors += 1
@@ -169,18 +174,101 @@ class _Reader:
         return data, report
 
 
+def _read_bytes(path: Path) -> bytes | OSError:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        return e
+
+
 def _find_files(root: Path, data_dir: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files of the mesh folder whose names end with ``suffixes``, outside hidden folders and the data
+    folder (which are not walked: a data folder may hold thousands of files)."""
     out = []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or not p.name.endswith(suffixes):
-            continue
-        rel_parts = p.relative_to(root).parts
-        if any(part.startswith(".") for part in rel_parts):
-            continue
-        if data_dir in p.parents:
-            continue
-        out.append(p)
-    return out
+    skip = str(data_dir)
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.join(folder, d) != skip]
+        for name in files:
+            if name.endswith(suffixes) and not name.startswith("."):
+                p = Path(folder, name)
+                if p.is_file():
+                    out.append(p)
+    return sorted(out)
+
+
+# -- a cache of the loaded mesh ---------------------------------------------------------------------
+# Reading and validating the YAML of a large mesh takes most of a load (0.5 s for 1000 datasets); the
+# result depends only on the files' bytes (and this code), so it is kept, pickled, in the state folder
+# and reused while the bytes of every file read are the same (compared by content, not by modification
+# time: an edit within the file system's time granularity is still seen). A load reads every file
+# anyway (a few ms); parsing is what is saved. A state folder that cannot be written only means no cache.
+
+CACHE_FORMAT = 1
+
+
+def cache_file(root: Path) -> Path:
+    """Where the loaded mesh of ``root`` is cached: ``<state folder>/cache/mesh-<hash of root>.pickle``."""
+    state = os.environ.get("QUANTA_STATE_DIR")
+    folder = Path(state) if state else root / ".quanta"
+    return folder / "cache" / f"mesh-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}.pickle"
+
+
+@lru_cache(maxsize=1)
+def _code_stamp() -> bytes:
+    """What else a loaded mesh depends on: this package's code and schemas, the Python and pickle versions."""
+    here = Path(__file__).resolve().parent
+    files = (sorted(here.glob("*.py")) + sorted((here / "schemas").glob("*.json"))
+             + [here.parent / "errors.py", here.parent / "settings.py"])
+    try:
+        files.append(Path(str(resources.files("open_data_contract_standard").joinpath("schema.json"))))
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover
+        pass
+    files.append(Path(jsonschema_rs.__file__))
+    parts = [f"{CACHE_FORMAT} {sys.version} {pickle.HIGHEST_PROTOCOL} {sqlglot.__version__} {os.path.expanduser('~')}"]
+    for f in files:
+        try:
+            st = f.stat()
+            parts.append(f"{f} {st.st_size} {st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{f} -")
+    return "\n".join(parts).encode()
+
+
+def _cache_key(root: Path, files: list[tuple[Path, bytes | OSError]]) -> str:
+    h = hashlib.sha256(_code_stamp() + b"\0" + str(root).encode() + b"\0")
+    for path, raw in files:
+        h.update(str(path).encode() + b"\0")
+        h.update(raw if isinstance(raw, bytes) else f"error {raw.errno} {raw.strerror}".encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _cache_get(root: Path, key: str) -> Mesh | None:
+    try:
+        with open(cache_file(root), "rb") as f:
+            if f.read(len(key)).decode("ascii", "replace") != key:
+                return None
+            mesh = pickle.load(f)  # noqa: S301 - written by this code in the mesh's own state folder
+    except Exception:  # noqa: BLE001 - no cache, an old format, a torn file: load from the files
+        return None
+    return mesh if isinstance(mesh, Mesh) else None
+
+
+def _cache_put(root: Path, key: str, mesh: Mesh) -> None:
+    path = cache_file(root)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        data = pickle.dumps(mesh, protocol=pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.encode("ascii") + data)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
+    except Exception:  # noqa: BLE001 - a read-only or full state folder: no cache
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def load_mesh(path: str | Path) -> Mesh:
@@ -196,12 +284,21 @@ def load_mesh(path: str | Path) -> Mesh:
         raise CatalogError(f"{root} is not a mesh: it has no mesh.yaml")
 
     reader = _Reader(root)
-    mesh_data, report = reader.read(mesh_file)
+    mesh_raw = _read_bytes(mesh_file)
+    mesh_data, report = reader.read(mesh_file, raw=mesh_raw)
     if mesh_data is None:
         raise CatalogError(f"cannot load the mesh at {root}", reader.problems)
     _schema_check("mesh", mesh_data, report)
     if report.errors:
         raise CatalogError(f"invalid {mesh_file.name}", reader.problems)
+
+    data_dir = (root / mesh_data.get("data", "data")).resolve()
+    contract_files = [(p, _read_bytes(p)) for p in _find_files(root, data_dir, (".odcs.yaml", ".odcs.yml"))]
+    product_files = [(p, _read_bytes(p)) for p in _find_files(root, data_dir, (".odps.yaml", ".odps.yml"))]
+    cache_key = _cache_key(root, [(mesh_file, mesh_raw)] + contract_files + product_files)
+    cached = _cache_get(root, cache_key)
+    if cached is not None:
+        return cached
 
     domains: dict[str, Domain] = {}
     for i, d in enumerate(mesh_data.get("domains") or []):
@@ -210,10 +307,8 @@ def load_mesh(path: str | Path) -> Mesh:
             report.add(["domains", i, "name"], f"domain {name!r} is declared twice")
         domains[name.lower()] = Domain(name, _text(d.get("description")))
 
-    data_dir = (root / mesh_data.get("data", "data")).resolve()
-
-    contracts, contract_reports = _read_contracts(reader, root, data_dir)
-    quanta, product_reports = _read_products(reader, root, data_dir, domains)
+    contracts, contract_reports = _read_contracts(reader, contract_files)
+    quanta, product_reports = _read_products(reader, product_files, domains)
     excluded: dict[str, str] = {}
 
     # which quantum publishes each contract (through an output port)
@@ -279,7 +374,7 @@ def load_mesh(path: str | Path) -> Mesh:
     for name in excluded:
         quanta.pop(name, None)
 
-    return Mesh(
+    mesh = Mesh(
         name=str(mesh_data["name"]),
         path=root,
         description=_text(mesh_data.get("description")),
@@ -294,13 +389,15 @@ def load_mesh(path: str | Path) -> Mesh:
         excluded=excluded,
         raw=mesh_data,
     )
+    _cache_put(root, cache_key, mesh)
+    return mesh
 
 
-def _read_contracts(reader: _Reader, root: Path, data_dir: Path):
+def _read_contracts(reader: _Reader, files: list[tuple[Path, bytes | OSError]]):
     contracts: dict[str, Contract] = {}
     reports: dict[str, _FileReport] = {}
-    for path in _find_files(root, data_dir, (".odcs.yaml", ".odcs.yml")):
-        data, report = reader.read(path)
+    for path, raw in files:
+        data, report = reader.read(path, raw=raw)
         if data is None:
             continue
         _schema_check("odcs", data, report)
@@ -325,12 +422,12 @@ def _read_contracts(reader: _Reader, root: Path, data_dir: Path):
     return contracts, reports
 
 
-def _read_products(reader: _Reader, root: Path, data_dir: Path, domains: dict[str, Domain]):
+def _read_products(reader: _Reader, files: list[tuple[Path, bytes | OSError]], domains: dict[str, Domain]):
     quanta: dict[str, Quantum] = {}
     reports: dict[str, _FileReport] = {}
     ids: dict[str, str] = {}
-    for path in _find_files(root, data_dir, (".odps.yaml", ".odps.yml")):
-        data, report = reader.read(path)
+    for path, raw in files:
+        data, report = reader.read(path, raw=raw)
         if data is None:
             continue
         _schema_check("odps", data, report)

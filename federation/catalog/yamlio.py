@@ -98,10 +98,17 @@ class YamlError(Exception):
 
 def load_yaml(path: Path) -> tuple[Any, Positions]:
     """Read one YAML document; raises ``YamlError`` (with the line) when it is not valid YAML."""
+    return parse_yaml(path.read_bytes())
+
+
+def parse_yaml(raw: bytes) -> tuple[Any, Positions]:
+    """``load_yaml`` of a file's bytes already read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise YamlError(f"not UTF-8 text ({e.reason})", None) from None
+    if "\r" in text:  # as a file read in text mode: universal newlines
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as e:
