@@ -40,6 +40,7 @@ import glob
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -108,17 +109,34 @@ def _step(name: str, progress: Callable[[str], None] | None, message: str | None
         time.sleep(3600)
 
 
+_held = threading.local()  # the dataset folders whose lock this thread holds (the lock is re-entrant)
+
+
 @contextlib.contextmanager
 def dataset_lock(mesh: Mesh, ds: Dataset):
-    """One writer per dataset (an exclusive flock on ``<warehouse>/<q>/<d>/.lock``)."""
+    """One writer per dataset, across threads and processes (servers, CLI commands): an exclusive flock on
+    ``<warehouse>/<q>/<d>/.lock``, held from numbering a version (``next_version``) to committing its row,
+    so two writers never take the same number nor write the same ``v<N>`` folder. Re-entrant in a thread."""
     folder = serving.warehouse(mesh) / ds.quantum.lower() / ds.name.lower()
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as f:
+    held: set[str] = _held.__dict__.setdefault("folders", set())
+    if str(folder) in held:
+        yield folder
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = open(folder / ".lock", "a")  # noqa: SIM115 - closed below, after the lock is released
+    except OSError as e:
+        raise errors.Unavailable(f"cannot write {ds.qualified_name} in the warehouse: {e}") from None
+    try:
         fcntl.flock(f, fcntl.LOCK_EX)
+        held.add(str(folder))
         try:
             yield folder
         finally:
+            held.discard(str(folder))
             fcntl.flock(f, fcntl.LOCK_UN)
+    finally:
+        f.close()
 
 
 def recover(folder: Path, store, ds: Dataset) -> list[str]:
@@ -463,17 +481,19 @@ def _reject(platform, store, ds, contract, report: OnboardReport, principal, why
     if dry_run:
         raise OnboardingRejected(f"{ds.qualified_name}: batch refused, {why}:\n  " + "\n  ".join(report.problems),
                                  report)
-    version = store.next_version(ds.quantum, ds.name)
     if report.checks is not None:
         from ..quality import engine
 
         engine.record(store, report.checks, None, principal.name, target="batch")
-    store.record_version(Version(
-        ds.quantum.lower(), ds.name.lower(), version, contract.version if contract else None, iso(), report.rows_in,
-        None, None, "failed", report.checks.summary() if report.checks is not None else None, None, principal.name,
-        "; ".join(report.problems)), [dict(
-            kind="onboarding_failed", quantum=ds.quantum, dataset=ds.name, version=version, principal=principal.name,
-            message=f"{ds.qualified_name}: batch refused: {why}", details={"problems": report.problems})])
+    with dataset_lock(platform.mesh, ds) as folder:  # numbered like a publish (re-entrant: may be held already)
+        version = store.next_version(ds.quantum, ds.name, _highest_dir(folder))
+        store.record_version(Version(
+            ds.quantum.lower(), ds.name.lower(), version, contract.version if contract else None, iso(),
+            report.rows_in, None, None, "failed", report.checks.summary() if report.checks is not None else None,
+            None, principal.name, "; ".join(report.problems)), [dict(
+                kind="onboarding_failed", quantum=ds.quantum, dataset=ds.name, version=version,
+                principal=principal.name, message=f"{ds.qualified_name}: batch refused: {why}",
+                details={"problems": report.problems})])
     refresh(platform)
     raise OnboardingRejected(f"{ds.qualified_name}: batch refused, {why}:\n  " + "\n  ".join(report.problems), report)
 
