@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from . import errors
+from .settings import DEFAULTS, MAX_SECONDS, Settings
 
-MAX_TIMEOUT = 2_147_483.647  # seconds: PostgreSQL's largest statement_timeout (INT_MAX milliseconds)
-DEFAULT_TIMEOUT = 300.0
-DEFAULT_RUNNING = 4
-DEFAULT_QUEUED = 4
-DEFAULT_QUEUE_SECONDS = 10.0
+MAX_TIMEOUT = MAX_SECONDS  # seconds: PostgreSQL's largest statement_timeout (INT_MAX milliseconds)
+DEFAULT_TIMEOUT = DEFAULTS["query_timeout_seconds"]
+DEFAULT_RUNNING = DEFAULTS["max_queries_per_principal"]
+DEFAULT_QUEUED = DEFAULTS["max_queued_queries_per_principal"]
+DEFAULT_QUEUE_SECONDS = DEFAULTS["queue_timeout_seconds"]
 _POLL = 0.1  # seconds between looks at a waiting query's cancellation
 
 
@@ -74,10 +75,10 @@ class Limits:
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> "Limits":
-        """The limits of a mesh's ``settings`` (the loader has checked their types)."""
-        return cls(int(settings.get("max_queries_per_principal", DEFAULT_RUNNING)),
-                   int(settings.get("max_queued_queries_per_principal", DEFAULT_QUEUED)),
-                   float(settings.get("queue_timeout_seconds", DEFAULT_QUEUE_SECONDS)))
+        """The limits of a mesh's ``settings`` (checked by the loader: ``federation/settings.py``)."""
+        settings = Settings.of(settings)
+        return cls(settings["max_queries_per_principal"], settings["max_queued_queries_per_principal"],
+                   settings["queue_timeout_seconds"])
 
 
 class Slot:

@@ -28,6 +28,7 @@ import sqlglot
 import sqlglot.expressions as exp
 from sqlglot.errors import ParseError
 
+from .. import settings as msettings
 from ..errors import CatalogError, Problem
 from . import types as ctypes
 from .model import Column, Contract, Dataset, Domain, Mesh, Port, Quantum, Source
@@ -57,27 +58,6 @@ MESH_SCHEMA = {
         },
         "data": {"type": "string"},
         "secrets": {"type": "string", "description": "a YAML file of server credentials, outside the contracts"},
-        "settings": {
-            "type": "object",
-            "properties": {
-                "memory_limit": {"type": "string"},
-                "threads": {"type": "integer", "minimum": 1},
-                "query_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 2147483.647},
-                # limits that protect the server from one principal (federation/admission.py,
-                # federation/rewrite/limits.py, federation/server/pgwire/server.py)
-                "max_sql_bytes": {"type": "integer", "minimum": 1},
-                "max_sql_depth": {"type": "integer", "minimum": 1},
-                "max_sql_subquery_depth": {"type": "integer", "minimum": 1, "maximum": 40},
-                "max_queries_per_principal": {"type": "integer", "minimum": 1},
-                "max_queued_queries_per_principal": {"type": "integer", "minimum": 0},
-                "queue_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 2147483.647},
-                "pg_max_connections": {"type": "integer", "minimum": 1},
-                "pg_startup_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 2147483.647},
-                "pg_idle_timeout_seconds": {"type": "number", "minimum": 0, "maximum": 2147483.647},
-                "openlineage": {"type": "object", "additionalProperties": False, "properties": {
-                    "file": {"type": "string"}, "url": {"type": "string"}, "queries": {"type": "boolean"}}},
-            },
-        },
         "governance": {"type": "object"},
     },
 }
@@ -289,6 +269,9 @@ def load_mesh(path: str | Path) -> Mesh:
     if mesh_data is None:
         raise CatalogError(f"cannot load the mesh at {root}", reader.problems)
     _schema_check("mesh", mesh_data, report)
+    settings, wrong = msettings.check(mesh_data.get("settings"))
+    for key, message in wrong:
+        report.add(["settings"] + ([key] if key is not None else []), message)
     if report.errors:
         raise CatalogError(f"invalid {mesh_file.name}", reader.problems)
 
@@ -382,7 +365,7 @@ def load_mesh(path: str | Path) -> Mesh:
         quanta=quanta,
         contracts=contracts,
         problems=reader.problems,
-        settings=dict(mesh_data.get("settings") or {}),
+        settings=settings,
         governance=dict(mesh_data.get("governance") or {}),
         data_dir=data_dir,
         version=reader.digest.hexdigest()[:16],

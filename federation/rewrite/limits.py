@@ -39,10 +39,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import QueryTooComplex
+from ..settings import DEFAULTS, Settings
 
-MAX_SQL_BYTES = 262_144
-MAX_SQL_DEPTH = 128
-MAX_SQL_SUBQUERY_DEPTH = 8
+MAX_SQL_BYTES = DEFAULTS["max_sql_bytes"]
+MAX_SQL_DEPTH = DEFAULTS["max_sql_depth"]
+MAX_SQL_SUBQUERY_DEPTH = DEFAULTS["max_sql_subquery_depth"]
 
 _SCAN = re.compile(r"""
     (?P<skip> '(?:[^']|'')*'?                        # a string ('' inside)
@@ -83,13 +84,13 @@ def check_sql(sql: Any, settings: Mapping[str, Any]) -> None:
     ``max_sql_subquery_depth``."""
     if not isinstance(sql, str):
         return  # not a query text: the parser says so
-    max_bytes = int(settings.get("max_sql_bytes", MAX_SQL_BYTES))
+    settings = Settings.of(settings)
+    max_bytes = settings["max_sql_bytes"]
     size = len(sql) if sql.isascii() else len(sql.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise QueryTooComplex(f"statement too complex: the query is {size:,} bytes long, above this mesh's "
                               f"limit of {max_bytes:,} bytes (setting max_sql_bytes)")
-    max_depth = int(settings.get("max_sql_depth", MAX_SQL_DEPTH))
-    max_sub = int(settings.get("max_sql_subquery_depth", MAX_SQL_SUBQUERY_DEPTH))
+    max_depth, max_sub = settings["max_sql_depth"], settings["max_sql_subquery_depth"]
     if sql.count("(") <= max_sub and _bound(sql, sql.lower()) <= max_depth:
         return  # not enough brackets and operators to pass any limit: no need to scan
     found = scan(sql)
