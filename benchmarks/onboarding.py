@@ -31,7 +31,7 @@ from federation import demo
 from federation.engine.duckdb_backend import quote
 from federation.onboarding import control, onboard
 from federation.platform import Platform
-from federation.quality import engine, rules as R
+from federation.quality import rules as R
 
 ORDERS_SQL = """
 select i as order_id, cast(hash(i) % 200000 + 1 as bigint) as customer_id,
@@ -96,7 +96,7 @@ def main() -> None:
     backend = p.state.backend
     rel = ".".join(quote(x) for x in backend.relation("sales", "orders"))
     scan_sql = "SELECT " + ", ".join(f"min({quote(c.name)})" for c in ds.columns) + f" FROM {rel}"
-    rules = engine.rules_for(p, ds)
+    rules = control.rules_of(p, ds)
 
     def run(sql):
         e = backend.execute(sql)

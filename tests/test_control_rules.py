@@ -18,7 +18,6 @@ from onboardkit import lab_mesh
 from federation import errors
 from federation.onboarding import contracts, control
 from federation.platform import Platform
-from federation.quality import engine
 from federation.server.http import Server, create_app
 
 QUANTA = shutil.which("quanta") or str(Path(sys.executable).parent / "quanta")
@@ -37,7 +36,7 @@ def cli(*args, user="dev"):
 
 def in_force(platform) -> list[dict]:
     """The rules a check runs, without where they came from, by name."""
-    rules = engine.rules_for(platform, platform.mesh.dataset("lab", "items"))
+    rules = control.rules_of(platform, platform.mesh.dataset("lab", "items"))
     return sorted(({k: v for k, v in r.describe().items() if k != "origin"} for r in rules), key=lambda r: r["rule"])
 
 
@@ -96,7 +95,7 @@ def test_write_back_gives_the_same_rules_from_the_files(lab):
     fresh = Platform(lab.path)
     assert not [p for p in fresh.mesh.problems if p.severity == "error"]  # still a valid ODCS contract
     assert in_force(fresh) == expected
-    assert {r.origin for r in engine.rules_for(fresh, fresh.mesh.dataset("lab", "items"))} == {"schema", "contract"}
+    assert {r.origin for r in control.rules_of(fresh, fresh.mesh.dataset("lab", "items"))} == {"schema", "contract"}
     assert control.store_of(fresh).rules() == {}  # the contract is their source again
     assert in_force(lab) == expected  # the running platform reloaded
     assert contracts.MARKER not in text  # written rules are the contract's own: no marker in the file

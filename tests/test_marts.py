@@ -12,7 +12,7 @@ from meshkit import contract, product, prop, shop_mesh, write_yaml
 import federation
 from federation import errors
 from federation.onboarding.marts import refresh
-from federation.onboarding.pipeline import onboard
+from federation.onboarding import onboard  # the facade: publishes, then refreshes the marts reading it
 from federation.platform import Platform
 
 

@@ -27,7 +27,6 @@ import yaml
 from federation import errors
 from federation.onboarding import control
 from federation.platform import Platform
-from federation.quality import slo
 from federation.server.http import Server, create_app
 
 QUANTA = shutil.which("quanta") or str(Path(sys.executable).parent / "quanta")
@@ -61,7 +60,7 @@ def checked(mesh):
     for name in ("customers.customers", "loyalty.members"):
         control.set_rules(p, name, [NOT_EU, US_ONLY], liam)
         runs[name] = control.check(p, name, liam)
-        slo.evaluate_and_record(p, [control.dataset_of(p, name)], liam.name)
+        control.evaluate_slos(p, [control.dataset_of(p, name)], liam.name)
     return p, runs
 
 

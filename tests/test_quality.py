@@ -221,14 +221,14 @@ def test_slo_status(tmp_path):
     p = Platform(lab_mesh(tmp_path / "lab"))
     onboard(p, "lab.items", items(10), p.principal("dev"))
     ds = p.mesh.dataset("lab", "items")
-    statuses = {s.property: s for s in slo.evaluate(p, ds)}
+    statuses = {s.property: s for s in slo.evaluate(p, ds, control.store_of(p))}
     assert statuses["frequency"].status == "met"  # a version was just published; one a day is promised
     later = datetime.now(timezone.utc) + timedelta(hours=20)
-    assert {s.property: s.status for s in slo.evaluate(p, ds, now=later)}["frequency"] == "at risk"
+    assert {s.property: s.status for s in slo.evaluate(p, ds, control.store_of(p), now=later)}["frequency"] == "at risk"
     much_later = datetime.now(timezone.utc) + timedelta(days=3)
-    assert {s.property: s.status for s in slo.evaluate(p, ds, now=much_later)}["frequency"] == "breached"
+    assert {s.property: s.status for s in slo.evaluate(p, ds, control.store_of(p), now=much_later)}["frequency"] == "breached"
     # latency: the element column (a score here, not a time) cannot be judged as a time
-    out = slo.evaluate_and_record(p, [ds])
+    out = control.evaluate_slos(p, [ds])
     rows = p.query("select property, status from system.slo_status order by 1", p.principal("ana")).fetchall()
     assert ("frequency", "met") in rows and len(rows) == len(out)
 
@@ -238,15 +238,15 @@ def test_slo_on_the_demo(demo_path):
     ds = p.mesh.dataset("sales", "orders")
     newest = p.query("select max(order_ts) from sales.orders", p.principal("liam")).fetchall()[0][0]
     now = newest.replace(tzinfo=timezone.utc) + timedelta(minutes=30)
-    by = {s.property: s for s in slo.evaluate(p, ds, now=now)}
+    by = {s.property: s for s in slo.evaluate(p, ds, control.store_of(p), now=now)}
     assert by["latency"].status == "met" and by["retention"].status == "met"
     assert by["latency"].target == "1 h"
-    late = {s.property: s.status for s in slo.evaluate(p, ds, now=now + timedelta(hours=5))}
+    late = {s.property: s.status for s in slo.evaluate(p, ds, control.store_of(p), now=now + timedelta(hours=5))}
     assert late["latency"] == "breached"
-    recorded = slo.evaluate_and_record(p, [ds])
+    recorded = control.evaluate_slos(p, [ds])
     breached = [s for s in recorded if s.status == "breached"]
     assert len(control.store_of(p).events("slo_breached")) == len(breached)
-    slo.evaluate_and_record(p, [ds])  # still breached: no new event
+    control.evaluate_slos(p, [ds])  # still breached: no new event
     assert len(control.store_of(p).events("slo_breached")) == len(breached)
 
 

@@ -21,7 +21,7 @@ AVAILABILITY = {"property": "availability", "value": 99.9, "unit": "percent"}
 
 
 def availability(p, ds) -> slo.SloStatus:
-    return next(s for s in slo.evaluate_and_record(p, [ds]) if s.property == "availability")
+    return next(s for s in control.evaluate_slos(p, [ds]) if s.property == "availability")
 
 
 def with_availability(root, settings: dict):
@@ -55,7 +55,7 @@ def test_too_few_probes_are_at_risk_then_met(tmp_path):
         == [(3, True)]
     # probes older than the window do not count (31 days on, every probe so far is older)
     later = datetime.now(timezone.utc) + timedelta(days=31)
-    gone = next(s for s in slo.evaluate(p, ds, now=later) if s.property == "availability")
+    gone = next(s for s in slo.evaluate(p, ds, control.store_of(p), now=later) if s.property == "availability")
     assert (gone.status, gone.message) == ("unknown", "no probe in the last 30.0 d")
 
 

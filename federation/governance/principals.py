@@ -34,3 +34,6 @@ class Principal:
     def fingerprint(self) -> str:
         attrs = sorted((k, tuple(self.attribute(k))) for k in self.attributes)
         return f"{self.name}|{','.join(sorted(self.roles))}|{','.join(sorted(self.groups))}|{attrs!r}"
+
+
+SYSTEM_PRINCIPAL = Principal("quanta-system", roles=("system",))  # Quanta's own SQL (definitions, probes)

@@ -80,7 +80,8 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
     def onboard(dataset, sources, mesh, user, fmt, postgres, pg_query, quarantine, strict, dry_run, as_json):
         """Check a batch (FILES or globs, or --postgres SERVER --query SQL) against DATASET's contract
         and publish it as a new version."""
-        from .pipeline import OnboardingRejected, onboard as run
+        from .control import onboard as run
+        from .pipeline import OnboardingRejected
 
         if bool(postgres) != bool(pg_query):
             raise click.UsageError("--postgres and --query go together")
@@ -154,8 +155,7 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
     def check(dataset, mesh, user, every, as_json, no_slo):
         """Run DATASET's quality rules (and SLOs) now, or those of every dataset you may check (--all);
         exit 1 when a rule fails."""
-        from ..quality import slo
-        from .control import check as run, check_all, dataset_of
+        from .control import check as run, check_all, dataset_of, evaluate_slos
 
         if bool(dataset) == every:
             raise click.UsageError("give a DATASET, or --all")
@@ -180,7 +180,7 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
                 sys.exit(1)
             return
         result = run(platform, dataset, principal)
-        slos = [] if no_slo else slo.evaluate_and_record(platform, [dataset_of(platform, dataset)], principal.name)
+        slos = [] if no_slo else evaluate_slos(platform, [dataset_of(platform, dataset)], principal.name)
         if as_json:
             click.echo(json.dumps({**result.to_dict(), "slo": [s.to_dict() for s in slos]}, indent=1, default=str))
         else:
@@ -323,9 +323,8 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
         """Show DATASET's quality rules, replace them (--set FILE), write them into the contract
         (--write-contract)."""
         from ..catalog.yamlio import YamlError, load_yaml
-        from ..quality import engine
         from .contracts import write_rules
-        from .control import dataset_of, set_rules
+        from .control import dataset_of, rules_of, set_rules
 
         platform = _platform(mesh)
         principal = platform.principal(_user(user))
@@ -337,7 +336,7 @@ def register(main: click.Group) -> None:  # noqa: C901 - one place for the comma
             set_rules(platform, dataset, entries, principal)
         if write_contract:
             click.echo(f"wrote the rules of {dataset} into {write_rules(platform, dataset, principal)}", err=True)
-        rules = engine.rules_for(platform, dataset_of(platform, dataset))
+        rules = rules_of(platform, dataset_of(platform, dataset))
         click.echo(_table([r.describe() for r in rules], ["rule", "type", "metric", "column", "threshold",
                                                           "severity", "origin"]))
 

@@ -26,7 +26,7 @@ from .. import errors
 from ..catalog.loader import _parse_path, _validator
 from ..catalog.model import Dataset
 from ..catalog.yamlio import YamlError, format_path, load_yaml
-from . import control
+from .common import authorize, dataset_of, store_of
 
 MARKER = "qualityRulesSource"
 Edit = tuple[list, str, Any]  # (YAML path of a mapping, key, new value; None drops the key)
@@ -42,7 +42,7 @@ class _Dumper(yaml.SafeDumper):
 def rule_sets(platform) -> dict[tuple[str, str], dict]:
     from .store import Store
 
-    return control.store_of(platform).rule_sets() if Store.exists(platform.state_dir) else {}
+    return store_of(platform).rule_sets() if Store.exists(platform.state_dir) else {}
 
 
 def rule_edits(ds: Dataset, rules: list[dict], rule_set: dict | None = None) -> list[Edit]:
@@ -130,9 +130,9 @@ def write_rules(platform, name: str, principal) -> Path:
     contract's rules again; owners and data engineers only."""
     from ..quality import rules as R
 
-    ds = control.dataset_of(platform, name)
-    control.authorize(platform, principal, ds.quantum, "write quality rules into the contract")
-    store = control.store_of(platform)
+    ds = dataset_of(platform, name)
+    authorize(platform, principal, ds.quantum, "write quality rules into the contract")
+    store = store_of(platform)
     found = store.rule_sets().get((ds.quantum.lower(), ds.name.lower()))
     if found is None:
         raise errors.ProgrammingError(f"{ds.qualified_name} has no rules set through the control plane: its "

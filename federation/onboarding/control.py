@@ -1,5 +1,8 @@
-"""The control plane (Python API; the CLI and HTTP sit on it) and the observability tables.
+"""The control plane's facade (Python API; the CLI and HTTP sit on it): the functions that orchestrate
+onboarding, quality, SLOs, versions and the observability tables.
 
+    onboard(platform, "sales.orders", source, principal)  publish a batch, then refresh the marts reading it
+    evaluate_slos(platform, datasets, principal_name)   evaluate, record and show the SLOs of datasets
     check(platform, "sales.orders", principal)          run the quality rules on the served data
     check_all(platform, principal)                      every dataset the principal may check, with SLOs
     set_rules(platform, "sales.orders", rules, principal)  add or replace rules (validated, persisted)
@@ -19,9 +22,6 @@ them for each reader), and a control-plane rule may not reveal what its author m
 
 from __future__ import annotations
 
-import json
-import shutil
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -29,65 +29,40 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from .. import errors
-from ..catalog.model import Dataset, Mesh
+from ..catalog.model import Mesh
 from . import serving
-from .store import Store, Version, iso
-
-ENGINEER_ROLE = "data_engineer"
-_stores: dict[Path, Store] = {}
-_stores_lock = threading.Lock()
-
-
-def store_of(platform) -> Store:
-    key = Path(platform.state_dir).resolve()
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            store = _stores[key] = Store.open(key)
-        return store
+from .common import (ENGINEER_ROLE, authorize, dataset_of, may_control, remove_tree,  # noqa: F401 - re-exported
+                     require_read, rule_overrides, rules_of, store_of)
+from .store import Store, Version, iso  # noqa: F401
+from .tables import SCHEMAS, mart_rows, observability_tables, refresh  # noqa: F401
 
 
-def dataset_of(platform, name: str) -> Dataset:
-    parts = name.split(".")
-    if len(parts) != 2:
-        raise errors.ProgrammingError(f"name a dataset as <quantum>.<dataset>, not {name!r}")
-    mesh: Mesh = platform.mesh
-    if parts[0].lower() in mesh.excluded:
-        raise errors.Unavailable(f"quantum {parts[0]} is unavailable: {mesh.excluded[parts[0].lower()]}")
-    q = mesh.quanta.get(parts[0].lower())
-    if q is None:
-        raise errors.UnknownObject(f"there is no quantum {parts[0]!r}")
-    ds = q.datasets.get(parts[1].lower())
-    if ds is None:
-        raise errors.UnknownObject(f"quantum {q.name} has no dataset {parts[1]!r}; it has "
-                                   f"{', '.join(sorted(q.datasets))}")
-    return ds
+# -- onboarding -----------------------------------------------------------------------------------------
 
 
-def may_control(platform, principal, quantum: str) -> bool:
-    """Owners of the quantum and data engineers may run the control plane."""
-    q = platform.mesh.quanta.get(quantum.lower())
-    return principal.name in (q.owners if q else ()) or principal.has_role(ENGINEER_ROLE)
+def onboard(platform, name: str, source: Any, principal, **options):
+    """Onboard one batch (``pipeline.onboard``, same options); once published, refresh the marts that
+    read the dataset and ask for it (``refresh: on_source_publish``), listed in ``report.marts``."""
+    from .marts import after_publish
+    from .pipeline import onboard as publish
+
+    report = publish(platform, name, source, principal, **options)
+    if report.status == "published":
+        report.marts = after_publish(platform, dataset_of(platform, name))
+    return report
 
 
-def authorize(platform, principal, quantum: str, action: str) -> None:
-    """AccessDenied unless ``principal`` may run the control plane of ``quantum``."""
-    if may_control(platform, principal, quantum):
-        return
-    q = platform.mesh.quanta.get(quantum.lower())
-    owners = q.owners if q else ()
-    raise errors.AccessDenied(
-        f"{principal.name} may not {action} on quantum {quantum}: only its owners "
-        f"({', '.join(owners) or 'none'}) and principals with the role {ENGINEER_ROLE} may")
+def evaluate_slos(platform, datasets: list, principal: str = "quanta-system") -> list:
+    """Evaluate the SLOs of ``datasets`` (probing each), record them (history, ``slo_breached`` events)
+    and rewrite the system tables."""
+    from ..quality import slo
+
+    statuses = slo.evaluate_and_record(platform, store_of(platform), datasets, principal)
+    refresh(platform)
+    return statuses
 
 
 # -- quality ------------------------------------------------------------------------------------------
-
-
-def rule_overrides(platform) -> dict:
-    if not Store.exists(platform.state_dir):
-        return {}
-    return store_of(platform).rules()
 
 
 def check(platform, name: str, principal, samples: bool = True):
@@ -97,12 +72,12 @@ def check(platform, name: str, principal, samples: bool = True):
 
     ds = dataset_of(platform, name)
     authorize(platform, principal, ds.quantum, "run quality checks")
-    readable, reason = slo.probe(platform, ds)
+    store = store_of(platform)
+    readable, reason = slo.probe(platform, ds, store)
     if not readable:
         refresh(platform)
         raise errors.Unavailable(f"{ds.qualified_name} cannot be read: {reason}")
-    store = store_of(platform)
-    rules = engine.rules_for(platform, ds)
+    rules = rules_of(platform, ds)
     target = engine.registered_target(platform, ds, principal)
     current = store.current(ds.quantum, ds.name)
     target.label = f"v{current.version}" if current else "source"
@@ -137,8 +112,6 @@ def check_all(platform, principal, slo: bool = True,
     """Check every dataset ``principal`` may check (owner or data engineer), one after the other, with its
     SLOs; the others are ``skipped``, and an unavailable quantum or a check that cannot run is an ``error``
     of that dataset only."""
-    from ..quality import slo as S
-
     mesh: Mesh = platform.mesh
     datasets = sorted(mesh.datasets(), key=lambda d: d.qualified_name.lower())
     allowed = {q for q in mesh.quanta if may_control(platform, principal, q)}
@@ -152,7 +125,7 @@ def check_all(platform, principal, slo: bool = True,
             progress(i, len(mine), ds.qualified_name)
         try:
             run = check(platform, ds.qualified_name, principal)
-            slos = S.evaluate_and_record(platform, [ds], principal.name) if slo else []
+            slos = evaluate_slos(platform, [ds], principal.name) if slo else []
             out.append(DatasetCheck(ds.qualified_name, run.status, run, slos))
         except errors.Error as e:
             out.append(DatasetCheck(ds.qualified_name, "error", message=str(e)))
@@ -199,7 +172,7 @@ def samples(platform, name: str, principal, limit: int | None = None) -> list[di
     if not history:
         return []
     latest = history[-1]["run_id"]
-    rules = {r.name: r for r in engine.rules_for(platform, ds)}
+    rules = {r.name: r for r in rules_of(platform, ds)}
     out = []
     for r in history:
         if r["run_id"] != latest or r["status"] == "pass" or not r["failing_rows"]:
@@ -216,16 +189,6 @@ def samples(platform, name: str, principal, limit: int | None = None) -> list[di
                 entry["message"] = f"no sample: {e}"
         out.append(entry)
     return out
-
-
-def require_read(platform, principal, ds: Dataset, action: str) -> None:
-    """AccessDenied unless ``principal`` may read ``ds`` (a grant: the decision their queries get)."""
-    from ..system.observability import may_read
-
-    gov = platform.state.governance
-    if gov is not None and not may_read(gov, principal, ds):
-        raise errors.AccessDenied(f"{principal.name} may not {action} of {ds.qualified_name}: they are shown to "
-                                  f"principals who may read it; request access to it first")
 
 
 # -- versions -------------------------------------------------------------------------------------------
@@ -296,116 +259,3 @@ def set_contract_status(platform, contract_id: str, version: str, status: str, p
     refresh(platform)
 
 
-# -- observability tables ----------------------------------------------------------------------------------
-
-TS = pa.timestamp("us", tz="UTC")
-STR = pa.string()
-I64 = pa.int64()
-F64 = pa.float64()
-
-SCHEMAS = {
-    "marts": [("quantum", pa.string()), ("dataset", pa.string()), ("version", pa.int64()),
-              ("built_from", pa.string()), ("stale", pa.bool_()), ("why", pa.string())],
-    "versions": [("quantum", STR), ("dataset", STR), ("version", I64), ("contract_version", STR),
-                 ("created_at", TS), ("rows", I64), ("bytes", I64), ("files", I64), ("status", STR),
-                 ("quality_summary", STR), ("quarantined", I64), ("principal", STR), ("message", STR),
-                 ("current", pa.bool_())],
-    "events": [("event_id", I64), ("at", TS), ("kind", STR), ("quantum", STR), ("dataset", STR), ("version", I64),
-               ("principal", STR), ("message", STR), ("details", STR)],
-    "quality_rules": [("quantum", STR), ("dataset", STR), ("rule", STR), ("type", STR), ("metric", STR),
-                      ("column", STR), ("threshold", STR), ("dimension", STR), ("severity", STR),
-                      ("description", STR), ("query", STR), ("origin", STR), ("problem", STR)],
-    "quality_results": [("run_id", STR), ("at", TS), ("quantum", STR), ("dataset", STR), ("version", I64),
-                        ("target", STR), ("rule", STR), ("type", STR), ("metric", STR), ("column", STR),
-                        ("dimension", STR), ("severity", STR), ("measured", F64), ("threshold", STR),
-                        ("status", STR), ("failing_rows", I64), ("message", STR), ("principal", STR)],
-    "slo_status": [("quantum", STR), ("dataset", STR), ("property", STR), ("target", STR), ("measured", STR),
-                   ("status", STR), ("message", STR), ("evaluated_at", TS)],
-    "slo_history": [("at", TS), ("quantum", STR), ("dataset", STR), ("property", STR), ("target", STR),
-                    ("measured", STR), ("status", STR), ("message", STR)],
-    "availability_probes": [("at", TS), ("quantum", STR), ("dataset", STR), ("ok", pa.bool_()), ("reason", STR)],
-}
-DESCRIPTIONS = {
-    "versions": "Published, failed and rolled-back versions of onboarded datasets",
-    "events": "Events: versions published, onboardings failed, checks failed, SLOs breached, rules changed",
-    "quality_rules": "Quality rules of every dataset: contract, schema-implied and control-plane rules",
-    "quality_results": "History of quality check results (measured value, threshold, status; no samples)",
-    "slo_status": "Latest status of each SLO (slaProperties): met, at risk or breached",
-    "slo_history": "History of SLO evaluations",
-    "availability_probes": "Probes of each dataset (can it be read?), the measure of the availability SLO",
-    "marts": "Materialised marts: current version, the source versions it was built from, and whether it is stale",
-}
-
-
-def _ts(text):
-    from datetime import datetime
-
-    return datetime.fromisoformat(text) if text else None
-
-
-def _table(name: str, rows: list[dict]) -> pa.Table:
-    schema = SCHEMAS[name]
-    return pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in schema})
-
-
-def observability_tables(mesh: Mesh, state_dir: Path) -> dict[str, tuple[str, pa.Table]]:
-    store = Store.open(state_dir) if Store.exists(state_dir) else None
-    try:
-        data = _observability_rows(mesh, store)
-    finally:
-        if store is not None:
-            store.close()
-    return {name: (DESCRIPTIONS[name], _table(name, rows)) for name, rows in data.items()}
-
-
-def _observability_rows(mesh: Mesh, store: Store | None) -> dict[str, list[dict]]:
-    from ..quality import rules as R
-
-    overrides = store.rules() if store else {}
-    rule_rows = []
-    for ds in mesh.datasets():
-        key = (ds.quantum.lower(), ds.name.lower())
-        try:
-            for r in R.dataset_rules(ds, overrides.get(key)):
-                d = r.describe()
-                rule_rows.append({"quantum": ds.quantum, "dataset": ds.name, **d, "problem": None})
-        except R.RuleError as e:
-            rule_rows.append({"quantum": ds.quantum, "dataset": ds.name, "problem": str(e)})
-    from .marts import marts
-
-    out = {"quality_rules": rule_rows, "versions": [], "events": [], "quality_results": [], "slo_status": [],
-           "slo_history": [], "availability_probes": [], "marts": marts(mesh, store)}
-    if store is None:
-        return out
-    served = {k: v.version for k, v in store.served().items()}
-    for v in store.versions():
-        out["versions"].append({**v.__dict__, "created_at": _ts(v.created_at),
-                                "quality_summary": json.dumps(v.quality_summary) if v.quality_summary else None,
-                                "current": served.get((v.quantum, v.dataset)) == v.version})
-    out["events"] = [{**e, "at": _ts(e["at"])} for e in store.events()]
-    out["quality_results"] = [{**r, "at": _ts(r["at"])} for r in store.results()]
-    history = store.slo_history()
-    out["slo_history"] = [{**h, "at": _ts(h["at"])} for h in history]
-    latest: dict[tuple, dict] = {}
-    for h in history:
-        latest[(h["quantum"], h["dataset"], h["property"])] = h
-    out["slo_status"] = [{**h, "evaluated_at": _ts(h["at"])} for h in latest.values()]
-    out["availability_probes"] = [{**x, "at": _ts(x["at"])} for x in store.probes()]
-    return out
-
-
-def refresh(platform) -> None:
-    """Rewrite the observability system tables of the running platform from the store."""
-    state = platform.state
-    data = _observability_rows(state.mesh, store_of(platform))
-    for name, rows in data.items():
-        if ("system", name) in state.namespace.system_tables:
-            state.backend.put_table(name, _table(name, rows))
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-__all__ = ["authorize", "may_control", "check", "check_all", "set_rules", "samples", "require_read", "rollback", "versions", "quarantine", "set_contract_status",
-           "observability_tables", "refresh", "store_of", "dataset_of", "iso"]

@@ -22,8 +22,8 @@ import uuid
 
 from .. import errors
 from ..catalog.model import Dataset
-from ..governance.principals import Principal
-from .control import authorize, dataset_of, store_of
+from ..governance.principals import SYSTEM_PRINCIPAL, Principal
+from .common import authorize, dataset_of, store_of
 
 SYSTEM = Principal("quanta-system", roles=("data_engineer",))
 
@@ -38,7 +38,8 @@ def _source_versions(platform, ds: Dataset) -> dict[str, int | None]:
 
 
 def refresh(platform, name: str, principal, progress=None):
-    """Rebuild the mart ``name`` from its sources and publish it as a new version."""
+    """Rebuild the mart ``name`` from its sources and publish it as a new version; then the marts that
+    read this one and ask for it are refreshed in turn."""
     from .pipeline import onboard
 
     ds = dataset_of(platform, name)
@@ -75,9 +76,10 @@ def refresh(platform, name: str, principal, progress=None):
                             + ", ".join(f"{k} v{v}" if v else k for k, v in built_from.items()),
                             details={"built_from": built_from})
     state.pipeline.clear_cache()  # queries now read the mart's version instead of computing it
-    from . import control
+    from .tables import refresh as refresh_tables
 
-    control.refresh(platform)
+    refresh_tables(platform)
+    report.marts = after_publish(platform, ds)
     return report
 
 
@@ -87,7 +89,6 @@ def check_group_sizes(platform, ds: Dataset, principal) -> None:
     group (its key columns shown unless classified above internal)."""
     from ..lineage import declassify
     from ..lineage.inheritance import rank
-    from ..platform import SYSTEM_PRINCIPAL
 
     edges = [e for e in platform.lineage.edges
              if (e.target_quantum.lower(), e.target_dataset.lower()) == (ds.quantum.lower(), ds.name.lower())]
@@ -134,31 +135,3 @@ def after_publish(platform, published: Dataset) -> list:
                 ds.raw.get("customProperties"), "refresh") == "on_source_publish":
             reports.append(refresh(platform, ds.qualified_name, SYSTEM))
     return reports
-
-
-def marts(mesh, store) -> list[dict]:
-    """Each mart: its current version, what it was built from, and whether a source has moved on."""
-    rows = []
-    built: dict[tuple[str, str, int], dict] = {}
-    if store is not None:
-        for e in store.events("mart_refreshed"):
-            details = e.get("details")
-            details = json.loads(details) if isinstance(details, str) else (details or {})
-            built[(e["quantum"], e["dataset"], e["version"])] = details.get("built_from") or {}
-    for ds in mesh.datasets():
-        if ds.sql is None or not ds.materialized:
-            continue
-        current = store.current(ds.quantum, ds.name) if store is not None else None
-        sources = built.get((ds.quantum.lower(), ds.name.lower(), current.version), {}) if current else {}
-        stale, moved = current is None, []
-        for src, version in sources.items():
-            q, _, d = src.partition(".")
-            now = store.current(q, d) if store is not None else None
-            if (now.version if now else None) != version:
-                stale = True
-                moved.append(src)
-        rows.append({"quantum": ds.quantum, "dataset": ds.name, "version": current.version if current else None,
-                     "built_from": json.dumps(sources), "stale": stale,
-                     "why": ("never built" if current is None else
-                             f"newer versions of {', '.join(moved)}" if moved else None)})
-    return rows

@@ -56,7 +56,8 @@ from ..engine import private
 from ..engine.duckdb_backend import literal, quote
 from ..progress import watching
 from . import serving
-from .control import authorize, dataset_of, refresh, remove_tree, store_of
+from .common import authorize, dataset_of, remove_tree, rule_overrides, store_of
+from .tables import refresh
 from .store import Version, iso
 
 PAUSE_ENV = "QUANTA_ONBOARD_PAUSE"  # crash tests: pause (sleep) at the named step, announcing it on stderr
@@ -89,7 +90,7 @@ class OnboardReport:
     seconds: dict[str, float] = field(default_factory=dict)
     bytes: int = 0
     files: int = 0
-    marts: list = field(default_factory=list)  # reports of the marts refreshed after this publish
+    marts: list = field(default_factory=list)  # reports of the marts refreshed after this publish (control.onboard)
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "status": self.status, "version": self.version, "rows_in": self.rows_in,
@@ -324,7 +325,7 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
             lap("stage")
             _step("staged", progress, f"{report.rows_in:,} rows staged; running the quality rules ...")
             _mask_macros(platform, con)
-            rules = engine.rules_for(platform, ds)
+            rules = engine.rules_for(ds, rule_overrides(platform))
             target = _batch_target(platform, con, view, principal)
             with watching(con, f"checking {name}", progress):
                 run = engine.run_rules(rules, ds, target)
@@ -413,10 +414,7 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
     report.seconds["total"] = round(time.perf_counter() - started, 4)
     if progress:
         progress(f"published {ds.qualified_name} v{version}")
-    from .marts import after_publish
-
-    report.marts = after_publish(platform, ds)  # marts that refresh when a source publishes
-    return report
+    return report  # the marts reading ds are refreshed by the facade (control.onboard), above this module
 
 
 def _stage(con, source: Any, fmt: str | None, relation: str, select: list[str], ds: Dataset, tmp: Path) -> str:

@@ -20,6 +20,7 @@ import json
 import math
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -111,10 +112,10 @@ def registered_target(platform, ds: Dataset, principal) -> Target:
     return Target(rel, trusted, governed, "served")
 
 
-def rules_for(platform, ds: Dataset) -> list[R.Rule]:
-    from ..onboarding.control import rule_overrides
-
-    return R.dataset_rules(ds, rule_overrides(platform).get((ds.quantum.lower(), ds.name.lower())))
+def rules_for(ds: Dataset, overrides: dict | None = None) -> list[R.Rule]:
+    """The rules in force for ``ds``: those set through the control plane (``overrides``, by (quantum,
+    dataset), as the control store keeps them) replace the contract's; schema-implied rules always apply."""
+    return R.dataset_rules(ds, (overrides or {}).get((ds.quantum.lower(), ds.name.lower())))
 
 
 def run_rules(rules: list[R.Rule], ds: Dataset, target: Target, samples: bool = True) -> CheckRun:
@@ -211,9 +212,7 @@ def record(store, run: CheckRun, version: int | None, principal: str, target: st
     """Persist a run's results (history) and emit ``check_failed`` when a rule failed or errored. The
     history (system.quality_results) is shown to the readers of the dataset; it keeps no sample: the
     checker's sample holds what the checker may see, not what every reader may (``read_sample``)."""
-    from ..onboarding.store import iso
-
-    at = iso()
+    at = datetime.now(timezone.utc).isoformat()
     rows = []
     for r in run.results:
         rows.append({"run_id": run.run_id, "at": at, "quantum": run.quantum.lower(), "dataset": run.dataset.lower(),

@@ -108,10 +108,9 @@ def _element_column(p: dict, ds: Dataset):
     return col
 
 
-def probe(platform, ds: Dataset) -> tuple[bool, str | None]:
-    """Whether ``ds`` can be read now (one cheap read on the engine, as the system); recorded."""
-    from ..onboarding.control import store_of
-
+def probe(platform, ds: Dataset, store) -> tuple[bool, str | None]:
+    """Whether ``ds`` can be read now (one cheap read on the engine, as the system); recorded in
+    ``store`` (the control store)."""
     backend = platform.state.backend
     rel = ".".join(quote(x) for x in backend.relation(ds.quantum, ds.name))
     try:
@@ -119,7 +118,7 @@ def probe(platform, ds: Dataset) -> tuple[bool, str | None]:
         ok, reason = True, None
     except Exception as e:  # noqa: BLE001 - whatever keeps the data from being read is an outage
         ok, reason = False, (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-    store_of(platform).record_probe(ds.quantum, ds.name, ok, reason)
+    store.record_probe(ds.quantum, ds.name, ok, reason)
     return ok, reason
 
 
@@ -147,19 +146,16 @@ def _availability(p: dict, probes: list[dict], settings: dict, window: float) ->
     return f"{share:.2f}%", _grade(100.0 - share, 100.0 - target), text
 
 
-def evaluate(platform, ds: Dataset, now: datetime | None = None) -> list[SloStatus]:
-    """The status of each SLA of ``ds``, after probing whether it can be read."""
-    from ..onboarding.control import store_of
-    from ..onboarding.store import iso
-
+def evaluate(platform, ds: Dataset, store, now: datetime | None = None) -> list[SloStatus]:
+    """The status of each SLA of ``ds``, after probing whether it can be read (``store``: the control
+    store, which keeps the probes and the versions)."""
     now = now or datetime.now(timezone.utc)
     contract = platform.mesh.contracts.get(ds.contract_id)
     if contract is None:
         return []
-    readable, reason = probe(platform, ds)
+    readable, reason = probe(platform, ds, store)
     backend = platform.state.backend
     rel = ".".join(quote(x) for x in backend.relation(ds.quantum, ds.name))
-    store = store_of(platform)
     current = store.current(ds.quantum, ds.name)
     settings = platform.mesh.settings
     window = float(settings.get("availability_window_days", WINDOW_DAYS)) * 86400
@@ -183,7 +179,7 @@ def evaluate(platform, ds: Dataset, now: datetime | None = None) -> list[SloStat
             out.append(SloStatus(ds.quantum, ds.name, prop, target, measured, status, message))
 
         if prop.lower() == "availability":
-            probes = store.probes(ds.quantum, ds.name, since=iso(now - timedelta(seconds=window)))
+            probes = store.probes(ds.quantum, ds.name, since=(now - timedelta(seconds=window)).isoformat())
             add(*_availability(p, probes, settings, window))
             continue
         try:
@@ -252,14 +248,14 @@ def _measure(p: dict, prop: str, target: str, column, current, now: datetime, bo
         add(None, "unknown", f"{prop} is not measured by Quanta")
 
 
-def evaluate_and_record(platform, datasets: list[Dataset], principal: str = "quanta-system") -> list[SloStatus]:
-    from ..onboarding.control import refresh, store_of
-    from ..onboarding.store import iso
-
-    store = store_of(platform)
+def evaluate_and_record(platform, store, datasets: list[Dataset],
+                        principal: str = "quanta-system") -> list[SloStatus]:
+    """Evaluate the SLOs of ``datasets`` and record them in ``store`` (history, and an ``slo_breached``
+    event for each SLO newly breached). The caller refreshes what shows them
+    (``onboarding.control.evaluate_slos`` does both)."""
     before = {(h["quantum"], h["dataset"], h["property"]): h["status"] for h in store.slo_history()}
-    statuses = [s for ds in datasets for s in evaluate(platform, ds)]
-    at = iso()
+    statuses = [s for ds in datasets for s in evaluate(platform, ds, store)]
+    at = datetime.now(timezone.utc).isoformat()
     rows = [dict(at=at, quantum=s.quantum.lower(), dataset=s.dataset.lower(), property=s.property, target=s.target,
                  measured=s.measured, status=s.status, message=s.message) for s in statuses]
     events = [dict(kind="slo_breached", quantum=s.quantum, dataset=s.dataset, principal=principal,
@@ -267,5 +263,4 @@ def evaluate_and_record(platform, datasets: list[Dataset], principal: str = "qua
               for s in statuses if s.status == "breached"
               and before.get((s.quantum.lower(), s.dataset.lower(), s.property)) != "breached"]
     store.record_slo(rows, events)
-    refresh(platform)
     return statuses

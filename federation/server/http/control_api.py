@@ -63,7 +63,8 @@ def quality_samples(quantum: str, dataset: str):
 @bp.post("/datasets/<quantum>/<dataset>/versions")
 def onboard(quantum: str, dataset: str):
     """Onboard a batch as a new version (owners and data engineers)."""
-    from ...onboarding.pipeline import OnboardingRejected, onboard as run
+    from ...onboarding.control import onboard as run
+    from ...onboarding.pipeline import OnboardingRejected
 
     principal = current_principal()
     request.max_content_length = int(current_app.config["QUANTA_MAX_UPLOAD"])
