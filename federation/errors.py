@@ -164,6 +164,7 @@ class Problem:
     line: int | None = None
     quantum: str | None = None
     severity: str = "error"  # error | warning
+    retry: bool = False  # an operational state (a source unreachable or hung): retried in the background
 
     def __str__(self) -> str:
         where = self.file

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import re
 import tempfile
 import time
@@ -27,6 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from .. import errors
+from . import hung
 from .backend import ColumnInfo
 
 CATALOG = "memory"
@@ -120,9 +122,10 @@ class Cancellation:
 class DuckDBExecution:
     """A query running on its own cursor; batches stream from DuckDB as they are produced."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, timeout: float | None, release=None):
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, timeout: float | None, release=None, unstick=None):
         self._cursor = cursor
         self._release = release  # gives a healthy cursor back to the backend's pool
+        self._unstick = unstick  # severs the connections of hung remote servers (see _expire)
         self._timer: list | None = None  # the watchdog's entry
         self.timed_out = False
         self.cancelled = False
@@ -136,6 +139,12 @@ class DuckDBExecution:
         cursor = self._cursor
         if cursor is not None:
             cursor.interrupt()
+            if self._unstick is not None:  # a remote source's scan waits in recv(): interrupt cannot reach it
+                threading.Thread(target=self._unstick, args=(self,), name="quanta-unstick", daemon=True).start()
+
+    @property
+    def running(self) -> bool:
+        return self._cursor is not None
 
     def start(self, sql: str, params) -> None:
         if self.cancelled:  # cancelled before it began
@@ -185,6 +194,9 @@ class DuckDBBackend:
         settings = settings or {}
         self._credentials = credentials or (lambda server: {})
         self._extensions: set[str] = set()
+        self.connect_timeout = float(settings.get("source_connect_timeout_seconds") or hung.CONNECT_TIMEOUT)
+        self._remote: dict[str, tuple[str, int]] = {}  # alias of an attached server -> its (host, port)
+        self._unreachable: dict[str, errors.Unavailable] = {}  # server location -> why it could not be attached
         config = {
             "autoinstall_known_extensions": "false",
             "autoload_known_extensions": "false",
@@ -239,16 +251,7 @@ class DuckDBBackend:
                 return f"{alias}.{quote(table or '')}"
             return f"{alias}.{quote(schema or 'main')}.{quote(table or '')}"
         if kind == "postgres":
-            alias = self._attached.get(location)
-            if alias is None:
-                self.load_extension("postgres_scanner")
-                alias = f"_quanta_src_{len(self._attached) + 1}"
-                try:
-                    self.db.execute(f"ATTACH {literal(self._dsn(location, server))} AS {alias} (TYPE postgres, READ_ONLY)")
-                except duckdb.Error as e:
-                    raise errors.Unavailable(f"PostgreSQL server {location} is unreachable: "
-                                             f"{redact(str(e).splitlines()[0])}") from None
-                self._attached[location] = alias
+            alias = self._attach_server(location, server)
             return f"{alias}.{quote(schema or 'public')}.{quote(table or '')}"
         if kind == "delta":
             self.load_extension("delta")
@@ -261,14 +264,58 @@ class DuckDBBackend:
             return f"iceberg_scan({literal(location)})"  # a metadata file
         raise errors.NotSupportedError(f"source kind {kind!r} is not supported")
 
+    def _attach_server(self, location: str, server: str | None) -> str:
+        """ATTACH a PostgreSQL server once per location, within ``source_connect_timeout_seconds``: libpq's
+        ``connect_timeout`` bounds the start-up, ``hung.Bound`` the catalog reads after it (a server that
+        accepts the connection and then stops answering). A failure is remembered for this load."""
+        alias = self._attached.get(location)
+        if alias is not None:
+            return alias
+        if location in self._unreachable:
+            raise self._unreachable[location]
+        self.load_extension("postgres_scanner")
+        alias = f"_quanta_src_{len(self._attached) + len(self._unreachable) + 1}"
+        host, port, _ = _server_address(location)
+        shown = f"PostgreSQL server {server + ' ' if server else ''}at {host}:{port}"
+        try:
+            with hung.Bound(self.connect_timeout, self.db.interrupt, host, port) as bound:
+                self.db.execute(f"ATTACH {literal(self._dsn(location, server))} AS {alias} (TYPE postgres, READ_ONLY)")
+        except duckdb.Error as e:
+            first = redact(str(e).splitlines()[0])
+            if bound.expired or "timeout expired" in first:
+                error = errors.Unavailable(f"{shown} did not answer within {self.connect_timeout:g} s "
+                                           f"(source_connect_timeout_seconds)")
+            else:
+                error = errors.Unavailable(f"{shown} is unreachable: {first}")
+            self._unreachable[location] = error
+            raise error from None
+        self._attached[location] = alias
+        self._remote[alias] = (host, int(port or 5432))
+        return alias
+
     def _dsn(self, location: str, server: str | None) -> str:
         """A libpq connection string from the contract's host/port/database and the server's credentials."""
-        rest = location.split("://", 1)[1]
-        hostport, _, database = rest.partition("/")
-        host, _, port = hostport.rpartition(":")
-        parts = {"host": host, "port": port, "dbname": database}
+        host, port, database = _server_address(location)
+        parts = {"host": host, "port": port, "dbname": database,
+                 # libpq's unit is whole seconds (and it counts less than 2 as 2)
+                 "connect_timeout": str(max(2, math.ceil(self.connect_timeout)))}
         parts.update({k: v for k, v in self._credentials(server or "").items() if k in ("user", "password")})
         return " ".join(f"{k}={_dsn_value(v)}" for k, v in parts.items() if v)
+
+    def _remote_server(self, relation_sql: str) -> tuple[str, int] | None:
+        """The (host, port) of the attached server a relation reads, if it reads one."""
+        alias = relation_sql.split(".", 1)[0]
+        return self._remote.get(alias)
+
+    def _unstick(self, execution: "DuckDBExecution") -> None:
+        """A query still running shortly after its time-out interrupted it waits on a remote server: sever
+        this process's connections to every attached server that no longer answers, so libpq returns."""
+        time.sleep(hung.GRACE_SECONDS)
+        if not execution.running:
+            return
+        for host, port in set(self._remote.values()):
+            if not hung.responds(host, port):
+                hung.sever(host, port)
 
     def load_extension(self, name: str) -> None:
         """Load a DuckDB extension from its PyPI package (``duckdb-extension-<name>``, pinned to this
@@ -299,10 +346,25 @@ class DuckDBBackend:
         self._allowed.add(str(p))
 
     def source_columns(self, relation_sql: str, cursor: bool = False) -> SourceColumns:
-        """The columns and types found in a source (``cursor``: on a cursor of its own, for threads)."""
+        """The columns and types found in a source (``cursor``: on a cursor of its own, for threads); a
+        remote server's within ``source_connect_timeout_seconds`` (else ``errors.Unavailable``)."""
         con = self.db.cursor() if cursor else self.db
+        remote = self._remote_server(relation_sql)
         try:
-            rows = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
+            if remote is None:
+                rows = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
+            else:
+                host, port = remote
+                try:
+                    with hung.Bound(self.connect_timeout, con.interrupt, host, port) as bound:
+                        rows = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
+                except (duckdb.IOException, duckdb.InterruptException) as e:
+                    if bound.expired:
+                        raise errors.Unavailable(f"PostgreSQL server at {host}:{port} did not describe "
+                                                 f"{relation_sql.split('.', 1)[1]} within {self.connect_timeout:g} s "
+                                                 f"(source_connect_timeout_seconds)") from None
+                    raise errors.Unavailable(f"PostgreSQL server at {host}:{port} failed: "
+                                             f"{redact(str(e).splitlines()[0])}") from None
         finally:
             if cursor:
                 con.close()
@@ -381,7 +443,7 @@ class DuckDBBackend:
 
     def execute(self, sql: str, params: Sequence[Any] | dict | None = None,
                 timeout: float | None = None, cancel: Cancellation | None = None) -> DuckDBExecution:
-        execution = DuckDBExecution(self._acquire(), timeout, self._release)
+        execution = DuckDBExecution(self._acquire(), timeout, self._release, self._unstick if self._remote else None)
         if cancel is not None:
             cancel.bind(execution)  # from now on a cancel interrupts the engine, even in its first call
         try:
@@ -455,6 +517,14 @@ def redact_values(message: str) -> str:
     first = message.split("\n")[0]
     first = _DOUBLE_QUOTED.sub('"…"', _QUOTED.sub("'…'", first))
     return _BARE_VALUE.sub(lambda m: f"{m.group(1) or m.group(2)} …", first)
+
+
+def _server_address(location: str) -> tuple[str, str, str]:
+    """(host, port, database) of a ``postgresql://host:port/database`` source location."""
+    rest = location.split("://", 1)[1]
+    hostport, _, database = rest.partition("/")
+    host, _, port = hostport.rpartition(":")
+    return host.strip("[]"), port, database
 
 
 def _dsn_value(value) -> str:
