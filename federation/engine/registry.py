@@ -17,9 +17,11 @@ from ..catalog import types as ctypes
 from ..catalog.loader import exclude
 from ..catalog.model import Dataset, Mesh
 from ..errors import Problem, Unavailable
-from .duckdb_backend import DuckDBBackend, quote
+from .duckdb_backend import DuckDBBackend, SourceColumns, quote
 
 TEXT_FORMATS = {"csv", "json"}
+DIRECT_KINDS = {"parquet", "csv", "json"}  # file sources whose views are created without a DESCRIBE first
+VIEW_WORKERS = 2  # cursors creating views at once (binding a view over a file reads its schema)
 
 
 def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = None) -> None:
@@ -60,6 +62,15 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
         except Exception as e:  # noqa: BLE001 - reported as a problem of the dataset
             relations[id(ds)] = e
 
+    for q in mesh.quanta.values():
+        backend.create_schema(q.name)
+    # files: the view is created at once from the contract (binding it reads the data's schema); its columns'
+    # types are then those of the data, read for all views in one query. Only a view that cannot be created
+    # (a missing column, unreadable data) is described to say why, as every other source is.
+    direct = [ds for ds in sources if ds.source.kind in DIRECT_KINDS and isinstance(relations[id(ds)], str)]
+    bound = _create_direct_views(backend, direct, relations)
+    sources = [ds for ds in sources if id(ds) not in bound]
+
     def read(ds: Dataset):
         rel = relations[id(ds)]
         if isinstance(rel, BaseException):
@@ -73,7 +84,6 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
         found = dict(zip((id(ds) for ds in sources), pool.map(read, sources)))
 
     for q in list(mesh.quanta.values()):
-        backend.create_schema(q.name)
         for ds in q.datasets.values():
             if ds.source is None:
                 continue
@@ -81,13 +91,61 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
                 backend.create_view(ds.quantum, ds.name, "SELECT " + ", ".join(
                     f"CAST(NULL AS {c.data_type}) AS {quote(c.name)}" for c in ds.columns) + " WHERE false")
                 continue
-            problem = _register(mesh, backend, ds, relations[id(ds)], found[id(ds)])
+            if id(ds) in bound:
+                problem = _register(mesh, backend, ds, relations[id(ds)], bound[id(ds)], created=True)
+            else:
+                problem = _register(mesh, backend, ds, relations[id(ds)], found[id(ds)])
             if problem is not None:
                 exclude(mesh, q.name, problem)
                 break
 
 
-def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found) -> Problem | None:
+def _create_direct_views(backend: DuckDBBackend, datasets: list[Dataset], relations: dict) -> dict[int, SourceColumns]:
+    """Create the view of each file dataset with the data's own types (``SELECT "x" AS x, ...``), on
+    ``VIEW_WORKERS`` cursors at once, and read back the columns' types: id(ds) -> the data's columns, for
+    the views that could be created (a missing column or unreadable data fails the binding)."""
+    if not datasets:
+        return {}
+
+    def create(chunk: list[Dataset]) -> list[int]:
+        done = []
+        cur = backend.db.cursor()
+        try:
+            for ds in chunk:
+                select = ", ".join(f"{quote(c.source_name)} AS {quote(c.name)}" for c in ds.columns)
+                try:
+                    cur.execute(f"CREATE OR REPLACE VIEW {quote(ds.quantum.lower())}.{quote(ds.name.lower())} AS "
+                                f"SELECT {select} FROM {relations[id(ds)]}")
+                except duckdb.Error:
+                    continue  # described later, to say why
+                done.append(id(ds))
+        finally:
+            cur.close()
+        return done
+
+    workers = max(1, min(VIEW_WORKERS, len(datasets) // 50))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        created = {i for chunk in pool.map(create, [datasets[k::workers] for k in range(workers)]) for i in chunk}
+    types: dict[tuple[str, str], dict[str, str]] = {}
+    for schema, view, column, data_type in backend.db.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND NOT internal ORDER BY schema_name, table_name, "
+            "column_index").fetchall():
+        types.setdefault((schema, view), {})[column.lower()] = data_type
+    out: dict[int, SourceColumns] = {}
+    for ds in datasets:
+        found = types.get((ds.quantum.lower(), ds.name.lower()))
+        if id(ds) in created and found is not None:
+            # by the data's names: DuckDB's identifiers are case-insensitive, so the contract's spelling binds
+            out[id(ds)] = SourceColumns({c.source_name.lower(): found[c.name.lower()] for c in ds.columns},
+                                        {c.source_name.lower(): c.source_name for c in ds.columns})
+    return out
+
+
+def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found, created: bool = False
+              ) -> Problem | None:
+    """Check the data's columns (``found``) against the contract and create the view; ``created``: a view
+    with the data's own types exists already (``_create_direct_views``), replaced only if a type differs."""
     src = ds.source
     assert src is not None
 
@@ -99,11 +157,9 @@ def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found) 
             first = str(outcome).split("\n")[0]
             where = src.location if src.kind != "duckdb" else f"{src.location} table {src.schema}.{src.table}"
             return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name} at {where}: {first}")
-        if isinstance(outcome, Unavailable):  # an unreachable or hung server: an operational state, not a
-            # broken contract; the platform's watcher reloads now and then while a problem says ``retry``
-            again = "; retrying in the background" if src.kind == "postgres" else ""
-            return Problem(ds.file, src.yaml_path, f"{ds.qualified_name} is unavailable: {outcome}{again}", None,
-                           ds.quantum, "warning", retry=src.kind == "postgres")
+        if isinstance(outcome, Unavailable):  # an unreachable server: an operational state, not a broken contract
+            return Problem(ds.file, src.yaml_path, f"{ds.qualified_name} is unavailable: {outcome}", None,
+                           ds.quantum, "warning")
         if isinstance(outcome, BaseException):
             return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name}: {outcome}")
     if src.kind != "duckdb":
@@ -125,6 +181,8 @@ def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found) 
         if data_type != c.data_type:
             expr = f"CAST({expr} AS {c.data_type})"
         select.append(f"{expr} AS {quote(c.name)}")
+    if created and all(found.columns[c.source_name.lower()] == c.data_type for c in ds.columns):
+        return None  # the view created with the data's types is the contract's
     try:
         backend.create_view(ds.quantum, ds.name, f"SELECT {', '.join(select)} FROM {relation}")
     except duckdb.Error as e:

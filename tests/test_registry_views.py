@@ -1,0 +1,49 @@
+"""Views over file sources (engine/registry.py): created straight from the contract, with the contract's names,
+order and types, whatever the data's spelling and types (compatible ones are cast)."""
+
+from __future__ import annotations
+
+import pytest
+
+from federation.platform import Platform
+from meshkit import OPEN_GOVERNANCE, contract, local_server, mesh_yaml, product, prop, sql_to_file, write_yaml
+
+
+def one_dataset_mesh(root, fmt: str, select: str, props: list[dict], physical: str = "items"):
+    mesh_yaml(root)
+    write_yaml(root / "governance.yaml", OPEN_GOVERNANCE)
+    sql_to_file(root / "data" / f"items.{fmt}", select, fmt)
+    write_yaml(root / "products" / "lab.odps.yaml", product("lab"))
+    write_yaml(root / "contracts" / "lab.odcs.yaml", contract(
+        "lab-contract", [{"name": "items", "physicalName": physical, "properties": props}],
+        [local_server("{model}." + fmt, fmt)]))
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
+def test_view_has_the_contracts_names_order_and_types(tmp_path, fmt):
+    root = one_dataset_mesh(
+        tmp_path, fmt,
+        "SELECT i::INTEGER AS \"ID\", 'n' || i AS label, (i * 1.5)::DOUBLE AS price FROM range(1, 4) t(i)",
+        [prop("price", "number", "double"), prop("id", "integer", "bigint"),
+         prop("name", "string", "varchar", physicalName="label")])
+    p = Platform(root)
+    assert not [x for x in p.mesh.problems if x.severity == "error"], p.mesh.problems
+    assert [(c.name, c.type) for c in p.state.backend.describe("SELECT * FROM lab.items")] == [
+        ("price", "DOUBLE"), ("id", "BIGINT"), ("name", "VARCHAR")]
+    rows = p.query("select id, name, price from lab.items order by id", p.principal("olivia")).fetchall()
+    assert rows == [(1, "n1", 1.5), (2, "n2", 3.0), (3, "n3", 4.5)]
+
+
+def test_a_missing_column_and_an_incompatible_type_are_reported_as_before(tmp_path):
+    root = one_dataset_mesh(tmp_path / "missing", "parquet", "SELECT 1 AS id",
+                            [prop("id", "integer", "bigint"), prop("gone", "string", "varchar")])
+    p = Platform(root)
+    assert "lab" in p.mesh.excluded
+    assert any("column 'gone' of lab.items is not in the data" in x.message and "the data has: id" in x.message
+               for x in p.mesh.problems), p.mesh.problems
+    root = one_dataset_mesh(tmp_path / "types", "parquet", "SELECT DATE '2024-01-01' AS d",
+                            [prop("d", "boolean", "boolean")])
+    p = Platform(root)
+    assert any("column 'd' of lab.items is declared BOOLEAN but the data" in x.message and "DATE" in x.message
+               for x in p.mesh.problems), p.mesh.problems
