@@ -17,7 +17,6 @@ publishes nothing and fails naming the column and the smallest group.
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from .. import errors

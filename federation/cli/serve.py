@@ -1,0 +1,95 @@
+"""``quanta serve`` (HTTP, optionally the PostgreSQL wire protocol too) and ``quanta pgserve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import default_mesh
+from .common import fail, friendly, main, mesh_option
+
+
+@main.command()
+@click.argument("mesh_path", required=False, metavar="[MESH]")
+@mesh_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="The HTTP port (0: any free port).")
+@click.option("--threads", default=16, show_default=True, type=int, help="Worker threads of the HTTP server.")
+@click.option("--pg-port", default=None, type=int, help="Also serve the PostgreSQL wire protocol on this port.")
+@friendly
+def serve(mesh_path: str | None, mesh: str | None, host: str, port: int, threads: int, pg_port: int | None) -> None:
+    """Serve the mesh over HTTP: the query API, the open dictionary (HTML and JSON), health and metrics."""
+    from ..platform import Platform
+    from ..server.http import Server, create_app
+
+    path = Path(mesh_path or mesh or default_mesh())
+    if not (mesh_path or mesh) and (path / "mesh.yaml").exists() and not (path / "data").exists():
+        from .. import demo as demo_data  # the demo mesh on a fresh clone: generate its data first
+
+        click.echo(f"generating the demo data under {path / 'data'} ...", err=True)
+        demo_data.generate(path, progress=lambda msg: click.echo(f"  {msg}", err=True))
+    platform = Platform.open(path)
+    server = Server(create_app(platform), host=host, port=port, threads=threads)
+    pg = None
+    if pg_port is not None:
+        try:
+            from ..server.pgwire import PgServer
+        except ImportError:
+            fail("the PostgreSQL interface is not available in this installation")
+        pg = PgServer(platform, host, pg_port)
+        pg.start()
+    m = platform.mesh
+    click.echo(f"mesh {m.name}: {len(m.quanta)} quanta, loaded in {platform.state.load_seconds:.2f} s")
+    click.echo(f"dictionary  {server.url}/")
+    click.echo(f"API         {server.url}/api/v1/  (POST /api/v1/query with a bearer token; "
+               f"description at /api/v1/openapi.json)")
+    if pg is not None:
+        click.echo(f"PostgreSQL  {host}:{pg.port}")
+    click.echo("press Ctrl+C to stop", err=True)
+    import signal
+    import threading
+
+    def _stop(signum, frame):  # SIGTERM stops as cleanly as Ctrl+C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.start()
+        threading.Event().wait()
+    finally:
+        server.stop()
+        if pg is not None:
+            pg.stop()
+
+
+@main.command()
+@click.argument("mesh_path", required=False, metavar="[MESH]")
+@mesh_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=5433, show_default=True, type=int, help="The PostgreSQL port (0: any free port).")
+@click.option("--tls-cert", default=None, metavar="FILE", help="Certificate for TLS (SSLRequest answered 'S').")
+@click.option("--tls-key", default=None, metavar="FILE", help="The certificate's private key.")
+@friendly
+def pgserve(mesh_path: str | None, mesh: str | None, host: str, port: int, tls_cert: str | None,
+            tls_key: str | None) -> None:
+    """Serve the mesh over the PostgreSQL wire protocol only (psql, JDBC, BI tools; passwords are tokens)."""
+    from ..platform import Platform
+    from ..server.pgwire import PgServer
+
+    platform = Platform.open(Path(mesh_path or mesh or default_mesh()))
+    pg = PgServer(platform, host, port, tls_cert=tls_cert, tls_key=tls_key)
+    pg.start()
+    click.echo(f"PostgreSQL  {host}:{pg.port}  (user: a principal, password: a token from `quanta token create`)")
+    click.echo("press Ctrl+C to stop", err=True)
+    import signal
+    import threading
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        threading.Event().wait()
+    finally:
+        pg.stop()
