@@ -157,9 +157,11 @@ def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found, 
             first = str(outcome).split("\n")[0]
             where = src.location if src.kind != "duckdb" else f"{src.location} table {src.schema}.{src.table}"
             return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name} at {where}: {first}")
-        if isinstance(outcome, Unavailable):  # an unreachable server: an operational state, not a broken contract
-            return Problem(ds.file, src.yaml_path, f"{ds.qualified_name} is unavailable: {outcome}", None,
-                           ds.quantum, "warning")
+        if isinstance(outcome, Unavailable):  # an unreachable or hung server: an operational state, not a
+            # broken contract; the platform's watcher reloads now and then while a problem says ``retry``
+            again = "; retrying in the background" if src.kind == "postgres" else ""
+            return Problem(ds.file, src.yaml_path, f"{ds.qualified_name} is unavailable: {outcome}{again}", None,
+                           ds.quantum, "warning", retry=src.kind == "postgres")
         if isinstance(outcome, BaseException):
             return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name}: {outcome}")
     if src.kind != "duckdb":
