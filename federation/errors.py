@@ -89,11 +89,6 @@ class UnknownObject(ProgrammingError):
     sqlstate = "42P01"
 
 
-class UnknownColumn(ProgrammingError):
-    code = "unknown_column"
-    sqlstate = "42703"
-
-
 class StatementRefused(NotSupportedError):
     """A statement, function or table reference that Quanta does not allow (not a read of the mesh)."""
 

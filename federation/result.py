@@ -8,7 +8,7 @@ memory. It can be consumed once; ``arrow()`` keeps the table it read so it can b
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 import pyarrow as pa
 
@@ -253,7 +253,3 @@ def _unwrap(e: Exception) -> Exception:
         if prefix.lower() in text.lower():
             return cls(text)
     return duckdb.Error(text)
-
-
-def rows_to_tuples(table: pa.Table) -> list[tuple[Any, ...]]:
-    return list(zip(*[c.to_pylist() for c in table.columns]))

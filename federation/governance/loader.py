@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -346,7 +345,3 @@ def check_expressions(gov: Governance, mesh: Mesh, describe) -> tuple[list[Probl
                     target.append(Problem(pol.file, pol.yaml_path, f"policy {pol.name} on {ds.qualified_name}: "
                                           f"{message}", None, None if pol.scope == "global" else pol.scope))
     return global_problems, local
-
-
-def governance_file(mesh_path: Path) -> Path:
-    return mesh_path / "governance.yaml"
