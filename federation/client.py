@@ -229,6 +229,10 @@ class Client:
         """Deny a pending request."""
         return self._request("POST", f"/api/v1/access-requests/{request_id}/deny", json={"reason": reason}).json()
 
+    def revoke_access(self, request_id: int, reason: str | None = None) -> dict:
+        """Revoke an approved request's grant, at once."""
+        return self._request("POST", f"/api/v1/access-requests/{request_id}/revoke", json={"reason": reason}).json()
+
     # -- observability --------------------------------------------------------------------------------
 
     def health(self) -> dict:

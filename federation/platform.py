@@ -6,8 +6,11 @@ principal)`` runs one query through the pipeline and returns a streaming ``Resul
 connections, the CLI (and the HTTP and PostgreSQL servers) all call ``query``: no interface has a
 path of its own to the data.
 
-A platform is immutable once built; ``reload()`` builds a new state from the files and swaps it in
-atomically, so queries already running finish on the state they started with.
+A platform's ``State`` is immutable once built. A change (a published version, an approved or revoked
+grant, an edited contract: from this process or any other) never edits it: ``reload()`` builds a new
+state beside it from the files and the state databases and swaps it in one step, so queries already
+running finish on the state they started with. Servers run a ``federation.live.Watcher`` that polls for
+changes and reloads; a reload that fails keeps the last good state serving and reports why.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 import sqlglot.expressions as exp
 
-from . import admission, errors
+from . import admission, errors, live
 from .catalog.loader import exclude, load_mesh
 from .governance import audit
 from .governance.authorize import allowed
@@ -53,8 +56,10 @@ SHARED_INTERFACES = ("http", "pgwire")  # a server's clients: per-principal conc
 DEFAULT_TIMEOUT = 300.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class State:
+    """Everything a query reads, built at once and never changed (a change builds a new state)."""
+
     mesh: Mesh
     backend: DuckDBBackend
     namespace: Namespace
@@ -63,6 +68,8 @@ class State:
     lineage: "Lineage"
     load_seconds: float
     openlineage: "OpenLineage"
+    fingerprint: live.Fingerprint  # what it was built from (files, state databases), read before building
+    serial: int  # 1 for the first state of a platform, then one more per reload
 
 
 def state_dir(mesh_path: Path) -> Path:
@@ -82,7 +89,14 @@ class Platform:
         self.audit: audit.AuditLog | None = None  # opened once the folder is known to be a mesh
         self._tokens: TokenStore | None = None
         self._access: AccessRequests | None = None
-        self._state = self._build()
+        self.counters = live.Counters(self.state_dir)
+        self._build_lock = threading.Lock()  # one build at a time (the watcher and in-process writers)
+        self._serial = 0
+        self.reload_problems: list[Problem] = []  # why the newest reload failed (the last good state serves)
+        self._watcher: live.Watcher | None = None
+        self._unavailable_retry = 0.0
+        self._state = self._build(self.fingerprint())
+        self.seen = self._state.fingerprint  # the changes applied (a refresh of observations moves it on)
 
     @property
     def lineage(self):
@@ -129,16 +143,31 @@ class Platform:
             req = self.access_requests.decide(req.request_id, principal.name, approve, days, reason)
         except LookupError:
             raise errors.UnknownObject(f"there is no pending access request {request_id}") from None
-        if approve:
-            state = self._state
-            state.governance.grants.append(_request_grant(req))
-            state.governance.forget_decisions()
-            state.namespace.version = f"{state.namespace.version.split('+')[0]}+{req.request_id}"  # new plans
-            state.backend.put_table("grants", governance_tables.grants(state.governance))
         verb = "APPROVED" if approve else "DENIED"
         self._access_changed(principal, f"ACCESS {verb} {req.request_id}: {ds.qualified_name} for {req.principal}"
                              + (f" until {req.expires}" if req.expires else ""),
                              "access_granted" if approve else "access_denied", req)
+        if approve:
+            self.reload()  # effective at once here; other processes see the event within a poll
+        return req
+
+    def revoke_access(self, principal: Principal, request_id: int, reason: str | None = None) -> AccessRequest:
+        """Revoke an approved access request (a grant from a request) before it expires: effective at once
+        here, and in every process that watches the mesh within a poll. Who may approve may revoke."""
+        req = self.access_requests.get(int(request_id))
+        if req is None or req.status != "approved":
+            raise errors.UnknownObject(f"there is no approved access request {request_id} to revoke")
+        ds = self._dataset(req.dataset_name)
+        decision = allowed(self, principal, "approve", req)
+        if not decision:
+            raise errors.AccessDenied(decision.reason.replace("approve", "revoke", 1))
+        try:
+            req = self.access_requests.revoke(req.request_id, principal.name, reason)
+        except LookupError:
+            raise errors.UnknownObject(f"there is no approved access request {request_id} to revoke") from None
+        self._access_changed(principal, f"ACCESS REVOKED {req.request_id}: {ds.qualified_name} for {req.principal}"
+                             + (f" ({reason})" if reason else ""), "access_revoked", req)
+        self.reload()
         return req
 
     def _dataset(self, name: str) -> Dataset:
@@ -151,16 +180,14 @@ class Platform:
     def _access_changed(self, principal: Principal, what: str, kind: str, req: AccessRequest) -> None:
         """Audit, event, and the system table, for a request or a decision."""
         self.audit.record(audit.Entry(principal.name, what, "control", req.purpose, status="ok"))
-        state = self._state
-        state.backend.put_table("access_requests", self._access_table(state.mesh, state.governance))
         try:
-            from .onboarding import control
+            from .onboarding.common import store_of
 
-            control.store_of(self).emit(kind, quantum=req.quantum, dataset=req.dataset, principal=principal.name,
+            store_of(self).emit(kind, quantum=req.quantum, dataset=req.dataset, principal=principal.name,
                                         message=what, details=req.to_dict())
-            control.refresh(self)
         except Exception:  # noqa: BLE001 - the event stream must not undo a recorded decision
             pass
+        self.refresh_observability()
 
     def _access_table(self, mesh: Mesh, governance: Governance) -> pa.Table:
         rows = self.access_requests.all()
@@ -170,8 +197,8 @@ class Platform:
             q = mesh.quanta.get(r.quantum.lower())
             approvers.append(sorted(set(governance.approvers(ds) if ds else []) | set(q.owners if q else ())))
         names = ["request_id", "principal", "quantum", "dataset", "purpose", "days", "status", "requested_at",
-                 "decided_by", "decided_at", "reason", "expires"]
-        cols = {n: [getattr(r, n) for r in rows] for n in names}
+                 "decided_by", "decided_at", "reason", "expires", "revoked_by", "revoked_at"]
+        cols = {n: [getattr(r, "effective_status" if n == "status" else n) for r in rows] for n in names}
         table = pa.table({n: pa.array(v, pa.int64() if n in ("request_id", "days") else pa.string())
                           for n, v in cols.items()})
         return table.append_column("approvers", pa.array(approvers, pa.list_(pa.string())))
@@ -203,14 +230,114 @@ class Platform:
     def state(self) -> State:
         return self._state
 
-    def reload(self) -> None:
-        """Read the mesh's files again and switch to the new state atomically."""
-        new = self._build()
-        with self._lock:
-            old, self._state = self._state, new
-        del old  # the old database closes when the last query using it is done
+    def fingerprint(self) -> live.Fingerprint:
+        """What the mesh's files and state databases are now (compared with what a state was built from)."""
+        skip: tuple[Path, ...] = (self.path / "warehouse", self.path / "data")  # the defaults, before a load
+        state = getattr(self, "_state", None)
+        if state is not None:
+            from .onboarding import serving
 
-    def _build(self) -> State:
+            skip = (serving.warehouse(state.mesh), (self.path / str(state.mesh.raw.get("data", "data"))).resolve())
+        return live.fingerprint(self.path, self.counters, skip)
+
+    def reload(self, fingerprint: live.Fingerprint | None = None) -> bool:
+        """Build a new state from the mesh's files and state databases beside the current one and swap it in
+        one step (queries already running finish on theirs). A build that fails, or that a new error in the
+        mesh's files would leave without a quantum the current state serves, keeps the current state and
+        reports why (``reload_problems``, ``system.problems``, a ``reload_failed`` event, the log).
+        Returns whether the new state serves."""
+        with self._build_lock:
+            fp = fingerprint or self.fingerprint()
+            try:
+                new = self._build(fp)
+            except Exception as e:  # noqa: BLE001 - a broken edit must not stop the serving state
+                problems = list(getattr(e, "problems", None) or []) or [Problem("", "", str(e).split("\n")[0])]
+                return self._reload_failed(fp, f"{e}".split("\n")[0], problems)
+            broken = _new_errors(self._state.mesh, new.mesh)
+            if broken:
+                new.backend.close()
+                return self._reload_failed(fp, "a change to the mesh's files has errors", broken)
+            with self._lock:
+                old, self._state = self._state, new
+                self.seen, self.reload_problems = fp, []
+        del old  # the old database closes when the last query using it is done
+        return True
+
+    def _reload_failed(self, fp: live.Fingerprint, why: str, problems: list[Problem]) -> bool:
+        import logging
+
+        self.seen, self.reload_problems = fp, problems
+        detail = "; ".join(f"{p.file}{':' + str(p.line) if p.line else ''} {p.path} {p.message}".strip()
+                           for p in problems[:5])
+        logging.getLogger("quanta.live").error("reload failed, the last good state serves: %s: %s", why, detail)
+        state = self._state
+        if ("system", "problems") in state.namespace.system_tables:
+            state.backend.put_table("problems", system_tables.problems_table(
+                list(state.mesh.problems) + [_as_reload_problem(p) for p in problems]))
+        try:
+            from .onboarding.common import store_of
+
+            store_of(self).emit("reload_failed", message=f"reload failed, the last good state serves: "
+                                        f"{why}: {detail}")
+        except Exception:  # noqa: BLE001 - a read-only state folder: the log and the problems table say it
+            pass
+        return False
+
+    def refresh_observability(self, fingerprint: live.Fingerprint | None = None) -> None:
+        """Rewrite the tables that show observations (quality results, SLO status, access requests) from the
+        state databases; the state itself does not change."""
+        fp = fingerprint or self.fingerprint()
+        state = self._state
+        try:
+            from .onboarding.tables import refresh
+
+            refresh(self)
+        except Exception:  # noqa: BLE001 - observations are best effort; the data path is unaffected
+            pass
+        state.backend.put_table("access_requests", self._access_table(state.mesh, state.governance))
+        with self._lock:
+            if self._state is state:
+                self.seen = live.Fingerprint(self.seen.files, fp.events, self.seen.access, fp.observations)
+
+    def retry_unavailable(self, every: float = 30.0) -> bool:
+        """Reload now and then while a source of the current state is unavailable (a hung or stopped server)."""
+        if not any(getattr(p, "retry", False) for p in self._state.mesh.problems):
+            return False
+        if time.monotonic() - self._unavailable_retry < every:
+            return False
+        self._unavailable_retry = time.monotonic()
+        return self.reload()
+
+    def held_folders(self) -> set[str]:
+        """The warehouse folders (version directories) the current state reads: a server's lease holds them."""
+        from .onboarding import serving
+
+        state = self._state
+        out = {str(serving.version_dir(state.mesh, q, d, n)) for (q, d, n) in state.namespace.pinned}
+        for ds in state.mesh.datasets():
+            if ds.source is not None and ds.source.kind == "parquet" and serving.in_warehouse(state.mesh, ds):
+                out.add(str(Path(ds.source.location).parent))
+        return out
+
+    def sweep_expired(self) -> list[Path]:
+        """Delete the files of expired versions nobody may read any more (``onboarding.pipeline.sweep_expired``)."""
+        from .onboarding.store import Store
+
+        if not Store.exists(self.state_dir):
+            return []
+        from .onboarding.common import store_of
+        from .onboarding.pipeline import sweep_expired
+
+        return sweep_expired(self, store_of(self))
+
+    def watch(self, interval: float | None = None) -> live.Watcher:
+        """Start (once) the watcher that hot-reloads this platform when its mesh changes (servers call it)."""
+        with self._lock:
+            if self._watcher is None:
+                self._watcher = live.Watcher(self, interval).start()
+            return self._watcher
+
+    def _build(self, fingerprint: live.Fingerprint) -> State:
         started = time.perf_counter()
         mesh = load_mesh(self.path)
         if self.audit is None:
@@ -224,19 +351,20 @@ class Platform:
             namespace = Namespace(mesh, mesh.version, backend.relation)
             pipeline = Pipeline(namespace, backend.dialect, PASSES)
             self._compile_derived(mesh, backend, namespace, pipeline)
-            governance = self._load_governance(mesh, backend)
+            governance, lineage = self._load_governance(mesh, backend)
+            self._serial += 1
             namespace.governance = governance
-            namespace.version = f"{mesh.version}:{governance.version}"
-            self._build_system_tables(mesh, backend, namespace, governance)
+            namespace.version = f"{mesh.version}:{governance.version}#{self._serial}"  # plan caches key on it
+            self._build_system_tables(mesh, backend, namespace, governance, lineage)
             namespace.pinned, namespace.pinned_datasets = serving.register_pinned(mesh, backend, self.state_dir)
             backend.lock()
         except BaseException:
             backend.close()
             raise
-        return State(mesh, backend, namespace, pipeline, governance, self._lineage, time.perf_counter() - started,
-                     OpenLineage(mesh, mesh.settings.get("openlineage")))
+        return State(mesh, backend, namespace, pipeline, governance, lineage, time.perf_counter() - started,
+                     OpenLineage(mesh, mesh.settings.get("openlineage")), fingerprint, self._serial)
 
-    def _load_governance(self, mesh: Mesh, backend: DuckDBBackend) -> Governance:
+    def _load_governance(self, mesh: Mesh, backend: DuckDBBackend) -> tuple[Governance, Lineage]:
         """Governance fails closed: a global problem stops the load, a local one leaves its quantum out."""
         governance, problems, local = load_governance(mesh)
         mesh.problems.extend(problems)
@@ -246,12 +374,12 @@ class Platform:
                 governance.grants.append(_request_grant(req))
         # contracts inherited along column lineage (classifications feed the policies' selectors)
         anonymising = tuple(governance.settings.get("anonymising_transformations", DEFAULT_ANONYMISING))
-        self._lineage = inherit(mesh, anonymising)
+        lineage = inherit(mesh, anonymising)
         derived: dict[str, list] = {}  # the column lineage of every derived dataset, marts included
-        for e in self._lineage.edges:
+        for e in lineage.edges:
             derived.setdefault(f"{e.target_quantum}.{e.target_dataset}", []).append(e)
         governance.follow_marts(derived, mesh.dataset, anonymising)
-        for problem in self._lineage.problems:
+        for problem in lineage.problems:
             if problem.severity == "error" and problem.quantum:
                 exclude(mesh, problem.quantum, problem)
             else:
@@ -268,7 +396,7 @@ class Platform:
         for quantum, found in list(local.items()) + list(local_checked.items()):
             for problem in found:
                 exclude(mesh, quantum, problem)
-        return governance
+        return governance, lineage
 
     def _mask_salt(self, governance: Governance) -> str:
         """The secret salt of hash masks: from the environment, else a random one kept in the state folder."""
@@ -313,7 +441,7 @@ class Platform:
                 backend.create_view(ds.quantum, ds.name, definition.sql(backend.dialect))  # for typing policies
 
     def _build_system_tables(self, mesh: Mesh, backend: DuckDBBackend, namespace: Namespace,
-                             governance: Governance) -> None:
+                             governance: Governance, lineage: Lineage) -> None:
         dictionary = system_tables.dictionary_tables(mesh)
         dictionary.update({
             "principals": ("Principals: roles, groups and attributes (no secrets)",
@@ -322,18 +450,18 @@ class Platform:
             "policies": ("Global and local policies: masks, row filters, denials", governance_tables.policies(governance)),
             "policy_coverage": ("For each policy, the datasets and columns it covers, and warnings for columns that "
                                 "look covered but are not", governance_tables.policy_coverage(
-                                    governance, mesh, self._lineage.edges)),
+                                    governance, mesh, lineage.edges)),
             "column_access": ("For the current principal, each column's access: visible, masked or denied",
                               _empty(governance_tables.COLUMN_ACCESS_COLUMNS)),
             "query_log": ("Every query: who, when, what it read, which policies applied (own queries; all for auditors)",
                           self.audit.history()),
             "column_lineage": ("Column lineage of derived datasets: source columns and transformation",
-                               system_tables.column_lineage(self._lineage.edges, mesh)),
+                               system_tables.column_lineage(lineage.edges, mesh)),
             "access_requests": ("Access requests: who asked for which dataset, why, and the decision "
                                 "(own requests and those one may approve; all for auditors)",
                                 self._access_table(mesh, governance)),
         })
-        from .onboarding.control import observability_tables
+        from .onboarding.tables import observability_tables
 
         dictionary.update(observability_tables(mesh, self.state_dir))
         info = system_tables.information_schema(mesh, dictionary)
@@ -483,6 +611,26 @@ class Platform:
         finally:
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             self.audit.record(entry)
+
+
+def _problem_key(p: Problem) -> tuple:
+    return (p.file, p.path, p.message)
+
+
+def _new_errors(old: Mesh, new: Mesh) -> list[Problem]:
+    """Errors of the new mesh's files that the old one did not have and that leave out a quantum the old
+    state serves (a broken edit): a reload that would bring them keeps the last good state instead. A
+    source that is unavailable for now (``retry``) is not an edit."""
+    had = {_problem_key(p) for p in old.problems}
+    lost = {q for q in old.quanta if q not in new.quanta}
+    return [p for p in new.problems if p.severity == "error" and not getattr(p, "retry", False)
+            and _problem_key(p) not in had and (p.quantum is None or p.quantum.lower() in lost)]
+
+
+def _as_reload_problem(p: Problem) -> Problem:
+    import dataclasses
+
+    return dataclasses.replace(p, message=f"not served (the last good state serves until this is fixed): {p.message}")
 
 
 def _request_grant(req: AccessRequest) -> Grant:

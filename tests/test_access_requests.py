@@ -112,3 +112,48 @@ def test_access_requests_over_http(mesh):
         assert ana.access_requests()[0]["status"] == "approved"
     finally:
         server.stop()
+
+
+def test_revoke_is_effective_at_once_audited_and_shown(mesh):
+    p = Platform(mesh)
+    ana = federation.Connection(p, p.principal("ana"))
+    req = p.request_access(p.principal("ana"), "b2b.accounts", "churn", days=30)
+    p.decide_access(p.principal("lucas"), req.request_id, True)
+    assert ana.sql("select count(*) from b2b.accounts").fetchone()[0] > 0
+    with pytest.raises(errors.AccessDenied, match="revoke"):
+        p.revoke_access(p.principal("marco"), req.request_id)  # not an approver
+    revoked = p.revoke_access(p.principal("lucas"), req.request_id, "project ended")
+    assert revoked.status == "revoked" and revoked.revoked_by == "lucas" and revoked.revoke_reason == "project ended"
+    with pytest.raises(errors.AccessDenied, match="request access from lucas"):
+        ana.sql("select count(*) from b2b.accounts")
+    with pytest.raises(errors.UnknownObject, match="no approved access request"):
+        p.revoke_access(p.principal("lucas"), req.request_id)  # revoked once
+    audrey = federation.Connection(p, p.principal("audrey"))
+    assert audrey.sql("select status, revoked_by from system.access_requests where request_id = ?",
+                      [req.request_id]).fetchone() == ("revoked", "lucas")
+    log = [r[0] for r in audrey.sql("select sql from system.query_log where interface = 'control'").fetchall()]
+    assert any(s.startswith(f"ACCESS REVOKED {req.request_id}") for s in log)
+    assert "access_revoked" in {r[0] for r in audrey.sql("select kind from system.events").fetchall()}
+    again = Platform(mesh)  # and after a restart
+    with pytest.raises(errors.AccessDenied):
+        federation.Connection(again, again.principal("ana")).sql("select count(*) from b2b.accounts")
+
+
+def test_revoke_over_http(mesh):
+    platform = Platform(mesh)
+    server = Server(create_app(platform), port=0).start()
+    try:
+        tokens = {u: platform.tokens.create(u, 1)[0] for u in ("ana", "lucas", "paul")}
+        ana, lucas, paul = (Client(server.url, tokens[u]) for u in ("ana", "lucas", "paul"))
+        req = ana.request_access("b2b", "b2b_orders", purpose="study", days=90)
+        lucas.approve_access(req["request_id"])
+        assert ana.sql("select count(*) from b2b.b2b_orders").fetchone()[0] > 0
+        with pytest.raises(errors.AccessDenied):
+            paul.revoke_access(req["request_id"])
+        assert lucas.revoke_access(req["request_id"], "done")["status"] == "revoked"
+        with pytest.raises(errors.AccessDenied):
+            ana.sql("select count(*) from b2b.b2b_orders")
+        with pytest.raises(errors.UnknownObject):
+            lucas.revoke_access(req["request_id"])
+    finally:
+        server.stop()

@@ -91,7 +91,7 @@ def test_rollback_and_history(lab):
 
 
 def test_retention_keeps_n_versions(tmp_path):
-    p = Platform(lab_mesh(tmp_path / "lab", versions_kept=2))
+    p = Platform(lab_mesh(tmp_path / "lab", versions_kept=2, extra_settings={"expired_version_grace_seconds": 0}))
     dev = p.principal("dev")
     for n in (3, 4, 5, 6):
         onboard(p, "lab.items", items(n), dev)
@@ -104,6 +104,25 @@ def test_retention_keeps_n_versions(tmp_path):
     assert q(p, 'select count(*) from lab."items@v3"') == [(5,)]
     with pytest.raises(errors.ProgrammingError, match="no version 1"):
         control.rollback(p, "lab.items", 1, dev)
+
+
+def test_expired_files_stay_for_their_grace_period(tmp_path):
+    """A query that started before a version expired (here: a result still open) reads on: the files of an
+    expired version stay for the grace period (by default the query time-out plus a minute)."""
+    p = Platform(lab_mesh(tmp_path / "lab", versions_kept=1))
+    dev, ana = p.principal("dev"), p.principal("ana")
+    onboard(p, "lab.items", items(3), dev)
+    result = p.query("select id from lab.items order by id", ana)  # runs on the state serving v1
+    onboard(p, "lab.items", items(4), dev)  # v1 expires
+    folder = warehouse(p.mesh) / "lab" / "items"
+    assert sorted(x.name for x in folder.iterdir() if x.name.startswith("v")) == ["v1", "v2"]
+    assert (folder / "v1" / ".expired").exists()
+    assert [r[0] for r in result.fetchall()] == [1, 2, 3]
+    assert q(p, "select count(*) from lab.items") == [(4,)]
+    with pytest.raises(errors.UnknownObject, match="kept versions: v2"):
+        q(p, 'select * from lab."items@v1"')
+    onboard(p, "lab.items", items(5), dev)  # a later publish sweeps nothing still in its grace period
+    assert sorted(x.name for x in folder.iterdir() if x.name.startswith("v")) == ["v1", "v2", "v3"]
 
 
 # -- crash safety ---------------------------------------------------------------------------------------

@@ -20,8 +20,14 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS access_requests (
     request_id INTEGER PRIMARY KEY, principal TEXT NOT NULL, quantum TEXT NOT NULL, dataset TEXT NOT NULL,
     purpose TEXT, days INTEGER NOT NULL, status TEXT NOT NULL, requested_at TEXT NOT NULL,
-    decided_by TEXT, decided_at TEXT, reason TEXT, expires TEXT)
+    decided_by TEXT, decided_at TEXT, reason TEXT, expires TEXT);
+CREATE TABLE IF NOT EXISTS revocations (
+    request_id INTEGER PRIMARY KEY REFERENCES access_requests, revoked_by TEXT NOT NULL, revoked_at TEXT NOT NULL,
+    reason TEXT);
 """
+SELECT = ("SELECT a.request_id, a.principal, a.quantum, a.dataset, a.purpose, a.days, a.status, a.requested_at, "
+          "a.decided_by, a.decided_at, a.reason, a.expires, r.revoked_by, r.revoked_at, r.reason FROM access_requests a "
+          "LEFT JOIN revocations r USING (request_id)")
 
 
 @dataclass
@@ -32,12 +38,22 @@ class AccessRequest:
     dataset: str
     purpose: str | None
     days: int
-    status: str  # pending | approved | denied
+    status: str  # pending | approved | denied | revoked (``effective_status``: expired after ``expires``)
     requested_at: str
     decided_by: str | None = None
     decided_at: str | None = None
     reason: str | None = None
     expires: str | None = None  # ISO date, for approved requests
+    revoked_by: str | None = None
+    revoked_at: str | None = None
+    revoke_reason: str | None = None
+
+    @property
+    def effective_status(self) -> str:
+        """``expired`` for an approved request past its expiry date, else its status."""
+        if self.status == "approved" and self.expires and dt.date.fromisoformat(self.expires) < dt.date.today():
+            return "expired"
+        return self.status
 
     @property
     def dataset_name(self) -> str:
@@ -81,12 +97,12 @@ class AccessRequests:
 
     def get(self, request_id: int) -> AccessRequest | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM access_requests WHERE request_id = ?", (request_id,)).fetchone()
+            row = self._db.execute(f"{SELECT} WHERE a.request_id = ?", (request_id,)).fetchone()
         return self._row(row) if row else None
 
     def all(self) -> list[AccessRequest]:
         with self._lock:
-            rows = self._db.execute("SELECT * FROM access_requests ORDER BY request_id").fetchall()
+            rows = self._db.execute(f"{SELECT} ORDER BY a.request_id").fetchall()
         return [self._row(r) for r in rows]
 
     def decide(self, request_id: int, approver: str, approve: bool, days: int | None, reason: str | None) -> AccessRequest:
@@ -100,7 +116,7 @@ class AccessRequests:
             except sqlite3.Error as e:
                 raise statedb.write_error(self.path, e, what) from None
             try:
-                row = self._db.execute("SELECT * FROM access_requests WHERE request_id = ?", (request_id,)).fetchone()
+                row = self._db.execute(f"{SELECT} WHERE a.request_id = ?", (request_id,)).fetchone()
                 if row is None:
                     raise LookupError("no such pending request")
                 req = self._row(row)
@@ -113,6 +129,30 @@ class AccessRequests:
                     "days = ? WHERE request_id = ? AND status = 'pending'",
                     ("approved" if approve else "denied", approver, now.isoformat(timespec="seconds"), reason,
                      expires, days or req.days, request_id))
+                self._db.execute("COMMIT")
+            except BaseException as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise statedb.write_error(self.path, e, what) from None
+                raise
+        return self.get(request_id)
+
+    def revoke(self, request_id: int, by: str, reason: str | None) -> AccessRequest:
+        """End an approved request's grant now; a grant is revoked once (``LookupError`` otherwise)."""
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        what = f"revoke access request {request_id}"
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise statedb.write_error(self.path, e, what) from None
+            try:
+                cur = self._db.execute("UPDATE access_requests SET status = 'revoked' WHERE request_id = ? AND "
+                                       "status = 'approved'", (request_id,))
+                if cur.rowcount != 1:
+                    raise LookupError("no such approved request")
+                self._db.execute("INSERT OR REPLACE INTO revocations VALUES (?, ?, ?, ?)", (request_id, by, now, reason))
                 self._db.execute("COMMIT")
             except BaseException as e:
                 if self._db.in_transaction:

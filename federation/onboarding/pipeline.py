@@ -50,7 +50,7 @@ from typing import Any, Callable
 import duckdb
 import pyarrow as pa
 
-from .. import errors
+from .. import errors, live
 from ..catalog.model import Dataset, Mesh
 from ..engine import private
 from ..engine.duckdb_backend import literal, quote
@@ -142,7 +142,8 @@ def dataset_lock(mesh: Mesh, ds: Dataset):
 
 def recover(folder: Path, store, ds: Dataset) -> list[str]:
     """Remove what a crashed onboarding left: temp folders and version folders never committed."""
-    known = {v.version for v in store.versions(ds.quantum, ds.name) if v.status in serving.KEPT_STATUSES}
+    known = {v.version for v in store.versions(ds.quantum, ds.name)
+             if v.status in serving.KEPT_STATUSES or v.status == "expired"}  # expired ones go by sweep_expired
     removed = []
     for child in folder.iterdir() if folder.exists() else []:
         if child.name.startswith(".tmp-") or (child.is_dir() and child.name.startswith("v")
@@ -405,9 +406,10 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
                 f"{report.rows_published} rows" + (f", {report.quarantined} quarantined" if report.quarantined else ""),
                 details={"quality": summary, "warnings": report.warnings})] + changed, contract=snapshot)
         _step("committed", None)
-        switch_view(platform, ds, store.version(ds.quantum, ds.name, version))
+        _retention(platform, store, ds, folder)  # versions beyond versions_kept expire (their files stay a while)
+        platform.reload()  # a new state serves the new version here; other processes see the events
         _step("switched", None)
-        _retention(platform, store, ds, folder)
+        sweep_expired(platform, store, ds)
         _step("cleaned", None)
     refresh(platform)
     report.status = "published"
@@ -598,21 +600,9 @@ def _batch_target(platform, con, view: str, principal):
 
 
 def switch_view(platform, ds: Dataset, v: Version) -> None:
-    """Serve version ``v`` of ``ds`` in the running platform: the view and its pinned view, atomically."""
-    from ..engine.registry import register_version_view
-
-    state = platform.state
-    live = state.mesh.dataset(ds.quantum, ds.name) or ds
-    src = serving.version_source(state.mesh, live, v)
-    if not register_version_view(state.mesh, state.backend, live, src):
-        raise errors.Unavailable(f"cannot serve {ds.qualified_name} v{v.version}")
-    live.source = src
-    pinned = serving.pinned_name(live.name, v.version)
-    if register_version_view(state.mesh, state.backend, live, src, pinned):
-        ns_pinned = getattr(state.namespace, "pinned", None)
-        if ns_pinned is None:
-            ns_pinned = state.namespace.pinned = {}
-        ns_pinned[(live.quantum.lower(), live.name.lower(), v.version)] = state.backend.relation(live.quantum, pinned)
+    """Serve the store's current versions (``v`` of ``ds`` just became one) in the running platform: a new
+    state is built and swapped in; the running one is never edited."""
+    platform.reload()
 
 
 def _retention(platform, store, ds: Dataset, folder: Path) -> None:
@@ -624,16 +614,24 @@ def _retention(platform, store, ds: Dataset, folder: Path) -> None:
     old = [v for v in alive if v.version not in protected][:max(0, len(alive) - kept)]
     if not old:
         return
+    for v in old:  # the grace period starts before the row says expired (a sweep never sees one unmarked)
+        live.mark_expired(folder / f"v{v.version}")
     store.set_status(ds.quantum, ds.name, {v.version: "expired" for v in old}, [dict(
         kind="versions_expired", quantum=ds.quantum, dataset=ds.name, message=f"versions "
         f"{', '.join('v' + str(v.version) for v in old)} expired (versions_kept: {kept})")])
-    ns_pinned = getattr(platform.state.namespace, "pinned", {})
-    platform.state.pipeline.clear_cache()  # cached plans may read the views dropped below
-    for v in old:
-        ns_pinned.pop((ds.quantum.lower(), ds.name.lower(), v.version), None)
-        with contextlib.suppress(Exception):
-            platform.state.backend.drop_view(ds.quantum, serving.pinned_name(ds.name, v.version))
-        remove_tree(folder / f"v{v.version}")
+
+
+def sweep_expired(platform, store, ds: Dataset | None = None) -> list[Path]:
+    """Delete the files of expired versions once no query or serving state may read them: their grace
+    period (``expired_version_grace_seconds``, by default the query time-out plus a minute) has passed
+    and no live server's lease holds them (``federation.live.Leases``)."""
+    settings = platform.mesh.settings
+    grace = settings.get("expired_version_grace_seconds")
+    if grace is None:
+        grace = float(settings.get("query_timeout_seconds") or 300) + 60
+    folders = [serving.version_dir(platform.mesh, v.quantum, v.dataset, v.version)
+               for v in store.versions(ds.quantum if ds else None, ds.name if ds else None) if v.status == "expired"]
+    return live.sweep([f for f in folders if f.exists()], grace, live.Leases(platform.state_dir), remove_tree)
 
 
 def _supported_majors(store, ds: Dataset, alive: list, current) -> set[int]:

@@ -47,6 +47,10 @@ class Namespace:
     governance: "Governance | None" = None  # principals, grants, policies (None: no governance pass)
     # (quantum, dataset, N) -> the dataset as version N's contract snapshot describes it (pinned reads)
     pinned_datasets: dict[tuple[str, str, int], Dataset] = field(default_factory=dict)
+    # (quantum, dataset, N) -> the backend relation of version N (``quantum."dataset@vN"``)
+    pinned: dict[tuple[str, str, int], tuple[str, str, str]] = field(default_factory=dict)
+    # derived once per state from its contracts: id(dataset of this state) -> the retention filter, or None
+    retention: dict[int, Any] = field(default_factory=dict)
 
     def dataset(self, quantum: str, name: str) -> Dataset | None:
         return self.mesh.dataset(quantum, name)

@@ -174,7 +174,7 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
     ds = ctx.namespace.dataset(schema, base)
     if ds is None:
         raise _unknown(ctx, table, schema, base)
-    pinned = getattr(ctx.namespace, "pinned", None) or {}
+    pinned = ctx.namespace.pinned
     relation = pinned.get((ds.quantum.lower(), ds.name.lower(), int(version[1:])))
     if relation is None:
         have = sorted(v for (q, d, v) in pinned if (q, d) == (ds.quantum.lower(), ds.name.lower()))

@@ -119,10 +119,12 @@ _UNITS = {"d": "day", "day": "day", "days": "day", "w": "week", "week": "week", 
 
 
 def _retention_filter(ds: Dataset, ctx: Context) -> exp.Expression | None:
-    """The contract's retention as a filter, built once per loaded dataset."""
-    if not hasattr(ds, "_retention_filter"):
-        ds._retention_filter = _build_retention_filter(ds, ctx)  # type: ignore[attr-defined]
-    return ds._retention_filter  # type: ignore[attr-defined]
+    """The contract's retention as a filter, derived once per state (the namespace keeps it)."""
+    key = id(ds)  # a pinned version's dataset has its own columns; both live as long as the state
+    cache = ctx.namespace.retention
+    if key not in cache:
+        cache[key] = _build_retention_filter(ds, ctx)
+    return cache[key]
 
 
 def _build_retention_filter(ds: Dataset, ctx: Context) -> exp.Expression | None:

@@ -117,7 +117,11 @@ def column_lineage(edges, mesh: Mesh) -> pa.Table:
 
 
 def problems(mesh: Mesh) -> pa.Table:
-    rows = [(p.severity, p.quantum, p.file, p.path, p.line, p.message) for p in mesh.problems]
+    return problems_table(mesh.problems)
+
+
+def problems_table(problems) -> pa.Table:
+    rows = [(p.severity, p.quantum, p.file, p.path, p.line, p.message) for p in problems]
     return _table([("severity", STR), ("quantum", STR), ("file", STR), ("path", STR), ("line", pa.int64()),
                    ("message", STR)], rows)
 

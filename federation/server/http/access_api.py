@@ -5,6 +5,7 @@
     GET  /api/v1/access-requests                                         mine, and those I may approve
     POST /api/v1/access-requests/<id>/approve       {days}              a grant with an expiry, at once
     POST /api/v1/access-requests/<id>/deny          {reason}
+    POST /api/v1/access-requests/<id>/revoke        {reason}            end an approved grant, at once
 """
 
 from __future__ import annotations
@@ -72,3 +73,15 @@ def approve(request_id: int):
 def deny(request_id: int):
     """Deny a pending request."""
     return _decide(request_id, False)
+
+
+@bp.post("/access-requests/<int:request_id>/revoke")
+def revoke(request_id: int):
+    """Revoke an approved request's grant before it expires (those who may approve it)."""
+    principal = current_principal()
+    reason = _body().get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ApiError(400, "bad_request", "reason is a string")
+    req = _platform().revoke_access(principal, request_id, reason)
+    current_app.extensions["quanta.events"].publish()
+    return jsonify(req.to_dict())

@@ -24,7 +24,9 @@ def readyz():
     platform = current_app.extensions["quanta.platform"]
     mesh = platform.mesh
     body = {"mesh": mesh.name, "quanta": len(mesh.quanta), "excluded": sorted(mesh.excluded),
-            "load_seconds": round(platform.state.load_seconds, 3)}
+            "load_seconds": round(platform.state.load_seconds, 3), "state": platform.state.serial,
+            # a reload that failed: the last good state serves, and these say why
+            "reload_problems": [str(p) for p in platform.reload_problems]}
     try:
         result = platform.query("select count(*) from system.quanta", platform.principal(None), interface="http")
         result.fetchall()

@@ -138,6 +138,14 @@ SPEC: dict = {
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"reason": {"type": "string"}}}}}},
             "responses": {"200": _json(_OBJ), "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+        "/api/v1/access-requests/{request_id}/revoke": {"post": {
+            "summary": "Revoke an approved access request's grant, at once", "operationId": "revokeAccess",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "integer"},
+                            "description": "The request's id."}],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"reason": {"type": "string"}}}}}},
+            "responses": {"200": _json(_OBJ), "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
         "/api/v1/datasets/{quantum}/{dataset}/versions": {
             "get": {"summary": "The dataset's versions (for principals who may read it)", "operationId": "listVersions",
                     "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],

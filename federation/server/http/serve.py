@@ -136,6 +136,7 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "Server":
+        self.app.extensions["quanta.platform"].watch()  # a server serves changes made by any process
         self._thread = threading.Thread(target=self._server.run, name=f"quanta-http-{self.port}", daemon=True)
         self._thread.start()
         return self
@@ -170,4 +171,5 @@ class Server:
 def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = THREADS,
           **adjustments) -> None:
     """Serve ``app`` until interrupted."""
+    app.extensions["quanta.platform"].watch()
     _create(app, host, port, threads, **adjustments).run()

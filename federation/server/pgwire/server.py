@@ -172,12 +172,14 @@ class PgServer:
     def start(self) -> "PgServer":
         """Listen, then accept connections in a background thread; returns once listening."""
         self._listen()
+        self.platform.watch()  # a server serves changes made by any process
         self._thread = threading.Thread(target=self._accept_loop, name=f"pgwire:{self.port}", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         self._listen()
+        self.platform.watch()
         self._accept_loop()
 
     def stop(self) -> None:
