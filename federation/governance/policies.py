@@ -44,12 +44,13 @@ from typing import Any, Callable
 
 import sqlglot
 import sqlglot.expressions as exp
+from cachetools import LRUCache
 
 from ..catalog import types as ctypes
 from ..catalog.model import Column, Dataset
 from ..engine import masks
 from ..lineage import declassify
-from .principals import PUBLIC, Principal
+from .principals import Principal
 
 MASKS = ("null", "redact", "hash", "partial", "email_domain", "year", "month", "round", "sql")
 KINDS = ("mask", "row_filter", "deny")
@@ -295,7 +296,7 @@ class Governance:
         self.auditor_role = str(self.settings.get("auditor_role", "auditor"))
         self.engineer_role = str(self.settings.get("data_engineer_role", "data_engineer"))
         self.owners: dict[str, tuple[str, ...]] = {}  # quantum (lower case) -> its owners, set by the loader
-        self._decisions: dict[tuple[str, str], Decision] = {}
+        self._decisions: LRUCache[tuple[str, str, str], Decision] = LRUCache(maxsize=50_000)
         self._lock = threading.Lock()
         self._marts: dict[str, list] = {}  # a materialised dataset -> the column lineage edges of its columns
         self._dataset: Callable[[str, str], Dataset | None] = lambda q, d: None
@@ -338,12 +339,11 @@ class Governance:
         grants' expiry is checked per call). ``variant`` names another description of the same dataset
         (a pinned version's contract snapshot), cached apart."""
         key = (p.fingerprint, ds.qualified_name.lower(), variant)
-        decision = self._decisions.get(key)
+        with self._lock:
+            decision = self._decisions.get(key)
         if decision is None:
             decision = self._decide(p, ds)
             with self._lock:
-                if len(self._decisions) > 50_000:
-                    self._decisions.clear()
                 self._decisions[key] = decision
         grant = self.grant_for(p, ds)
         if grant is not decision.grant:
@@ -543,7 +543,3 @@ def _over(outer: exp.Expression, column: Column, inner: exp.Expression) -> exp.E
         if c.name.lower() == column.name.lower():
             c.replace(inner.copy())
     return tree
-
-
-def empty_governance() -> Governance:
-    return Governance({}, [], [], {}, "none")

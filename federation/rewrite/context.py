@@ -68,7 +68,6 @@ class Context:
     columns: list[str] = field(default_factory=list)  # quantum.dataset.column read by the query
     warnings: list[str] = field(default_factory=list)
     policies: list[dict] = field(default_factory=list)
-    statement: str = "select"
     # Pipeline state, held by the pipeline and never in the tree (``node.meta`` is filled by the parser from
     # ``/* sqlglot.meta k=v */`` comments, so nothing there is trusted):
     marks: dict[int, tuple] = field(default_factory=dict)  # id(node) -> what the resolver made it

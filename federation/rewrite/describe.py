@@ -61,5 +61,4 @@ def _describe_table(table: exp.Table, ctx: Context) -> exp.Expression:
     if ctx.namespace.dataset(quantum, name) is None:
         raise ctx.error(UnknownObject, f"dataset {quantum}.{name} does not exist", table)
     sql = _DESCRIBE.format(q=exp.Literal.string(key[0]).sql(), d=exp.Literal.string(key[1]).sql())
-    ctx.statement = "describe"
     return sqlglot.parse_one(sql, read="duckdb")

@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import sqlglot
 import sqlglot.expressions as exp
+from cachetools import LRUCache
 from sqlglot.errors import ParseError, TokenError
 
 from ..errors import ProgrammingError, StatementRefused, SyntaxError
@@ -59,14 +59,12 @@ class Plan:
     """A compiled query: the SQL for the backend and what the query reads and obeys."""
 
     sql: str
-    statement: str
     datasets: tuple[tuple[str, str], ...]
     system_tables: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     policies: tuple[dict, ...] = ()
     params: int = 0  # number of placeholders
     columns: tuple[str, ...] = ()  # quantum.dataset.column read (for the audit log)
-    extra: dict = field(default_factory=dict)
 
 
 class Pipeline:
@@ -75,22 +73,18 @@ class Pipeline:
         self.namespace = namespace
         self.backend_dialect = backend_dialect
         self.passes = passes
-        self._cache: OrderedDict[tuple, Plan] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRUCache[tuple, Plan] = LRUCache(maxsize=cache_size)
         self._lock = threading.Lock()
 
     def compile(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None) -> Plan:
         key = (sql, dialect, principal.fingerprint, purpose, self.namespace.version)
         with self._lock:
             plan = self._cache.get(key)
-            if plan is not None:
-                self._cache.move_to_end(key)
-                return plan
+        if plan is not None:
+            return plan
         plan = self._compile(sql, principal, dialect, purpose)
         with self._lock:
             self._cache[key] = plan
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
         return plan
 
     def parse(self, sql: str, dialect: str = "duckdb") -> exp.Expression:
@@ -132,7 +126,7 @@ class Pipeline:
             except UnverifiedQuery as e:  # a defect of the passes: the operators must hear of it
                 log.error("verifier refused a rewritten query of %s: %s", principal.name, e.message)
                 raise
-        return Plan(out, ctx.statement, tuple(ctx.datasets), tuple(ctx.system_tables), tuple(ctx.warnings),
+        return Plan(out, tuple(ctx.datasets), tuple(ctx.system_tables), tuple(ctx.warnings),
                     tuple(ctx.policies), params, tuple(ctx.columns))
 
     def resolve_definition(self, sql: str, principal: Principal) -> Definition:

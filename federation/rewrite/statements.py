@@ -29,8 +29,4 @@ def only_reads(expression: exp.Expression, ctx: Context) -> exp.Expression:
     if not isinstance(expression, READ_ROOTS):
         raise ctx.error(StatementRefused, f"only queries that read the mesh are allowed; {statement_name(expression)} "
                         "is not (Quanta accepts SELECT, WITH, VALUES, set operations, DESCRIBE and SHOW)", expression)
-    if isinstance(expression, exp.Describe):
-        ctx.statement = "describe"
-    elif isinstance(expression, exp.Show):
-        ctx.statement = "show"
     return expression

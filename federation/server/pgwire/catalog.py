@@ -25,12 +25,13 @@ from typing import Any
 
 import pyarrow as pa
 import sqlglot.expressions as exp
+from cachetools import LRUCache
 
 from ... import errors
 from ...engine.scratch import ScratchDatabase
 from ...errors import ProgrammingError, StatementRefused, UnknownObject
 from ...governance import audit
-from ...platform import DEFAULT_TIMEOUT, Cancellation
+from ...platform import Cancellation
 from ...result import Result
 from . import types as pgt
 from .catalog_verify import verify
@@ -652,7 +653,7 @@ class CatalogEngine:
     def __init__(self, platform, timeout: float | None = None):
         self.platform = platform
         self.timeout = timeout  # the server's limit (it lowers the mesh's query_timeout_seconds); None: none
-        self._cache: dict[tuple, PrincipalCatalog] = {}
+        self._cache: LRUCache[tuple, PrincipalCatalog] = LRUCache(maxsize=64)
         self._lock = threading.Lock()
 
     def catalog(self, principal, database: str) -> PrincipalCatalog:
@@ -662,14 +663,12 @@ class CatalogEngine:
         if found is None:
             found = PrincipalCatalog(self.platform, principal, database)
             with self._lock:
-                if len(self._cache) > 64:
-                    self._cache.clear()
                 self._cache[key] = found
         return found
 
     def _limit(self, session) -> float | None:
         """The mesh's query_timeout_seconds, lowered by the server's time-out, then by statement_timeout."""
-        limits = [float(self.platform.mesh.settings.get("query_timeout_seconds", DEFAULT_TIMEOUT)), self.timeout]
+        limits = [self.platform.mesh.settings["query_timeout_seconds"], self.timeout]
         return effective_timeout(min((x for x in limits if x), default=None), session)
 
     def _start(self, expression: exp.Expression, principal, session, params: list[Any],

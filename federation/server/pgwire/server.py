@@ -46,16 +46,17 @@ import ssl
 import struct
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pyarrow as pa
 import sqlglot.expressions as exp
+from cachetools import LRUCache
 
 from ... import errors
 from ...platform import Cancellation
 from ...rewrite.limits import check_sql
+from ...settings import DEFAULTS
 from . import auth, params as pparams, protocol as pm
 from . import types as pgt
 from .catalog import CatalogEngine, is_catalog_query
@@ -65,9 +66,9 @@ from .session import REPORTED, Session, Statement, classify, split
 from .timeouts import effective_timeout
 
 # connection limits (mesh settings, or PgServer's arguments)
-MAX_CONNECTIONS = 100  # pg_max_connections (PostgreSQL's default max_connections)
-STARTUP_TIMEOUT = 30.0  # pg_startup_timeout_seconds: startup packet, TLS and authentication
-IDLE_TIMEOUT = 3600.0  # pg_idle_timeout_seconds: no message received, or nothing of the answer read (0: none)
+MAX_CONNECTIONS = DEFAULTS["pg_max_connections"]  # (PostgreSQL's default max_connections)
+STARTUP_TIMEOUT = DEFAULTS["pg_startup_timeout_seconds"]  # startup packet, TLS and authentication
+IDLE_TIMEOUT = DEFAULTS["pg_idle_timeout_seconds"]  # no message received, or nothing of the answer read (0: none)
 REJECTING = 16  # connections being answered "too many clients" at once (beyond: closed unanswered)
 REJECT_TIMEOUT = 5.0  # their startup packet must come within this
 
@@ -148,7 +149,8 @@ class PgServer:
             self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.tls.load_cert_chain(tls_cert, tls_key)
         self.catalog = CatalogEngine(platform, timeout)
-        self.describe_cache = _LRU(1024)  # result schemas of described statements (never their rows)
+        self.describe_cache: LRUCache[tuple, Any] = LRUCache(maxsize=1024)  # result schemas (never rows)
+        self.describe_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -217,16 +219,16 @@ class PgServer:
                 continue
             self._admit(client)
 
-    def limit(self, name: str, default: float) -> float:
-        """A connection limit: the server's argument, else the mesh's setting, else ``default``."""
+    def limit(self, name: str) -> float:
+        """A connection limit: the server's argument, else the mesh's setting (or its declared default)."""
         value = self._limits.get(name)
         if value is None:
-            value = self.platform.mesh.settings.get(name, default)
+            value = self.platform.mesh.settings[name]
         return float(value)
 
     def _admit(self, client: socket.socket) -> None:
         """Start a connection's thread: admitted below ``pg_max_connections``, else to be refused (53300)."""
-        idle = self.limit("pg_idle_timeout_seconds", IDLE_TIMEOUT)
+        idle = self.limit("pg_idle_timeout_seconds")
         try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _keepalive(client, idle)
@@ -234,7 +236,7 @@ class PgServer:
             client.close()
             return
         with self._lock:
-            if self._open < self.limit("pg_max_connections", MAX_CONNECTIONS):
+            if self._open < self.limit("pg_max_connections"):
                 self._open += 1
                 admitted = True
             elif self._rejecting < REJECTING:
@@ -243,7 +245,7 @@ class PgServer:
             else:
                 client.close()
                 return
-        startup = self.limit("pg_startup_timeout_seconds", STARTUP_TIMEOUT)
+        startup = self.limit("pg_startup_timeout_seconds")
         conn = Connection(self, client, admitted, startup if admitted else min(startup, REJECT_TIMEOUT), idle)
         try:
             threading.Thread(target=conn.run, name="pgwire-conn", daemon=True).start()
@@ -416,7 +418,7 @@ class Connection:
                 return False
             break
         if not self.admitted:
-            limit = int(self.server.limit("pg_max_connections", MAX_CONNECTIONS))
+            limit = int(self.server.limit("pg_max_connections"))
             self.goodbye("53300", f"sorry, too many clients already: this server accepts {limit} connections at "
                                   "once (setting pg_max_connections)")
             return False
@@ -728,7 +730,8 @@ class Connection:
         if st.kind == "query":
             key = (prepared.sql, tuple(prepared.param_oids), self.principal.fingerprint,
                    self.platform.state.namespace.version)
-            schema = self.server.describe_cache.get(key)
+            with self.server.describe_lock:
+                schema = self.server.describe_cache.get(key)
             if schema is not None:
                 return schema
             sql = _typed_parameters(st, prepared.param_oids)
@@ -739,7 +742,8 @@ class Connection:
             nulls = ", ".join(f"CAST(NULL AS {t}) AS {_quote(name)}" for name, t in columns)
             schema = pgt.pg_schema(_engine_table(self.platform.state.backend, f"SELECT {nulls} LIMIT 0").schema,
                                    [t for _, t in columns])
-            self.server.describe_cache.put(key, schema)
+            with self.server.describe_lock:
+                self.server.describe_cache[key] = schema
             return schema
         if st.kind == "catalog":
             return self.server.catalog.schema(st.expression, self.principal, self.session, values,
@@ -755,11 +759,13 @@ class Connection:
         """(name, DuckDB type) of each column of a compiled query with ``params`` parameters: ``DESCRIBE``
         binds it (parameters as NULLs), reads nothing."""
         key = ("columns", plan.sql, params, self.platform.state.namespace.version)
-        columns = self.server.describe_cache.get(key)
+        with self.server.describe_lock:
+            columns = self.server.describe_cache.get(key)
         if columns is None:
             table = _engine_table(self.platform.state.backend, f"DESCRIBE {plan.sql}", [None] * params)
             columns = list(zip(table.column("column_name").to_pylist(), table.column("column_type").to_pylist()))
-            self.server.describe_cache.put(key, columns)
+            with self.server.describe_lock:
+                self.server.describe_cache[key] = columns
         return columns
 
     def query_source(self, result, params: int) -> RowSource:
@@ -978,26 +984,6 @@ class Connection:
         if value is None:
             raise WireError("42704", f'unrecognized configuration parameter "{name}"')
         return pa.table({name.lower(): [value]})
-
-
-class _LRU:
-    def __init__(self, size: int):
-        self.size = size
-        self._items: "OrderedDict[tuple, Any]" = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple):
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: tuple, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            if len(self._items) > self.size:
-                self._items.popitem(last=False)
 
 
 def _keepalive(sock: socket.socket, idle: float) -> None:
