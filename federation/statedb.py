@@ -18,6 +18,7 @@ work, and a write raises ``errors.Unavailable`` naming the file. The process war
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -70,7 +71,11 @@ def connect(path: Path, schema: str, synchronous: str = "NORMAL") -> tuple[sqlit
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.executescript(schema)
-        return db, None
+        if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+            return db, None
+        # SQLite opens a file it may not write read-only, silently: say so now, not at the first write
+        db.close()
+        why = "a read-only file or folder"
     except (OSError, sqlite3.Error) as e:
         if db is not None:
             db.close()

@@ -162,6 +162,12 @@ class Store:
         return out
 
     def next_version(self, quantum: str, dataset: str, taken: int = 0) -> int:
+        """The number the next version of a dataset takes (above ``taken`` too: the highest ``v<N>`` folder).
+        Callers hold ``pipeline.dataset_lock`` from here to ``record_version``, so two writers (threads or
+        processes) never take the same number; a read-only store refuses here, before any data is written."""
+        if self.read_only:
+            raise statedb.write_error(self.path, sqlite3.OperationalError(self.read_only),
+                                      f"publish a version of {quantum}.{dataset}")
         row = self._rows("SELECT max(version) FROM versions WHERE quantum = ? AND dataset = ?",
                          (quantum.lower(), dataset.lower()))[0]
         return max(row[0] or 0, taken) + 1
