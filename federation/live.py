@@ -33,7 +33,6 @@ from pathlib import Path
 log = logging.getLogger("quanta.live")
 
 SUFFIXES = (".yaml", ".yml", ".json")
-DEFAULT_POLL_SECONDS = 0.2
 # events that only change what the observability tables show (no new state needed)
 OBSERVABILITY_EVENTS = frozenset({"check_failed", "anomaly_detected", "slo_breached", "onboarding_failed",
                                   "access_requested", "reload_failed"})
@@ -126,8 +125,7 @@ class Watcher:
 
     def __init__(self, platform, interval: float | None = None):
         self.platform = platform
-        self.interval = float(interval if interval is not None else
-                              platform.mesh.settings.get("live_poll_seconds", DEFAULT_POLL_SECONDS))
+        self.interval = float(interval if interval is not None else platform.mesh.settings["live_poll_seconds"])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="quanta-live", daemon=True)
         self.reloads = 0  # successful reloads (for tests and metrics)

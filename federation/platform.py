@@ -53,7 +53,6 @@ from .system import tables as system_tables
 
 SYSTEM_PRINCIPAL = Principal("quanta-system", roles=("system",))
 SHARED_INTERFACES = ("http", "pgwire")  # a server's clients: per-principal concurrency limits apply
-DEFAULT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -362,7 +361,7 @@ class Platform:
             backend.close()
             raise
         return State(mesh, backend, namespace, pipeline, governance, lineage, time.perf_counter() - started,
-                     OpenLineage(mesh, mesh.settings.get("openlineage")), fingerprint, self._serial)
+                     OpenLineage(mesh, mesh.settings["openlineage"]), fingerprint, self._serial)
 
     def _load_governance(self, mesh: Mesh, backend: DuckDBBackend) -> tuple[Governance, Lineage]:
         """Governance fails closed: a global problem stops the load, a local one leaves its quantum out."""
@@ -550,7 +549,7 @@ class Platform:
         try:
             if params is not None and not isinstance(params, (list, tuple, dict)):
                 raise errors.ProgrammingError("parameters are a list, a tuple or a dict")
-            timeout = admission.effective_timeout(timeout, state.mesh.settings.get("query_timeout_seconds"))
+            timeout = admission.effective_timeout(timeout, state.mesh.settings["query_timeout_seconds"])
             deadline = time.monotonic() + timeout
             if interface in SHARED_INTERFACES:
                 slot.append(admission.of(self).enter(principal.name, admission.Limits.of(state.mesh.settings),
@@ -595,7 +594,7 @@ class Platform:
         who = principal or SYSTEM_PRINCIPAL
         entry = audit.Entry(who.name, sql, f"system:{reason}", rewritten_sql=sql, datasets=list(datasets))
         started = time.perf_counter()
-        timeout = float(state.mesh.settings.get("query_timeout_seconds", DEFAULT_TIMEOUT))
+        timeout = state.mesh.settings["query_timeout_seconds"]
         try:
             execution = state.backend.execute(sql, None, timeout)
             try:

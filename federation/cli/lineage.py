@@ -24,7 +24,7 @@ def openlineage_emit(mesh: str | None, file: str | None, url: str | None) -> Non
     from ..platform import Platform
 
     platform = Platform.open(mesh or default_mesh())
-    config = {"file": file, "url": url} if (file or url) else platform.mesh.settings.get("openlineage")
+    config = {"file": file, "url": url} if (file or url) else platform.mesh.settings["openlineage"]
     emitter = OpenLineage(platform.mesh, config)
     if not emitter.enabled:
         fail("no OpenLineage destination: give --file or --url, or settings.openlineage in mesh.yaml")

@@ -200,7 +200,7 @@ class DuckDBBackend:
         settings = Settings.of(settings)
         self._credentials = credentials or (lambda server: {})
         self._extensions: set[str] = set()
-        self.connect_timeout = float(settings.get("source_connect_timeout_seconds") or hung.CONNECT_TIMEOUT)
+        self.connect_timeout = settings["source_connect_timeout_seconds"]
         self._remote: dict[str, tuple[str, int]] = {}  # alias of an attached server -> its (host, port)
         self._unreachable: dict[str, errors.Unavailable] = {}  # server location -> why it could not be attached
         config = {

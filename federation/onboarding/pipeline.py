@@ -62,7 +62,6 @@ from .store import Version, iso
 
 PAUSE_ENV = "QUANTA_ONBOARD_PAUSE"  # crash tests: pause (sleep) at the named step, announcing it on stderr
 STEPS = ("read", "staged", "checked", "writing", "written", "renamed", "committed", "switched", "cleaned")
-DEFAULT_KEPT = 5
 
 
 class OnboardingRejected(errors.DataError):
@@ -285,7 +284,7 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
     if ds.source is None and not ds.materialized:
         raise errors.ProgrammingError(f"{ds.qualified_name} is derived (SQL over other quanta): it is not onboarded")
     mesh: Mesh = platform.mesh
-    on_error = on_error or str(mesh.settings.get("onboarding_on_error") or "reject")
+    on_error = on_error or mesh.settings["onboarding_on_error"]
     if on_error not in ("reject", "quarantine"):
         raise errors.ProgrammingError("on_error is 'reject' or 'quarantine'")
     store = store_of(platform)
@@ -306,7 +305,7 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
         recover(folder, store, ds)
         # the staging database of an incoming batch (not yet mesh data); governed rules on it are compiled by
         # the platform's pipeline as the onboarding principal (_batch_target)
-        con = private.staging(mesh.settings.get("threads", 2))
+        con = private.staging(mesh.settings["threads"])
         tmp = folder / f".tmp-{uuid.uuid4().hex[:12]}"  # the version being made; recover() removes leftovers
         try:
             _step("read", progress, f"reading {name} ...")
@@ -606,7 +605,7 @@ def switch_view(platform, ds: Dataset, v: Version) -> None:
 
 
 def _retention(platform, store, ds: Dataset, folder: Path) -> None:
-    kept = int(platform.mesh.settings.get("versions_kept", DEFAULT_KEPT))
+    kept = platform.mesh.settings["versions_kept"]
     alive = [v for v in store.versions(ds.quantum, ds.name) if v.status in serving.KEPT_STATUSES]
     current = store.current(ds.quantum, ds.name)
     protected = {current.version} if current else set()
@@ -626,9 +625,9 @@ def sweep_expired(platform, store, ds: Dataset | None = None) -> list[Path]:
     period (``expired_version_grace_seconds``, by default the query time-out plus a minute) has passed
     and no live server's lease holds them (``federation.live.Leases``)."""
     settings = platform.mesh.settings
-    grace = settings.get("expired_version_grace_seconds")
+    grace = settings["expired_version_grace_seconds"]
     if grace is None:
-        grace = float(settings.get("query_timeout_seconds") or 300) + 60
+        grace = settings["query_timeout_seconds"] + 60
     folders = [serving.version_dir(platform.mesh, v.quantum, v.dataset, v.version)
                for v in store.versions(ds.quantum if ds else None, ds.name if ds else None) if v.status == "expired"]
     return live.sweep([f for f in folders if f.exists()], grace, live.Leases(platform.state_dir), remove_tree)

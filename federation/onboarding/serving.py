@@ -23,7 +23,7 @@ KEPT_STATUSES = ("published", "rolled_back")
 
 
 def warehouse(mesh: Mesh) -> Path:
-    w = Path(str(mesh.settings.get("warehouse") or "warehouse")).expanduser()
+    w = Path(mesh.settings["warehouse"]).expanduser()
     return (w if w.is_absolute() else mesh.path / w).resolve()
 
 

@@ -32,8 +32,6 @@ from ..catalog.model import Dataset
 from ..engine.duckdb_backend import quote
 
 AT_RISK = 0.8
-WINDOW_DAYS = 30  # availability: the window of probes, unless settings.availability_window_days
-MIN_PROBES = 10  # availability: fewer probes than this in the window is too few to say "met"
 UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
          "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
          "w": 604800, "week": 604800, "weeks": 604800, "mo": 2592000, "month": 2592000, "months": 2592000,
@@ -130,7 +128,7 @@ def _availability(p: dict, probes: list[dict], settings: dict, window: float) ->
         return None, "unknown", f"cannot read the availability target {p.get('value')!r} (a percentage)"
     if str(p.get("unit") or "percent").lower() not in ("percent", "%"):
         return None, "unknown", f"availability is a percentage, not {p.get('unit')!r}"
-    needed = int(settings.get("availability_min_probes", MIN_PROBES))
+    needed = settings["availability_min_probes"]  # fewer probes in the window are too few to say "met"
     n, ok = len(probes), sum(1 for x in probes if x["ok"])
     if n == 0:
         return None, "unknown", f"no probe in the last {_fmt(window)}"
@@ -158,7 +156,7 @@ def evaluate(platform, ds: Dataset, store, now: datetime | None = None) -> list[
     rel = ".".join(quote(x) for x in backend.relation(ds.quantum, ds.name))
     current = store.current(ds.quantum, ds.name)
     settings = platform.mesh.settings
-    window = float(settings.get("availability_window_days", WINDOW_DAYS)) * 86400
+    window = settings["availability_window_days"] * 86400
     out: list[SloStatus] = []
     cache: dict[str, tuple] = {}
 
