@@ -136,3 +136,19 @@ def test_help_lists_commands():
     p = run("--help", check=0)
     for cmd in ("validate", "query", "describe", "generate", "demo", "token"):
         assert cmd in p.stdout
+
+
+def test_validate_reports_approvers_that_match_no_principal(tmp_path):
+    root = tmp_path / "gp"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "catalogs" / "greatparts", root,
+                    ignore=shutil.ignore_patterns(".quanta", "warehouse"))
+    contract = root / "contracts" / "b2b.odcs.yaml"
+    data = yaml.safe_load(contract.read_text())
+    data["roles"][0]["firstLevelApprovers"] = "nobody-here"
+    contract.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = run("validate", str(root), check=0)
+    assert ("warning contracts/b2b.odcs.yaml at roles[0].firstLevelApprovers: approver 'nobody-here' of role "
+            in p.stdout), p.stdout
+    # a group name is a valid approver (fiona is in cfo-office)
+    warnings = [w for w in Platform(root).mesh.problems if "approver" in w.message]
+    assert [w.path for w in warnings] == ["roles[0].firstLevelApprovers"]

@@ -119,6 +119,21 @@ class _Report:
             self.errors += 1
 
 
+def _check_approvers(role: dict, path: list, file: str, quantum: str, principals: dict, problems: list) -> None:
+    """Approvers a contract names that are no principal and no group of the governance: nobody can approve
+    those requests (a warning of ``quanta validate``; the quantum's owners and data engineers still may)."""
+    if not principals:
+        return
+    groups = {g for p in principals.values() for g in p.groups}
+    for level in ("firstLevelApprovers", "secondLevelApprovers"):
+        for name in _tuple(role.get(level)):
+            if name not in principals and name not in groups:
+                problems.append(Problem(file, format_path(path + [level]), f"approver {name!r} of role "
+                                        f"{role.get('role')!r} is no principal and no group of the governance: "
+                                        "nobody named there can approve its access requests", None, quantum,
+                                        "warning"))
+
+
 def load_governance(mesh: Mesh) -> tuple[Governance, list[Problem], dict[str, list[Problem]]]:
     """The mesh's governance, the problems of its global file, and problems of local policies by quantum."""
     problems: list[Problem] = []
@@ -191,10 +206,11 @@ def load_governance(mesh: Mesh) -> tuple[Governance, list[Problem], dict[str, li
         for cid in q.contracts:
             contract = mesh.contracts[cid]
             digest.update(repr(contract.raw.get("roles")).encode())
-            for role in contract.raw.get("roles") or []:
+            for j, role in enumerate(contract.raw.get("roles") or []):
                 if not isinstance(role, dict) or not role.get("role"):
                     continue
                 approvers = _tuple(role.get("firstLevelApprovers")) + _tuple(role.get("secondLevelApprovers"))
+                _check_approvers(role, ["roles", j], contract.file, q.name, principals, problems)
                 for ds_name in contract.datasets:
                     grants.append(Grant("role", str(role["role"]), f"{q.name}.{ds_name}", str(role.get("access", "read")),
                                         granted_by=f"contract {cid}", reason=role.get("description"),
