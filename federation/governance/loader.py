@@ -327,37 +327,104 @@ def check_shape(sql: str, allow_principal: bool) -> str | None:
 
 
 def check_expressions(gov: Governance, mesh: Mesh, describe) -> tuple[list[Problem], dict[str, list[Problem]]]:
-    """Check every policy against every dataset it selects, with the engine: the columns exist, a
-    mask keeps the column's type, a row filter is boolean. ``describe(sql)`` returns [(name, type)]."""
+    """Check every policy against every dataset it selects, with the engine: the columns exist, the
+    expression binds, a row filter is boolean. ``describe(sql)`` returns [(name, type)].
+
+    The expressions are typed against an empty relation of the dataset's columns and types (the view's
+    own, as the registry and the derived datasets' fitting make them), not against the view: binding a
+    view reads its files' schemas again (CSV and JSON are sniffed) or binds a derived dataset's whole
+    SQL. All the expressions on one dataset are typed in one DESCRIBE; only when it fails is each typed
+    alone, to name the one at fault. Results are kept (``_TYPED``) for the next loads of the process."""
     from .policies import filter_expression, mask_sql
 
-    global_problems: list[Problem] = []
-    local: dict[str, list[Problem]] = {}
-    for pol in gov.policies:
-        target = global_problems if pol.scope == "global" else local.setdefault(pol.scope.lower(), [])
-        for q in mesh.quanta.values():
-            if pol.scope != "global" and q.name.lower() != pol.scope.lower():
-                continue
-            for ds in q.datasets.values():
-                if ds.sql is not None and pol.kind == "row_filter" and not pol.selector.column_level:
-                    pass
-                relation = f"{q.name.lower()}.{ds.name.lower()}"
+    found: list[tuple[int, int, Problem]] = []  # (policy's index, dataset's order, problem): the policies' order
+    order = 0
+    for q in mesh.quanta.values():
+        for ds in q.datasets.values():
+            order += 1
+            groups: list[tuple] = []  # (policy's index, policy, expressions, is a row filter) or (i, policy, error)
+            for i, pol in enumerate(gov.policies):
+                if pol.scope != "global" and q.name.lower() != pol.scope.lower():
+                    continue
                 try:
                     if pol.kind == "mask":
-                        for col in ds.columns:
-                            if pol.selector.column_matches(ds, col):
-                                describe(f"SELECT {mask_sql(pol, col)} FROM {relation}")
+                        exprs = [mask_sql(pol, col) for col in ds.columns if pol.selector.column_matches(ds, col)]
+                        if exprs:
+                            groups.append((i, pol, exprs, False))
                     elif pol.kind == "row_filter":
                         applies = (any(pol.selector.column_matches(ds, c) for c in ds.columns)
                                    if pol.selector.column_level else pol.selector.dataset_matches(ds))
-                        if not applies:
-                            continue
-                        expr = filter_expression(pol, ds, Principal("check", known=False), None).sql("duckdb")
-                        out = describe(f"SELECT ({expr}) AS keep FROM {relation}")
-                        if out and out[0][1] not in ("BOOLEAN", '"NULL"', "NULL"):
-                            raise ValueError(f"a row filter must be boolean, and this one is {out[0][1]}")
-                except Exception as e:  # noqa: BLE001 - DuckDB binder errors and our ValueErrors alike
-                    message = str(e).split("\n")[0]
-                    target.append(Problem(pol.file, pol.yaml_path, f"policy {pol.name} on {ds.qualified_name}: "
-                                          f"{message}", None, None if pol.scope == "global" else pol.scope))
+                        if applies:
+                            expr = filter_expression(pol, ds, Principal("check", known=False), None).sql("duckdb")
+                            groups.append((i, pol, [f"({expr})"], True))
+                except Exception as e:  # noqa: BLE001 - reported like the engine's errors
+                    groups.append((i, pol, e))
+            if not groups:
+                continue
+            typed = iter(_type_all(describe, _typed_relation(q.name, ds),
+                                   [e for g in groups if len(g) == 4 for e in g[2]]))
+            for g in groups:
+                i, pol = g[0], g[1]
+                if len(g) == 3:
+                    error: str | None = str(g[2]).split("\n")[0]
+                else:
+                    outcomes = [next(typed) for _ in g[2]]
+                    error = next((o[1] for o in outcomes if o[0] is None), None)
+                    if error is None and g[3] and outcomes[0][0] not in ("BOOLEAN", '"NULL"', "NULL"):
+                        error = f"a row filter must be boolean, and this one is {outcomes[0][0]}"
+                if error is not None:
+                    found.append((i, order, Problem(pol.file, pol.yaml_path, f"policy {pol.name} on "
+                                                    f"{ds.qualified_name}: {error}", None,
+                                                    None if pol.scope == "global" else pol.scope)))
+    global_problems: list[Problem] = []
+    local: dict[str, list[Problem]] = {pol.scope.lower(): [] for pol in gov.policies if pol.scope != "global"}
+    for _, _, problem in sorted(found, key=lambda f: (f[0], f[1])):
+        if problem.quantum is None:
+            global_problems.append(problem)
+        else:
+            local[problem.quantum.lower()].append(problem)
     return global_problems, local
+
+
+# (relation, expressions) -> [(type, None) or (None, error)], kept for the loads to come (a hot reload checks
+# the same policies on mostly the same datasets); bounded, the oldest out first
+_TYPED: dict[tuple[str, tuple[str, ...]], list[tuple[str | None, str | None]]] = {}
+_TYPED_MAX = 20_000
+
+
+def _typed_relation(quantum: str, ds) -> str:
+    """An empty relation with the dataset's columns and types, named as the dataset (the view itself when
+    the dataset declares no columns)."""
+    if not ds.columns:
+        return f"{quantum.lower()}.{ds.name.lower()}"
+    cols = ", ".join(f"CAST(NULL AS {c.data_type}) AS {_quote(c.name)}" for c in ds.columns)
+    return f"(SELECT {cols}) AS {_quote(ds.name.lower())}"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _type_all(describe, relation: str, exprs: list[str]) -> list[tuple[str | None, str | None]]:
+    """(type, None) or (None, the engine's first line of error) for each expression over ``relation``."""
+    key = (relation, tuple(exprs))
+    if key in _TYPED:
+        return _TYPED[key]
+    try:
+        out = describe("SELECT " + ", ".join(f"{e} AS _quanta_{k}" for k, e in enumerate(exprs))
+                       + f" FROM {relation}")
+        if len(out) != len(exprs):
+            raise ValueError("one column per expression expected")
+        result: list[tuple[str | None, str | None]] = [(t, None) for _, t in out]
+    except Exception:  # noqa: BLE001 - one of them fails: type each alone to name it
+        result = []
+        for e in exprs:
+            try:
+                out = describe(f"SELECT {e} AS _quanta_0 FROM {relation}")
+                result.append((out[0][1] if out else "NULL", None))
+            except Exception as err:  # noqa: BLE001 - DuckDB binder errors and our ValueErrors alike
+                result.append((None, str(err).split("\n")[0]))
+    if len(_TYPED) >= _TYPED_MAX:
+        del _TYPED[next(iter(_TYPED))]
+    _TYPED[key] = result
+    return result
