@@ -18,6 +18,7 @@ from meshkit import mesh_yaml, shop_mesh
 from federation import CatalogError
 from federation.catalog import load_mesh
 from federation.engine.duckdb_backend import DuckDBBackend
+from federation.platform import Platform
 from federation.settings import DEFAULTS, SETTINGS, Settings, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +119,16 @@ def test_cli_validate_and_query_report_a_bad_setting_without_a_traceback(tmp_pat
         out = p.stdout + p.stderr
         assert p.returncode == 1 and "Traceback" not in out, out
         assert "mesh.yaml:" in out and "settings.memory_limit" in out and "'banana'" in out, out
+
+
+def test_system_settings_lists_every_setting_with_value_and_default(tmp_path):
+    root = with_settings(tmp_path, {"threads": 3, "openlineage": {"url": "https://bob:secret@ol.example/api?key=k"}})
+    p = Platform(root)
+    rows = p.query("select setting, value, \"default\", is_set, type from system.settings",
+                   p.principal("ana")).fetchall()
+    assert [r[0] for r in rows] == [s.name for s in SETTINGS]
+    by = {r[0]: r[1:] for r in rows}
+    assert by["threads"] == ("3", "2", True, "integer")
+    assert by["query_timeout_seconds"] == ("300", "300", False, "number")
+    assert by["memory_limit"] == (None, None, False, "memory size")
+    assert by["openlineage"][0] == '{"url": "https://ol.example/api"}'  # no user, password or query string

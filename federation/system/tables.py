@@ -10,10 +10,13 @@ Other layers (governance, observability) add their own tables through ``Platform
 
 from __future__ import annotations
 
+import json
 from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 
+from .. import settings as msettings
 from ..catalog.model import Mesh
 from ..result import sql_type
 
@@ -126,6 +129,25 @@ def problems_table(problems) -> pa.Table:
                    ("message", STR)], rows)
 
 
+def settings(mesh: Mesh) -> pa.Table:
+    rows = [(s.name, _setting(mesh.settings[s.name]), _setting(s.default), s.name in mesh.settings.explicit,
+             s.type_name, s.help) for s in msettings.SETTINGS]
+    return _table([("setting", STR), ("value", STR), ("default", STR), ("is_set", pa.bool_()), ("type", STR),
+                   ("description", STR)], rows)
+
+
+def _setting(value) -> str | None:
+    """A setting's value as text; a URL without its user, password and query (they may hold a key)."""
+    if isinstance(value, dict):
+        shown = dict(value)
+        if shown.get("url"):
+            u = urlsplit(str(shown["url"]))
+            host = u.netloc.rpartition("@")[2]  # without user and password
+            shown["url"] = urlunsplit((u.scheme, host, u.path, "", ""))
+        return json.dumps(shown, sort_keys=True)
+    return None if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
 DICTIONARY: dict[str, tuple[str, Callable[[Mesh], pa.Table]]] = {
     "domains": ("Business domains of the mesh", domains),
     "quanta": ("Data quanta (data products): domain, status, owner", quanta),
@@ -135,6 +157,7 @@ DICTIONARY: dict[str, tuple[str, Callable[[Mesh], pa.Table]]] = {
     "ports": ("Input and output ports of the data products and the contracts they reference", ports),
     "lineage": ("Dataset-level lineage of derived datasets", lineage),
     "problems": ("Validation problems found when the mesh loaded", problems),
+    "settings": ("The mesh's settings (mesh.yaml): value, default, type and description of each", settings),
 }
 
 
