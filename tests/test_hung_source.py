@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pgserver import PostgresServer
 import federation
 from federation import errors
 from federation.engine import hung
+from federation.engine.duckdb_backend import DuckDBBackend
 from federation.platform import Platform
 
 PASSWORD = "hung-Reader-pw"
@@ -63,14 +65,19 @@ def _server_pids(pg: PostgresServer) -> list[int]:
 def stopped(pg: PostgresServer):
     """The whole server frozen (SIGSTOP): it accepts TCP connections (the kernel does) and answers nothing."""
     pids = _server_pids(pg)
+    # a safety net: should this test process die or hang while the server is stopped, the server resumes
+    net = subprocess.Popen(["sh", "-c", f"sleep 90; kill -CONT {' '.join(map(str, pids))}"])
     try:
         for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):  # a backend that just ended
+                os.kill(pid, signal.SIGSTOP)
         yield
     finally:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+        net.kill()
+        net.wait()
 
 
 def hung_mesh(root: Path, pg: PostgresServer, **settings) -> Path:
@@ -92,6 +99,22 @@ def test_the_probe_tells_a_stopped_server(pg):
     with stopped(pg):
         assert not hung.responds(pg.host, pg.port, timeout=0.5)
     assert hung.responds(pg.host, pg.port)
+
+
+def test_describing_a_source_that_hangs_after_attach_is_bounded(pg):
+    backend = DuckDBBackend({"source_connect_timeout_seconds": 1},
+                            credentials=lambda server: {"user": "quanta_reader", "password": PASSWORD})
+    try:
+        relation = backend.source_sql("postgres", f"postgresql://{pg.host}:{pg.port}/postgres", "b2b", "accounts",
+                                      "b2b-db")
+        with stopped(pg):
+            started = time.monotonic()
+            with pytest.raises(errors.Unavailable, match=re.escape(f'{pg.host}:{pg.port} did not describe "b2b"."accounts" within 1 s')):
+                backend.source_columns(relation, cursor=True)
+            assert time.monotonic() - started < 30
+        assert set(backend.source_columns(relation, cursor=True).columns) == {"account_id", "company"}
+    finally:
+        backend.close()
 
 
 def test_mesh_loads_while_a_source_hangs(tmp_path, pg, creds):
