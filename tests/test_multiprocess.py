@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -20,6 +21,7 @@ import requests
 import yaml
 from onboardkit import GOVERNANCE, items, lab_mesh
 
+from federation.client import Client
 from federation.onboarding.serving import warehouse
 from federation.onboarding.store import Store
 from federation.platform import Platform
@@ -165,7 +167,7 @@ def test_two_servers_and_the_cli_publish_at_once(tmp_path):
     def cli(sizes: tuple[int, ...]) -> None:
         for n in sizes:
             out = subprocess.run([QUANTA, "onboard", "lab.items", str(batches[n]), "-u", "dev", "--mesh", str(root),
-                                  "--json"], capture_output=True, text=True, timeout=120)
+                                  "--json"], check=False, capture_output=True, text=True, timeout=120)
             if out.returncode != 0:
                 problems.append(f"cli: {out.stderr}")
             else:
@@ -185,6 +187,13 @@ def test_two_servers_and_the_cli_publish_at_once(tmp_path):
             listed = requests.get(f"{url}/api/v1/datasets/lab/items/versions",
                                   headers={"Authorization": f"Bearer {secret}"}, timeout=30).json()["versions"]
             assert sorted(v["version"] for v in listed) == list(range(1, 9))
+        newest = results[max(results)]
+        for _, url in servers:  # and serves the newest, whoever published it (hot reload: within 10 s)
+            client, deadline, seen = Client(url, secret), time.monotonic() + 10, None
+            while seen != newest and time.monotonic() < deadline:
+                seen = client.sql("select count(*) from lab.items").fetchone()[0]
+                time.sleep(0.05)
+            assert seen == newest
     finally:
         errs = [_stop(proc) for proc, _ in servers]
     assert not any("Traceback" in e for e in errs), errs
@@ -237,7 +246,10 @@ TOKENS_AND_QUERIES = textwrap.dedent("""
     p = Platform({root!r})
     print("READY", flush=True)
     sys.stdin.readline()
+    from federation.server.pgwire.auth import register_token
     made = [p.tokens.create("ana", 1)[0] for _ in range(10)]
+    for secret in made:  # as `quanta token create` does: a SCRAM verifier (one salt per principal, shared)
+        register_token(p, secret)
     for i in range(20):
         p.query(f"select {{i}} as n, count(*) from lab.items", p.principal("ana"), interface="test:{tag}").fetchall()
     print(json.dumps(made), flush=True)
@@ -255,6 +267,9 @@ def test_two_processes_create_tokens_and_audit_queries_at_once(tmp_path):
     for tag in ("a", "b"):
         assert len([e for e in log if e["interface"] == f"test:{tag}"]) == 20  # no audit record lost
     assert len({e["query_id"] for e in log}) == len(log)
+    from federation.server.pgwire.auth import store_for
+
+    assert len(store_for(p).verifiers("ana")) == 20
 
 
 # -- a state folder that cannot be written ----------------------------------------------------------------
@@ -263,7 +278,8 @@ WARNING = "warning: the state folder"
 
 
 def _quanta(*args: str, env: dict | None = None, wrap: list[str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*(wrap or []), QUANTA, *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([*(wrap or []), QUANTA, *args], check=False, capture_output=True, text=True, env=env,
+                          timeout=120)
 
 
 def test_a_state_folder_that_cannot_be_created_serves_queries_with_one_warning(tmp_path):
@@ -291,7 +307,8 @@ def _read_only_bind(folder: Path) -> list[str] | None:
             f'mount --bind -o ro "{folder}" "{folder}" && exec "$0" "$@"']
     if shutil.which("unshare") is None:
         return None
-    probe = subprocess.run([*wrap, "sh", "-c", f'touch "{folder}/probe"'], capture_output=True, text=True)
+    probe = subprocess.run([*wrap, "sh", "-c", f'touch "{folder}/probe"'], check=False, capture_output=True,
+                           text=True)
     return wrap if probe.returncode != 0 and "Read-only" in probe.stderr else None
 
 

@@ -16,10 +16,11 @@ import base64
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from ... import statedb
 
 MECHANISM = "SCRAM-SHA-256"
 ITERATIONS = 4096
@@ -49,23 +50,23 @@ class Verifier:
 
 class VerifierStore:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        # shared by processes (busy timeout, WAL); read-only where the state folder cannot be written
+        self._db, _ = statedb.connect(path, "CREATE TABLE IF NOT EXISTS salts (principal TEXT PRIMARY KEY, salt BLOB "
+                                      "NOT NULL, iterations INTEGER NOT NULL); CREATE TABLE IF NOT EXISTS verifiers "
+                                      "(token_id TEXT PRIMARY KEY, principal TEXT NOT NULL, stored_key BLOB NOT NULL, "
+                                      "server_key BLOB NOT NULL);")
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS salts (principal TEXT PRIMARY KEY, salt BLOB NOT NULL, "
-                         "iterations INTEGER NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS verifiers (token_id TEXT PRIMARY KEY, principal TEXT NOT NULL, "
-                         "stored_key BLOB NOT NULL, server_key BLOB NOT NULL)")
         self._fake = secrets.token_bytes(32)  # salts for unknown users: stable, reveal nothing
 
     def salt(self, principal: str, create: bool = False) -> tuple[bytes, int, bool]:
         """(salt, iterations, known) of a principal; a made-up stable salt for an unknown one."""
         with self._lock:
             row = self._db.execute("SELECT salt, iterations FROM salts WHERE principal = ?", (principal,)).fetchone()
-            if row is None and create:
-                row = (secrets.token_bytes(16), ITERATIONS)
-                self._db.execute("INSERT INTO salts VALUES (?, ?, ?)", (principal, row[0], row[1]))
+            if row is None and create:  # another process may make it at the same time: the first one stays
+                self._db.execute("INSERT OR IGNORE INTO salts VALUES (?, ?, ?)",
+                                 (principal, secrets.token_bytes(16), ITERATIONS))
+                row = self._db.execute("SELECT salt, iterations FROM salts WHERE principal = ?",
+                                       (principal,)).fetchone()
         if row is None:
             return _hmac(self._fake, principal.encode())[:16], ITERATIONS, False
         return bytes(row[0]), int(row[1]), True
