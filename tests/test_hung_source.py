@@ -112,6 +112,16 @@ def test_describing_a_source_that_hangs_after_attach_is_bounded(pg):
             with pytest.raises(errors.Unavailable, match=re.escape(f'{pg.host}:{pg.port} did not describe "b2b"."accounts" within 1 s')):
                 backend.source_columns(relation, cursor=True)
             assert time.monotonic() - started < 30
+            # the other tables of that server are not waited for again in this load
+            with pytest.raises(errors.Unavailable, match="did not describe"):
+                backend.source_columns(relation.replace('"accounts"', '"others"'), cursor=True)
+    finally:
+        backend.close()
+    backend = DuckDBBackend({"source_connect_timeout_seconds": 1},
+                            credentials=lambda server: {"user": "quanta_reader", "password": PASSWORD})
+    try:  # the next load, once the server is back
+        relation = backend.source_sql("postgres", f"postgresql://{pg.host}:{pg.port}/postgres", "b2b", "accounts",
+                                      "b2b-db")
         assert set(backend.source_columns(relation, cursor=True).columns) == {"account_id", "company"}
     finally:
         backend.close()

@@ -203,6 +203,7 @@ class DuckDBBackend:
         self.connect_timeout = settings["source_connect_timeout_seconds"]
         self._remote: dict[str, tuple[str, int]] = {}  # alias of an attached server -> its (host, port)
         self._unreachable: dict[str, errors.Unavailable] = {}  # server location -> why it could not be attached
+        self._hung: dict[tuple[str, int], errors.Unavailable] = {}  # servers that stopped answering while loading
         config = {
             "autoinstall_known_extensions": "false",
             "autoload_known_extensions": "false",
@@ -354,27 +355,34 @@ class DuckDBBackend:
     def source_columns(self, relation_sql: str, cursor: bool = False) -> SourceColumns:
         """The columns and types found in a source (``cursor``: on a cursor of its own, for threads); a
         remote server's within ``source_connect_timeout_seconds`` (else ``errors.Unavailable``)."""
-        con = self.db.cursor() if cursor else self.db
         remote = self._remote_server(relation_sql)
+        if remote is not None and remote in self._hung:
+            raise self._hung[remote]  # one wait per server and load, not one per table
+        con = self.db.cursor() if cursor else self.db
         try:
             if remote is None:
                 rows = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
             else:
-                host, port = remote
-                try:
-                    with hung.Bound(self.connect_timeout, con.interrupt, host, port) as bound:
-                        rows = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
-                except (duckdb.IOException, duckdb.InterruptException) as e:
-                    if bound.expired:
-                        raise errors.Unavailable(f"PostgreSQL server at {host}:{port} did not describe "
-                                                 f"{relation_sql.split('.', 1)[1]} within {self.connect_timeout:g} s "
-                                                 f"(source_connect_timeout_seconds)") from None
-                    raise errors.Unavailable(f"PostgreSQL server at {host}:{port} failed: "
-                                             f"{redact(str(e).splitlines()[0])}") from None
+                rows = self._describe_remote(con, relation_sql, *remote)
         finally:
             if cursor:
                 con.close()
         return SourceColumns({r[0].lower(): r[1] for r in rows}, {r[0].lower(): r[0] for r in rows})
+
+    def _describe_remote(self, con: duckdb.DuckDBPyConnection, relation_sql: str, host: str, port: int) -> list:
+        bound = hung.Bound(self.connect_timeout, con.interrupt, host, port)
+        try:
+            with bound:
+                return con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
+        except (duckdb.IOException, duckdb.InterruptException) as e:
+            if not bound.expired:
+                raise errors.Unavailable(f"PostgreSQL server at {host}:{port} failed: "
+                                         f"{redact(str(e).splitlines()[0])}") from None
+            error = errors.Unavailable(f"PostgreSQL server at {host}:{port} did not describe "
+                                       f"{relation_sql.split('.', 1)[1]} within {self.connect_timeout:g} s "
+                                       f"(source_connect_timeout_seconds)")
+            self._hung[(host, port)] = error
+            raise error from None
 
     def normalize_types(self, types: list[str]) -> dict[str, str]:
         """DuckDB's own spelling of each type (``TEXT`` -> ``VARCHAR``, ``DECIMAL(12, 2)`` -> ``DECIMAL(12,2)``)."""
