@@ -47,3 +47,42 @@ def test_a_missing_column_and_an_incompatible_type_are_reported_as_before(tmp_pa
     p = Platform(root)
     assert any("column 'd' of lab.items is declared BOOLEAN but the data" in x.message and "DATE" in x.message
                for x in p.mesh.problems), p.mesh.problems
+
+
+def view_sql(p, quantum, name):
+    return p.state.backend.db.execute("SELECT sql FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
+                                      [quantum, name]).fetchone()[0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_text_files_are_read_with_the_columns_detected_at_load(tmp_path, fmt):
+    """A CSV or JSON view does not sniff its file again on every bind (each query): it reads it with the
+    columns (and CSV dialect) found when the mesh loaded, and the rows are those an auto-detecting read gives."""
+    root = one_dataset_mesh(
+        tmp_path, fmt,
+        "SELECT i AS id, strftime(DATE '2024-01-01' + i::INTEGER, '%d/%m/%Y') AS day, "
+        "'a;b \"q\" ' || i AS note, i * 0.5 AS half, i % 2 = 0 AS even FROM range(1, 50) t(i)",
+        [prop("id", "integer", "bigint"), prop("day", "date", "date") if fmt == "csv" else prop("day"), prop("note"),
+         prop("half", "number", "double"), prop("even", "boolean", "boolean")])
+    p = Platform(root)
+    assert not [x for x in p.mesh.problems if x.severity == "error"], p.mesh.problems
+    sql = view_sql(p, "lab", "items")
+    assert "columns" in sql and "auto_detect = true" not in sql
+    path = root / "data" / f"items.{fmt}"
+    auto = (f"read_csv('{path}', header = true, auto_detect = true)" if fmt == "csv"
+            else f"read_json('{path}', format = 'auto')")
+    import duckdb
+    expected = duckdb.sql(f"SELECT id, day, note, half, even FROM {auto} ORDER BY id").fetchall()
+    got = p.query("SELECT id, day, note, half, even FROM lab.items ORDER BY id", p.principal("olivia")).fetchall()
+    assert got == expected and len(got) == 49
+
+
+def test_a_glob_of_csv_files_keeps_reading_by_name(tmp_path):
+    root = one_dataset_mesh(tmp_path, "csv", "SELECT 1 AS id, 'x' AS label", [prop("id", "integer", "bigint")])
+    contract_path = root / "contracts" / "lab.odcs.yaml"
+    contract_path.write_text(contract_path.read_text().replace("'{model}.csv'", "'*.csv'").replace(
+        "{model}.csv", "*.csv"))
+    sql_to_file(root / "data" / "more.csv", "SELECT 2 AS id", "csv")
+    p = Platform(root)
+    assert "union_by_name" in view_sql(p, "lab", "items")
+    assert p.query("SELECT id FROM lab.items ORDER BY id", p.principal("olivia")).fetchall() == [(1,), (2,)]
