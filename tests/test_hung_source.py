@@ -152,10 +152,18 @@ def test_mesh_loads_while_a_source_hangs(tmp_path, pg, creds):
         assert rows and "retrying in the background" in rows[0][2]
 
         # quanta validate: a warning naming the source, not an error (the mesh itself is valid)
-        out = subprocess.run([str(Path(sys.executable).parent / "quanta"), "validate", str(root)], capture_output=True,
+        quanta = str(Path(sys.executable).parent / "quanta")
+        out = subprocess.run([quanta, "validate", str(root)], capture_output=True,
                              text=True, timeout=120, env=os.environ.copy())
         assert "did not answer within 2 s" in out.stdout and f"{pg.host}:{pg.port}" in out.stdout, out
         assert out.returncode == 0, out
+        # quanta query starts and answers; naming the hung quantum is a clear error, not a hang
+        out = subprocess.run([quanta, "query", "--mesh", str(root), "-u", "x", "--format", "csv",
+                              "select count(*) as n from shop.orders"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and out.stdout.split() == ["n", "100"], out
+        out = subprocess.run([quanta, "query", "--mesh", str(root), "-u", "x", "select * from b2b.accounts"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode != 0 and "b2b is unavailable" in out.stderr and "Traceback" not in out.stderr, out
 
     # the server is back: a reload serves the quantum again
     p.reload()
