@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,50 @@ def test_write_back_gives_the_same_rules_from_the_files(lab):
     assert in_force(lab) == expected  # the running platform reloaded
     assert contracts.MARKER not in text  # written rules are the contract's own: no marker in the file
     assert control.store_of(lab).events("rules_written")
+
+
+def outside_quality(text: str) -> list[str]:
+    """The lines of a contract's text that are not ``quality`` entries (the key and everything under it)."""
+    out, skip = [], None
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if skip is not None and line.strip() and (indent > skip or (indent == skip and line.lstrip().startswith("- "))):
+            continue
+        skip = None
+        if line.lstrip().startswith("quality:"):
+            skip = indent
+            continue
+        out.append(line)
+    return out
+
+
+def test_write_back_keeps_comments_quoting_and_key_order_elsewhere(lab):
+    path = lab.path / "contracts" / "lab.odcs.yaml"
+    text = path.read_text()
+    for old, new in [("version: 1.0.0\n", "version: 1.0.0  # bumped by the release job\n"),
+                     ("status: active\n", "status: active\ntags: [lab, items]\n"),
+                     ("  description: Lab items\n", "  description: 'Lab items'\n"),
+                     ("  - name: id\n", "  # ids come from the LIMS\n  - name: id\n"),
+                     ("  - name: name\n", "  # after id, which gets rules\n  - name: name\n"),
+                     ("  - name: kind\n", "  # after email, whose rules go\n  - name: kind\n"),
+                     ("servers:\n", "# where the published versions are\nservers:\n")]:
+        assert old in text
+        text = text.replace(old, new, 1)
+    path.write_text(text)
+    path.chmod(0o640)
+    lab.reload()
+    control.set_rules(lab, "lab.items", RULES, lab.principal("dev"))
+    expected = in_force(lab)
+    contracts.write_rules(lab, "lab.items", lab.principal("dev"))
+    written = path.read_text()
+    # every line but the quality entries is as it was, in the same order: comments, flow style, quotes, keys
+    assert outside_quality(written) == outside_quality(text)
+    assert re.findall(r"^(\w+):", written, re.M) == re.findall(r"^(\w+):", text, re.M)
+    assert "  # ids come from the LIMS\n  - name: id\n" in written and "enough" in written
+    assert "few_perfect_scores" not in written  # the contract's own rules were replaced
+    assert path.stat().st_mode & 0o777 == 0o640
+    fresh = Platform(lab.path)
+    assert not fresh.mesh.errors and in_force(fresh) == expected
 
 
 def test_write_back_refuses_a_contract_changed_since_it_was_loaded(lab):

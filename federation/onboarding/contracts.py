@@ -7,36 +7,37 @@ dictionary, ``quanta contract effective``) shows those rules in force, marked wi
 not the ones checked.
 
 ``write_rules`` puts them back into the contract's YAML file for the domain's git repository: only the
-``quality`` entries change (spliced into the text, so comments and layout elsewhere stay), the result
-must still load to the same document and validate against the ODCS schema, and it is written to a
-temporary file and renamed. The store then forgets the rules: the contract is their source again.
+``quality`` entries change (set through ruamel.yaml's round trip, so comments, key order and layout
+elsewhere stay), the result must still load to the same document and validate against the ODCS schema,
+and it is written to a temporary file and renamed; a file edited since the mesh was loaded is refused. The store then forgets the rules: the contract is their source again.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import os
+import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
+import ruamel.yaml
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.tokens import CommentToken
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from .. import errors
 from ..catalog.loader import _parse_path, _validator
 from ..catalog.model import Dataset
-from ..catalog.yamlio import YamlError, format_path, load_yaml
+from ..catalog.yamlio import YamlError, format_path, parse_yaml
 from .common import authorize, dataset_of, store_of
 
 MARKER = "qualityRulesSource"
 Edit = tuple[list, str, Any]  # (YAML path of a mapping, key, new value; None drops the key)
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block sequences indented under their key, as the contracts are written."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False):
-        return super().increase_indent(flow, False)
 
 
 def rule_sets(platform) -> dict[tuple[str, str], dict]:
@@ -140,8 +141,9 @@ def write_rules(platform, name: str, principal) -> Path:
     contract = platform.mesh.contracts[ds.contract_id]
     path = (platform.mesh.path / contract.file).resolve()
     try:
-        on_disk, _ = load_yaml(path)
-    except YamlError as e:
+        raw = path.read_bytes()
+        on_disk, _ = parse_yaml(raw)
+    except (OSError, YamlError) as e:
         raise errors.DataError(f"{contract.file}: {e}") from None
     if on_disk != contract.raw:
         raise errors.ProgrammingError(f"{contract.file} changed since the mesh was loaded; reload and write again")
@@ -150,16 +152,8 @@ def write_rules(platform, name: str, principal) -> Path:
     for err in _validator("odcs").iter_errors(doc):
         raise errors.DataError(f"{contract.file}: {format_path(list(err.instance_path))}: the contract would not "
                                f"validate against the ODCS schema: {err.message[:300]}")
-    text = _patched(path.read_text(encoding="utf-8"), doc, edits)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = raw.decode("utf-8").replace("\r\n", "\n")
+    _replace(path, raw, _patched(text, doc, edits), contract.file)
     store.clear_rules(ds.quantum, ds.name, dict(
         kind="rules_written", quantum=ds.quantum, dataset=ds.name, principal=principal.name,
         message=f"{len(found['rules'])} quality rule(s) written into {contract.file}",
@@ -172,75 +166,139 @@ def write_rules(platform, name: str, principal) -> Path:
     return path
 
 
-# -- splicing YAML text ---------------------------------------------------------------------------------
+def _replace(path: Path, before: bytes, text: str, name: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``, unless the file no longer
+    holds ``before`` (edited meanwhile): then nothing is written."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        shutil.copymode(path, tmp)
+        if path.read_bytes() != before:
+            raise errors.ProgrammingError(f"{name} changed while the rules were written; reload and write again")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- editing YAML text -----------------------------------------------------------------------------------
 
 
 def _patched(text: str, doc: dict, edits: list[Edit]) -> str:
-    """``text`` with each edit spliced in where its key is (or at the end of its mapping), so the rest
-    stays as written; when the result would not load to ``doc``, the whole document is dumped instead."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    spans = set()
-    for path, key, _ in edits:
-        node, value = root, doc
-        for part in path:
-            node = node.value[part] if isinstance(node, yaml.SequenceNode) else _value_node(node, part)
-            value = value[part]
-        spans.add((*_span(text, node, key, value, value.get(key)), len(path)))
-    out = text
-    # right to left; of two insertions at one place, the deeper one (a property's) must come first in the text
-    for start, end, new, _ in sorted(spans, key=lambda s: (s[0], -s[3]), reverse=True):
-        out = out[:start] + new + out[end:]
+    """``text`` with each edit made through ruamel.yaml's round trip, so comments, key order, quoting and
+    indentation elsewhere stay; the result must load (with the mesh's own loader) to ``doc``. When ruamel's
+    output would not (a construct its round trip does not keep), the document is written plainly."""
+    rt = _round_trip(text)
     try:
-        same = yaml.load(out, Loader=_loader()) == doc  # noqa: S506 - a safe loader
-    except yaml.YAMLError:
-        same = False
-    return out if same else yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+        tree = rt.load(text)
+    except ruamel.yaml.YAMLError:
+        tree = None
+    candidates = []
+    if tree is not None:
+        for path, key, value in edits:
+            node = tree
+            for part in path:
+                node = node[part]
+            _set(node, key, value)
+        out = _dump(rt, tree)
+        # ruamel may leave a space where it folds a long plain scalar: drop it when the document stays the same
+        candidates += [re.sub(r"[ \t]+$", "", out, flags=re.MULTILINE), out]
+    candidates.append(_dump(_round_trip(""), doc))
+    for out in candidates:
+        try:
+            if yaml.load(out, Loader=_loader()) == doc:  # the mesh's own (safe) loader
+                return out
+        except yaml.YAMLError:
+            pass
+    raise errors.DataError("the contract could not be written back as YAML that loads to the same document")
+
+
+def _set(node: CommentedMap, key: str, value: Any) -> None:
+    """Set (or, with None, drop) ``key`` of ``node``. ruamel keeps a comment line with the scalar before it, so a
+    comment that ends the mapping, or that follows the entry, is moved to stay where it was in the text."""
+    tail = _take(node, next(reversed(node))) if node else None  # the comment after the mapping
+    after = _take(node, key) if key in node else None  # the comment between this entry and the next
+    keys = list(node)
+    if value is None:
+        if key in node:
+            node.pop(key)
+            if after is not None and keys.index(key) > 0:
+                _put(node, keys[keys.index(key) - 1], after)
+    else:
+        node[key] = _commented(value)
+        if after is not None:
+            _put(node, key, after)
+    if tail is not None and node:
+        _put(node, next(reversed(node)), tail)
+
+
+def _take(node: Any, key: Any) -> CommentToken | None:
+    """Remove and return the comment after entry ``key`` of ``node`` (kept on its last scalar, at any depth)."""
+    found = []
+    while True:
+        slot = node.ca.items.get(key)
+        at = 2 if isinstance(node, CommentedMap) else 0
+        if slot is not None and slot[at] is not None:
+            found.append(slot[at])
+            slot[at] = None
+        child = node[key]
+        if not isinstance(child, (CommentedMap, CommentedSeq)) or not child:
+            break
+        node, key = child, (next(reversed(child)) if isinstance(child, CommentedMap) else len(child) - 1)
+    if not found:
+        return None
+    token = found.pop()  # the deepest comes first in the text
+    for outer in reversed(found):
+        token.value += outer.value.lstrip("\n")
+    return token
+
+
+def _put(node: Any, key: Any, token: CommentToken) -> None:
+    """Put ``token`` after entry ``key`` of ``node``, on its last scalar (in block style)."""
+    while True:
+        child = node[key]
+        if not isinstance(child, (CommentedMap, CommentedSeq)) or not child or child.fa.flow_style():
+            break
+        node, key = child, (next(reversed(child)) if isinstance(child, CommentedMap) else len(child) - 1)
+    slot = node.ca.items.setdefault(key, [None, None, None, None])
+    at = 2 if isinstance(node, CommentedMap) else 0
+    if slot[at] is None:
+        slot[at] = token
+    else:
+        slot[at].value += token.value.lstrip("\n")
+
+
+def _commented(value: Any) -> Any:
+    if isinstance(value, dict):
+        return CommentedMap((k, _commented(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return CommentedSeq(_commented(v) for v in value)
+    return value
+
+
+def _round_trip(text: str) -> YAML:
+    """A round-trip YAML with the indentation, line width and document start of ``text``."""
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    lines = text.splitlines()
+    rt.width = max([80, *map(len, lines)])  # ruamel folds long scalars: never wider than the file's lines
+    rt.explicit_start = text.lstrip().startswith("---")
+    _, indent, dash = load_yaml_guess_indent(text or "{}", yaml=YAML(typ="safe", pure=True))
+    sequence = indent or 2
+    rt.indent(mapping=max(2, sequence - (dash or 0)) if dash is not None else sequence, sequence=sequence,
+              offset=dash or 0)
+    return rt
+
+
+def _dump(rt: YAML, data: Any) -> str:
+    out = io.StringIO()
+    rt.dump(data, out)
+    return out.getvalue()
 
 
 def _loader():
     from ..catalog.yamlio import _Loader
 
     return _Loader
-
-
-def _value_node(mapping: yaml.MappingNode, key: str) -> yaml.Node:
-    return next(v for k, v in mapping.value if k.value == key)
-
-
-def _end(text: str, node: yaml.Node) -> int:
-    """Where a node's text ends (block collections end at their last scalar, not at the next key)."""
-    while isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) and not node.flow_style and node.value:
-        last = node.value[-1]
-        node = last[1] if isinstance(node, yaml.MappingNode) else last
-    end = node.end_mark.index
-    while end > node.start_mark.index and text[end - 1] in " \t\r\n":
-        end -= 1
-    return end
-
-
-def _block(key: str, value: Any, indent: int) -> str:
-    lines = yaml.dump({key: value}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110).rstrip("\n")
-    first, *rest = lines.split("\n")
-    return "\n".join([first] + [" " * indent + line for line in rest])
-
-
-def _span(text: str, node: yaml.Node, key: str, mapping: dict, value: Any) -> tuple[int, int, str]:
-    """(start, end, replacement) setting ``key`` of the mapping ``node`` to ``value`` (None: dropping it)."""
-    if node.flow_style:
-        flow = yaml.dump(mapping, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=True,
-                         width=1 << 30).rstrip("\n")
-        return node.start_mark.index, node.end_mark.index, flow
-    pair = next(((k, v) for k, v in node.value if k.value == key), None)
-    if pair is None:
-        if value is None:
-            return 0, 0, ""
-        column = node.value[0][0].start_mark.column
-        at = _end(text, node)
-        return at, at, "\n" + " " * column + _block(key, value, column)
-    start, end = pair[0].start_mark.index, _end(text, pair[1])
-    if value is not None:
-        return start, end, _block(key, value, pair[0].start_mark.column)
-    line_start = text.rfind("\n", 0, start) + 1
-    if text[line_start:start].strip():  # the first key of a sequence item ("- quality: ..."): keep the key
-        return start, end, f"{key}: []"
-    return line_start, end + 1 if text[end:end + 1] == "\n" else end, ""
