@@ -15,20 +15,11 @@ and it is written to a temporary file and renamed; a file edited since the mesh 
 from __future__ import annotations
 
 import copy
-import io
 import os
-import re
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
-
-import ruamel.yaml
-import yaml
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.tokens import CommentToken
-from ruamel.yaml.util import load_yaml_guess_indent
 
 from .. import errors
 from ..catalog.loader import _parse_path, _validator
@@ -123,12 +114,16 @@ def served_contract_text(platform, contract_id: str) -> str | None:
     edits = _served_edits(platform, contract_id)
     if not edits:
         return text
-    return _patched(text, _apply(copy.deepcopy(contract.raw), edits), edits)
+    # ruamel.yaml, imported only where a file is edited
+    from ..catalog.yamledit import edited
+
+    return edited(text, _apply(copy.deepcopy(contract.raw), edits), edits, contract.file)
 
 
 def write_rules(platform, name: str, principal) -> Path:
     """Write the control plane's rules of ``name`` into its contract file (atomically), then serve the
     contract's rules again; owners and data engineers only."""
+    from ..catalog.yamledit import edited
     from ..quality import rules as R
 
     ds = dataset_of(platform, name)
@@ -153,7 +148,7 @@ def write_rules(platform, name: str, principal) -> Path:
         raise errors.DataError(f"{contract.file}: {format_path(list(err.instance_path))}: the contract would not "
                                f"validate against the ODCS schema: {err.message[:300]}")
     text = raw.decode("utf-8").replace("\r\n", "\n")
-    _replace(path, raw, _patched(text, doc, edits), contract.file)
+    _replace(path, raw, edited(text, doc, edits, contract.file), contract.file)
     store.clear_rules(ds.quantum, ds.name, dict(
         kind="rules_written", quantum=ds.quantum, dataset=ds.name, principal=principal.name,
         message=f"{len(found['rules'])} quality rule(s) written into {contract.file}",
@@ -181,124 +176,3 @@ def _replace(path: Path, before: bytes, text: str, name: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-# -- editing YAML text -----------------------------------------------------------------------------------
-
-
-def _patched(text: str, doc: dict, edits: list[Edit]) -> str:
-    """``text`` with each edit made through ruamel.yaml's round trip, so comments, key order, quoting and
-    indentation elsewhere stay; the result must load (with the mesh's own loader) to ``doc``. When ruamel's
-    output would not (a construct its round trip does not keep), the document is written plainly."""
-    rt = _round_trip(text)
-    try:
-        tree = rt.load(text)
-    except ruamel.yaml.YAMLError:
-        tree = None
-    candidates = []
-    if tree is not None:
-        for path, key, value in edits:
-            node = tree
-            for part in path:
-                node = node[part]
-            _set(node, key, value)
-        out = _dump(rt, tree)
-        # ruamel may leave a space where it folds a long plain scalar: drop it when the document stays the same
-        candidates += [re.sub(r"[ \t]+$", "", out, flags=re.MULTILINE), out]
-    candidates.append(_dump(_round_trip(""), doc))
-    for out in candidates:
-        try:
-            if yaml.load(out, Loader=_loader()) == doc:  # the mesh's own (safe) loader
-                return out
-        except yaml.YAMLError:
-            pass
-    raise errors.DataError("the contract could not be written back as YAML that loads to the same document")
-
-
-def _set(node: CommentedMap, key: str, value: Any) -> None:
-    """Set (or, with None, drop) ``key`` of ``node``. ruamel keeps a comment line with the scalar before it, so a
-    comment that ends the mapping, or that follows the entry, is moved to stay where it was in the text."""
-    tail = _take(node, next(reversed(node))) if node else None  # the comment after the mapping
-    after = _take(node, key) if key in node else None  # the comment between this entry and the next
-    keys = list(node)
-    if value is None:
-        if key in node:
-            node.pop(key)
-            if after is not None and keys.index(key) > 0:
-                _put(node, keys[keys.index(key) - 1], after)
-    else:
-        node[key] = _commented(value)
-        if after is not None:
-            _put(node, key, after)
-    if tail is not None and node:
-        _put(node, next(reversed(node)), tail)
-
-
-def _take(node: Any, key: Any) -> CommentToken | None:
-    """Remove and return the comment after entry ``key`` of ``node`` (kept on its last scalar, at any depth)."""
-    found = []
-    while True:
-        slot = node.ca.items.get(key)
-        at = 2 if isinstance(node, CommentedMap) else 0
-        if slot is not None and slot[at] is not None:
-            found.append(slot[at])
-            slot[at] = None
-        child = node[key]
-        if not isinstance(child, (CommentedMap, CommentedSeq)) or not child:
-            break
-        node, key = child, (next(reversed(child)) if isinstance(child, CommentedMap) else len(child) - 1)
-    if not found:
-        return None
-    token = found.pop()  # the deepest comes first in the text
-    for outer in reversed(found):
-        token.value += outer.value.lstrip("\n")
-    return token
-
-
-def _put(node: Any, key: Any, token: CommentToken) -> None:
-    """Put ``token`` after entry ``key`` of ``node``, on its last scalar (in block style)."""
-    while True:
-        child = node[key]
-        if not isinstance(child, (CommentedMap, CommentedSeq)) or not child or child.fa.flow_style():
-            break
-        node, key = child, (next(reversed(child)) if isinstance(child, CommentedMap) else len(child) - 1)
-    slot = node.ca.items.setdefault(key, [None, None, None, None])
-    at = 2 if isinstance(node, CommentedMap) else 0
-    if slot[at] is None:
-        slot[at] = token
-    else:
-        slot[at].value += token.value.lstrip("\n")
-
-
-def _commented(value: Any) -> Any:
-    if isinstance(value, dict):
-        return CommentedMap((k, _commented(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return CommentedSeq(_commented(v) for v in value)
-    return value
-
-
-def _round_trip(text: str) -> YAML:
-    """A round-trip YAML with the indentation, line width and document start of ``text``."""
-    rt = YAML(typ="rt")
-    rt.preserve_quotes = True
-    lines = text.splitlines()
-    rt.width = max([80, *map(len, lines)])  # ruamel folds long scalars: never wider than the file's lines
-    rt.explicit_start = text.lstrip().startswith("---")
-    _, indent, dash = load_yaml_guess_indent(text or "{}", yaml=YAML(typ="safe", pure=True))
-    sequence = indent or 2
-    rt.indent(mapping=max(2, sequence - (dash or 0)) if dash is not None else sequence, sequence=sequence,
-              offset=dash or 0)
-    return rt
-
-
-def _dump(rt: YAML, data: Any) -> str:
-    out = io.StringIO()
-    rt.dump(data, out)
-    return out.getvalue()
-
-
-def _loader():
-    from ..catalog.yamlio import _Loader
-
-    return _Loader
