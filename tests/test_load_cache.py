@@ -94,3 +94,42 @@ def test_problems_are_cached_with_their_lines(mesh_dir):
     second = load_mesh(mesh_dir)
     assert second.problems == first.problems
     assert second.excluded == first.excluded
+
+
+YAML_CASES = [
+    "a: 1\nb: 1.5\nc: .inf\nd: -.NaN\ne: ~\nf: null\ng: true\nh: False\ni: yes\nj: no\nk: on\nl: 2024-01-01\n",
+    "n: 0x1F\no: 0o17\np: 017\nq: 1_000\nr: 1:30\ns: '1'\nt: \"2\"\nu: !!str 3\nv: !!int '4'\nw: !!bool yes\n",
+    "base: &b {x: 1, y: [1, 2]}\nother:\n  <<: *b\n  y: 3\nsame: *b\nlist: [*b, *b]\n",
+    "? [1, 2]\n: complex key\n",
+    "dup: 1\ndup: 2\n",
+    "",
+    "# only a comment\n",
+    "- 1\n- [a, b]\n- {c: d}\n- |\n  literal\n  text\n- >\n  folded\n  text\n",
+    "a: !!binary aGVsbG8=\n",
+    "a: !!timestamp 2024-01-01\n",
+    "a: [1, 2\n",
+    "a: 1\n---\nb: 2\n",
+    "a: b: c\n",
+    "key with spaces: value with: colon\n'quoted key': \"esc\\tape\\u00e9\"\n",
+]
+
+
+@pytest.mark.parametrize("text", YAML_CASES)
+def test_the_fast_yaml_constructor_builds_what_pyyaml_builds(text):
+    import yaml
+
+    from federation.catalog import yamlio
+
+    try:
+        want = ("ok", yaml.load(text, Loader=yamlio._Loader))  # noqa: S506 - a safe loader
+    except yaml.YAMLError as e:
+        want = ("error", type(e))
+    try:
+        got = ("ok", yamlio.parse_yaml(text.encode())[0])
+    except yamlio.YamlError:
+        got = ("error", None)
+    assert got[0] == want[0], (got, want)
+    if got[0] == "ok":
+        assert repr(got[1]) == repr(want[1])
+        if isinstance(want[1], dict) and "same" in want[1]:  # aliases are the same object, as in PyYAML
+            assert got[1]["same"] is got[1]["base"] and got[1]["list"][0] is got[1]["base"]

@@ -101,6 +101,18 @@ def _is_sized_string(dt: exp.DataType) -> bool:
 def declared_type(logical_type: str | None, physical_type: str | None,
                   items: dict | None = None) -> tuple[str, str | None]:
     """The DuckDB type for a contract property, and a problem message when the types are unusable."""
+    if items is None and isinstance(logical_type, (str, type(None))) and isinstance(physical_type, (str, type(None))):
+        return _declared_scalar(logical_type, physical_type)  # a large mesh repeats a few dozen spellings
+    return _declared_type(logical_type, physical_type, items)
+
+
+@lru_cache(maxsize=4096)
+def _declared_scalar(logical_type: str | None, physical_type: str | None) -> tuple[str, str | None]:
+    return _declared_type(logical_type, physical_type, None)
+
+
+def _declared_type(logical_type: str | None, physical_type: str | None,
+                   items: dict | None = None) -> tuple[str, str | None]:
     if physical_type:
         dt = parse_type(_PG_NAMES.get(physical_type.strip().lower(), physical_type))
         if dt is not None and (_FAMILY_OF.get(dt.this) == "string" or _is_sized_string(dt)):
