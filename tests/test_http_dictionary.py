@@ -57,7 +57,12 @@ def test_one_dataset_with_columns_contract_lineage_and_examples(demo_server):
     orders = get(demo_server, "/api/v1/datasets/sales/orders").json()
     far = {(n["quantum"], n["dataset"]): n["distance"] for n in orders["lineage"]["downstream"]}
     assert far[("customer360", "customer_360")] == 1 and far[("marketing", "campaign_audience")] == 2
-    assert orders["quality"]["declared_rules"] and orders["slo"]["declared"]
+    assert orders["quality"]["declared_rules"]
+    assert orders["slo"]["declared"][:3] == [  # the contract's slaProperties (the ODCS models read them)
+        {"property": "latency", "value": 1, "unit": "h", "element": "orders.order_ts",
+         "description": "Data is available at most 1 hour after the event."},
+        {"property": "frequency", "value": 1, "unit": "h", "element": "orders.order_ts"},
+        {"property": "retention", "value": 7, "unit": "y", "element": "orders.order_ts"}]
     assert get(demo_server, "/api/v1/datasets/sales/nothing").status_code == 404
 
 

@@ -27,10 +27,9 @@ def _server_dsn(platform, server: str) -> str:
         return server
     mesh = platform.mesh
     for contract in mesh.contracts.values():
-        for entry in contract.raw.get("servers") or []:
-            if isinstance(entry, dict) and entry.get("server") == server and entry.get("type") in ("postgres",
-                                                                                                    "postgresql"):
-                parts = {"host": entry.get("host"), "port": entry.get("port"), "dbname": entry.get("database")}
+        for entry in (contract.model.servers if contract.model else None) or []:
+            if entry.server == server and entry.type in ("postgres", "postgresql"):
+                parts = {"host": entry.host, "port": entry.port, "dbname": entry.database}
                 parts.update(server_secrets.provider(mesh.path, mesh.raw.get("secrets"))(server))
                 return " ".join(f"{k}={v}" for k, v in parts.items() if v)
     raise errors.ProgrammingError(f"no PostgreSQL server named {server!r} in the mesh's contracts; give its name "

@@ -219,11 +219,9 @@ class Dictionary:
         """The service levels the contract declares (ODCS ``slaProperties``) and, for those who may read the
         dataset, their status (``system.slo_status``: met, at risk, breached)."""
         contract = self.platform.mesh.contracts.get(contract_id)
-        declared = []
-        for p in (contract.raw.get("slaProperties") if contract else None) or []:
-            if isinstance(p, dict):
-                declared.append({k: p.get(k) for k in ("property", "value", "unit", "element", "description")
-                                 if p.get(k) is not None})
+        model = contract.model if contract else None
+        declared = [p.model_dump(include={"property", "value", "unit", "element", "description"}, exclude_none=True)
+                    for p in (model.slaProperties if model else None) or []]
         if not shown:
             return {"declared": declared, "status": NOT_SHOWN, "measured": [],
                     "message": _not_shown(principal, quantum, dataset)}
