@@ -22,7 +22,6 @@ from .duckdb_backend import DuckDBBackend, SourceColumns, literal, quote
 
 TEXT_FORMATS = {"csv", "json"}
 DIRECT_KINDS = {"parquet", "csv", "json"}  # file sources whose views are created without a DESCRIBE first
-VIEW_WORKERS = 2  # cursors creating views at once (binding a view over a file reads its schema)
 
 
 def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = None) -> None:
@@ -132,31 +131,36 @@ def _pinned(backend: DuckDBBackend, kind: str, location: str, relation: str) -> 
 
 
 def _create_direct_views(backend: DuckDBBackend, datasets: list[Dataset], relations: dict) -> dict[int, SourceColumns]:
-    """Create the view of each file dataset with the data's own types (``SELECT "x" AS x, ...``), on
-    ``VIEW_WORKERS`` cursors at once, and read back the columns' types: id(ds) -> the data's columns, for
-    the views that could be created (a missing column or unreadable data fails the binding)."""
+    """Create the view of each file dataset with the data's own types (``SELECT "x" AS x, ...``) and read
+    back the columns' types: id(ds) -> the data's columns, for the views that could be created (a missing
+    column or unreadable data fails the binding). All the views are created in one transaction by one
+    statement (half the work of one transaction per view); if one fails, each is created on its own."""
     if not datasets:
         return {}
-
-    def create(chunk: list[Dataset]) -> list[int]:
-        done = []
-        cur = backend.db.cursor()
+    statements = []
+    for ds in datasets:
+        select = ", ".join(f"{quote(c.source_name)} AS {quote(c.name)}" for c in ds.columns)
+        statements.append(f"CREATE OR REPLACE VIEW {quote(ds.quantum.lower())}.{quote(ds.name.lower())} AS "
+                          f"SELECT {select} FROM {relations[id(ds)]}")
+    created: set[int] = set()
+    cur = backend.db.cursor()
+    try:
         try:
-            for ds in chunk:
-                select = ", ".join(f"{quote(c.source_name)} AS {quote(c.name)}" for c in ds.columns)
+            cur.execute("BEGIN TRANSACTION; " + ";\n".join(statements) + ";\nCOMMIT")
+            created = {id(ds) for ds in datasets}
+        except duckdb.Error:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            for ds, statement in zip(datasets, statements):
                 try:
-                    cur.execute(f"CREATE OR REPLACE VIEW {quote(ds.quantum.lower())}.{quote(ds.name.lower())} AS "
-                                f"SELECT {select} FROM {relations[id(ds)]}")
+                    cur.execute(statement)
                 except duckdb.Error:
                     continue  # described later, to say why
-                done.append(id(ds))
-        finally:
-            cur.close()
-        return done
-
-    workers = max(1, min(VIEW_WORKERS, len(datasets) // 50))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        created = {i for chunk in pool.map(create, [datasets[k::workers] for k in range(workers)]) for i in chunk}
+                created.add(id(ds))
+    finally:
+        cur.close()
     types: dict[tuple[str, str], dict[str, str]] = {}
     for schema, view, column, data_type in backend.db.execute(
             "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
