@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 import ruamel.yaml
@@ -36,8 +35,10 @@ def edited(text: str, doc: dict, edits: list[tuple[list, str, Any]], name: str =
                 node = node[part]
             _set(node, key, value)
         out = _dump(rt, tree)
-        # ruamel may leave a space where it folds a long plain scalar: drop it when the document stays the same
-        candidates += [re.sub(r"[ \t]+$", "", out, flags=re.MULTILINE), out]
+        # ruamel may leave a space where it folds a long plain scalar: drop it (from lines the file did not have
+        # as they are) when the document stays the same
+        kept = set(text.split("\n"))
+        candidates += ["\n".join(line if line in kept else line.rstrip(" \t") for line in out.split("\n")), out]
     candidates.append(_dump(_round_trip(""), doc))
     for out in candidates:
         try:
