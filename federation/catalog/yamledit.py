@@ -7,14 +7,13 @@ import io
 from typing import Any
 
 import ruamel.yaml
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from .. import errors
-from .yamlio import _Loader
+from .yamlio import YamlError, parse_yaml
 
 
 def edited(text: str, doc: dict, edits: list[tuple[list, str, Any]], name: str = "the YAML") -> str:
@@ -42,9 +41,9 @@ def edited(text: str, doc: dict, edits: list[tuple[list, str, Any]], name: str =
     candidates.append(_dump(_round_trip(""), doc))
     for out in candidates:
         try:
-            if yaml.load(out, Loader=_Loader) == doc:  # the mesh's own (safe) loader
+            if parse_yaml(out.encode("utf-8"))[0] == doc:  # read as the mesh loader reads it
                 return out
-        except yaml.YAMLError:
+        except YamlError:
             pass
     raise errors.DataError(f"{name}: could not be edited into YAML that loads to the same document")
 
