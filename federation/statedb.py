@@ -21,6 +21,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -46,6 +47,10 @@ def unwritable(e: BaseException) -> bool:
     return isinstance(e, OSError) or (isinstance(e, sqlite3.Error) and any(s in str(e).lower() for s in _UNWRITABLE))
 
 
+def _busy(e: BaseException) -> bool:
+    return isinstance(e, sqlite3.OperationalError) and any(s in str(e).lower() for s in ("locked", "busy"))
+
+
 def warn_once(folder: Path, reason: str) -> None:
     """One warning per state folder and process: queries go on, nothing is recorded."""
     key = str(folder)
@@ -64,24 +69,33 @@ def connect(path: Path, schema: str, synchronous: str = "NORMAL") -> tuple[sqlit
     callers open transactions themselves. Other errors (a corrupt file, a lock held for longer than the
     busy timeout) raise ``errors.Unavailable``."""
     path = Path(path)
-    db = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={synchronous}")
-        db.executescript(schema)
-        if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
-            return db, None
-        # SQLite opens a file it may not write read-only, silently: say so now, not at the first write
-        db.close()
-        why = "a read-only file or folder"
-    except (OSError, sqlite3.Error) as e:
-        if db is not None:
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        db = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={synchronous}")
+            db.executescript(schema)
+            if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+                return db, None
+            # SQLite opens a file it may not write read-only, silently: say so now, not at the first write
             db.close()
-        if not unwritable(e):
-            raise errors.Unavailable(f"cannot open the state file {path}: {e}") from None
-        why = str(e)
+            why = "a read-only file or folder"
+            break
+        except (OSError, sqlite3.Error) as e:
+            if db is not None:
+                db.close()
+            if _busy(e) and time.monotonic() < deadline:
+                # processes creating the file at once: switching a new file to WAL answers "locked" at
+                # once, without SQLite's busy handler; try again
+                time.sleep(0.01)
+                continue
+            if not unwritable(e):
+                raise errors.Unavailable(f"cannot open the state file {path}: {e}") from None
+            why = str(e)
+            break
     warn_once(path.parent, why)
     return _read_only(path, schema), why
 
@@ -112,7 +126,7 @@ def write_error(path: Path, e: BaseException, what: str) -> errors.Error:
     if unwritable(e):
         return ReadOnlyState(f"cannot {what}: the state file {path} cannot be written ({e}); make the state "
                              f"folder writable (or set QUANTA_STATE_DIR)")
-    if "locked" in str(e).lower() or "busy" in str(e).lower():
+    if _busy(e):
         return errors.Unavailable(f"cannot {what}: {path} stayed locked by another process for more than "
                                   f"{BUSY_TIMEOUT:g} s")
     return errors.OperationalError(f"cannot {what}: {path}: {e}")

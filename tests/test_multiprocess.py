@@ -22,6 +22,9 @@ import yaml
 from onboardkit import GOVERNANCE, items, lab_mesh
 
 from federation.client import Client
+from federation.governance.audit import AuditLog
+from federation.governance.requests import AccessRequests
+from federation.governance.tokens import TokenStore
 from federation.onboarding.serving import warehouse
 from federation.onboarding.store import Store
 from federation.platform import Platform
@@ -243,9 +246,9 @@ def test_two_processes_deciding_the_same_requests_one_wins_each(tmp_path):
 TOKENS_AND_QUERIES = textwrap.dedent("""
     import json, sys
     from federation.platform import Platform
-    p = Platform({root!r})
     print("READY", flush=True)
     sys.stdin.readline()
+    p = Platform({root!r})  # all at once, on a mesh without a state folder yet: every state file made at once
     from federation.server.pgwire.auth import register_token
     made = [p.tokens.create("ana", 1)[0] for _ in range(10)]
     for secret in made:  # as `quanta token create` does: a SCRAM verifier (one salt per principal, shared)
@@ -256,20 +259,53 @@ TOKENS_AND_QUERIES = textwrap.dedent("""
 """)
 
 
-def test_two_processes_create_tokens_and_audit_queries_at_once(tmp_path):
+def test_three_processes_make_the_state_files_create_tokens_and_audit_queries_at_once(tmp_path):
     root = lab_mesh(tmp_path / "lab")
-    procs = [_start(TOKENS_AND_QUERIES.format(root=str(root), tag=tag)) for tag in ("a", "b")]
+    procs = [_start(TOKENS_AND_QUERIES.format(root=str(root), tag=tag)) for tag in ("a", "b", "c")]
     made = [secret for rows in _go(procs) for secret in rows[0]]
     p = Platform(root)
-    assert len(made) == 20 and all(p.tokens.verify(s) == "ana" for s in made)
-    assert len(p.tokens.list()) == 20
+    assert len(made) == 30 and all(p.tokens.verify(s) == "ana" for s in made)
+    assert len(p.tokens.list()) == 30
     log = p.audit.history().to_pylist()
-    for tag in ("a", "b"):
+    for tag in ("a", "b", "c"):
         assert len([e for e in log if e["interface"] == f"test:{tag}"]) == 20  # no audit record lost
     assert len({e["query_id"] for e in log}) == len(log)
     from federation.server.pgwire.auth import store_for
 
-    assert len(store_for(p).verifiers("ana")) == 20
+    assert len(store_for(p).verifiers("ana")) == 30
+
+
+OPENER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from federation.governance.audit import AuditLog, Entry
+    from federation.governance.requests import AccessRequests
+    from federation.governance.tokens import TokenStore
+    from federation.onboarding.store import Store
+    folder, start = Path(sys.argv[1]), float(sys.argv[2])
+    time.sleep(max(0.0, start - time.time()))  # every process opens the new files at the same instant
+    Store.open(folder).emit("opened")
+    TokenStore(folder / "tokens.db").create("ana")
+    AccessRequests(folder / "access.db").create("zoe", "lab", "items", None, 1)
+    AuditLog(folder / "state.db").record(Entry("ana", "select 1"))
+""")
+
+
+def test_six_processes_creating_the_state_files_at_once(tmp_path):
+    """Switching a new SQLite file to WAL answers "locked" at once, without the busy time-out, when another
+    process is creating it too: statedb.connect tries again (this failed about once in 50 processes)."""
+    for round_ in range(2):
+        folder = tmp_path / f"state{round_}"
+        start = time.time() + 1.5
+        procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(folder), str(start)], stderr=subprocess.PIPE,
+                                  text=True) for _ in range(6)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+        assert len(Store.open(folder).events("opened")) == 6
+        assert len(TokenStore(folder / "tokens.db").list()) == 6
+        assert len(AccessRequests(folder / "access.db").all()) == 6
+        assert AuditLog(folder / "state.db").history().num_rows == 6
 
 
 # -- a state folder that cannot be written ----------------------------------------------------------------
