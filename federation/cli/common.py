@@ -53,8 +53,40 @@ user_option = click.option("--user", "-u", default=None, envvar="QUANTA_USER", h
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="quanta-federation", prog_name="quanta")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Quanta: SQL over a mesh of data quanta (ODPS products, ODCS contracts), governed on every query."""
+    ctx.call_on_close(without_pandas())
+
+
+class _NoPandas:
+    """An import finder that refuses pandas (see ``without_pandas``)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is not loaded by the quanta command (federation.cli.common.without_pandas)")
+        return None
+
+
+def without_pandas():
+    """Keep pandas (~150 ms to import) out of a ``quanta`` command, which never uses it; returns the
+    function that allows it again (called when the command ends).
+
+    Installed, DuckDB and pyarrow find no pandas: DuckDB imports pandas, when installed, to bind the
+    parameters of any statement (asking whether a value is a pandas object), and pyarrow's first
+    ``pa.array(list)`` does the same (pyarrow then remembers "no pandas" for the process: a pandas
+    object given to ``pa.array`` later would be read as a sequence).
+    """
+    if "pandas" in sys.modules or _NoPandas in sys.meta_path:
+        return lambda: None
+    sys.meta_path.insert(0, _NoPandas)
+
+    def allow() -> None:
+        if _NoPandas in sys.meta_path:
+            sys.meta_path.remove(_NoPandas)
+
+    return allow
 
 
 def username(user: str | None) -> str:
@@ -69,45 +101,44 @@ def open_platform(mesh: str | None):
     return Platform(mesh or default_mesh())
 
 
+NUMERIC = ("bigint", "integer", "smallint", "tinyint", "double", "float", "decimal", "hugeint", "ubigint")
+
+
 def format_table(table, max_rows: int = 40, max_width: int = 40) -> str:
-    """A plain text table, like DuckDB's CLI: header, types, rows (truncated), aligned."""
-    names = table.column_names
+    """A text table like DuckDB's CLI, drawn by ``rich``: names and types in the header, numbers right-aligned,
+    NULL for nulls, cells cut at ``max_width`` characters, and a row of "…" when rows were left out.
+    Plain text (no colour, no wrapping: lines are as wide as the table), so it reads the same in a
+    terminal, a pipe or a file."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     from ..result import sql_type
 
+    names = table.column_names
     types = [sql_type(f.type).lower() for f in table.schema]
-    shown = table.slice(0, max_rows)
-    cols = [c.to_pylist() for c in shown.columns]
-    rows = list(zip(*cols)) if cols else []
+    grid = Table(box=box.SQUARE, header_style="", show_edge=True, pad_edge=True)
+    for name, type_ in zip(names, types):
+        numeric = type_.split("(")[0] in NUMERIC
+        grid.add_column(Text(f"{name}\n{type_}", justify="left"), justify="right" if numeric else "left",
+                        no_wrap=True)
 
-    def cell(v) -> str:
+    def cell(v) -> Text:
         if v is None:
-            return "NULL"
+            return Text("NULL")
         s = str(v).replace("\n", " ")
-        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+        return Text(s if len(s) <= max_width else s[: max_width - 1] + "…")
 
-    body = [[cell(v) for v in row] for row in rows]
-    widths = [max([len(n), len(t)] + [len(r[i]) for r in body]) for i, (n, t) in enumerate(zip(names, types))]
-    numeric = [t.split("(")[0] in ("bigint", "integer", "smallint", "tinyint", "double", "float", "decimal",
-                                   "hugeint", "ubigint") for t in types]
-
-    def line(values, right=None):
-        parts = []
-        for i, v in enumerate(values):
-            parts.append(v.rjust(widths[i]) if right and right[i] else v.ljust(widths[i]))
-        return "│ " + " │ ".join(parts) + " │"
-
-    sep = lambda l, m, r: l + m.join("─" * (w + 2) for w in widths) + r  # noqa: E731
-    out = io.StringIO()
-    out.write(sep("┌", "┬", "┐") + "\n")
-    out.write(line(names) + "\n")
-    out.write(line(types) + "\n")
-    out.write(sep("├", "┼", "┤") + "\n")
-    for r in body:
-        out.write(line(r, numeric) + "\n")
+    shown = table.slice(0, max_rows)
+    for row in zip(*(c.to_pylist() for c in shown.columns)):
+        grid.add_row(*(cell(v) for v in row))
     if table.num_rows > max_rows:
-        out.write(line(["…"] * len(names)) + "\n")
-    out.write(sep("└", "┴", "┘"))
-    return out.getvalue()
+        grid.add_row(*(Text("…") for _ in names))
+    out = io.StringIO()
+    Console(file=out, width=1_000_000, color_system=None, force_terminal=False, highlight=False,
+            emoji=False, markup=False, soft_wrap=False).print(grid)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def rows_table(rows: list[dict], columns: list[str]) -> str:

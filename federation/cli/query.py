@@ -44,8 +44,8 @@ def query(sql: str, mesh: str | None, user: str | None, fmt: str, output: str | 
         return
     if fmt == "table":
         table = result.arrow()
+        elapsed = time.perf_counter() - started  # the query's, not the drawing's
         text = format_table(table, max_rows)
-        elapsed = time.perf_counter() - started
         text += f"\n({table.num_rows} row{'s' if table.num_rows != 1 else ''}, {elapsed:.3f} s)\n"
         for w in result.warnings:
             text += f"warning: {w}\n"

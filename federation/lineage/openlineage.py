@@ -19,6 +19,9 @@ Events:
   ``dataQualityAssertions`` facets on their datasets).
 
 Dataset names are ``<quantum>.<dataset>`` in the namespace ``quanta://<mesh name>``.
+
+The client is imported when an event is built or a destination configured, never with this module:
+it costs ~140 ms, which a mesh without OpenLineage (and every ``quanta query``) should not pay.
 """
 
 from __future__ import annotations
@@ -27,21 +30,14 @@ import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
-
-from openlineage.client import event_v2
-from openlineage.client.facet_v2 import (
-    column_lineage_dataset,
-    data_quality_assertions_dataset,
-    data_quality_metrics_input_dataset,
-    documentation_dataset,
-    error_message_run,
-    schema_dataset,
-    sql_job,
-)
+from typing import TYPE_CHECKING, Iterable
 
 from ..catalog.model import Dataset, Mesh
 from .columns import AGGREGATE_KINDS, ColumnEdge
+
+if TYPE_CHECKING:
+    from openlineage.client import event_v2
+    from openlineage.client.facet_v2 import column_lineage_dataset, schema_dataset
 
 PRODUCER = "https://github.com/quanta-federation/quanta/tree/v0.1.0"
 JOB_NAMESPACE = "quanta"
@@ -86,12 +82,18 @@ class OpenLineage:
     # -- datasets ------------------------------------------------------------------------------------
 
     def _schema(self, ds: Dataset) -> schema_dataset.SchemaDatasetFacet:
+        from openlineage.client.facet_v2 import schema_dataset
+
         return schema_dataset.SchemaDatasetFacet(fields=[
             schema_dataset.SchemaDatasetFacetFields(name=c.name, type=c.data_type, description=c.description,
                                                     ordinal_position=c.ordinal)
             for c in ds.columns])
 
     def input(self, ds: Dataset, quality: dict | None = None) -> event_v2.InputDataset:
+        from openlineage.client import event_v2
+        from openlineage.client.facet_v2 import (data_quality_assertions_dataset, data_quality_metrics_input_dataset,
+                                                 documentation_dataset)
+
         facets = {"schema": self._schema(ds)}
         if ds.description:
             facets["documentation"] = documentation_dataset.DocumentationDatasetFacet(description=ds.description)
@@ -110,6 +112,9 @@ class OpenLineage:
                                      inputFacets=input_facets)
 
     def output(self, ds: Dataset, edges: Iterable[ColumnEdge] = ()) -> event_v2.OutputDataset:
+        from openlineage.client import event_v2
+        from openlineage.client.facet_v2 import column_lineage_dataset
+
         facets = {"schema": self._schema(ds)}
         fields: dict[str, column_lineage_dataset.Fields] = {}
         for e in edges:
@@ -133,6 +138,9 @@ class OpenLineage:
 
     def emit_run(self, job: str, event_type: str, run_id: str, inputs=(), outputs=(), sql: str | None = None,
                  error: str | None = None) -> event_v2.RunEvent:
+        from openlineage.client import event_v2
+        from openlineage.client.facet_v2 import error_message_run, sql_job
+
         run_facets = {}
         if error:
             run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(message=error, programmingLanguage="SQL")
