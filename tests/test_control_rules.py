@@ -147,6 +147,28 @@ def test_write_back_keeps_comments_quoting_and_key_order_elsewhere(lab):
     assert not fresh.mesh.errors and in_force(fresh) == expected
 
 
+def test_yaml_edits_keep_each_style_of_the_demo_contracts():
+    """The demo's contracts indent sequences under their key ("key:\\n  - item"); a 4-space file keeps its own."""
+    from federation.catalog.yamledit import edited
+    from federation.catalog.yamlio import parse_yaml
+
+    demo = Path(__file__).resolve().parent.parent / "catalogs" / "greatparts" / "contracts"
+    four = "# four spaces\nschema:\n    - name: t\n      properties:\n          - name: a\n      quality:\n" \
+           "          - metric: rowCount\n            mustBeGreaterThan: 1\n# the end\n"
+    texts = [f.read_text() for f in sorted(demo.glob("*.odcs.yaml"))] + [four]
+    for text in texts:
+        doc = parse_yaml(text.encode())[0]
+        rule = [{"metric": "rowCount", "mustBeGreaterThan": 0}]
+        doc["schema"][0]["quality"] = rule
+        out = edited(text, doc, [(["schema", 0], "quality", rule)])
+        assert parse_yaml(out.encode())[0] == doc
+        comments = [line for line in text.splitlines() if line.lstrip().startswith("#")]
+        assert [line for line in out.splitlines() if line.lstrip().startswith("#")] == comments
+        if "limitations: '" not in text:  # ruamel joins a quoted scalar folded over lines; plain ones stay
+            assert outside_quality(out) == outside_quality(text)
+    assert "      quality:\n          - metric: rowCount\n            mustBeGreaterThan: 0\n# the end" in out
+
+
 def test_write_back_refuses_a_contract_changed_since_it_was_loaded(lab):
     control.set_rules(lab, "lab.items", RULES, lab.principal("dev"))
     path = lab.path / "contracts" / "lab.odcs.yaml"

@@ -21,24 +21,23 @@ def edited(text: str, doc: dict, edits: list[tuple[list, str, Any]], name: str =
     ruamel.yaml's round trip, so comments, key order, quoting and indentation elsewhere stay; the result must
     load (with the mesh's own loader) to ``doc``, the document with the edits. When ruamel's
     output would not (a construct its round trip does not keep), the document is written plainly."""
-    rt = _round_trip(text)
     try:
-        tree = rt.load(text)
-    except ruamel.yaml.YAMLError:
-        tree = None
-    candidates = []
-    if tree is not None:
+        rt, tree = _round_trip(text)
         for path, key, value in edits:
             node = tree
             for part in path:
                 node = node[part]
             _set(node, key, value)
+    except (ruamel.yaml.YAMLError, LookupError, TypeError):  # not read by ruamel as by the loader
+        tree = None
+    candidates = []
+    if tree is not None:
         out = _dump(rt, tree)
         # ruamel may leave a space where it folds a long plain scalar: drop it (from lines the file did not have
         # as they are) when the document stays the same
         kept = set(text.split("\n"))
         candidates += ["\n".join(line if line in kept else line.rstrip(" \t") for line in out.split("\n")), out]
-    candidates.append(_dump(_round_trip(""), doc))
+    candidates.append(_dump(_round_trip("")[0], doc))
     for out in candidates:
         try:
             if parse_yaml(out.encode("utf-8"))[0] == doc:  # read as the mesh loader reads it
@@ -111,18 +110,18 @@ def _commented(value: Any) -> Any:
     return value
 
 
-def _round_trip(text: str) -> YAML:
-    """A round-trip YAML with the indentation, line width and document start of ``text``."""
+def _round_trip(text: str) -> tuple[YAML, Any]:
+    """The document of ``text`` read by a round-trip YAML, which writes it with the same indentation, line
+    width and document start."""
     rt = YAML(typ="rt")
     rt.preserve_quotes = True
-    lines = text.splitlines()
-    rt.width = max([80, *map(len, lines)])  # ruamel folds long scalars: never wider than the file's lines
+    rt.width = max([80, *map(len, text.splitlines())])  # ruamel folds long scalars: never wider than the file
     rt.explicit_start = text.lstrip().startswith("---")
-    _, indent, dash = load_yaml_guess_indent(text or "{}", yaml=YAML(typ="safe", pure=True))
-    sequence = indent or 2
-    rt.indent(mapping=max(2, sequence - (dash or 0)) if dash is not None else sequence, sequence=sequence,
-              offset=dash or 0)
-    return rt
+    tree, indent, dash = load_yaml_guess_indent(text, yaml=rt)
+    sequence = indent or 2  # where a sequence item's content starts; its dash is ``dash`` further in
+    rt.indent(mapping=dash or sequence, sequence=sequence, offset=dash or 0)  # a dash under its key is indented
+    # as the key's mapping is (the usual styles: "key:\n  - item", "key:\n- item", 4-space indents)
+    return rt, tree
 
 
 def _dump(rt: YAML, data: Any) -> str:
