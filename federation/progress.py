@@ -2,8 +2,9 @@
 
 A progress callback is ``progress(message, fraction=None)``: ``fraction`` (0..1) is the share done of
 the statement running now, ``None`` a new step. ``watching(con, message, progress)`` polls DuckDB's
-``query_progress()`` while a statement runs on ``con``; ``TerminalProgress`` draws it on stderr (a bar
-redrawn in place on a terminal; step lines only when stderr is a file or a pipe, so logs stay short).
+``query_progress()`` while a statement runs on ``con``; ``TerminalProgress`` shows it on stderr with
+``rich.progress`` (a bar drawn in place on a terminal, removed when the step ends; step lines only
+when stderr is a file or a pipe, so logs stay short).
 """
 
 from __future__ import annotations
@@ -19,29 +20,43 @@ Progress = Callable[..., None]
 
 
 class TerminalProgress:
-    def __init__(self, stream: TextIO | None = None, width: int = 30):
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._drawn = False
+    def __init__(self, stream: TextIO | None = None):
+        from rich.console import Console
+
+        self.console = Console(file=stream or sys.stderr, highlight=False, markup=False, emoji=False)
+        self.tty = self.console.is_terminal
+        self._bar = None  # rich.progress.Progress while a statement reports its share done
+        self._task = None
         self._lock = threading.Lock()
 
     def __call__(self, message: str, fraction: float | None = None) -> None:
         with self._lock:
             if fraction is None:
-                self._clear()
-                self.stream.write(f"  {message}\n")
+                self._stop()
+                self.console.print(f"  {message}", soft_wrap=True)
             elif self.tty:
-                done = int(self.width * max(0.0, min(1.0, fraction)))
-                bar = "#" * done + "-" * (self.width - done)
-                self.stream.write(f"\r  [{bar}] {fraction:4.0%} {message}\x1b[K")
-                self._drawn = True
-            self.stream.flush()
+                fraction = max(0.0, min(1.0, fraction))
+                if self._bar is None:
+                    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    def _clear(self) -> None:
-        if self._drawn:
-            self.stream.write("\r\x1b[K")
-            self._drawn = False
+                    self._bar = Progress(TextColumn("  "), BarColumn(bar_width=30), TaskProgressColumn(),
+                                         TextColumn("{task.description}"), TimeElapsedColumn(),
+                                         console=self.console, transient=True, redirect_stdout=False,
+                                         redirect_stderr=False)
+                    self._task = self._bar.add_task(message, total=1.0, completed=fraction)
+                    self._bar.start()
+                self._bar.update(self._task, completed=fraction, description=message)
+                self._bar.refresh()
+
+    def close(self) -> None:
+        """Remove a bar still drawn (the work ended without a last step)."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = self._task = None
 
 
 @contextlib.contextmanager

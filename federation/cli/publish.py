@@ -54,6 +54,8 @@ def onboard(dataset, sources, mesh, user, fmt, postgres, pg_query, quarantine, s
                      on_error="quarantine" if quarantine else None, strict=strict, dry_run=dry_run,
                      progress=progress)
     except OnboardingRejected as e:
+        if progress:
+            progress.close()
         if as_json:
             click.echo(json.dumps(e.report.to_dict(), indent=1, default=str))
         else:
@@ -63,6 +65,9 @@ def onboard(dataset, sources, mesh, user, fmt, postgres, pg_query, quarantine, s
             for p in e.report.problems:
                 click.secho(f"  - {p}", fg="red")
         sys.exit(2)
+    finally:
+        if progress:
+            progress.close()
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1, default=str))
         return
@@ -79,6 +84,7 @@ def onboard(dataset, sources, mesh, user, fmt, postgres, pg_query, quarantine, s
                 + f" ({report.bytes:,} bytes, {report.seconds['total']:.2f} s, {rate:,.0f} rows/s)",
                 fg="green", bold=True)
 
+
 @main.command()
 @click.argument("dataset")
 @mesh_option
@@ -90,8 +96,11 @@ def refresh(dataset, mesh, user):
     from ..progress import TerminalProgress
 
     platform = open_platform(mesh)
-    report = run(platform, dataset, platform.principal(username(user)),
-                 progress=TerminalProgress())
+    progress = TerminalProgress()
+    try:
+        report = run(platform, dataset, platform.principal(username(user)), progress=progress)
+    finally:
+        progress.close()
     click.secho(f"refreshed {dataset} v{report.version}: {report.rows_published:,} rows", fg="green", bold=True)
 
 
