@@ -90,6 +90,19 @@ def test_access_requests_cli(mesh):
     ok = quanta("access", "approve", request_id, "-u", "lucas")
     assert ok.returncode == 0 and "ana may read b2b.accounts until" in ok.stdout
     assert quanta("query", "select count(*) from b2b.accounts", "-u", "ana").returncode == 0
+    refused = quanta("access", "revoke", request_id, "-u", "marco")  # not an approver
+    assert refused.returncode == 1 and "marco may not" in refused.stderr and "lucas" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    gone = quanta("access", "revoke", request_id, "-u", "lucas", "--reason", "audit done")
+    assert gone.returncode == 0 and gone.stdout.startswith(f"revoked {request_id}: ana may no longer read b2b.accounts")
+    denied = quanta("query", "select count(*) from b2b.accounts", "-u", "ana")
+    assert denied.returncode == 1 and "b2b.accounts" in denied.stderr  # in a new process: the grant is gone
+    again = quanta("access", "revoke", request_id, "-u", "lucas")
+    assert again.returncode == 1 and "no approved access request" in again.stderr
+    listing = quanta("access", "list", "-u", "audrey")
+    assert "revoked" in listing.stdout
+    bad = quanta("access", "revoke", "nope", "-u", "lucas")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
 def test_access_requests_over_http(mesh):

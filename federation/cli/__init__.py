@@ -8,7 +8,7 @@
     quanta onboard | refresh | versions | rollback | events   publishing versions  (publish)
     quanta check | quality ...          quality rules, results, samples  (quality)
     quanta contract | diff | deprecate | retire   data contracts  (contracts)
-    quanta access ... | token ...       access requests and grants, bearer tokens  (access, tokens)
+    quanta access request|list|approve|deny|revoke, token create|list|revoke   access, tokens  (access, tokens)
     quanta openlineage emit             lineage as OpenLineage events  (lineage)
 
 Errors are one clear message on stderr and a non-zero exit status, never a traceback.

@@ -1,4 +1,4 @@
-"""``quanta access``: request read access to a dataset; approvers approve, deny or revoke it."""
+"""``quanta access``: request read access to a dataset; approvers approve or deny it, and revoke a grant."""
 
 from __future__ import annotations
 
@@ -77,3 +77,20 @@ def access_approve(request_id: int, mesh: str | None, user: str | None, days: in
 def access_deny(request_id: int, mesh: str | None, user: str | None, reason: str | None) -> None:
     """Deny a pending request."""
     _decide(request_id, mesh, user, False, None, reason)
+
+
+@access.command("revoke")
+@click.argument("request_id", type=int)
+@mesh_option
+@user_option
+@click.option("--reason", default=None, help="Why the grant ends (kept with the request, shown in the audit).")
+@friendly
+def access_revoke(request_id: int, mesh: str | None, user: str | None, reason: str | None) -> None:
+    """Revoke an approved request's grant before it expires: effective at once here, and in every server
+    watching the mesh within a poll. Who may approve may revoke."""
+    from ..platform import Platform
+
+    platform = Platform.open(mesh or default_mesh())
+    req = platform.revoke_access(platform.principal(user), request_id, reason)
+    click.echo(f"revoked {req.request_id}: {req.principal} may no longer read {req.quantum}.{req.dataset}"
+               + (f" ({reason})" if reason else ""))
