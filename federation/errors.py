@@ -141,6 +141,14 @@ class TooManyQueries(OperationalError):
     sqlstate = "53300"  # too_many_connections: PostgreSQL's class for "too many at once"
 
 
+class Conflict(ProgrammingError):
+    """A change that another one made first (an access request already decided, a grant already revoked):
+    HTTP 409."""
+
+    code = "conflict"
+    sqlstate = "55000"  # object_not_in_prerequisite_state
+
+
 class InvalidParameter(ProgrammingError):
     """A parameter of the request itself (not of the SQL) is invalid: a time-out that is not a number of
     seconds, for example."""

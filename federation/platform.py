@@ -94,6 +94,7 @@ class Platform:
         self.reload_problems: list[Problem] = []  # why the newest reload failed (the last good state serves)
         self._watcher: live.Watcher | None = None
         self._unavailable_retry = 0.0
+        self._ephemeral_salt: str | None = None
         self._state = self._build(self.fingerprint())
         self.seen = self._state.fingerprint  # the changes applied (a refresh of observations moves it on)
 
@@ -130,8 +131,13 @@ class Platform:
                       reason: str | None = None) -> AccessRequest:
         """Approve (a grant with an expiry, effective at once) or deny a pending access request."""
         req = self.access_requests.get(int(request_id))
-        if req is None or req.status != "pending":
+        if req is None:
             raise errors.UnknownObject(f"there is no pending access request {request_id}")
+        if req.status != "pending":
+            from .governance.requests import AlreadyDecided
+
+            raise AlreadyDecided(f"access request {request_id} was already {req.status} by {req.decided_by} at "
+                                 f"{req.decided_at}")
         ds = self._dataset(req.dataset_name)
         decision = allowed(self, principal, "approve", req)
         if not decision:
@@ -341,6 +347,7 @@ class Platform:
         mesh = load_mesh(self.path)
         if self.audit is None:
             self.audit = audit.AuditLog(self.state_dir / "state.db")
+        self.audit.required = bool(mesh.settings["audit_required"])  # read again at each reload
         backend = DuckDBBackend(mesh.settings, credentials=server_secrets.provider(mesh.path, mesh.raw.get("secrets")))
         try:
             from .onboarding import serving  # published versions are served instead of the contract's server
@@ -403,12 +410,32 @@ class Platform:
         if env:
             return "".join(ch for ch in env if ch.isalnum())
         path = self.state_dir / "mask_salt"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(16))
-        return "".join(ch for ch in path.read_text().strip() if ch.isalnum())
+        try:
+            if not path.exists():  # written whole, then linked: a process never reads half a salt
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".mask_salt.{os.getpid()}.{secrets.token_hex(4)}")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(16))
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    os.link(tmp, path)  # fails if another process made it first: theirs is the salt
+                except FileExistsError:
+                    pass
+                finally:
+                    os.unlink(tmp)
+            return "".join(ch for ch in path.read_text().strip() if ch.isalnum())
+        except OSError as e:  # a state folder that cannot be written: a salt of this process, said once
+            if self._ephemeral_salt is None:
+                import logging
+
+                logging.getLogger("quanta").warning(
+                    "the mask salt cannot be kept in %s (%s): hash masks use a salt of this process only, so "
+                    "hashed values differ between processes and restarts; set %s to share one", path, e,
+                    governance.settings.get("mask_salt_env", "QUANTA_MASK_SALT"))
+                self._ephemeral_salt = secrets.token_hex(16)
+            return self._ephemeral_salt
 
     @staticmethod
     def _compile_derived(mesh: Mesh, backend: DuckDBBackend, namespace: Namespace, pipeline: Pipeline) -> None:
@@ -554,6 +581,7 @@ class Platform:
             if interface in SHARED_INTERFACES:
                 slot.append(admission.of(self).enter(principal.name, admission.Limits.of(state.mesh.settings),
                                                      deadline, cancel))
+            self.audit.check()  # audit_required and no audit log: no data (fail closed)
             self.require_purpose(principal, purpose)  # audited as denied below
             try:
                 plan = state.pipeline.compile(sql, principal, dialect, purpose)
@@ -596,6 +624,7 @@ class Platform:
         started = time.perf_counter()
         timeout = state.mesh.settings["query_timeout_seconds"]
         try:
+            self.audit.check()
             execution = state.backend.execute(sql, None, timeout)
             try:
                 table = execution.reader().read_all()

@@ -74,6 +74,10 @@ class Setting:
                 if size < MIN_MEMORY:
                     raise ValueError(f"must be at least 16MiB, not {_show(value)}")
             return value
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise ValueError(f"must be true or false, not {_show(value)}")
+            return value
         if kind == "openlineage":
             if not isinstance(value, Mapping):
                 raise ValueError(f"must be a mapping of file, url and queries, not {_show(value)}")
@@ -100,6 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("memory_limit", "size", None, "DuckDB's memory limit, e.g. 4GB (default: DuckDB's, 80% of RAM)"),
     Setting("threads", "integer", 2, "DuckDB's worker threads (also for onboarding's staging)", minimum=1),
     # limits that protect the server from one principal (admission.py, rewrite/limits.py)
+    Setting("audit_required", "boolean", False, "refuse queries when the audit log cannot be written (a "
+            "read-only or full state folder); by default they run, with a warning"),
     Setting("query_timeout_seconds", "number", 300.0, "a query's time-out; a client may lower it "
             "(timeout, statement_timeout), never raise it", above=0, maximum=MAX_SECONDS),
     Setting("max_sql_bytes", "integer", 262_144, "the largest query text (UTF-8 bytes)", minimum=1),

@@ -46,7 +46,7 @@ def test_request_approve_and_read_at_once(mesh):
     grant = ana.sql("select grantee, \"on\", source, active, expires from system.grants where grantee = 'ana' "
                     "and source like 'request%'").fetchone()
     assert grant[:4] == ("ana", "b2b.accounts", f"request {req.request_id}", True) and grant[4] is not None
-    with pytest.raises(errors.UnknownObject):
+    with pytest.raises(errors.Conflict, match=f"access request {req.request_id} was already approved by lucas"):
         p.decide_access(p.principal("lucas"), req.request_id, False)  # decided once
     # recorded: audit log and events; and kept across a restart
     audrey = federation.Connection(p, p.principal("audrey"))

@@ -370,3 +370,18 @@ def test_a_read_only_state_folder_serves_the_published_version_and_refuses_write
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
     assert "cannot publish a version of lab.items" in refused.stderr and "control.db" in refused.stderr, refused.stderr
     assert sorted(x.name for x in (warehouse(p.mesh) / "lab" / "items").iterdir() if x.name.startswith("v")) == ["v1"]
+
+
+def test_audit_required_refuses_queries_when_the_audit_log_cannot_be_written(tmp_path):
+    """Fail closed on demand: with ``audit_required: true`` and no audit log, no data is read (the same mesh
+    without the setting serves, as the test above shows); the salt of hash masks falls back to one of the
+    process, with a warning, instead of failing."""
+    root = lab_mesh(tmp_path / "lab", extra_settings={"audit_required": True})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {k: v for k, v in os.environ.items() if k not in ("QUANTA_MASK_SALT", "QUANTA_MESH")}
+    env["QUANTA_STATE_DIR"] = str(blocker / "state")
+    out = _quanta("query", "select count(*) as n from lab.items", "-u", "ana", "--mesh", str(root), env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "the mesh requires an audit trail (setting audit_required)" in out.stderr, out.stderr
+    assert "mask salt cannot be kept" in out.stderr, out.stderr

@@ -63,7 +63,7 @@ class AccessRequest:
         return dict(self.__dict__)
 
 
-class AlreadyDecided(errors.ProgrammingError):
+class AlreadyDecided(errors.Conflict):
     """A decision on a request someone else decided first (two approvers at once: the first one wins)."""
 
     code = "already_decided"

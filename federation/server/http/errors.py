@@ -26,6 +26,7 @@ STATUS_BY_CLASS: tuple[tuple[type[errors.Error], int], ...] = (
     (errors.QueryTimeout, 504),
     (errors.TooManyQueries, 429),
     (errors.QueryCancelled, 409),
+    (errors.Conflict, 409),
     (errors.Unavailable, 503),
     (errors.CatalogError, 503),
     (errors.ProgrammingError, 400),  # syntax, unknown object or column, invalid query
