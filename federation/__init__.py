@@ -3,9 +3,13 @@
     import federation
     conn = federation.connect("catalogs/greatparts", user="ana")
     conn.sql("select region, sum(amount) from sales.orders group by 1").pl()
+
+The connection, the platform and the result are imported when first used (PEP 562), so that a command
+or a module needing only part of Quanta (``quanta --help``, ``quanta diff``) does not load the engine.
 """
 
-from .connection import Connection, Cursor, apilevel, connect, paramstyle, threadsafety
+import importlib
+
 from .errors import (
     AccessDenied,
     CatalogError,
@@ -22,8 +26,6 @@ from .errors import (
     StatementRefused,
     Warning,
 )
-from .platform import Platform
-from .result import Result
 
 __version__ = "0.1.0"
 
@@ -33,3 +35,21 @@ __all__ = [
     "InternalError", "ProgrammingError", "NotSupportedError", "AccessDenied", "StatementRefused", "QueryTimeout",
     "CatalogError",
 ]
+
+_LAZY = {"connect": "connection", "Connection": "connection", "Cursor": "connection", "apilevel": "connection",
+         "paramstyle": "connection", "threadsafety": "connection", "Platform": "platform", "Result": "result"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in ("connection", "platform", "result"):
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
