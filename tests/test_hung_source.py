@@ -184,6 +184,11 @@ def test_a_query_on_a_hung_source_obeys_its_time_out(tmp_path, pg, creds):
             conn.sql("select * from b2b.accounts order by account_id").fetchall()
         took = time.monotonic() - started
         assert took < 30, took  # without the bound: forever
+        # the next query on it needs a new connection, which the server never answers: a time-out or
+        # "unavailable" (libpq's connect_timeout), never a hang nor a leaked password
+        with pytest.raises((errors.QueryTimeout, errors.Unavailable)) as failed:
+            conn.sql("select count(*) from b2b.accounts", timeout=10).fetchall()
+        assert PASSWORD not in str(failed.value)
         # the rest of the mesh goes on serving meanwhile
         assert conn.sql("select count(*) from shop.orders").fetchone() == (100,)
     # once the server is back, queries on it succeed again (the severed connections are replaced)

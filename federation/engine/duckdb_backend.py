@@ -32,6 +32,7 @@ from . import hung
 from ..settings import Settings
 
 CATALOG = "memory"
+VIEW_SNAPSHOT = "_quanta_views"  # the attached snapshot of a mesh's file views (engine/viewcache.py)
 SYSTEM_SCHEMA = "_quanta_system"
 BATCH_ROWS = 65_536
 POOL_SIZE = 16  # idle cursors kept for reuse
@@ -223,11 +224,14 @@ class DuckDBBackend:
         self._allowed: set[str] = {self._tmp.name}
         self._locked = False
         self.db.execute(f"CREATE SCHEMA {SYSTEM_SCHEMA}")
+        # (quantum, dataset) -> the attached database holding its view, when not this one (engine/viewcache.py)
+        self.view_catalogs: dict[tuple[str, str], str] = {}
 
     # -- naming ------------------------------------------------------------------------------------
 
     def relation(self, quantum: str, dataset: str) -> tuple[str, str, str]:
-        return CATALOG, quantum.lower(), dataset.lower()
+        key = (quantum.lower(), dataset.lower())
+        return self.view_catalogs.get(key, CATALOG), key[0], key[1]
 
     def system_relation(self, table: str) -> tuple[str, str, str]:
         return CATALOG, SYSTEM_SCHEMA, table.lower()
@@ -320,9 +324,20 @@ class DuckDBBackend:
         time.sleep(hung.GRACE_SECONDS)
         if not execution.running:
             return
-        for host, port in set(self._remote.values()):
-            if not hung.responds(host, port):
-                hung.sever(host, port)
+        # the scanner may try a new connection at once (libpq then waits up to connect_timeout for the
+        # server's answer): keep shutting down what it opens to a dead server until the query has ended
+        give_up = time.monotonic() + max(30.0, 4 * self.connect_timeout)
+        while execution.running and time.monotonic() < give_up:
+            dead = [(host, port) for host, port in set(self._remote.values())
+                    if not hung.responds(host, port, timeout=hung.GRACE_SECONDS * 2)]
+            if not dead:
+                return  # every server answers: the query is slow, not stuck (the interrupt will end it)
+            for _ in range(10):
+                if not execution.running:
+                    return
+                for host, port in dead:
+                    hung.sever(host, port)
+                time.sleep(0.05)
 
     def load_extension(self, name: str) -> None:
         """Load a DuckDB extension from its PyPI package (``duckdb-extension-<name>``, pinned to this
@@ -401,6 +416,7 @@ class DuckDBBackend:
 
     def create_view(self, quantum: str, dataset: str, select_sql: str) -> None:
         self.db.execute(f"CREATE OR REPLACE VIEW {quote(quantum.lower())}.{quote(dataset.lower())} AS {select_sql}")
+        self.view_catalogs.pop((quantum.lower(), dataset.lower()), None)  # this view, not a snapshot's, serves
 
     def put_table(self, name: str, table: pa.Table) -> None:
         """Create or replace a system table from Arrow (allowed after lock-down too)."""
@@ -556,5 +572,5 @@ def redact(message: str) -> str:
 def clean_message(message: str) -> str:
     """Drop DuckDB's echo of the generated SQL and the engine's internal names from an error message."""
     message = message.split("\n\nLINE ")[0].split("\nLINE ")[0].strip()
-    message = message.replace(f"{SYSTEM_SCHEMA}.", "system.").replace(f"{CATALOG}.", "")
+    message = message.replace(f"{SYSTEM_SCHEMA}.", "system.").replace(f"{CATALOG}.", "").replace(f"{VIEW_SNAPSHOT}.", "")
     return redact(message)
