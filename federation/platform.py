@@ -21,7 +21,8 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,7 +30,7 @@ import pyarrow as pa
 import sqlglot.expressions as exp
 
 from . import admission, errors, live
-from .catalog.loader import exclude, load_mesh
+from .catalog.loader import exclude, from_files, load_mesh, recording
 from .governance import audit
 from .governance.authorize import allowed
 from .governance.loader import check_expressions, load_governance
@@ -69,6 +70,7 @@ class State:
     openlineage: "OpenLineage"
     fingerprint: live.Fingerprint  # what it was built from (files, state databases), read before building
     serial: int  # 1 for the first state of a platform, then one more per reload
+    files: dict = field(default_factory=dict, repr=False)  # the bytes of the mesh files it was built from
 
 
 def state_dir(mesh_path: Path) -> Path:
@@ -253,20 +255,36 @@ class Platform:
         Returns whether the new state serves."""
         with self._build_lock:
             fp = fingerprint or self.fingerprint()
-            try:
-                new = self._build(fp)
-            except Exception as e:  # noqa: BLE001 - a broken edit must not stop the serving state
-                problems = list(getattr(e, "problems", None) or []) or [Problem("", "", str(e).split("\n")[0])]
-                return self._reload_failed(fp, f"{e}".split("\n")[0], problems)
-            broken = _new_errors(self._state.mesh, new.mesh)
-            if broken:
-                new.backend.close()
-                return self._reload_failed(fp, "a change to the mesh's files has errors", broken)
+            new, why, problems = self._try_build(fp)
+            current = self._state
+            if new is None and (fp.events, fp.access) != (current.fingerprint.events, current.fingerprint.access):
+                # the files are broken but the state databases changed (a version, a revoked grant): those
+                # changes apply now, on the last good files, until the files are fixed
+                kept = dataclasses.replace(fp, files=current.fingerprint.files)
+                new, _, _ = self._try_build(kept, current.files)
+            if new is None:
+                return self._reload_failed(fp, why, problems)
             with self._lock:
                 old, self._state = self._state, new
                 self.seen, self.reload_problems = fp, []
+            if why:  # served on the last good files: say why the new ones are not
+                self._reload_failed(fp, why + " (the last good files serve, with the state's changes)", problems)
         del old  # the old database closes when the last query using it is done
         return True
+
+    def _try_build(self, fp: live.Fingerprint, files: dict | None = None) -> tuple[State | None, str, list[Problem]]:
+        """A new state, or None with why and the problems (a build that fails, or one whose files bring errors
+        that leave out a quantum the current state serves)."""
+        try:
+            new = self._build(fp, files)
+        except Exception as e:  # noqa: BLE001 - a broken edit must not stop the serving state
+            problems = list(getattr(e, "problems", None) or []) or [Problem("", "", str(e).split("\n")[0])]
+            return None, f"{e}".split("\n")[0], problems
+        broken = _new_errors(self._state.mesh, new.mesh)
+        if broken:
+            new.backend.close()
+            return None, "a change to the mesh's files has errors", broken
+        return new, "", []
 
     def _reload_failed(self, fp: live.Fingerprint, why: str, problems: list[Problem]) -> bool:
         import logging
@@ -342,7 +360,18 @@ class Platform:
                 self._watcher = live.Watcher(self, interval).start()
             return self._watcher
 
-    def _build(self, fingerprint: live.Fingerprint) -> State:
+    def _build(self, fingerprint: live.Fingerprint, files: dict[Path, bytes] | None = None) -> State:
+        """A new state from the mesh's files (``files``: the bytes of a former state's files instead of the
+        disk's) and the state databases."""
+        if files is not None:
+            with from_files(files):
+                state = self._build_state(fingerprint)
+            return dataclasses.replace(state, files=files)
+        with recording() as read:
+            state = self._build_state(fingerprint)
+        return dataclasses.replace(state, files=read)
+
+    def _build_state(self, fingerprint: live.Fingerprint) -> State:
         started = time.perf_counter()
         mesh = load_mesh(self.path)
         if self.audit is None:

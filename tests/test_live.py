@@ -104,7 +104,8 @@ def test_server_sees_versions_published_by_another_process(live):
 def test_server_sees_contract_and_governance_edits(live):
     root, url, s = live
     publish(root, 3)
-    until(lambda: ask(url, s, "select count(*) from lab.items").status_code == 200 or "not yet", "first version")
+    until(lambda: ask(url, s, "select count(*) from lab.items").json().get("rows") == [[3]] or "not yet",
+          "first version")
     assert ask(url, s, "select name from lab.items order by id limit 1").json()["rows"] == [["item 1"]]
 
     contract = root / "contracts" / "lab.odcs.yaml"
@@ -129,7 +130,8 @@ def test_server_sees_contract_and_governance_edits(live):
 def test_broken_edit_keeps_the_last_good_state(live):
     root, url, s = live
     publish(root, 4)
-    until(lambda: ask(url, s, "select count(*) from lab.items").status_code == 200 or "not yet", "first version")
+    until(lambda: ask(url, s, "select count(*) from lab.items").json().get("rows") == [[4]] or "not yet",
+          "first version")
     contract = root / "contracts" / "lab.odcs.yaml"
     good = contract.read_text()
     contract.write_text(good.replace("kind: DataContract", "kind: [unclosed"))
@@ -145,3 +147,27 @@ def test_broken_edit_keeps_the_last_good_state(live):
     contract.write_text(good)
     until(lambda: not requests.get(url + "/readyz", timeout=30).json().get("reload_problems") or "still", "fixed")
     assert ask(url, s, "select count(*) from lab.items").json()["rows"] == [[4]]
+
+
+def test_state_changes_apply_while_the_files_are_broken(tmp_path):
+    """A broken edit keeps the last good *files*, not the last state: a version published (or a grant
+    revoked) meanwhile is served at once, on the last good files, and the edit's problems are reported."""
+    from federation.onboarding import onboard
+    from federation.platform import Platform
+
+    root = lab_mesh(tmp_path / "lab")
+    server, cli = Platform(root), Platform(root)  # two processes' platforms (the server watches)
+    onboard(cli, "lab.items", items(3), cli.principal("dev"))
+    watcher = server.watch(interval=0.05)
+    ana = server.principal("ana")
+    count = lambda: server.query("select count(*) from lab.items", ana).fetchall()  # noqa: E731
+    until(lambda: count() == [(3,)] or count(), "first version")
+    contract = root / "contracts" / "lab.odcs.yaml"
+    contract.write_text(contract.read_text().replace("kind: DataContract", "kind: [unclosed"))
+    until(lambda: bool(server.reload_problems) or "no problem yet", "the broken edit")
+    onboard(cli, "lab.items", items(5), cli.principal("dev"))  # the CLI's platform also serves its last good files
+    until(lambda: count() == [(5,)] or count(), "a version published while the files are broken")
+    assert server.reload_problems
+    assert server.query("select count(*) from system.problems where message like '%last good state serves%'",
+                        ana).fetchall()[0][0] >= 1
+    watcher.stop()

@@ -12,6 +12,7 @@ Checking the data itself (declared columns exist with compatible types) needs th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,8 @@ import sys
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Iterator
 
 import jsonschema_rs
 import sqlglot
@@ -154,16 +156,62 @@ class _Reader:
         return data, report
 
 
-def _read_bytes(path: Path) -> bytes | OSError:
+# -- the files a load reads -------------------------------------------------------------------------
+# A load records the bytes of every mesh file it read (``recording``), so that a platform can load again
+# from those bytes (``from_files``) when the files on disk are broken by an edit: the last good files with
+# the current state databases (a revoked grant applies even while a contract is being fixed).
+
+_RECORD: ContextVar[dict[Path, bytes] | None] = ContextVar("quanta_mesh_read", default=None)
+_OVERLAY: ContextVar[dict[Path, bytes] | None] = ContextVar("quanta_mesh_files", default=None)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[dict[Path, bytes]]:
+    """Record the bytes of the mesh files read inside the block (path -> bytes)."""
+    files: dict[Path, bytes] = {}
+    token = _RECORD.set(files)
     try:
-        return path.read_bytes()
+        yield files
+    finally:
+        _RECORD.reset(token)
+
+
+@contextlib.contextmanager
+def from_files(files: dict[Path, bytes]) -> Iterator[None]:
+    """Inside the block, the mesh's files are ``files`` (as recorded by ``recording``), not the disk's."""
+    token = _OVERLAY.set(files)
+    try:
+        yield
+    finally:
+        _OVERLAY.reset(token)
+
+
+def read_mesh_file(path: Path) -> bytes | OSError:
+    """The bytes of one mesh file (YAML), or the error reading it; recorded, or read from the overlay."""
+    overlay = _OVERLAY.get()
+    if overlay is not None:
+        raw = overlay.get(Path(path))
+        return raw if raw is not None else FileNotFoundError(2, "No such file or directory", str(path))
+    try:
+        raw = Path(path).read_bytes()
     except OSError as e:
         return e
+    record = _RECORD.get()
+    if record is not None:
+        record[Path(path)] = raw
+    return raw
+
+
+_read_bytes = read_mesh_file
 
 
 def _find_files(root: Path, data_dir: Path, suffixes: tuple[str, ...]) -> list[Path]:
     """The files of the mesh folder whose names end with ``suffixes``, outside hidden folders and the data
     folder (which are not walked: a data folder may hold thousands of files)."""
+    overlay = _OVERLAY.get()
+    if overlay is not None:
+        return sorted(p for p in overlay if p.name.endswith(suffixes) and root in p.parents
+                      and data_dir not in p.parents)
     out = []
     skip = str(data_dir)
     for folder, dirs, files in os.walk(root, followlinks=True):

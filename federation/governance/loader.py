@@ -22,7 +22,8 @@ from sqlglot.errors import ParseError
 
 from ..catalog.model import Mesh
 from ..catalog.model import custom_property as _custom
-from ..catalog.yamlio import Positions, YamlError, format_path, load_yaml
+from ..catalog.loader import read_mesh_file
+from ..catalog.yamlio import Positions, YamlError, format_path, parse_yaml
 from ..errors import CatalogError, Problem
 from ..rewrite import functions
 from .policies import KINDS, MASKS, Condition, Governance, Grant, Policy, Selector
@@ -143,12 +144,13 @@ def load_governance(mesh: Mesh) -> tuple[Governance, list[Problem], dict[str, li
     positions: Positions | None = None
     file = "governance.yaml"
     path = mesh.path / file
-    if path.exists():
+    raw = read_mesh_file(path)
+    if isinstance(raw, bytes):
         try:
-            loaded, positions = load_yaml(path)
+            loaded, positions = parse_yaml(raw)
         except YamlError as e:
             raise CatalogError("invalid governance.yaml", [Problem(file, "", str(e), e.line)]) from None
-        digest.update(path.read_bytes())
+        digest.update(raw)
         data = loaded or {}
     elif mesh.governance:
         data, file = mesh.governance, "mesh.yaml"
