@@ -32,7 +32,6 @@ from . import hung
 from ..settings import Settings
 
 CATALOG = "memory"
-VIEW_SNAPSHOT = "_quanta_views"  # the attached snapshot of a mesh's file views (engine/viewcache.py)
 SYSTEM_SCHEMA = "_quanta_system"
 BATCH_ROWS = 65_536
 POOL_SIZE = 16  # idle cursors kept for reuse
@@ -224,14 +223,11 @@ class DuckDBBackend:
         self._allowed: set[str] = {self._tmp.name}
         self._locked = False
         self.db.execute(f"CREATE SCHEMA {SYSTEM_SCHEMA}")
-        # (quantum, dataset) -> the attached database holding its view, when not this one (engine/viewcache.py)
-        self.view_catalogs: dict[tuple[str, str], str] = {}
 
     # -- naming ------------------------------------------------------------------------------------
 
     def relation(self, quantum: str, dataset: str) -> tuple[str, str, str]:
-        key = (quantum.lower(), dataset.lower())
-        return self.view_catalogs.get(key, CATALOG), key[0], key[1]
+        return CATALOG, quantum.lower(), dataset.lower()
 
     def system_relation(self, table: str) -> tuple[str, str, str]:
         return CATALOG, SYSTEM_SCHEMA, table.lower()
@@ -416,7 +412,6 @@ class DuckDBBackend:
 
     def create_view(self, quantum: str, dataset: str, select_sql: str) -> None:
         self.db.execute(f"CREATE OR REPLACE VIEW {quote(quantum.lower())}.{quote(dataset.lower())} AS {select_sql}")
-        self.view_catalogs.pop((quantum.lower(), dataset.lower()), None)  # this view, not a snapshot's, serves
 
     def put_table(self, name: str, table: pa.Table) -> None:
         """Create or replace a system table from Arrow (allowed after lock-down too)."""
@@ -572,5 +567,5 @@ def redact(message: str) -> str:
 def clean_message(message: str) -> str:
     """Drop DuckDB's echo of the generated SQL and the engine's internal names from an error message."""
     message = message.split("\n\nLINE ")[0].split("\nLINE ")[0].strip()
-    message = message.replace(f"{SYSTEM_SCHEMA}.", "system.").replace(f"{CATALOG}.", "").replace(f"{VIEW_SNAPSHOT}.", "")
+    message = message.replace(f"{SYSTEM_SCHEMA}.", "system.").replace(f"{CATALOG}.", "")
     return redact(message)
