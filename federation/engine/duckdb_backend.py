@@ -18,8 +18,8 @@ import itertools
 import math
 import re
 import tempfile
-import time
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -28,8 +28,8 @@ import duckdb
 import pyarrow as pa
 
 from .. import errors
-from . import hung
 from ..settings import Settings
+from . import hung
 
 CATALOG = "memory"
 SYSTEM_SCHEMA = "_quanta_system"
@@ -314,7 +314,7 @@ class DuckDBBackend:
         alias = relation_sql.split(".", 1)[0]
         return self._remote.get(alias)
 
-    def _unstick(self, execution: "DuckDBExecution") -> None:
+    def _unstick(self, execution: DuckDBExecution) -> None:
         """A query still running shortly after its time-out interrupted it waits on a remote server: sever
         this process's connections to every attached server that no longer answers, so libpq returns."""
         time.sleep(hung.GRACE_SECONDS)

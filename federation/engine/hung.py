@@ -21,7 +21,7 @@ import os
 import socket
 import struct
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 CONNECT_TIMEOUT = 5.0  # source_connect_timeout_seconds's default
 GRACE_SECONDS = 0.2  # an interrupt that works ends a call within this
@@ -133,14 +133,14 @@ class Bound:
         self.expired = True
         try:
             self.interrupt()
-        except Exception:  # noqa: BLE001 - the connection may be closing
+        except Exception:  # noqa: BLE001, S110 - the connection may be closing: severing follows anyway
             pass
         if self._done.wait(GRACE_SECONDS):
             return  # the interrupt was enough
         if not responds(self.host, self.port):
             self.severed = sever(self.host, self.port)
 
-    def __enter__(self) -> "Bound":
+    def __enter__(self) -> Bound:  # noqa: PYI034
         self._timer.start()
         return self
 
