@@ -4,11 +4,11 @@ check_expressions): the same verdicts as against the views, one DESCRIBE per dat
 from __future__ import annotations
 
 import pytest
+from meshkit import shop_mesh
 
 from federation import errors
 from federation.governance import loader as gloader
 from federation.platform import Platform
-from meshkit import shop_mesh
 
 GRANT = [{"to": {"role": "public"}, "on": "*"}]
 

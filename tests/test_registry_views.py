@@ -4,9 +4,18 @@ order and types, whatever the data's spelling and types (compatible ones are cas
 from __future__ import annotations
 
 import pytest
+from meshkit import (
+    OPEN_GOVERNANCE,
+    contract,
+    local_server,
+    mesh_yaml,
+    product,
+    prop,
+    sql_to_file,
+    write_yaml,
+)
 
 from federation.platform import Platform
-from meshkit import OPEN_GOVERNANCE, contract, local_server, mesh_yaml, product, prop, sql_to_file, write_yaml
 
 
 def one_dataset_mesh(root, fmt: str, select: str, props: list[dict], physical: str = "items"):

@@ -109,7 +109,7 @@ def _load(text: str) -> Any:
             pass
     finally:
         loader.dispose()
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=_Loader)
 
 
 class Positions:

@@ -9,6 +9,7 @@ others go on.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
     with ThreadPoolExecutor(max_workers=4) as pool:
         found = dict(zip((id(ds) for ds in sources), pool.map(read, sources)))
 
+    allowed: set[str] = set()  # folders of plain files already allowed (most datasets share a few)
     for q in list(mesh.quanta.values()):
         for ds in q.datasets.values():
             if ds.source is None:
@@ -95,9 +97,9 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
                     f"CAST(NULL AS {c.data_type}) AS {quote(c.name)}" for c in ds.columns) + " WHERE false")
                 continue
             if id(ds) in bound:
-                problem = _register(mesh, backend, ds, relations[id(ds)], bound[id(ds)], created=True)
+                problem = _register(mesh, backend, ds, relations[id(ds)], bound[id(ds)], created=True, allowed=allowed)
             else:
-                problem = _register(mesh, backend, ds, relations[id(ds)], found[id(ds)])
+                problem = _register(mesh, backend, ds, relations[id(ds)], found[id(ds)], allowed=allowed)
             if problem is not None:
                 exclude(mesh, q.name, problem)
                 break
@@ -177,8 +179,8 @@ def _create_direct_views(backend: DuckDBBackend, datasets: list[Dataset], relati
     return out
 
 
-def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found, created: bool = False
-              ) -> Problem | None:
+def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found, created: bool = False,
+              allowed: set[str] | None = None) -> Problem | None:
     """Check the data's columns (``found``) against the contract and create the view; ``created``: a view
     with the data's own types exists already (``_create_direct_views``), replaced only if a type differs."""
     src = ds.source
@@ -200,7 +202,11 @@ def _register(mesh: Mesh, backend: DuckDBBackend, ds: Dataset, relation, found, 
         if isinstance(outcome, BaseException):
             return problem(src.yaml_path, f"cannot read the data of {ds.qualified_name}: {outcome}")
     if src.kind != "duckdb":
-        backend.allow_path(src.location)
+        folder = os.path.dirname(src.location)
+        if allowed is None or any(ch in src.location for ch in "*?[{") or folder not in allowed:
+            backend.allow_path(src.location)
+            if allowed is not None and os.path.isfile(src.location):
+                allowed.add(folder)  # another file of this folder allows the same folder
 
     select = []
     for c in ds.columns:
