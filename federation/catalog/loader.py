@@ -13,6 +13,7 @@ Checking the data itself (declared columns exist with compatible types) needs th
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -300,6 +301,24 @@ def _cache_put(root: Path, key: str, mesh: Mesh) -> None:
 
 
 def load_mesh(path: str | Path) -> Mesh:
+    """The mesh at ``path`` (a folder with ``mesh.yaml``, or that file), from the cache when its files'
+    bytes did not change."""
+    with _no_gc():  # a load allocates a million objects that all live on: collecting meanwhile finds nothing
+        return _load_mesh(path)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_mesh(path: str | Path) -> Mesh:
     root = Path(path).expanduser().resolve()
     if root.is_file() and root.name in ("mesh.yaml", "mesh.yml"):
         root = root.parent
