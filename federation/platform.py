@@ -167,7 +167,7 @@ class Platform:
         ds = self._dataset(req.dataset_name)
         decision = allowed(self, principal, "approve", req)
         if not decision:
-            raise errors.AccessDenied(decision.reason.replace("approve", "revoke", 1))
+            raise errors.AccessDenied(decision.reason)  # who may decide access may revoke it
         try:
             req = self.access_requests.revoke(req.request_id, principal.name, reason)
         except LookupError:
