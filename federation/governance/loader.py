@@ -341,6 +341,24 @@ def check_expressions(gov: Governance, mesh: Mesh, describe) -> tuple[list[Probl
 
     found: list[tuple[int, int, Problem]] = []  # (policy's index, dataset's order, problem): the policies' order
     order = 0
+    checker = Principal("check", known=False)
+    sql_of: dict[tuple, str] = {}  # the same policy on the same columns (and types) gives the same SQL
+
+    def mask_of(i: int, pol, col) -> str:
+        key = ("mask", i, col.name, col.data_type)
+        if key not in sql_of:
+            sql_of[key] = mask_sql(pol, col)
+        return sql_of[key]
+
+    def filter_of(i: int, pol, ds) -> str:
+        # filter_expression reads the dataset only for the columns a {column} filter selects
+        selected = (tuple(c.name for c in ds.columns if pol.selector.column_matches(ds, c))
+                    if "{column}" in (pol.sql or "") else ())
+        key = ("filter", i, selected)
+        if key not in sql_of:
+            sql_of[key] = f"({filter_expression(pol, ds, checker, None).sql('duckdb')})"
+        return sql_of[key]
+
     for q in mesh.quanta.values():
         for ds in q.datasets.values():
             order += 1
@@ -350,15 +368,14 @@ def check_expressions(gov: Governance, mesh: Mesh, describe) -> tuple[list[Probl
                     continue
                 try:
                     if pol.kind == "mask":
-                        exprs = [mask_sql(pol, col) for col in ds.columns if pol.selector.column_matches(ds, col)]
+                        exprs = [mask_of(i, pol, col) for col in ds.columns if pol.selector.column_matches(ds, col)]
                         if exprs:
                             groups.append((i, pol, exprs, False))
                     elif pol.kind == "row_filter":
                         applies = (any(pol.selector.column_matches(ds, c) for c in ds.columns)
                                    if pol.selector.column_level else pol.selector.dataset_matches(ds))
                         if applies:
-                            expr = filter_expression(pol, ds, Principal("check", known=False), None).sql("duckdb")
-                            groups.append((i, pol, [f"({expr})"], True))
+                            groups.append((i, pol, [filter_of(i, pol, ds)], True))
                 except Exception as e:  # noqa: BLE001 - reported like the engine's errors
                     groups.append((i, pol, e))
             if not groups:
