@@ -40,7 +40,7 @@ _RESOLVED: dict[tuple[str, bool, bool], str] = {}  # (plain scalar value, implic
 def _resolve(self, kind, value, implicit):
     """``Resolver.resolve`` with the tags of plain scalars remembered (the same few hundred words and numbers
     come back in every contract; the regular expressions cost more than the rest of the parse)."""
-    if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
+    if kind is yaml.ScalarNode and len(value) <= 64 and not self.yaml_path_resolvers:
         key = (value, implicit[0], implicit[1])
         tag = _RESOLVED.get(key)
         if tag is None:
