@@ -123,6 +123,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pg_max_connections", "integer", 100, "PostgreSQL wire connections at once", minimum=1),
     Setting("pg_startup_timeout_seconds", "number", 30.0, "to finish the startup and authentication",
             above=0, maximum=MAX_SECONDS),
+    Setting("pg_database_aliases", "string", "", "other database names PostgreSQL clients may connect with, "
+            "comma-separated (the mesh's name always works; any other is refused: 3D000)"),
     Setting("pg_idle_timeout_seconds", "number", 3600.0, "a session that sends, or reads, nothing this long "
             "is closed (0: never)", minimum=0, maximum=MAX_SECONDS),
     # remote sources (engine/duckdb_backend.py, engine/hung.py)

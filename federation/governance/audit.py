@@ -9,6 +9,7 @@ never appear in them.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import sqlite3
 import threading
@@ -25,7 +26,11 @@ SCHEMA = pa.schema([
     ("interface", pa.string()), ("purpose", pa.string()), ("sql", pa.string()), ("rewritten_sql", pa.string()),
     ("datasets", pa.list_(pa.string())), ("columns", pa.list_(pa.string())), ("policies", pa.list_(pa.string())),
     ("status", pa.string()), ("error", pa.string()), ("rows", pa.int64()), ("duration_ms", pa.float64()),
+    ("application", pa.string()),
 ])
+
+# the client application of the queries of this thread (or task): a PostgreSQL connection's application_name
+APPLICATION: contextvars.ContextVar[str | None] = contextvars.ContextVar("quanta_application", default=None)
 
 
 @dataclass
@@ -44,11 +49,12 @@ class Entry:
     duration_ms: float | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     query_id: int = 0
+    application: str | None = field(default_factory=APPLICATION.get)  # the client's, when it says (pgwire)
 
 
 TABLE = ("CREATE TABLE IF NOT EXISTS query_log (query_id INTEGER PRIMARY KEY, principal TEXT, started_at TEXT, "
          "interface TEXT, purpose TEXT, sql TEXT, rewritten_sql TEXT, datasets TEXT, columns TEXT, policies TEXT, "
-         "status TEXT, error TEXT, rows INTEGER, duration_ms REAL)")
+         "status TEXT, error TEXT, rows INTEGER, duration_ms REAL, application TEXT)")
 
 
 class AuditLog:
@@ -70,6 +76,8 @@ class AuditLog:
         self.problem: str | None = None  # why entries are not written to disk, when they are not
         if path is not None:
             self._db, self.problem = statedb.connect(Path(path), TABLE)
+            if self.problem is None:
+                _add_application_column(self._db)
 
     @property
     def writable(self) -> bool:
@@ -89,10 +97,11 @@ class AuditLog:
             if self._db is not None and self.problem is None:
                 try:
                     cur = self._db.execute(
-                        "INSERT INTO query_log VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO query_log VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (entry.principal, entry.started_at.isoformat(), entry.interface, entry.purpose,
                          entry.sql, entry.rewritten_sql, json.dumps(entry.datasets), json.dumps(entry.columns),
-                         json.dumps(entry.policies), entry.status, entry.error, entry.rows, entry.duration_ms))
+                         json.dumps(entry.policies), entry.status, entry.error, entry.rows, entry.duration_ms,
+                         entry.application))
                     entry.query_id = self._next_id = int(cur.lastrowid)
                     self._next_id += 1
                 except sqlite3.Error as e:  # the disk filled up, the folder became read-only: warn, keep serving
@@ -117,7 +126,8 @@ class AuditLog:
         entries = [Entry(principal=r[1], sql=r[5], interface=r[3], purpose=r[4], rewritten_sql=r[6],
                          datasets=json.loads(r[7] or "[]"), columns=json.loads(r[8] or "[]"),
                          policies=json.loads(r[9] or "[]"), status=r[10], error=r[11], rows=r[12],
-                         duration_ms=r[13], started_at=datetime.fromisoformat(r[2]), query_id=r[0]) for r in rows]
+                         duration_ms=r[13], started_at=datetime.fromisoformat(r[2]), query_id=r[0],
+                         application=r[14] if len(r) > 14 else None) for r in rows]
         return to_arrow(entries)
 
     def drain(self) -> pa.Table | None:
@@ -129,6 +139,16 @@ class AuditLog:
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+
+
+def _add_application_column(db: sqlite3.Connection) -> None:
+    """A log written before entries had an ``application``: the column added (by whichever process is first)."""
+    if "application" not in [r[1] for r in db.execute("PRAGMA table_info(query_log)")]:
+        try:
+            db.execute("ALTER TABLE query_log ADD COLUMN application TEXT")
+        except sqlite3.OperationalError as e:
+            if "duplicate column" not in str(e).lower():
+                raise
 
 
 def to_arrow(entries: list[Entry]) -> pa.Table:

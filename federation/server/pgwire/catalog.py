@@ -28,20 +28,23 @@ import sqlglot.expressions as exp
 from cachetools import LRUCache
 
 from ... import errors
+from ...catalog.model import custom_property
 from ...engine.scratch import ScratchDatabase
 from ...errors import ProgrammingError, StatementRefused, UnknownObject
 from ...governance import audit
+from ...governance.authorize import allowed
 from ...platform import Cancellation
 from ...result import Result
 from . import types as pgt
 from .catalog_verify import verify
 from .rows import RowSource
-from .session import SERVER_VERSION
+from .session import SERVER_VERSION, search_path
 from .timeouts import effective_timeout
 
 log = logging.getLogger("quanta.pgwire.catalog")
 
-PG_CATALOG, PUBLIC, INFORMATION_SCHEMA = 11, 2200, 13000
+PG_CATALOG, PUBLIC, INFORMATION_SCHEMA, SYSTEM_SCHEMA = 11, 2200, 13000, 15000
+FIRST_SYSTEM_TABLE = 30000
 OWNER = 10
 FIRST_SCHEMA, FIRST_TABLE, FIRST_ROWTYPE = 16384, 20000, 40000
 PG_CLASS_OID, PG_NAMESPACE_OID, PG_DATABASE_OID = 1259, 2615, 1262
@@ -234,7 +237,7 @@ _ZERO_FUNCS = {"pg_relation_size", "pg_total_relation_size", "pg_table_size", "p
                "pg_database_size", "txid_current", "pg_current_xact_id", "pg_tablespace_size",
                "inet_client_port", "inet_server_port", "pg_relation_filenode", "pg_stat_get_live_tuples"}
 MACROS = {
-    "format_type": 2, "pg_get_userbyid": 1, "pg_table_is_visible": 1, "obj_description": 2, "col_description": 2,
+    "format_type": 2, "pg_get_userbyid": 1, "pg_table_is_visible": 2, "obj_description": 2, "col_description": 2,
     "pg_get_expr": 3, "to_regtype": 1, "to_regclass": 1, "to_regnamespace": 1, "regclass_oid": 1,
     "regclass_name": 1, "regtype_oid": 1, "regtype_name": 1, "regnamespace_name": 1, "regproc_name": 1,
     "pg_get_constraintdef": 2, "pg_encoding_to_char": 1, "pg_char_to_encoding": 1, "quote_ident": 1,
@@ -321,13 +324,19 @@ class PrincipalCatalog:
     """The emulated catalog of one principal: a scratch database of the engine (``engine/scratch.py``),
     locked down once built. ``relations`` and ``macros`` are what its queries may read and call."""
 
-    def __init__(self, platform, principal, database: str):
+    def __init__(self, platform, principal, database: str, purpose: str | None = None):
         self.scratch = ScratchDatabase()
         self.user = principal.name
         self.database = database
+        self.purpose = purpose
         self.relations: set[tuple[str, str]] = {("temp", "pg_settings_session")}  # registered per query
+        # every relation that exists, listed or not (a denied dataset exists: has_table_privilege is false
+        # for it, and 42P01 only for a name that names nothing, like PostgreSQL)
+        self.existing: set[tuple[str, str]] = {("pg_catalog", n) for n in PG_TABLES} | \
+            {("information_schema", n) for n in INFO_TABLES}
         rows = self._collect(platform, principal, database)
         self.schemas = {r["nspname"] for r in rows["pg_namespace"]}
+        self.schema_oids = {r["nspname"]: r["oid"] for r in rows["pg_namespace"]}
         self.scratch.create_schema("pgc")
         self.scratch.create_schema("pgi")
         for name, spec in PG_TABLES.items():
@@ -338,7 +347,7 @@ class PrincipalCatalog:
                      [{"oid": t.oid, "display": t.display} for t in pgt.TYPES.values()])
         self._create("pgc", "_indexdefs", "oid BIGINT, def VARCHAR", rows["_indexdefs"])
         self._create("pgc", "_sysclasses", "name VARCHAR, oid BIGINT",
-                     [{"name": n, "oid": o} for n, o in SYSTEM_CLASSES.items()])
+                     [{"name": n, "oid": SYSTEM_CLASSES.get(n, 12000 + i)} for i, n in enumerate(PG_TABLES)])
         self._create("pgc", "keywords", "word VARCHAR, catcode VARCHAR, barelabel BOOLEAN, catdesc VARCHAR, "
                                         "baredesc VARCHAR", _keywords())
         self.macros = self._macros()
@@ -358,8 +367,8 @@ class PrincipalCatalog:
             "WHEN t = 1042 AND m > 4 THEN 'character(' || (m - 4) || ')' "
             "ELSE coalesce((SELECT first(_m.display) FROM pgc._types _m WHERE _m.oid = t), '???') END",
             f"CREATE MACRO pgc.pg_get_userbyid(r) AS CASE WHEN r IS NULL THEN NULL ELSE '{user}' END",
-            "CREATE MACRO pgc.pg_table_is_visible(c) AS coalesce((SELECT first(_m.relnamespace IN (11, 2200)) "
-            "FROM pgc.pg_class _m WHERE _m.oid = c), false)",
+            "CREATE MACRO pgc.pg_table_is_visible(c, path) AS coalesce((SELECT first(list_contains(path, "
+            "_m.relnamespace)) FROM pgc.pg_class _m WHERE _m.oid = c), false)",
             "CREATE MACRO pgc.obj_description(o, cat) AS (SELECT first(_m.description) FROM pgc.pg_description _m "
             "WHERE _m.objoid = o AND _m.objsubid = 0)",
             "CREATE MACRO pgc.col_description(o, n) AS (SELECT first(_m.description) FROM pgc.pg_description _m "
@@ -431,6 +440,37 @@ class PrincipalCatalog:
 
     # -- rows --------------------------------------------------------------------------------------------
 
+    def readable(self, platform, principal, ds) -> bool:
+        """The decision a query of ``ds`` gets for this principal and the session's purpose: a grant
+        (``authorize.allowed(..., "read", ...)``) and, when its contract limits the purposes, the purpose."""
+        if not allowed(platform, principal, "read", ds):
+            return False
+        contract = platform.mesh.contracts.get(ds.contract_id)
+        if contract is None:
+            return True
+        if (contract.status or "").lower() == "retired":
+            return False
+        purposes = custom_property(contract.raw.get("customProperties"), "purposes")
+        if purposes:
+            return self.purpose in [str(p) for p in (purposes if isinstance(purposes, list) else [purposes])]
+        return True
+
+    def _system_tables(self, platform) -> list[tuple[str, str, list[tuple[str, str]]]]:
+        """(name, description, [(column, DuckDB type)]) of the tables of the ``system`` schema."""
+        out = []
+        backend = platform.state.backend
+        for (schema, name), table in sorted(platform.state.namespace.system_tables.items()):
+            if schema != "system":
+                continue
+            self.existing.add(("system", name.lower()))
+            try:
+                described = backend.describe("SELECT * FROM " + ".".join(f'"{p}"' for p in table.relation))
+                columns = [(c.name, c.type) for c in described]
+            except Exception:  # noqa: BLE001 - a table the engine cannot describe is listed with text columns
+                columns = [(c, "VARCHAR") for c in table.columns]
+            out.append((name.lower(), table.description, columns))
+        return out
+
     def _collect(self, platform, principal, database: str) -> dict[str, list[dict]]:
         mesh = platform.mesh
         governance = platform.state.governance
@@ -442,9 +482,10 @@ class PrincipalCatalog:
         table_oid = {(d.quantum.lower(), d.name.lower()): FIRST_TABLE + i for i, d in enumerate(datasets)}
         visible = []
         for ds in datasets:
-            decision = governance.decide(principal, ds)  # the decision a query of it gets (secure.py)
-            if decision.grant is None:
+            self.existing.add((ds.quantum.lower(), ds.name.lower()))
+            if not self.readable(platform, principal, ds):
                 continue
+            decision = governance.decide(principal, ds)  # the columns a query of it gets (secure.py)
             denied = {c.column.name.lower() for c in decision.columns if c.access == "denied"}
             visible.append((ds, [c for c in ds.columns if c.name.lower() not in denied]))
         visible_quanta = {ds.quantum.lower() for ds, _ in visible}
@@ -452,6 +493,12 @@ class PrincipalCatalog:
         nsp = [{"oid": PG_CATALOG, "nspname": "pg_catalog", "nspowner": OWNER},
                {"oid": PUBLIC, "nspname": "public", "nspowner": OWNER},
                {"oid": INFORMATION_SCHEMA, "nspname": "information_schema", "nspowner": OWNER}]
+        system = self._system_tables(platform)
+        if system:  # the open dictionary: every principal may read it (its rows are filtered per principal)
+            nsp.append({"oid": SYSTEM_SCHEMA, "nspname": "system", "nspowner": OWNER})
+            rows["pg_description"].append({"objoid": SYSTEM_SCHEMA, "classoid": PG_NAMESPACE_OID, "objsubid": 0,
+                                           "description": "The mesh's dictionary: datasets, columns, grants, "
+                                                          "lineage, the audit log (Quanta)"})
         for q in quanta:
             if q.name.lower() in visible_quanta:
                 nsp.append({"oid": schema_oid[q.name.lower()], "nspname": q.name.lower(), "nspowner": OWNER})
@@ -459,6 +506,11 @@ class PrincipalCatalog:
                     rows["pg_description"].append({"objoid": schema_oid[q.name.lower()], "classoid": PG_NAMESPACE_OID,
                                                    "objsubid": 0, "description": _text(q.description)})
         rows["pg_namespace"] = nsp
+        schema_oid["system"] = SYSTEM_SCHEMA
+        for i, (name, description, columns) in enumerate(system):
+            table_oid[("system", name)] = FIRST_SYSTEM_TABLE + i
+            visible.append((_Relation("system", name, description),
+                            [_Attribute(c, t, n) for n, (c, t) in enumerate(columns, start=1)]))
         info_schemata = [{"catalog_name": database, "schema_name": n["nspname"], "schema_owner": self.user}
                          for n in nsp]
         info_tables, info_columns = [], []
@@ -468,20 +520,25 @@ class PrincipalCatalog:
                 "oid": oid, "relname": ds.name.lower(), "relnamespace": schema_oid[q], "reltype": oid + 20000,
                 "reloftype": 0, "relowner": OWNER, "relam": 2, "relfilenode": oid, "reltablespace": 0,
                 "relpages": 0, "reltuples": -1.0, "relallvisible": 0, "reltoastrelid": 0, "relhasindex": False,
-                "relisshared": False, "relpersistence": "p", "relkind": "r", "relnatts": len(columns),
+                "relisshared": False, "relpersistence": "p", "relkind": "v" if q == "system" else "r",
+                "relnatts": len(columns),
                 "relchecks": 0, "relhasrules": False, "relhastriggers": False, "relhassubclass": False,
                 "relrowsecurity": False, "relforcerowsecurity": False, "relispopulated": True,
                 "relreplident": "d", "relispartition": False, "relrewrite": 0, "relfrozenxid": 0, "relminmxid": 0})
             rows["pg_type"].append(_type_row(oid + 20000, ds.name.lower(), schema_oid[q], -1, "c", "C", relid=oid))
-            rows["pg_tables"].append({"schemaname": q, "tablename": ds.name.lower(), "tableowner": self.user,
-                                      "hasindexes": False, "hasrules": False, "hastriggers": False,
-                                      "rowsecurity": False})
+            if q == "system":
+                rows["pg_views"].append({"schemaname": q, "viewname": ds.name.lower(), "viewowner": self.user})
+            else:
+                rows["pg_tables"].append({"schemaname": q, "tablename": ds.name.lower(), "tableowner": self.user,
+                                          "hasindexes": False, "hasrules": False, "hastriggers": False,
+                                          "rowsecurity": False})
             rows["pg_stat_user_tables"].append({"relid": oid, "schemaname": q, "relname": ds.name.lower()})
             if ds.description:
                 rows["pg_description"].append({"objoid": oid, "classoid": PG_CLASS_OID, "objsubid": 0,
                                                "description": _text(ds.description)})
             info_tables.append({"table_catalog": database, "table_schema": q, "table_name": ds.name.lower(),
-                                "table_type": "BASE TABLE", "is_insertable_into": "NO", "is_typed": "NO"})
+                                "table_type": "VIEW" if q == "system" else "BASE TABLE",
+                                "is_insertable_into": "NO", "is_typed": "NO"})
             pk = []
             for n, c in enumerate(columns, start=1):
                 type_oid, typmod = pgt.duckdb_type_oid(c.data_type)
@@ -497,7 +554,7 @@ class PrincipalCatalog:
                     rows["pg_description"].append({"objoid": oid, "classoid": PG_CLASS_OID, "objsubid": n,
                                                    "description": _text(c.description)})
                 if c.primary_key:
-                    pk.append(n)
+                    pk.append((_pk_position(c), n))
                 precision = scale = None
                 if type_oid == pgt.NUMERIC and typmod > 4:
                     precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
@@ -515,6 +572,7 @@ class PrincipalCatalog:
                                                                  pgt.FLOAT8) else (10 if precision else None),
                     "udt_catalog": database, "udt_schema": "pg_catalog", "udt_name": t.name,
                     "is_identity": "NO", "is_generated": "NEVER", "is_updatable": "NO"})
+            pk = [n for _, n in sorted(pk)]  # in the contract's primaryKeyPosition order
             if pk:  # the contract's primary key: a constraint and its (virtual) unique index
                 con_oid, index_oid = oid + 60000, oid + 80000
                 name = f"{ds.name.lower()}_pkey"
@@ -557,11 +615,10 @@ class PrincipalCatalog:
         rows["pg_authid"] = [dict(role, rolpassword=None)]
         rows["pg_user"] = [{"usename": self.user, "usesysid": OWNER, "usecreatedb": False, "usesuper": False,
                             "userepl": False, "usebypassrls": False, "passwd": "********"}]
-        names = [database] if database == mesh.name else [mesh.name, database]
-        rows["pg_database"] = [{"oid": 16383 - i, "datname": n, "datdba": OWNER, "encoding": 6, "datlocprovider": "c",
-                                "datistemplate": False, "datallowconn": True, "datconnlimit": -1,
-                                "dattablespace": 1663, "datcollate": "C", "datctype": "C"}
-                               for i, n in enumerate(names)]
+        # one database: the mesh (an alias a client connected with is the same database; session.py)
+        rows["pg_database"] = [{"oid": 16383, "datname": mesh.name, "datdba": OWNER, "encoding": 6,
+                                "datlocprovider": "c", "datistemplate": False, "datallowconn": True,
+                                "datconnlimit": -1, "dattablespace": 1663, "datcollate": "C", "datctype": "C"}]
         if mesh.description:
             rows["pg_shdescription"] = [{"objoid": 16383, "classoid": PG_DATABASE_OID,
                                          "description": _text(mesh.description)}]
@@ -577,6 +634,33 @@ class PrincipalCatalog:
                                {"oid": 14, "lanname": "sql", "lanowner": OWNER, "lanispl": False,
                                 "lanpltrusted": True}]
         return rows
+
+
+@dataclass(frozen=True)
+class _Relation:
+    """A table of the ``system`` schema, described like a dataset."""
+
+    quantum: str
+    name: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class _Attribute:
+    """A column of a ``system`` table, described like a contract's column."""
+
+    name: str
+    data_type: str
+    ordinal: int
+    description: str | None = None
+    required: bool = False
+    primary_key: bool = False
+
+
+def _pk_position(column) -> tuple[int, int]:
+    raw = getattr(column, "raw", None) or {}
+    position = raw.get("primaryKeyPosition")
+    return (int(position) if isinstance(position, int) and position > 0 else 1 << 30, column.ordinal)
 
 
 def _oid_schema(schema: pa.Schema) -> pa.Schema:
@@ -656,12 +740,12 @@ class CatalogEngine:
         self._cache: LRUCache[tuple, PrincipalCatalog] = LRUCache(maxsize=64)
         self._lock = threading.Lock()
 
-    def catalog(self, principal, database: str) -> PrincipalCatalog:
-        key = (principal.fingerprint, self.platform.state.namespace.version, database)
+    def catalog(self, principal, database: str, purpose: str | None = None) -> PrincipalCatalog:
+        key = (principal.fingerprint, self.platform.state.namespace.version, database, purpose)
         with self._lock:
             found = self._cache.get(key)
         if found is None:
-            found = PrincipalCatalog(self.platform, principal, database)
+            found = PrincipalCatalog(self.platform, principal, database, purpose)
             with self._lock:
                 self._cache[key] = found
         return found
@@ -675,7 +759,7 @@ class CatalogEngine:
                cancel: Cancellation | None) -> tuple[str, Any]:
         """(the SQL that runs, its execution); refusals and engine errors raised as Quanta errors."""
         timeout = self._limit(session)
-        catalog = self.catalog(principal, session.database)
+        catalog = self.catalog(principal, session.database, session.get("quanta.purpose") or None)
         try:
             sql, uses_settings, used = rewrite(expression, session, catalog)
             verify(sql, catalog.relations, catalog.macros)
@@ -743,16 +827,11 @@ def _literal(value) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def _search_path(session, catalog: PrincipalCatalog) -> list[str]:
-    """The schemas of the session's search_path that exist (like PostgreSQL's current_schemas)."""
-    out = []
-    for item in (session.get("search_path") or "").split(","):
-        item = item.strip().strip('"')
-        if item == "$user":
-            item = session.user
-        if item and item.lower() in catalog.schemas:
-            out.append(item.lower())
-    return out
+def _search_path(session, catalog: PrincipalCatalog, existing: bool = False) -> list[str]:
+    """The schemas of the session's search_path that exist (like PostgreSQL's current_schemas): listed
+    ones, or with ``existing`` also those of datasets this principal may not read."""
+    known = catalog.schemas | ({s for s, _ in catalog.existing} if existing else set())
+    return [s for s in search_path(session) if s in known]
 
 
 def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> tuple[str, bool]:
@@ -858,6 +937,12 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
             return exp.null()
         if name in _ZERO_FUNCS:
             return exp.Literal.number(0)
+        if name in _RELATION_ARGUMENT and catalog is not None:
+            args = _check_relation_argument(name, args, session, catalog)
+        if name == "pg_table_is_visible":  # visible: in a schema of the session's search_path
+            path = [catalog.schema_oids[p] for p in ["pg_catalog"] + _search_path(session, catalog)]
+            return _macro("pg_table_is_visible", sub(args[0]) if args else exp.null(),
+                          exp.Array(expressions=[exp.Literal.number(o) for o in path]))
         if name in MACROS:
             arity = MACROS[name]
             args = [sub(a) for a in args]
@@ -975,6 +1060,65 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
         if isinstance(p.this, exp.Literal) and str(p.this.this).isdigit():
             p.set("this", exp.Literal.number(renumber[int(p.this.this)]))
     return tree.sql("duckdb", comments=False), uses_settings, used  # comments never reach the engine
+
+
+# has_x_privilege([user,] relation, ...): the position of the relation argument, by number of arguments
+_RELATION_ARGUMENT = {"has_table_privilege": {2: 0, 3: 1}, "has_any_column_privilege": {2: 0, 3: 1},
+                      "has_column_privilege": {3: 0, 4: 1}, "has_schema_privilege": {2: 0, 3: 1}}
+
+
+class UnknownSchema(UnknownObject):
+    sqlstate = "3F000"  # invalid_schema_name
+
+
+def _check_relation_argument(name: str, args: list, session, catalog: PrincipalCatalog) -> list:
+    """A relation (or schema) named by text must exist, like PostgreSQL (42P01 / 3F000): a denied dataset
+    exists (the answer is false), a name that names nothing is an error. An unqualified name is looked up in
+    pg_catalog then on the session's search_path, and passed on qualified."""
+    at = _RELATION_ARGUMENT[name].get(len(args))
+    if at is None or not isinstance(args[at], exp.Literal) or not args[at].is_string:
+        return args
+    text = args[at].name
+    if name == "has_schema_privilege":
+        schema = _unquote_name(text)
+        if schema not in catalog.schemas and schema not in {s for s, _ in catalog.existing}:
+            raise UnknownSchema(f'schema "{text}" does not exist')
+        return args
+    parts = [_unquote_name(p) for p in _split_name(text)]
+    if len(parts) == 2:
+        if tuple(parts) not in catalog.existing:
+            raise UnknownObject(f'relation "{text}" does not exist')
+        return args
+    if len(parts) != 1:
+        raise UnknownObject(f'relation "{text}" does not exist')
+    for schema in ["pg_catalog"] + _search_path(session, catalog, existing=True):
+        if (schema, parts[0]) in catalog.existing:
+            args = list(args)
+            args[at] = exp.Literal.string(f"{schema}.{parts[0]}")
+            return args
+    raise UnknownObject(f'relation "{text}" does not exist')
+
+
+def _split_name(text: str) -> list[str]:
+    """'a.b', '"A"."b.c"': the dotted parts of a relation name, quotes kept."""
+    parts, current, quoted = [], "", False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "." and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return parts
+
+
+def _unquote_name(part: str) -> str:
+    part = part.strip()
+    if len(part) >= 2 and part[0] == part[-1] == '"':
+        return part[1:-1].replace('""', '"')
+    return part.lower()
 
 
 def _macro(name: str, *args: exp.Expression) -> exp.Expression:

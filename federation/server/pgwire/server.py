@@ -61,8 +61,9 @@ from . import auth, params as pparams, protocol as pm
 from . import types as pgt
 from .catalog import CatalogEngine, is_catalog_query
 from .cursors import Cursor, ScrollCursor, ScrollError, StreamCursor
+from .dollar import space_parameters
 from .rows import RowSource, table_source
-from .session import REPORTED, Session, Statement, classify, split
+from .session import REPORTED, Session, Statement, classify, open_session, split, with_search_path
 from .timeouts import effective_timeout
 
 # connection limits (mesh settings, or PgServer's arguments)
@@ -444,19 +445,12 @@ class Connection:
                       else pm.error_response("28P01", f'password authentication failed for user "{user}"', "FATAL"))
             self.flush()
             return False
-        database = options.get("database") or user
-        settings = {}
-        for key in ("application_name", "client_encoding", "DateStyle", "TimeZone", "search_path",
-                    "extra_float_digits"):
-            for k, v in options.items():
-                if k.lower() == key.lower():
-                    settings[key] = v
-        self.session = Session(user, database)
-        for k, v in settings.items():
-            try:
-                self.session.set(k, v)
-            except errors.Error:
-                pass
+        try:  # the database must be the mesh's (3D000), a declared purpose one the principal holds (42501)
+            self.session = open_session(user, options, self.platform, self.principal)
+        except errors.Error as e:
+            self.send(pm.error_response(e.sqlstate, e.message, "FATAL"))
+            self.flush()
+            return False
         self.send(pm.AUTH_OK)
         for name in REPORTED:
             value = self.session.get(name)
@@ -552,7 +546,7 @@ class Connection:
         sql = buf.cstring()
         try:
             check_sql(sql, self.platform.mesh.settings)  # before any tokenizing: 54001 when too large or deep
-            texts = split(sql)
+            texts = split(space_parameters(sql))
         except errors.Error as e:
             self.fail(e, sql)
             texts = []
@@ -583,7 +577,8 @@ class Connection:
         return [1] if cursor is not None and cursor.binary else []
 
     def classify(self, text: str) -> Statement:
-        return classify(text, lambda expression: is_catalog_query(expression, self.platform.mesh))
+        return with_search_path(classify(text, lambda expression: is_catalog_query(expression, self.platform.mesh)),
+                                self.session, self.platform)
 
     # -- extended query ----------------------------------------------------------------------------------
 
@@ -594,13 +589,13 @@ class Connection:
         oids = [buf.uint32() for _ in range(n)]
         self._current_sql = sql
         check_sql(sql, self.platform.mesh.settings)
-        texts = split(sql)
+        texts = split(space_parameters(sql))
         if len(texts) > 1:
             raise WireError("42601", "cannot insert multiple commands into a prepared statement")
         statement = self.classify(texts[0])
         if statement.kind in ("query", "declare"):  # errors now, like PostgreSQL's Parse; a refusal is audited
             self.platform.prepare(statement.text if statement.kind == "query" else statement.query, self.principal,
-                                  dialect="postgres", interface="pgwire")
+                                  dialect="postgres", interface="pgwire", purpose=self.session.purpose)
         if statement.kind in ("query", "catalog"):
             oids = pparams.infer(statement.expression, self.platform.mesh, oids)
         if name and name in self.prepared:
@@ -728,7 +723,7 @@ class Connection:
         """The result schema of a statement, without running it (None: it returns no rows)."""
         st = prepared.statement
         if st.kind == "query":
-            key = (prepared.sql, tuple(prepared.param_oids), self.principal.fingerprint,
+            key = (st.text, tuple(prepared.param_oids), self.principal.fingerprint,  # st.text: on the search_path
                    self.platform.state.namespace.version)
             with self.server.describe_lock:
                 schema = self.server.describe_cache.get(key)
@@ -737,7 +732,8 @@ class Connection:
             sql = _typed_parameters(st, prepared.param_oids)
             if sql is None:
                 return None
-            plan = self.platform.compile(sql, self.principal, dialect="postgres")  # governed: denied -> 42501
+            plan = self.platform.compile(sql, self.principal, dialect="postgres",  # governed: denied -> 42501
+                                         purpose=self.session.purpose)
             columns = self.engine_columns(plan, len(prepared.param_oids))
             nulls = ", ".join(f"CAST(NULL AS {t}) AS {_quote(name)}" for name, t in columns)
             schema = pgt.pg_schema(_engine_table(self.platform.state.backend, f"SELECT {nulls} LIMIT 0").schema,
@@ -848,7 +844,8 @@ class Connection:
             try:
                 timeout = effective_timeout(self.server.timeout, session)  # the platform lowers it to the mesh's
                 result = self.platform.query(st.text, self.principal, values or None, dialect="postgres",
-                                             interface="pgwire", timeout=timeout, cancel=cancel)
+                                             interface="pgwire", timeout=timeout, cancel=cancel,
+                                             purpose=session.purpose)
             finally:
                 with self._run_lock:
                     self.running_cancel = None

@@ -9,6 +9,7 @@ handled), never by substring matching; queries are parsed with sqlglot to tell t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -17,8 +18,10 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
+from ... import errors
 from ...admission import check_timeout
 from ...errors import ProgrammingError, SyntaxError
+from ...governance import audit
 from .timeouts import statement_timeout
 
 SERVER_VERSION = "16.0 (Quanta)"
@@ -29,6 +32,8 @@ class ReadOnlyTransaction(ProgrammingError):
 
     code = "read_only"
     sqlstate = "25006"
+
+PURPOSE = "quanta.purpose"  # the purpose the session's queries declare (SET, or options='-c quanta.purpose=x')
 
 # settings reported with ParameterStatus at startup and whenever they change
 REPORTED = ("server_version", "server_encoding", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone",
@@ -48,7 +53,7 @@ DEFAULTS = {
     "default_transaction_deferrable": "off", "transaction_deferrable": "off", "row_security": "on",
     "synchronous_commit": "on", "jit": "off", "geqo": "on", "timezone_abbreviations": "Default",
     "ssl": "off", "port": "5433", "server_encoding_name": "UTF8", "session_authorization": "",
-    "role": "none", "work_mem": "4MB",
+    "role": "none", "work_mem": "4MB", "default_table_access_method": "heap", PURPOSE: "",
 }
 _CANONICAL = {k.lower(): k for k in DEFAULTS}
 _ALIASES = {"timezone": "TimeZone", "datestyle": "DateStyle", "intervalstyle": "IntervalStyle",
@@ -60,6 +65,164 @@ def canonical(name: str) -> str:
     return _ALIASES.get(low) or _CANONICAL.get(low) or low
 
 
+class InvalidCatalogName(ProgrammingError):
+    """A database name that is not the mesh's (nor one of its aliases)."""
+
+    code = "invalid_catalog_name"
+    sqlstate = "3D000"
+
+
+def check_database(name: str, mesh) -> str:
+    """The database a client connects to: the mesh's name, or an alias in the mesh setting
+    ``pg_database_aliases``; any other name is refused like PostgreSQL (3D000). Answers the mesh's name."""
+    aliases = [a.strip() for a in str(mesh.settings.get("pg_database_aliases") or "").split(",") if a.strip()]
+    if name == mesh.name or name in aliases:
+        return mesh.name
+    also = f" (or one of its aliases: {', '.join(aliases)})" if aliases else \
+        " (an operator may add aliases: mesh setting pg_database_aliases)"
+    raise InvalidCatalogName(f'database "{name}" does not exist: this server serves the mesh '
+                             f'"{mesh.name}"{also}')
+
+
+def startup_settings(options: dict[str, str]) -> dict[str, str]:
+    """The settings of a startup packet: its parameters (application_name, search_path, ...) and those of
+    ``options`` (``-c name=value``, ``--name=value``, as libpq's PGOPTIONS: backslash escapes a space)."""
+    out = {}
+    for key in ("application_name", "client_encoding", "DateStyle", "TimeZone", "search_path",
+                "extra_float_digits", PURPOSE):
+        for k, v in options.items():
+            if k.lower() == key.lower():
+                out[key] = v
+    words, current, escaped = [], "", False
+    for ch in options.get("options", ""):
+        if escaped:
+            current, escaped = current + ch, False
+        elif ch == "\\":
+            escaped = True
+        elif ch.isspace():
+            if current:
+                words.append(current)
+            current = ""
+        else:
+            current += ch
+    if current:
+        words.append(current)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "-c" and i + 1 < len(words):
+            word, i = words[i + 1], i + 1
+        elif word.startswith("-c") or word.startswith("--"):
+            word = word[2:]
+        else:
+            raise ProgrammingError(f"invalid command-line argument in options: {word!r} (write -c name=value)")
+        name, eq, value = word.partition("=")
+        if not eq or not name:
+            raise ProgrammingError(f"invalid option {word!r} in options: write -c name=value")
+        out[canonical(name.replace("-", "_"))] = value
+        i += 1
+    return out
+
+
+def open_session(user: str, options: dict[str, str], platform, principal) -> Session:
+    """The session of a connection that authenticated as ``principal``: its database checked
+    (``check_database``), its startup settings applied, a declared purpose checked against the principal's
+    grants (``platform.require_purpose``: 42501, audited). Raises the ``errors.Error`` that refuses it."""
+    # no database parameter at all (libpq always sends one, the user's name by default): the mesh
+    database = check_database(options.get("database") or platform.mesh.name, platform.mesh)
+    settings = startup_settings(options)
+
+    def check_purpose(purpose: str) -> None:
+        platform.require_purpose(principal, purpose, f"SET {PURPOSE} = '{purpose}'", "pgwire")
+
+    session = Session(user, database, check_purpose=check_purpose)
+    if PURPOSE in settings:
+        session.set(PURPOSE, settings.pop(PURPOSE))
+    for k, v in settings.items():
+        try:
+            session.set(k, v)
+        except errors.Error:  # a bad client_encoding or DateStyle in the startup packet: the default stays
+            pass
+    audit.APPLICATION.set(session.get("application_name") or None)  # not a former connection's of the thread
+    return session
+
+
+def with_search_path(statement: Statement, session: Session, platform) -> Statement:
+    """A query's unqualified table names resolved on the session's search_path (``qualify``): its text is
+    then the qualified query, for Parse, Describe and Execute alike."""
+    if statement.kind != "query" or statement.expression is None:
+        return statement
+    relations = _relations(platform)
+    path = [s for s in search_path(session) if s in relations[0]]
+    if path and qualify(statement.expression, path, lambda schema, name: (schema, name) in relations[1]):
+        statement.text = statement.expression.sql("postgres")
+    return statement
+
+
+_RELATIONS: dict[int, tuple] = {}
+
+
+def _relations(platform) -> tuple[set[str], set[tuple[str, str]]]:
+    """(schemas, (schema, table) pairs) of a platform's state: every dataset, readable or not (a denied one
+    is then refused by the pipeline, not 'not found'), and the system tables."""
+    state = platform.state
+    found = _RELATIONS.get(id(state))
+    if found is None or found[0] is not state:
+        pairs = {(ds.quantum.lower(), ds.name.lower()) for ds in state.mesh.datasets()}
+        pairs |= {(s.lower(), n.lower()) for s, n in state.namespace.system_tables if s.lower() == "system"}
+        _RELATIONS.clear()  # the current state only
+        found = _RELATIONS[id(state)] = (state, ({s for s, _ in pairs}, pairs))
+    return found[1]
+
+
+def search_path(session) -> list[str]:
+    """The schemas named by the session's search_path, in order (``$user`` is the user's name; unquoted
+    names folded to lower case), whether they exist or not."""
+    out = []
+    for item in (session.get("search_path") or "").split(","):
+        item = item.strip()
+        if len(item) >= 2 and item[0] == item[-1] == '"':
+            item = item[1:-1].replace('""', '"')
+        elif len(item) >= 2 and item[0] == item[-1] == "'":
+            item = item[1:-1]
+        else:
+            item = item.lower()
+        if item == "$user":
+            item = session.user
+        if item and item not in out:
+            out.append(item)
+    return out
+
+
+def qualify(expression: exp.Expression, path: list[str], exists) -> bool:
+    """Unqualified table names resolved on the search path, in place, like PostgreSQL: the first schema of
+    ``path`` where ``exists(schema, name)`` names a relation; a CTE's name in scope is left alone, and so
+    is a name found nowhere (the pipeline reports it). True when a name was qualified."""
+    changed = False
+    for table in list(expression.find_all(exp.Table)):
+        if table.args.get("db") is not None or not isinstance(table.this, exp.Identifier) or not table.name:
+            continue
+        name = table.name if table.this.quoted else table.name.lower()
+        if _cte_in_scope(table, name):
+            continue
+        for schema in path:
+            if exists(schema, name):
+                table.set("db", exp.to_identifier(schema))
+                changed = True
+                break
+    return changed
+
+
+def _cte_in_scope(table: exp.Table, name: str) -> bool:
+    node = table.parent
+    while node is not None:
+        w = node.args.get("with_") or node.args.get("with")
+        if isinstance(w, exp.With) and any(c.alias_or_name.lower() == name.lower() for c in w.expressions):
+            return True
+        node = node.parent
+    return False
+
+
 @dataclass
 class Session:
     user: str
@@ -67,6 +230,8 @@ class Session:
     settings: dict[str, str] = field(default_factory=dict)
     in_transaction: bool = False
     failed: bool = False  # an error inside a transaction block: 'E' until ROLLBACK
+    # checks a purpose before SET quanta.purpose takes it (the server: platform.require_purpose)
+    check_purpose: Callable[[str], None] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         base = dict(DEFAULTS)
@@ -92,24 +257,37 @@ class Session:
                 value = "UTC"
         if key in ("default_transaction_read_only", "transaction_read_only") and value.lower() in ("off", "false", "0"):
             raise ReadOnlyTransaction("this server is read only")
+        if key == PURPOSE:
+            value = value.strip()
+            if value and self.check_purpose is not None:
+                self.check_purpose(value)  # AccessDenied (42501) for a purpose the principal does not hold
         if key == "statement_timeout":
             seconds = statement_timeout(value)  # 22023 now for a value that is not a time-out
             if seconds is not None:
                 check_timeout(seconds, "statement_timeout")
         self.settings[key] = value
+        if key == "application_name":
+            audit.APPLICATION.set(value or None)  # this connection's thread: its queries' audit entries
         return key
 
     def reset(self, name: str | None) -> list[str]:
         if name is None:
             changed = [k for k, v in self.settings.items() if self._defaults.get(k) != v]
             self.settings = dict(self._defaults)
-            return changed
-        key = canonical(name)
-        if key in self._defaults:
-            self.settings[key] = self._defaults[key]
         else:
-            self.settings.pop(key, None)
-        return [key]
+            key = changed = canonical(name)
+            changed = [key]
+            if key in self._defaults:
+                self.settings[key] = self._defaults[key]
+            else:
+                self.settings.pop(key, None)
+        if "application_name" in changed:
+            audit.APPLICATION.set(self.settings.get("application_name") or None)
+        return changed
+
+    @property
+    def purpose(self) -> str | None:
+        return self.settings.get(PURPOSE) or None
 
     @property
     def status(self) -> str:
@@ -172,6 +350,17 @@ def _word(t) -> str:
     return t.text.upper()
 
 
+def _dotted_name(toks) -> tuple[str, list]:
+    """A setting's name (``search_path``, ``quanta.purpose``) and the tokens after it."""
+    if not toks or toks[0].token_type in (TokenType.EQ, TokenType.DOT):
+        return "", list(toks)
+    parts, i = [toks[0].text], 1
+    while i + 1 < len(toks) and toks[i].token_type == TokenType.DOT:
+        parts.append(toks[i + 1].text)
+        i += 2
+    return ".".join(parts), list(toks[i:])
+
+
 def _value_text(sql: str, toks) -> str:
     """The value of a SET: the remaining tokens, quotes removed, list items joined by ', '."""
     items, current = [], []
@@ -206,9 +395,9 @@ def classify(text: str, is_catalog) -> Statement:
             return Statement("set", text, name="TimeZone", value=_value_text(text, rest[2:]), tag="SET")
         if head[:1] == ["NAMES"]:
             return Statement("set", text, name="client_encoding", value=_value_text(text, rest[1:]), tag="SET")
-        if len(rest) >= 2 and rest[1].token_type in (TokenType.EQ,) or len(rest) >= 2 and _word(rest[1]) == "TO":
-            name = rest[0].text
-            value = _value_text(text, rest[2:])
+        name, rest = _dotted_name(rest)
+        if rest and (rest[0].token_type == TokenType.EQ or _word(rest[0]) == "TO"):
+            value = _value_text(text, rest[1:])
             if value.upper() == "DEFAULT":
                 return Statement("reset", text, name=name, tag="SET")
             return Statement("set", text, name=name, value=value, tag="SET")
@@ -219,13 +408,15 @@ def classify(text: str, is_catalog) -> Statement:
             return Statement("show", text, name="transaction_isolation", tag="SHOW")
         if rest[:2] == ["TIME", "ZONE"]:
             return Statement("show", text, name="TimeZone", tag="SHOW")
-        if len(toks) != 2:
+        name, after = _dotted_name(toks[1:])
+        if not name or after:
             raise SyntaxError("syntax error in SHOW")
-        return Statement("show", text, name=toks[1].text, tag="SHOW")
+        return Statement("show", text, name=name, tag="SHOW")
     if first == "RESET":
-        if len(toks) != 2:
+        name, after = _dotted_name(toks[1:])
+        if not name or after:
             raise SyntaxError("syntax error in RESET")
-        return Statement("reset", text, name=None if words[1] == "ALL" else toks[1].text, tag="RESET")
+        return Statement("reset", text, name=None if name.upper() == "ALL" else name, tag="RESET")
     if first in ("BEGIN", "START"):
         if first == "START" and words[1:2] != ["TRANSACTION"]:
             raise SyntaxError("syntax error at START")
