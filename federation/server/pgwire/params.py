@@ -80,7 +80,8 @@ def _oid_of(node: exp.Expression, tables: dict) -> int | None:
 
 
 def _cast_oid(cast: exp.Cast) -> int | None:
-    oid = pgt.duckdb_type_oid(cast.to.sql("duckdb"))[0]
+    name = cast.to.sql("duckdb")
+    oid = pgt.duckdb_type_oid("INTEGER" if name.upper() == "INT" else name)[0]  # sqlglot spells integer INT
     return pgt.TEXT if oid == pgt.VARCHAR else oid
 
 
