@@ -95,3 +95,63 @@ def test_a_glob_of_csv_files_keeps_reading_by_name(tmp_path):
     p = Platform(root)
     assert "union_by_name" in view_sql(p, "lab", "items")
     assert p.query("SELECT id FROM lab.items ORDER BY id", p.principal("olivia")).fetchall() == [(1,), (2,)]
+
+
+def backdate(root, seconds=60):
+    """Data files written a while ago (a view cache is kept only for files not modified in the last seconds)."""
+    import os
+    import time
+
+    for path in (root / "data").rglob("*"):
+        if path.is_file():
+            past = time.time() - seconds
+            os.utime(path, (past, past))
+
+
+def engine_views(p):
+    return {r[0] for r in p.state.backend.db.execute(
+        "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+
+def test_a_warm_load_creates_file_views_when_first_used(tmp_path):
+    from meshkit import shop_mesh
+
+    root = shop_mesh(tmp_path)
+    backdate(root)
+    first = Platform(root)  # creates and checks every view, and keeps their SQL
+    assert "crm.customers" in engine_views(first) and "shop.orders" in engine_views(first)
+    expected = first.query("select * from crm.customers order by id", first.principal("olivia")).fetchall()
+    warm = Platform(root)
+    # the derived report reads both when it is typed at load, so both exist; a query names them anyway
+    assert warm.query("select * from crm.customers order by id", warm.principal("olivia")).fetchall() == expected
+    assert warm.query("select count(*) from shop.orders", warm.principal("olivia")).fetchall() == [(100,)]
+    assert warm.query("select * from report.sales_by_region order by region", warm.principal("olivia")).fetchall() \
+        == first.query("select * from report.sales_by_region order by region", first.principal("olivia")).fetchall()
+
+
+def test_a_warm_load_does_not_bind_views_nobody_uses(tmp_path):
+    root = one_dataset_mesh(tmp_path, "parquet", "SELECT i AS id FROM range(5) t(i)", [prop("id", "integer", "bigint")])
+    backdate(root)
+    Platform(root)
+    warm = Platform(root)
+    assert "lab.items" not in engine_views(warm)  # known to bind: created when first named
+    assert warm.query("select count(*) from lab.items", warm.principal("olivia")).fetchall() == [(5,)]
+    assert "lab.items" in engine_views(warm)
+
+
+def test_changed_data_is_checked_again(tmp_path):
+    root = one_dataset_mesh(tmp_path, "parquet", "SELECT i AS id FROM range(5) t(i)", [prop("id", "integer", "bigint")])
+    backdate(root)
+    Platform(root)
+    sql_to_file(root / "data" / "items.parquet", "SELECT DATE '2024-01-01' AS id")  # same name, other type
+    p = Platform(root)
+    assert "lab" in p.mesh.excluded
+    assert any("declared BIGINT but the data" in x.message for x in p.mesh.problems), p.mesh.problems
+
+
+def test_recent_files_are_not_trusted_to_keep_their_mtime(tmp_path):
+    root = one_dataset_mesh(tmp_path, "parquet", "SELECT i AS id FROM range(5) t(i)", [prop("id", "integer", "bigint")])
+    Platform(root)  # the file was just written: nothing kept
+    assert not list((root / ".quanta" / "cache").glob("views-*"))
+    warm = Platform(root)
+    assert "lab.items" in engine_views(warm)

@@ -223,11 +223,36 @@ class DuckDBBackend:
         self._allowed: set[str] = {self._tmp.name}
         self._locked = False
         self.db.execute(f"CREATE SCHEMA {SYSTEM_SCHEMA}")
+        self._deferred: dict[tuple[str, str], str] = {}  # views created when first named (defer_views)
+        self._deferred_lock = threading.Lock()
 
     # -- naming ------------------------------------------------------------------------------------
 
     def relation(self, quantum: str, dataset: str) -> tuple[str, str, str]:
-        return CATALOG, quantum.lower(), dataset.lower()
+        key = (quantum.lower(), dataset.lower())
+        if key in self._deferred:
+            self._create_deferred(key)
+        return CATALOG, key[0], key[1]
+
+    def defer_views(self, views: dict[tuple[str, str], str]) -> None:
+        """Views an earlier load created and checked on the same files (``engine/viewcache.py``): each is
+        created when first named (``relation``), not at load, as binding a view reads its file's schema."""
+        with self._deferred_lock:
+            self._deferred.update(views)
+
+    def _create_deferred(self, key: tuple[str, str]) -> None:
+        with self._deferred_lock:  # a second caller waits until the view exists
+            statement = self._deferred.get(key)
+            if statement is None:
+                return
+            cur = self.db.cursor()
+            try:
+                cur.execute(statement)
+            except duckdb.Error:
+                pass  # its data changed since: the query naming it fails as on a view whose file changed
+            finally:
+                cur.close()
+                del self._deferred[key]
 
     def system_relation(self, table: str) -> tuple[str, str, str]:
         return CATALOG, SYSTEM_SCHEMA, table.lower()
@@ -411,6 +436,8 @@ class DuckDBBackend:
         self.db.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.lower())}")
 
     def create_view(self, quantum: str, dataset: str, select_sql: str) -> None:
+        with self._deferred_lock:
+            self._deferred.pop((quantum.lower(), dataset.lower()), None)  # this view replaces a deferred one
         self.db.execute(f"CREATE OR REPLACE VIEW {quote(quantum.lower())}.{quote(dataset.lower())} AS {select_sql}")
 
     def put_table(self, name: str, table: pa.Table) -> None:

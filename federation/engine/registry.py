@@ -19,6 +19,7 @@ from ..catalog import types as ctypes
 from ..catalog.loader import exclude
 from ..catalog.model import Dataset, Mesh
 from ..errors import Problem, Unavailable
+from . import viewcache
 from .duckdb_backend import DuckDBBackend, SourceColumns, literal, quote
 
 TEXT_FORMATS = {"csv", "json"}
@@ -69,10 +70,19 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
     # types are then those of the data, read for all views in one query. Only a view that cannot be created
     # (a missing column, unreadable data) is described to say why, as every other source is.
     direct = [ds for ds in sources if ds.source.kind in DIRECT_KINDS and isinstance(relations[id(ds)], str)]
-    for ds in direct:
-        if ds.source.kind in TEXT_FORMATS:
-            relations[id(ds)] = _pinned(backend, ds.source.kind, ds.source.location, relations[id(ds)])
-    bound = _create_direct_views(backend, direct, relations)
+    # views that an earlier load created and checked on the same contracts and data files (viewcache.py):
+    # not bound now, created when first used
+    digest, stable = viewcache.key(direct, relations) if direct else ("", False)
+    known = viewcache.load(mesh, digest, direct) if direct else None
+    if known is not None:
+        backend.defer_views(known)
+        bound = {id(ds): SourceColumns({c.source_name.lower(): c.data_type for c in ds.columns},
+                                       {c.source_name.lower(): c.source_name for c in ds.columns}) for ds in direct}
+    else:
+        for ds in direct:
+            if ds.source.kind in TEXT_FORMATS:
+                relations[id(ds)] = _pinned(backend, ds.source.kind, ds.source.location, relations[id(ds)])
+        bound = _create_direct_views(backend, direct, relations)
     sources = [ds for ds in sources if id(ds) not in bound]
 
     def read(ds: Dataset):
@@ -88,6 +98,7 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
         found = dict(zip((id(ds) for ds in sources), pool.map(read, sources)))
 
     allowed: set[str] = set()  # folders of plain files already allowed (most datasets share a few)
+    registered: set[int] = set()
     for q in list(mesh.quanta.values()):
         for ds in q.datasets.values():
             if ds.source is None:
@@ -100,9 +111,13 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
                 problem = _register(mesh, backend, ds, relations[id(ds)], bound[id(ds)], created=True, allowed=allowed)
             else:
                 problem = _register(mesh, backend, ds, relations[id(ds)], found[id(ds)], allowed=allowed)
+            if problem is None:
+                registered.add(id(ds))
             if problem is not None:
                 exclude(mesh, q.name, problem)
                 break
+    if known is None and stable and all(id(ds) in registered for ds in direct):
+        viewcache.save(backend.db, mesh, digest, direct)
 
 
 def _pinned(backend: DuckDBBackend, kind: str, location: str, relation: str) -> str:
