@@ -239,7 +239,7 @@ _ZERO_FUNCS = {"pg_relation_size", "pg_total_relation_size", "pg_table_size", "p
 MACROS = {
     "format_type": 2, "pg_get_userbyid": 1, "pg_table_is_visible": 2, "obj_description": 2, "col_description": 2,
     "pg_get_expr": 3, "to_regtype": 1, "to_regclass": 1, "to_regnamespace": 1, "regclass_oid": 1,
-    "regclass_name": 1, "regtype_oid": 1, "regtype_name": 1, "regnamespace_name": 1, "regproc_name": 1,
+    "regclass_name": 1, "regtype_oid": 1, "regtype_name": 1, "regnamespace_name": 1, "regproc_name": 1, "regproc_oid": 1,
     "pg_get_constraintdef": 2, "pg_encoding_to_char": 1, "pg_char_to_encoding": 1, "quote_ident": 1,
     "array_lower": 2, "array_upper": 2, "array_length": 2, "pg_size_pretty": 1, "pg_get_indexdef": 3,
     # privileges: the governance's decisions (a table or column is listed only if the principal may read it)
@@ -287,7 +287,8 @@ def is_catalog_query(expression: exp.Expression, mesh) -> bool:
         if isinstance(node, exp.Table):
             db, name = node.text("db").lower(), node.name.lower()
             if isinstance(node.this, exp.Anonymous):
-                if str(node.this.this).lower() in ("pg_get_keywords", "generate_subscripts", "pg_show_all_settings"):
+                if str(node.this.this).lower() in ("pg_get_keywords", "generate_subscripts", "pg_show_all_settings",
+                                                   "_pg_expandarray"):
                     return True
                 continue
             if db in ("pg_catalog", "information_schema"):
@@ -374,6 +375,7 @@ class PrincipalCatalog:
             "CREATE MACRO pgc.col_description(o, n) AS (SELECT first(_m.description) FROM pgc.pg_description _m "
             "WHERE _m.objoid = o AND _m.objsubid = n)",
             "CREATE MACRO pgc.pg_get_expr(e, r, p) AS e",
+            "CREATE MACRO pgc._pg_expandarray(a) AS list_transform(range(1, len(a) + 1), _i -> {'x': a[_i], 'n': _i})",
             "CREATE MACRO pgc.to_regtype(n) AS (SELECT first(_t.oid) FROM pgc.pg_type _t JOIN pgc._types _d "
             "ON _d.oid = _t.oid WHERE _t.typname = lower(n) OR _d.display = lower(n) "
             "OR 'pg_catalog.' || _t.typname = lower(n))",
@@ -390,10 +392,16 @@ class PrincipalCatalog:
             "ON _s.oid = _c.relnamespace WHERE _c.oid = o), CAST(o AS VARCHAR))",
             "CREATE MACRO pgc.to_regnamespace(n) AS (SELECT first(_m.oid) FROM pgc.pg_namespace _m WHERE _m.nspname = n)",
             "CREATE MACRO pgc.regnamespace_name(o) AS (SELECT first(_m.nspname) FROM pgc.pg_namespace _m WHERE _m.oid = o)",
+            "CREATE MACRO pgc.regproc_oid(n) AS coalesce((SELECT first(_m.oid) FROM pgc.pg_proc _m WHERE _m.proname = "
+            "lower(trim(replace(n, 'pg_catalog.', ''), '\"'))), 0)",
             "CREATE MACRO pgc.regproc_name(o) AS coalesce((SELECT first(_m.proname) FROM pgc.pg_proc _m WHERE _m.oid = o), "
             "CASE WHEN o = 0 THEN '-' ELSE CAST(o AS VARCHAR) END)",
             "CREATE MACRO pgc.pg_get_constraintdef(o, p) AS (SELECT first(_m.conbin) FROM pgc.pg_constraint _m WHERE _m.oid = o)",
-            "CREATE MACRO pgc.pg_get_indexdef(o, c, p) AS (SELECT first(_m.def) FROM pgc._indexdefs _m WHERE _m.oid = o)",
+            # column c > 0: the name of the index's c-th column (pgjdbc's getIndexInfo), 0: the whole definition
+            "CREATE MACRO pgc.pg_get_indexdef(o, c, p) AS CASE WHEN coalesce(c, 0) = 0 THEN (SELECT first(_m.def) "
+            "FROM pgc._indexdefs _m WHERE _m.oid = o) ELSE (SELECT first(_a.attname) FROM pgc.pg_index _i "
+            "JOIN pgc.pg_attribute _a ON _a.attrelid = _i.indrelid AND _a.attnum = _i.indkey[c] "
+            "WHERE _i.indexrelid = o) END",
             "CREATE MACRO pgc.pg_encoding_to_char(e) AS 'UTF8'",
             "CREATE MACRO pgc.pg_char_to_encoding(e) AS 6",
             "CREATE MACRO pgc.quote_ident(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
@@ -608,6 +616,7 @@ class PrincipalCatalog:
             elem = pgt.ELEMENT_OF.get(t.oid, 0)
             rows["pg_type"].append(_type_row(t.oid, t.name, PG_CATALOG, t.size, "p" if t.category == "P" else "b",
                                              t.category, elem=elem, array=pgt.ARRAY_OF.get(t.oid, 0)))
+        _io_functions(rows)
         role = {"oid": OWNER, "rolname": self.user, "rolsuper": False, "rolinherit": True, "rolcreaterole": False,
                 "rolcreatedb": False, "rolcanlogin": True, "rolreplication": False, "rolconnlimit": -1,
                 "rolpassword": "********", "rolbypassrls": False}
@@ -693,6 +702,38 @@ def _type_row(oid, name, namespace, size, typtype, category, elem=0, array=0, re
             "typcollation": 100 if category == "S" else 0}
 
 
+FIRST_PROC = 9000
+
+
+def _io_functions(rows: dict[str, list[dict]]) -> None:
+    """Each type's input/output/receive/send functions (``pgt.io_functions``) in its pg_type row (their oids)
+    and in pg_proc (name, namespace pg_catalog, the type they return or take)."""
+    procs: dict[str, int] = {}
+
+    def proc(name: str, returns: int, argument: int) -> int:
+        if name not in procs:
+            procs[name] = FIRST_PROC + len(procs)
+            rows["pg_proc"].append({
+                "oid": procs[name], "proname": name, "pronamespace": PG_CATALOG, "proowner": OWNER, "prolang": 12,
+                "procost": 1.0, "prorows": 0.0, "provariadic": 0, "prosupport": 0, "prokind": "f",
+                "prosecdef": False, "proleakproof": False, "proisstrict": True, "proretset": False,
+                "provolatile": "i", "proparallel": "s", "pronargs": 1, "pronargdefaults": 0, "prorettype": returns,
+                "proargtypes": [argument], "prosrc": name})
+        return procs[name]
+
+    for row in rows["pg_type"]:
+        inp, out, recv, send = pgt.io_functions(row["oid"], row["typname"])
+        oid = row["oid"] if row["oid"] in pgt.TYPES and row["oid"] not in pgt.ELEMENT_OF else pgt.RECORD \
+            if row["typrelid"] else pgt.ANYARRAY
+        row["typinput"] = proc(inp, oid, CSTRING)
+        row["typoutput"] = proc(out, CSTRING, oid)
+        row["typreceive"] = proc(recv, oid, INTERNAL)
+        row["typsend"] = proc(send, pgt.BYTEA, oid)
+
+
+CSTRING, INTERNAL = 2275, 2281
+
+
 def _text(value) -> str:
     if isinstance(value, dict):
         return str(value.get("purpose") or value.get("usage") or next(iter(value.values()), ""))
@@ -761,12 +802,12 @@ class CatalogEngine:
         timeout = self._limit(session)
         catalog = self.catalog(principal, session.database, session.get("quanta.purpose") or None)
         try:
-            sql, uses_settings, used = rewrite(expression, session, catalog)
+            sql, uses_settings, used, arrays = rewrite(expression, session, catalog, params)
             verify(sql, catalog.relations, catalog.macros)
         except errors.Error:
             log.info("catalog query refused: %s", expression.sql("postgres"))
             raise
-        params = [params[i - 1] for i in used if i - 1 < len(params or [])]
+        params = [_array(params[i - 1]) if i in arrays else params[i - 1] for i in used if i - 1 < len(params or [])]
         tables = {"pg_settings_session": pa.Table.from_pylist(_settings_rows(session), schema=_settings_schema())} \
             if uses_settings else None
         log.debug("catalog query %s -> %s", expression.sql("postgres"), sql)
@@ -811,6 +852,13 @@ class CatalogEngine:
             execution.close()
 
 
+def _array(value: Any) -> Any:
+    """A parameter of ``= ANY($n)`` sent as text ('{r,p}', an untyped parameter): its array."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        return pgt.decode_text(value, pgt.ARRAY_OF[pgt.TEXT])
+    return value
+
+
 def _settings_rows(session) -> list[dict]:
     return [{"name": k, "setting": v, "category": "Quanta", "short_desc": "", "context": "user",
              "vartype": "string", "source": "session", "boot_val": v, "reset_val": v, "pending_restart": False}
@@ -834,10 +882,23 @@ def _search_path(session, catalog: PrincipalCatalog, existing: bool = False) -> 
     return [s for s in search_path(session) if s in known]
 
 
-def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> tuple[str, bool]:
-    """The DuckDB SQL of a client's catalog query over the emulated tables; and whether it reads pg_settings."""
+def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog,
+            params: list | None = None) -> tuple[str, bool, list[int], set[int]]:
+    """The DuckDB SQL of a client's catalog query over the emulated tables; whether it reads pg_settings;
+    the parameters it still uses ($n, in order); those that are arrays (``= ANY($n)``: a text value such
+    as '{r,p}' is one, as in PostgreSQL, where the parameter is then typed text[])."""
     tree = expression.copy()
     uses_settings = False
+    array_params: set[int] = set()
+
+    def parameter_value(node: exp.Expression) -> tuple[bool, Any]:
+        """(is it a parameter, its value when known) of ``$n`` or ``$n::type``."""
+        inner = node.this if isinstance(node, exp.Cast) else node
+        if isinstance(inner, exp.Parameter) and isinstance(inner.this, exp.Literal) and \
+                str(inner.this.this).isdigit():
+            i = int(inner.this.this)
+            return True, (params[i - 1] if params is not None and i - 1 < len(params) else None)
+        return False, None
 
     def table(node: exp.Table) -> exp.Expression:
         nonlocal uses_settings
@@ -848,6 +909,15 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
             if fname == "pg_show_all_settings":
                 uses_settings = True
                 return exp.table_("pg_settings_session", db="temp", alias=node.alias or None)
+            if fname == "_pg_expandarray":  # information_schema._pg_expandarray(a): rows (x, n)
+                array = sub(node.this.expressions[0]) if node.this.expressions else exp.null()
+                rows = exp.select(
+                    exp.alias_(exp.Anonymous(this="unnest", expressions=[array.copy()]), "x"),
+                    exp.alias_(exp.Anonymous(this="unnest", expressions=[exp.Anonymous(this="range", expressions=[
+                        exp.Literal.number(1), exp.Add(this=exp.Anonymous(this="len", expressions=[array.copy()]),
+                                                      expression=exp.Literal.number(1))])]), "n"))
+                return exp.Subquery(this=rows, alias=node.args.get("alias") or
+                                    exp.TableAlias(this=exp.to_identifier("_pg_expandarray")))
             return node
         if not isinstance(node.this, exp.Identifier):  # a table function: pg_catalog.unnest(...)
             node.set("db", None)
@@ -913,12 +983,17 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
         if name in ("pg_postmaster_start_time", "pg_conf_load_time"):
             return exp.CurrentTimestamp()
         if name == "current_setting":
-            if not args or not isinstance(args[0], exp.Literal):
-                raise ProgrammingError("current_setting() takes a constant setting name here")
-            value = session.get(args[0].name)
+            is_parameter, setting = parameter_value(args[0]) if args else (False, None)
+            if is_parameter and setting is None:  # described without its value: a text column
+                return exp.cast(exp.null(), exp.DataType.build("VARCHAR"))
+            if not is_parameter:
+                if not args or not isinstance(args[0], exp.Literal):
+                    raise ProgrammingError("current_setting() takes a constant setting name here")
+                setting = args[0].name
+            value = session.get(str(setting))
             if value is None and not (len(args) > 1 and isinstance(args[1], exp.Boolean) and args[1].this):
-                raise UnknownSetting(f'unrecognized configuration parameter "{args[0].name}"')
-            return _literal(value)
+                raise UnknownSetting(f'unrecognized configuration parameter "{setting}"')
+            return exp.cast(_literal(value), exp.DataType.build("VARCHAR"))
         if name == "set_config":
             if len(args) < 2 or not all(isinstance(a, exp.Literal) for a in args[:2]):
                 raise ProgrammingError("set_config() takes constant arguments here")
@@ -955,6 +1030,23 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
     def transform(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table):
             return table(node)
+        if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) and \
+                node.this.name.lower() == "information_schema" and isinstance(node.expression, exp.Anonymous) and \
+                str(node.expression.this).lower() == "_pg_expandarray":
+            # a set-returning function in the select list (pgjdbc's getPrimaryKeys, getIndexInfo): one
+            # struct (x, n) per element, unnested in step with any other of the same list
+            return exp.Anonymous(this="unnest", expressions=[_macro("_pg_expandarray",
+                                                                   *[sub(a) for a in node.expression.expressions])])
+        if isinstance(node, exp.Any):
+            inner = node.this.this if isinstance(node.this, exp.Paren) else node.this
+            if isinstance(inner, exp.Literal) and inner.is_string:  # = ANY('{r,p}'): an array literal
+                items = pgt.decode_text(inner.name, pgt.ARRAY_OF[pgt.TEXT])
+                node.set("this", exp.Paren(this=exp.Array(expressions=[_literal(v) for v in items])))
+                return node
+            is_parameter, _ = parameter_value(inner)
+            if is_parameter and not isinstance(inner, exp.Cast):
+                array_params.add(int(inner.this.this))
+            return node
         if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) and \
                 node.this.name.lower() == "pg_catalog" and isinstance(node.expression, exp.Func):
             inner = node.expression
@@ -1012,7 +1104,7 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
                 return _macro(f"{kind}_oid", inner)
             if isinstance(inner, exp.Literal) and inner.is_string:
                 if kind == "regproc":
-                    return exp.Literal.number(0)
+                    return _macro("regproc_oid", inner)
                 if kind == "regnamespace":
                     return _macro("to_regnamespace", inner)
                 return _macro(f"{kind}_oid", inner)
@@ -1059,7 +1151,7 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog) -> t
     for p in list(tree.find_all(exp.Parameter)):
         if isinstance(p.this, exp.Literal) and str(p.this.this).isdigit():
             p.set("this", exp.Literal.number(renumber[int(p.this.this)]))
-    return tree.sql("duckdb", comments=False), uses_settings, used  # comments never reach the engine
+    return tree.sql("duckdb", comments=False), uses_settings, used, array_params  # comments never reach the engine
 
 
 # has_x_privilege([user,] relation, ...): the position of the relation argument, by number of arguments

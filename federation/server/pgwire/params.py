@@ -92,6 +92,10 @@ def _guess(p: exp.Parameter, tables: dict) -> int | None:
         node, parent = parent, parent.parent
     if isinstance(parent, exp.Cast):
         return _cast_oid(parent)
+    if isinstance(parent, (exp.Any, exp.All)) and isinstance(parent.parent, _BINARY):  # x = ANY($1): x's array
+        other = parent.parent.this if parent.parent.expression is parent else parent.parent.expression
+        element = _oid_of(other, tables) if other is not None else None
+        return pgt.ARRAY_OF.get(element or pgt.TEXT)
     if isinstance(parent, (exp.Limit, exp.Offset, exp.Fetch)):
         return pgt.INT8
     if isinstance(parent, _BINARY):

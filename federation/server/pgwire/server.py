@@ -593,9 +593,10 @@ class Connection:
         if len(texts) > 1:
             raise WireError("42601", "cannot insert multiple commands into a prepared statement")
         statement = self.classify(texts[0])
-        if statement.kind in ("query", "declare"):  # errors now, like PostgreSQL's Parse; a refusal is audited
-            self.platform.prepare(statement.text if statement.kind == "query" else statement.query, self.principal,
-                                  dialect="postgres", interface="pgwire", purpose=self.session.purpose)
+        inner = self.classify(statement.query or "") if statement.kind == "declare" else statement
+        if inner.kind == "query":  # errors now, like PostgreSQL's Parse; a refusal is audited (a catalog: at run)
+            self.platform.prepare(inner.text, self.principal, dialect="postgres", interface="pgwire",
+                                  purpose=self.session.purpose)
         if statement.kind in ("query", "catalog"):
             oids = pparams.infer(statement.expression, self.platform.mesh, oids)
         if name and name in self.prepared:

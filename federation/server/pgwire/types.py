@@ -68,6 +68,24 @@ for _elem, _arr in ARRAY_OF.items():
     _e = TYPES[_elem]
     TYPES[_arr] = PgType(_arr, "_" + _e.name, -1, "A", _e.display + "[]")
 
+# PostgreSQL's input / output / receive / send functions of each type (pg_type.typinput ...): an array type's
+# are array_in... (pgjdbc tells arrays by typinput = 'array_in'), a row type's record_in...; the others are
+# named after the type, some with an underscore (date_in), some without (int4in), as in PostgreSQL
+_UNDERSCORED = {"json", "xml", "date", "time", "timestamp", "timestamptz", "interval", "timetz", "numeric", "uuid",
+                "jsonb", "record", "void", "any", "anyarray"}
+
+
+def io_functions(oid: int, name: str) -> tuple[str, str, str, str]:
+    """(typinput, typoutput, typreceive, typsend) function names of the type ``oid`` named ``name``."""
+    if oid in ELEMENT_OF:
+        base = "array_"
+    elif oid not in TYPES:  # a table's row type
+        base = "record_"
+    else:
+        base = name + "_" if name in _UNDERSCORED else name
+    return base + "in", base + "out", base + "recv", base + "send"
+
+
 # DuckDB type names (upper case, without parameters) -> PostgreSQL OID
 DUCKDB_TYPES = {
     "BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "INTEGER": INT4, "BIGINT": INT8, "HUGEINT": NUMERIC,
