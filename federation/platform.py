@@ -15,13 +15,14 @@ changes and reloads; a reload that fails keeps the last good state serving and r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import gc
 import os
 import secrets
 import threading
 import time
 import uuid
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -363,13 +364,19 @@ class Platform:
     def _build(self, fingerprint: live.Fingerprint, files: dict[Path, bytes] | None = None) -> State:
         """A new state from the mesh's files (``files``: the bytes of a former state's files instead of the
         disk's) and the state databases."""
-        if files is not None:
-            with from_files(files):
+        paused = gc.isenabled()  # a build allocates many long-lived objects: collections meanwhile find nothing
+        gc.disable()
+        try:
+            if files is not None:
+                with from_files(files):
+                    state = self._build_state(fingerprint)
+                return dataclasses.replace(state, files=files)
+            with recording() as read:
                 state = self._build_state(fingerprint)
-            return dataclasses.replace(state, files=files)
-        with recording() as read:
-            state = self._build_state(fingerprint)
-        return dataclasses.replace(state, files=read)
+            return dataclasses.replace(state, files=read)
+        finally:
+            if paused:
+                gc.enable()
 
     def _build_state(self, fingerprint: live.Fingerprint) -> State:
         started = time.perf_counter()
@@ -383,7 +390,8 @@ class Platform:
 
             serving.allow_warehouse(mesh, backend)
             register_sources(mesh, backend, serving.served_sources(mesh, self.state_dir))
-            namespace = Namespace(mesh, mesh.version, backend.relation)
+            namespace = Namespace(mesh, mesh.version, backend.relation,
+                                  prepare=lambda relation: backend.ensure_table(relation[2]))
             pipeline = Pipeline(namespace, backend.dialect, PASSES)
             self._compile_derived(mesh, backend, namespace, pipeline)
             governance, lineage = self._load_governance(mesh, backend)
@@ -523,7 +531,7 @@ class Platform:
         for schema, tables in (("system", dictionary), ("information_schema", info)):
             for name, (description, table) in tables.items():
                 internal = name if schema == "system" else f"information_schema_{name}"
-                backend.put_table(internal, table)
+                backend.put_table(internal, table, lazy=True)
                 namespace.system_tables[(schema, name)] = SystemTable(
                     name, schema, backend.system_relation(internal), tuple(table.column_names), description)
 

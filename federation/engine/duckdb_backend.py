@@ -225,6 +225,8 @@ class DuckDBBackend:
         self.db.execute(f"CREATE SCHEMA {SYSTEM_SCHEMA}")
         self._deferred: dict[tuple[str, str], str] = {}  # views created when first named (defer_views)
         self._deferred_lock = threading.Lock()
+        self._pending_tables: dict[str, pa.Table] = {}  # system tables copied in when first read (put_table lazy)
+        self._tables_lock = threading.Lock()
 
     # -- naming ------------------------------------------------------------------------------------
 
@@ -440,12 +442,31 @@ class DuckDBBackend:
             self._deferred.pop((quantum.lower(), dataset.lower()), None)  # this view replaces a deferred one
         self.db.execute(f"CREATE OR REPLACE VIEW {quote(quantum.lower())}.{quote(dataset.lower())} AS {select_sql}")
 
-    def put_table(self, name: str, table: pa.Table) -> None:
-        """Create or replace a system table from Arrow (allowed after lock-down too)."""
-        self._load_arrow(table, f"CREATE OR REPLACE TABLE {SYSTEM_SCHEMA}.{quote(name)} AS SELECT * FROM {{view}}")
+    def put_table(self, name: str, table: pa.Table, lazy: bool = False) -> None:
+        """Create or replace a system table from Arrow (allowed after lock-down too). ``lazy``: copied into
+        the engine only when a query first reads it (``ensure_table``): most queries read no system table,
+        and a load need not pay for copying them all."""
+        with self._tables_lock:
+            if lazy:
+                self._pending_tables[name] = table
+                return
+            self._pending_tables.pop(name, None)
+            self._load_arrow(table, f"CREATE OR REPLACE TABLE {SYSTEM_SCHEMA}.{quote(name)} AS SELECT * FROM {{view}}")
+
+    def ensure_table(self, name: str) -> None:
+        """Copy a lazy system table into the engine before a query reads it (once)."""
+        if name not in self._pending_tables:  # removed only once created: no lock on the common path
+            return
+        with self._tables_lock:
+            table = self._pending_tables.get(name)
+            if table is not None:
+                self._load_arrow(table, f"CREATE OR REPLACE TABLE {SYSTEM_SCHEMA}.{quote(name)} AS SELECT * FROM "
+                                 "{view}")
+                del self._pending_tables[name]
 
     def append_table(self, name: str, table: pa.Table) -> None:
         """Append Arrow rows to a system table (the audit log's copy in the engine)."""
+        self.ensure_table(name)
         self._load_arrow(table, f"INSERT INTO {SYSTEM_SCHEMA}.{quote(name)} SELECT * FROM {{view}}")
 
     def _load_arrow(self, table: pa.Table, statement: str) -> None:

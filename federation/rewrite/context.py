@@ -49,6 +49,8 @@ class Namespace:
     pinned_datasets: dict[tuple[str, str, int], Dataset] = field(default_factory=dict)
     # (quantum, dataset, N) -> the backend relation of version N (``quantum."dataset@vN"``)
     pinned: dict[tuple[str, str, int], tuple[str, str, str]] = field(default_factory=dict)
+    # called with a system table's relation before a query reads it (the engine copies lazy tables in)
+    prepare: Callable[[tuple[str, str, str]], None] = lambda relation: None
     # derived once per state from its contracts: id(dataset of this state) -> the retention filter, or None
     retention: dict[int, Any] = field(default_factory=dict)
 

@@ -136,6 +136,7 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
         key = (schema.lower(), name.lower())
         if key in ns.system_tables:
             st = ns.system_tables[key]
+            ns.prepare(st.relation)
             _point_at(table, st.relation, alias=name)
             ctx.mark(table, ("system",) + key)
             ctx.placements.place(st.relation)
