@@ -349,6 +349,9 @@ class PrincipalCatalog:
         self._create("pgc", "_indexdefs", "oid BIGINT, def VARCHAR", rows["_indexdefs"])
         self._create("pgc", "_sysclasses", "name VARCHAR, oid BIGINT",
                      [{"name": n, "oid": SYSTEM_CLASSES.get(n, 12000 + i)} for i, n in enumerate(PG_TABLES)])
+        self._create("pgc", "_relations", "oid BIGINT, readable BOOLEAN",
+                     [{"oid": r["oid"], "readable": r["relkind"] in ("r", "v", "m", "p", "f")} for r in rows["pg_class"]]
+                     + [{"oid": SYSTEM_CLASSES.get(n, 12000 + i), "readable": True} for i, n in enumerate(PG_TABLES)])
         self._create("pgc", "keywords", "word VARCHAR, catcode VARCHAR, barelabel BOOLEAN, catdesc VARCHAR, "
                                         "baredesc VARCHAR", _keywords())
         self.macros = self._macros()
@@ -415,9 +418,10 @@ class PrincipalCatalog:
             "CREATE MACRO pgc._privilege(p, wanted) AS "
             "regexp_matches(upper(CAST(p AS VARCHAR)), '(^|,) *' || wanted || ' *(,|$)')",
             f"CREATE MACRO pgc._for_user(u) AS CAST(u AS VARCHAR) = '{user}'",
-            "CREATE MACRO pgc._table_privilege(t, p) AS coalesce(pgc._privilege(p, 'SELECT') AND ("
-            "pgc.regclass_oid(t) IN (SELECT _c.oid FROM pgc.pg_class _c WHERE _c.relkind IN ('r', 'v', 'm', 'p', 'f')) "
-            "OR pgc.regclass_oid(t) IN (SELECT _y.oid FROM pgc._sysclasses _y)), false)",
+            # an oid that names no relation: NULL (PostgreSQL's answer); a name that names none is 42P01 (rewrite)
+            "CREATE MACRO pgc._table_privilege(t, p) AS CASE WHEN EXISTS (SELECT 1 FROM pgc._relations _k "
+            "WHERE _k.oid = pgc.regclass_oid(t) AND _k.readable) THEN coalesce(pgc._privilege(p, 'SELECT'), false) "
+            "WHEN TRY_CAST(t AS BIGINT) IS NULL THEN false END",
             "CREATE MACRO pgc.has_table_privilege(a, b, c) AS CASE WHEN c IS NULL THEN pgc._table_privilege(a, b) "
             "WHEN pgc._for_user(a) THEN pgc._table_privilege(b, c) END",
             "CREATE MACRO pgc.has_any_column_privilege(a, b, c) AS CASE WHEN c IS NULL THEN "
