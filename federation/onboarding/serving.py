@@ -12,6 +12,7 @@ of that contract's classification and today's.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -37,14 +38,15 @@ def version_source(mesh: Mesh, ds: Dataset, v: Version) -> Source:
     return Source("parquet", glob, server=server, yaml_path=ds.source.yaml_path if ds.source else ds.yaml_path)
 
 
-def in_warehouse(mesh: Mesh, ds: Dataset) -> bool:
+def in_warehouse(mesh: Mesh, ds: Dataset, folder: Path | None = None) -> bool:
+    """Whether ``ds``'s source lies in the warehouse (``folder``: ``warehouse(mesh)``, when already known).
+    The mesh's paths are absolute and resolved when it loads: a string prefix of the normalised path says it
+    without a system call per dataset."""
     if ds.source is None or ds.source.kind == "duckdb":
         return False
-    try:
-        Path(ds.source.location).resolve().relative_to(warehouse(mesh))
-        return True
-    except ValueError:
-        return False
+    root = str(folder or warehouse(mesh))
+    location = os.path.normpath(os.path.join(str(mesh.path), ds.source.location))
+    return location == root or location.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def served_sources(mesh: Mesh, state_dir: Path) -> dict[tuple[str, str], Source | None]:
@@ -57,13 +59,14 @@ def served_sources(mesh: Mesh, state_dir: Path) -> dict[tuple[str, str], Source 
             current = store.served()
         finally:
             store.close()
+    folder = warehouse(mesh)
     for ds in mesh.datasets():
         if ds.source is None and not ds.materialized:
             continue
         key = (ds.quantum.lower(), ds.name.lower())
         if key in current:
             out[key] = version_source(mesh, ds, current[key])
-        elif in_warehouse(mesh, ds):
+        elif in_warehouse(mesh, ds, folder):
             out[key] = None
     return out
 
