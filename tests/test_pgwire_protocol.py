@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import decimal
 
 import pytest
 from meshkit import shop_mesh
@@ -110,3 +109,175 @@ def test_asyncpg_parameters_without_spaces(server, tokens):
             await conn.close()
 
     assert asyncio.run(run()) == ((4, "x"), [10, 20, 30])
+
+
+# -- COPY ... TO STDOUT -------------------------------------------------------------------------------------------
+
+VALUES = (r"""select * from (values (1::int4, 'a	b'::text, E'back\\slash\nnew\rline'::text, null::text, ''::text, """
+          r"""'say "hi", ok'::text, date '2026-03-01', 2.50::numeric(10,2), true, 1.5::float8, """
+          r"""timestamp '2026-01-02 03:04:05.5', 'NULL'::text, E'\\.'::text), """
+          r"""(2, null, 'x;y', 'z', null, 'q''uote', null, null, false, null, null, null, null)) """
+          r"""t(i, a, b, c, d, e, f, g, h, k, ts, n, dot)""")
+OPTIONS = ["", "(FORMAT text)", "(FORMAT csv)", "(FORMAT csv, HEADER)", "(HEADER)",
+           "(FORMAT csv, HEADER true, DELIMITER ';', NULL 'NULL', QUOTE '''', FORCE_QUOTE (a, c))",
+           "(FORMAT csv, FORCE_QUOTE *, ESCAPE '\\')", "(FORMAT text, DELIMITER ';', NULL '')",
+           "WITH CSV HEADER DELIMITER AS '|' NULL AS 'n' FORCE QUOTE a, b", "csv header"]
+
+
+def copy_out(dsn_text: str, sql: str) -> tuple[bytes, int]:
+    with psycopg.connect(dsn_text, autocommit=True) as conn, conn.cursor() as cur:
+        with cur.copy(sql) as copy:
+            data = b"".join(bytes(chunk) for chunk in copy)
+        return data, cur.rowcount
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    from pgserver import PostgresServer
+
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_copy_text_and_csv_are_postgresqls_byte_for_byte(server, tokens, postgres):
+    """Escapes (tab, newline, backslash, the delimiter), NULL strings, quoting, FORCE_QUOTE, ESCAPE, HEADER,
+    both spellings of the options: the same bytes as PostgreSQL's for the same query."""
+    for options in OPTIONS:
+        sql = f"COPY ({VALUES}) TO STDOUT {options}"
+        assert copy_out(dsn(server, tokens), sql) == copy_out(postgres.dsn(), sql), options
+
+
+def test_copy_binary_rows_typed_like_postgresqls(server, tokens, postgres):
+    """psycopg reads the binary COPY stream (signature, tuples, trailer) typed: the same values as PostgreSQL's."""
+    types = ["int4", "text", "text", "text", "text", "text", "date", "numeric", "bool", "float8", "timestamp", "text",
+             "text"]
+
+    def rows(dsn_text, options):
+        with psycopg.connect(dsn_text, autocommit=True) as conn, conn.cursor() as cur:
+            with cur.copy(f"COPY ({VALUES}) TO STDOUT {options}") as copy:
+                copy.set_types(types)
+                out = list(copy.rows())
+            return out, cur.rowcount
+
+    expected = rows(postgres.dsn(), "(FORMAT binary)")
+    assert expected[0][0][:3] == (1, "a\tb", "back\\slash\nnew\rline")
+    for options in ("(FORMAT binary)", "(FORMAT 'binary')", 'WITH (FORMAT "binary")', "WITH BINARY", "BINARY"):
+        assert rows(dsn(server, tokens), options) == expected, options
+
+
+def test_copy_is_governed_like_a_query(platform, server, tokens):
+    """The query of a COPY runs through the pipeline as ana: masks, row filters and denials apply, and it is
+    audited; COPY table is COPY (SELECT * FROM table)."""
+    data, count = copy_out(dsn(server, tokens), "COPY crm.customers (id, email, region) TO STDOUT (FORMAT csv)")
+    lines = data.decode().splitlines()
+    expected = python_rows(platform, "ana", "select id, email, region from crm.customers")
+    assert count == len(lines) == len(expected) == 20  # the EU customers are filtered out for ana
+    assert sorted(lines) == sorted(f"{i},{e},{r}" for i, e, r in expected)
+    assert all(line.split(",")[1] == "***@example.com" and line.split(",")[2] != "EU" for line in lines)
+    data, count = copy_out(dsn(server, tokens, user="pia"), "COPY crm.customers TO STDOUT")
+    assert count == 30 and b"user3@example.com" in data  # pia reads everything, unmasked
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="amount"):
+        copy_out(dsn(server, tokens), "COPY (select order_id, amount from shop.orders) TO STDOUT")
+    log = federation.Connection(platform, platform.principal("ana")).sql(
+        "select sql, status, rows from system.query_log where interface = 'pgwire' order by query_id").fetchall()
+    assert ("SELECT id, email, region FROM crm.customers", "ok", 20) in log
+    assert any("amount" in s and st != "ok" for s, st, _ in log)
+
+
+def test_copy_writes_are_refused_as_on_a_read_only_server(server, tokens):
+    with psycopg.connect(dsn(server, tokens), autocommit=True) as conn, conn.cursor() as cur:
+        for sql in ("COPY crm.customers FROM STDIN", "copy crm.customers (id) from stdin with csv",
+                    "COPY crm.customers TO '/tmp/quanta-copy.csv'", "COPY (select 1) TO PROGRAM 'cat'"):
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="read.only"), cur.copy(sql) as copy:
+                copy.write(b"1\n") if "FROM" in sql.upper() else list(copy)
+        bad = {"COPY (select 1) TO STDOUT (FORMAT xml)": psycopg.errors.InvalidParameterValue,
+               "COPY (select 1) TO STDOUT (FORMAT binary, HEADER)": psycopg.errors.SyntaxError,
+               "COPY (select 1) TO STDOUT (QUOTE '\"')": psycopg.errors.FeatureNotSupported,
+               "COPY (select 1) TO STDOUT (DELIMITER ',,')": psycopg.errors.FeatureNotSupported,
+               "COPY (select 1) TO STDOUT (SPEED 'fast')": psycopg.errors.SyntaxError,
+               "COPY (select 1) TO STDOUT (FORCE_NULL (a))": psycopg.errors.FeatureNotSupported,
+               "COPY (select 1 as a) TO STDOUT (FORMAT csv, FORCE_QUOTE (b))": psycopg.errors.UndefinedTable,
+               "COPY (select 1 from nowhere.at_all) TO STDOUT": psycopg.errors.UndefinedTable}
+        for sql, error in bad.items():
+            with pytest.raises(error), cur.copy(sql) as copy:
+                list(copy)
+        assert conn.execute("select 1").fetchone() == (1,)  # the session goes on
+
+
+def test_psql_backslash_copy_to_a_csv_file(server, tokens, platform, tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("psql") is None:
+        pytest.skip("psql is not installed")
+    target = tmp_path / "f.csv"
+    command = (r"\copy (select id, email, region from crm.customers where id <= 5 order by id) to "
+               f"'{target}' csv header")
+    done = subprocess.run(["psql", "-X", "-h", "127.0.0.1", "-p", str(server.port), "-U", "ana", "-d", "testmesh",
+                           "-c", command], check=False, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PGPASSWORD=tokens["ana"], PGCONNECT_TIMEOUT="10"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "COPY 4"
+    assert target.read_text() == ("id,email,region\n1,***@example.com,US\n2,***@example.com,CA\n"
+                                  "4,***@example.com,US\n5,***@example.com,CA\n")
+
+
+def test_asyncpg_copy_from_query_and_table(server, tokens, tmp_path):
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def run():
+        conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="ana", password=tokens["ana"],
+                                     database="testmesh", ssl=False)
+        try:
+            query = await conn.copy_from_query("select order_id, order_date from shop.orders where order_id < 3 "
+                                               "order by 1", output=str(tmp_path / "q.csv"), format="csv",
+                                               header=True)
+            table = await conn.copy_from_table("customers", schema_name="crm", columns=["id", "region"],
+                                               output=str(tmp_path / "t.txt"))
+            binary = await conn.copy_from_query("select order_id from shop.orders", output=str(tmp_path / "b.bin"),
+                                                format="binary")
+            return query, table, binary
+        finally:
+            await conn.close()
+
+    assert asyncio.run(run()) == ("COPY 3", "COPY 20", "COPY 100")
+    assert (tmp_path / "q.csv").read_text() == "order_id,order_date\n0,2026-01-01\n1,2026-01-02\n2,2026-01-03\n"
+    lines = (tmp_path / "t.txt").read_text().splitlines()
+    assert len(lines) == 20 and "1\tUS" in lines and not any(line.endswith("EU") for line in lines)
+    data = (tmp_path / "b.bin").read_bytes()
+    assert data.startswith(b"PGCOPY\n\xff\r\n\x00") and data.endswith(b"\xff\xff")
+
+
+def test_duckdb_postgres_extension_attaches_with_its_defaults(server, tokens):
+    """DuckDB's postgres extension reads with COPY (...) TO STDOUT (FORMAT binary): ATTACH, read (masked and
+    filtered as ana), a filter pushed down, a join with a local table."""
+    import pathlib
+
+    import duckdb
+
+    module = pytest.importorskip("duckdb_extension_postgres_scanner")
+    path = pathlib.Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / \
+        "postgres_scanner.duckdb_extension"
+    db = duckdb.connect()
+    try:
+        db.execute(f"LOAD '{path}'")
+        db.execute(f"ATTACH 'host=127.0.0.1 port={server.port} user=ana password={tokens['ana']} dbname=testmesh "
+                   f"sslmode=disable' AS q (TYPE postgres)")
+        rows = db.sql("select id, full_name, email, region from q.crm.customers order by id").fetchall()
+        assert len(rows) == 20 and rows[0] == (1, "****", "***@example.com", "US")
+        assert {r[3] for r in rows} == {"US", "CA"}  # the residency row filter applies
+        assert db.sql("select order_id, order_date from q.shop.orders where order_id > 97 order by 1").fetchall() == [
+            (98, dt.date(2026, 2, 8)), (99, dt.date(2026, 2, 9))]
+        db.execute("create table local_regions as select * from (values ('US', 'United States'), ('CA', 'Canada')) "
+                   "t(region, name)")
+        joined = db.sql("select l.name, count(*) from q.crm.customers c join local_regions l using (region) "
+                        "group by 1 order by 1").fetchall()
+        assert joined == [("Canada", 10), ("United States", 10)]
+        with pytest.raises(duckdb.Error, match="amount"):
+            db.sql("select amount from q.shop.orders").fetchall()
+    finally:
+        db.close()

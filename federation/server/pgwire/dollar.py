@@ -83,7 +83,7 @@ def _string_end(sql: str, i: int, backslashes: bool) -> int:
 
 def _comment_end(sql: str, i: int) -> int:
     """The index after the (nested) block comment opening at ``i``."""
-    depth, n, i = 0, len(sql), i
+    depth, n = 0, len(sql)
     while i < n:
         if sql.startswith("/*", i):
             depth += 1

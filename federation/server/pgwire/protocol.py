@@ -211,6 +211,18 @@ PORTAL_SUSPENDED = message(b"s")
 EMPTY_QUERY = message(b"I")
 
 
+def copy_out_response(fmt: int, columns: int) -> bytes:
+    """CopyOutResponse: the overall format (0 text, 1 binary), then each column's (the same for COPY)."""
+    return message(b"H", bytes([fmt]) + _H.pack(columns) + _H.pack(fmt) * columns)
+
+
+def copy_data(payload: bytes) -> bytes:
+    return message(b"d", payload)
+
+
+COPY_DONE = message(b"c")
+
+
 def parameter_description(oids: list[int]) -> bytes:
     return message(b"t", _H.pack(len(oids)) + b"".join(struct.pack("!I", o) for o in oids))
 

@@ -60,6 +60,7 @@ from ...settings import DEFAULTS
 from . import auth, params as pparams, protocol as pm
 from . import types as pgt
 from .catalog import CatalogEngine, is_catalog_query
+from .copy import CopyEncoder, is_copy, parse_copy
 from .cursors import Cursor, ScrollCursor, ScrollError, StreamCursor
 from .dollar import space_parameters
 from .rows import RowSource, table_source
@@ -577,6 +578,8 @@ class Connection:
         return [1] if cursor is not None and cursor.binary else []
 
     def classify(self, text: str) -> Statement:
+        if is_copy(text):  # COPY ... TO STDOUT: its query is classified when it runs
+            return Statement("copy", text, query=parse_copy(text).query, tag="COPY")
         return with_search_path(classify(text, lambda expression: is_catalog_query(expression, self.platform.mesh)),
                                 self.session, self.platform)
 
@@ -789,6 +792,9 @@ class Connection:
         if portal.complete is not None:
             self.send(portal.complete)
             return
+        if st.kind == "copy":
+            portal.complete = self.copy_out(st, portal.params, portal.prepared.param_oids)
+            return
         if portal.source is None:
             source = self.start(st, portal.params, portal.prepared.param_oids)
             if source is None:
@@ -803,6 +809,39 @@ class Connection:
             if describe:
                 self.send(pm.row_description(source.fields(fmts)))
         self.stream(portal.source, limit, portal)
+
+    def copy_out(self, st: Statement, values: list[Any], oids: list[int]) -> bytes:
+        """COPY ... TO STDOUT: its query run like any other (the same principal, purpose, audit), its rows
+        streamed in CopyData messages; returns the CommandComplete sent ("COPY n")."""
+        copy = parse_copy(st.text)
+        inner = self.classify(copy.query)
+        if inner.kind not in ("query", "catalog"):
+            raise WireError("42601", "COPY needs a query: COPY (SELECT ...) TO STDOUT or COPY table TO STDOUT")
+        try:
+            source = self.start(inner, values, oids)
+        except errors.Error as e:  # a position in the query, told in the COPY statement
+            e.position = copy.position(st.text, e.position)
+            raise
+        assert source is not None
+        try:
+            encoder = CopyEncoder(copy, source.schema, self.session.timezone)
+            self.send(encoder.response())
+            self.send(encoder.header())
+            rows = 0
+            with self.interruptible(source.result):
+                for batch in source.batches:
+                    self.send(encoder.rows(batch))
+                    rows += batch.num_rows
+            self.send(encoder.trailer())
+            self.send(pm.COPY_DONE)
+        except pm.ClientGone:
+            source.cancel()
+            raise
+        finally:
+            source.close()
+        complete = pm.command_complete(f"COPY {rows}")
+        self.send(complete)
+        return complete
 
     @contextlib.contextmanager
     def interruptible(self, target) -> Iterator[None]:
