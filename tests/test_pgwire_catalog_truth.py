@@ -14,7 +14,16 @@ import shutil
 import subprocess
 
 import pytest
-from meshkit import contract, local_server, mesh_yaml, product, prop, shop_mesh, sql_to_file, write_yaml
+from meshkit import (
+    contract,
+    local_server,
+    mesh_yaml,
+    product,
+    prop,
+    shop_mesh,
+    sql_to_file,
+    write_yaml,
+)
 
 import federation
 from federation.platform import Platform
@@ -260,13 +269,28 @@ def test_application_name_is_in_the_audit_log(platform, server, tokens):
 
 def test_pg_type_has_real_io_functions(server, tokens):
     with connect(server, tokens) as conn:
-        rows = dict((r[0], r[1:]) for r in conn.execute(
+        rows = {r[0]: r[1:] for r in conn.execute(
             "select typname, typinput::regproc::text, typoutput::regproc::text, typinput = 'array_in'::regproc "
-            "from pg_type where typname in ('int4', 'interval', 'date', '_int4', 'int2vector', 'visits')"))
+            "from pg_type where typname in ('int4', 'interval', 'date', '_int4', 'int2vector', 'visits')")}
     assert rows == {"int4": ("int4in", "int4out", False), "interval": ("interval_in", "interval_out", False),
                     "date": ("date_in", "date_out", False), "_int4": ("array_in", "array_out", True),
                     "int2vector": ("int2vectorin", "int2vectorout", False),
                     "visits": ("record_in", "record_out", False)}
+
+
+def test_primary_keys_from_the_contracts_in_pg_catalog_and_information_schema(server, tokens):
+    with connect(server, tokens) as conn:
+        assert conn.execute(
+            "select con.conname, con.contype, con.conkey, i.indisprimary, i.indkey from pg_constraint con "
+            "join pg_class c on c.oid = con.conrelid join pg_index i on i.indexrelid = con.conindid "
+            "where c.relname = 'visits'").fetchall() == [("visits_pkey", "p", [2, 1], True, [2, 1])]
+        assert conn.execute(
+            "select k.column_name, k.ordinal_position from information_schema.table_constraints t "
+            "join information_schema.key_column_usage k on k.constraint_name = t.constraint_name "
+            "and k.table_schema = t.table_schema where t.constraint_type = 'PRIMARY KEY' and t.table_name = 'visits' "
+            "order by k.ordinal_position").fetchall() == [("region_id", 1), ("day", 2)]
+        assert conn.execute("select obj_description('sales.visits'::regclass, 'pg_class'), "
+                            "col_description('sales.visits'::regclass, 3)").fetchone() == ("Store visits", "How long")
 
 
 def test_pgjdbc_primary_keys_index_info_and_interval(server, tokens, tmp_path):

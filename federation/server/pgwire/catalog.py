@@ -525,7 +525,7 @@ class PrincipalCatalog:
                             [_Attribute(c, t, n) for n, (c, t) in enumerate(columns, start=1)]))
         info_schemata = [{"catalog_name": database, "schema_name": n["nspname"], "schema_owner": self.user}
                          for n in nsp]
-        info_tables, info_columns = [], []
+        info_tables, info_columns, info_constraints, info_keys = [], [], [], []
         for i, (ds, columns) in enumerate(visible):
             q, oid = ds.quantum.lower(), table_oid[(ds.quantum.lower(), ds.name.lower())]
             rows["pg_class"].append({
@@ -609,7 +609,15 @@ class PrincipalCatalog:
                                                                    f"{ds.name.lower()} USING btree ({keys})"})
                 rows["pg_indexes"].append({"schemaname": q, "tablename": ds.name.lower(), "indexname": name,
                                            "indexdef": rows["_indexdefs"][-1]["def"]})
+                where = {"constraint_catalog": database, "constraint_schema": q, "constraint_name": name,
+                         "table_catalog": database, "table_schema": q, "table_name": ds.name.lower()}
+                info_constraints.append(dict(where, constraint_type="PRIMARY KEY", is_deferrable="NO",
+                                             initially_deferred="NO", enforced="YES"))
+                info_keys.extend(dict(where, column_name=columns[k - 1].name, ordinal_position=i)
+                                 for i, k in enumerate(pk, start=1))
         rows["info_schemata"] = info_schemata
+        rows["info_table_constraints"] = info_constraints
+        rows["info_key_column_usage"] = info_keys
         rows["info_tables"] = info_tables
         rows["info_columns"] = info_columns
         rows["info_enabled_roles"] = [{"role_name": self.user}]
