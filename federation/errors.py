@@ -54,6 +54,11 @@ class DataError(DatabaseError):
     sqlstate = "22000"
 
 
+class DivisionByZero(DataError):
+    code = "division_by_zero"
+    sqlstate = "22012"
+
+
 class OperationalError(DatabaseError):
     code = "operational_error"
     sqlstate = "58000"

@@ -564,6 +564,8 @@ def translate(e: BaseException, *, timed_out: bool = False, cancelled: bool = Fa
     message = clean_message(str(e))
     if isinstance(e, (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)):
         # the value that failed to convert may be one the principal may not see: never echo values
+        if message.endswith("division by zero"):  # raised by the PostgreSQL semantics (rewrite/postgres.py)
+            return errors.DivisionByZero("division by zero")
         return errors.DataError(redact_values(message))
     if isinstance(e, (duckdb.CatalogException, duckdb.BinderException, duckdb.ParserException)):
         return errors.ProgrammingError(message)

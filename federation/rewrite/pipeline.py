@@ -28,6 +28,7 @@ from ..governance.principals import Principal
 from .context import Context, Definition, Namespace
 from .describe import describe_and_show
 from .limits import check_sql
+from .postgres import postgres_semantics
 from .resolve import resolve_tables
 from .safety import check_bare_identifiers, check_nodes
 from .secure import secure_datasets
@@ -51,6 +52,7 @@ PASSES: tuple[Pass, ...] = (
     resolve_tables,  # every table is a mesh dataset, a system table or a CTE in scope
     check_bare_identifiers,  # SELECT user / current_schema: engine state, not data
     secure_datasets,  # grants, row filters then masks, denials, contract constraints (governance)
+    postgres_semantics,  # SQL written as PostgreSQL: its division, result types and column names (expressions only)
 )
 
 

@@ -87,6 +87,8 @@ def tables_in_scope(expression: exp.Expression) -> list[tuple[exp.Table, frozens
 def _name_subquery_columns(expression: exp.Expression, ctx: Context) -> None:
     """DuckDB names an unaliased result column after its expression's text: a scalar subquery's column
     would be named after the rewritten SQL (internal relations, masks, filters). Name it as written."""
+    if ctx.dialect == "postgres":
+        return  # rewrite/postgres.py names every column as PostgreSQL does
     select = expression
     while isinstance(select, exp.SetOperation):
         select = select.this  # the first operand names the columns
