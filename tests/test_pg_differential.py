@@ -214,6 +214,36 @@ def test_division_by_zero_is_22012(targets):
     assert targets.q_conn.execute("select 10 / 4, -7 / 2, 7 % 3").fetchone() == (2, -3, 1)
 
 
+
+def test_postgres_semantics_leave_governance_alone(tmp_path):
+    """The pass runs after the governance passes and touches only the user's expressions: masks, row filters
+    and denials hold for PostgreSQL SQL exactly as for DuckDB SQL, and the verifier accepts the result."""
+    from meshkit import shop_mesh
+    from test_pgwire import GOVERNANCE
+
+    from federation import errors
+
+    platform = Platform(shop_mesh(tmp_path, governance=GOVERNANCE))
+    ana = platform.principal("ana")
+
+    def rows(sql, dialect):
+        return platform.query(sql, ana, dialect=dialect).fetchall()
+
+    masked = "select id, full_name, email, region from crm.customers order by id"
+    assert rows(masked, "postgres") == rows(masked, "duckdb")
+    assert all(r[1] == "****" and r[2].startswith("***@") and r[3] != "EU" for r in rows(masked, "postgres"))
+    divided = rows("select id / 2, length(email), count(*) over (), email || null, id / (id - id + 1) "
+                   "from crm.customers order by id", "postgres")
+    assert [r[0] for r in divided] == [i // 2 for i, *_ in rows(masked, "duckdb")]
+    assert {r[1] for r in divided} == {len(r[2]) for r in rows(masked, "duckdb")}
+    with pytest.raises(errors.AccessDenied):
+        rows("select sum(amount) / count(*) from shop.orders", "postgres")
+    with pytest.raises(errors.DivisionByZero):
+        rows("select count(*) / (count(*) - count(*)) from crm.customers", "postgres")
+    plan = platform.compile("select count(*), avg(id) from crm.customers", ana, dialect="postgres")
+    assert '"count"' in plan.sql and "memory.crm.customers" in plan.sql and "'****'" in plan.sql
+
+
 if __name__ == "__main__":
     import tempfile
 
