@@ -138,14 +138,15 @@ def test_scram_matches_rfc7677_example():
         def verifiers(self, principal):
             return [auth.Verifier("t1", "user", stored, server_key)]
 
-    scram = auth.ScramServer(Store(), "user")
+    nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    scram = auth.ScramServer(Store(), "user", s_nonce="%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0")
+    assert scram.first("n,,n=user,r=rOprNGfwEbeRWgbNEkqO") == f"r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+    verifier, final = scram.final(f"c=biws,r={nonce},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    assert final == "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=" and verifier.token_id == "t1"
+    scram = auth.ScramServer(Store(), "user", s_nonce="%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0")
     scram.first("n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
-    scram.nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
-    scram.server_first = f"r={scram.nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
-    verifier, final = scram.final(f"c=biws,r={scram.nonce},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
-    assert final == "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
     with pytest.raises(auth.ScramError):
-        scram.final(f"c=biws,r={scram.nonce},p=" + __import__("base64").b64encode(b"x" * 32).decode())
+        scram.final(f"c=biws,r={nonce},p=" + __import__("base64").b64encode(b"x" * 32).decode())
 
 
 # -- psql ------------------------------------------------------------------------------------------------------

@@ -281,3 +281,41 @@ def test_duckdb_postgres_extension_attaches_with_its_defaults(server, tokens):
             db.sql("select amount from q.shop.orders").fetchall()
     finally:
         db.close()
+
+
+# -- SCRAM-SHA-256 (scramp) -------------------------------------------------------------------------------------
+
+
+def test_a_token_made_through_the_python_api_logs_in_over_the_wire(platform, server):
+    """platform.tokens.create keeps the token's SCRAM verifier (no register_token): psycopg (libpq) and asyncpg
+    log in with it at once; a wrong token, another user's token and a revoked one are refused (28P01)."""
+    asyncpg = pytest.importorskip("asyncpg")
+    token, info = platform.tokens.create("ana", 1)
+    other, _ = platform.tokens.create("ana", 1)  # two tokens of one principal: one salt, a verifier each
+    assert {v.token_id for v in platform.tokens.scram.verifiers("ana")} >= {info.token_id, other[3:].split("_")[0]}
+    base = {"host": "127.0.0.1", "port": server.port, "dbname": "testmesh", "sslmode": "disable"}
+
+    def connect(user, password):
+        return psycopg.connect(" ".join(f"{k}={v}" for k, v in {**base, "user": user, "password": password}.items()))
+
+    for password in (token, other):
+        with connect("ana", password) as conn:
+            assert conn.execute("select current_user").fetchone() == ("ana",)
+
+    async def with_asyncpg():
+        conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="ana", password=token,
+                                     database="testmesh", ssl=False)
+        try:
+            return await conn.fetchval("select count(*) from shop.orders")
+        finally:
+            await conn.close()
+
+    assert asyncio.run(with_asyncpg()) == 100
+    for user, password in (("ana", token[:-2] + "xx"), ("pia", token), ("nobody", token)):
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            connect(user, password)
+    platform.tokens.revoke(info.token_id)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect("ana", token)
+    with connect("ana", other) as conn:  # the other token still works
+        assert conn.execute("select 1").fetchone() == (1,)
