@@ -74,13 +74,15 @@ class Counters:
         self._dbs: dict[str, sqlite3.Connection] = {}
         self._lock = threading.Lock()
 
-    def _read(self, file: str, sql: str) -> tuple:
+    def _read(self, file: str, sql: str, missing: tuple) -> tuple:
+        """One row of ``file``; ``missing`` when the file or its table does not exist yet (as a file created
+        empty reads: a database appearing is not a change)."""
         path = self.state_dir / file
         with self._lock:
             db = self._dbs.get(file)
             if db is None:
                 if not path.exists():
-                    return ()
+                    return missing
                 db = self._dbs[file] = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
                                                        timeout=5)
             try:
@@ -88,19 +90,19 @@ class Counters:
             except sqlite3.OperationalError:  # no such table yet, or locked: read again next time
                 db.close()
                 self._dbs.pop(file, None)
-                return ()
+                return missing
 
     def events(self) -> int:
-        row = self._read("control.db", "SELECT max(event_id) FROM events")
-        return int(row[0] or 0) if row else 0
+        row = self._read("control.db", "SELECT max(event_id) FROM events", (None,))
+        return int(row[0] or 0)
 
     def access(self) -> tuple:
-        return self._read("access.db", "SELECT count(decided_at), max(decided_at) FROM access_requests")
+        return self._read("access.db", "SELECT count(decided_at), max(decided_at) FROM access_requests", (0, None))
 
     def observations(self) -> tuple:
         return (self._read("control.db", "SELECT (SELECT max(result_id) FROM quality_results), "
-                           "(SELECT max(rowid) FROM slo_history), (SELECT max(rowid) FROM probes)")
-                + self._read("access.db", "SELECT max(request_id) FROM access_requests"))
+                           "(SELECT max(rowid) FROM slo_history), (SELECT max(rowid) FROM probes)", (None,) * 3)
+                + self._read("access.db", "SELECT max(request_id) FROM access_requests", (None,)))
 
     def kinds_since(self, event_id: int) -> set[str]:
         path = self.state_dir / "control.db"

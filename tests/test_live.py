@@ -171,3 +171,21 @@ def test_state_changes_apply_while_the_files_are_broken(tmp_path):
     assert server.query("select count(*) from system.problems where message like '%last good state serves%'",
                         ana).fetchall()[0][0] >= 1
     watcher.stop()
+
+
+def test_nothing_changed_means_no_reload(tmp_path):
+    """A server's first polls see what its first state was built from (state databases created by the load
+    itself are not a change): no reload, the same state serves."""
+    from federation.onboarding import onboard
+    from federation.platform import Platform
+
+    root = lab_mesh(tmp_path / "lab")
+    p = Platform(root)
+    watcher = p.watch(interval=0.05)
+    time.sleep(1.0)
+    assert (watcher.reloads, watcher.failures, p.state.serial) == (0, 0, 1)
+    onboard(p, "lab.items", items(3), p.principal("dev"))  # an in-process change reloads once, here
+    serial = p.state.serial
+    time.sleep(1.0)
+    assert p.state.serial == serial and watcher.failures == 0  # and the watcher does not build it again
+    watcher.stop()

@@ -136,7 +136,9 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "Server":
-        self.app.extensions["quanta.platform"].watch()  # a server serves changes made by any process
+        platform = self.app.extensions.get("quanta.platform")
+        if platform is not None:
+            platform.watch()  # a server serves changes made by any process
         self._thread = threading.Thread(target=self._server.run, name=f"quanta-http-{self.port}", daemon=True)
         self._thread.start()
         return self
@@ -171,5 +173,7 @@ class Server:
 def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = THREADS,
           **adjustments) -> None:
     """Serve ``app`` until interrupted."""
-    app.extensions["quanta.platform"].watch()
+    platform = app.extensions.get("quanta.platform")
+    if platform is not None:
+        platform.watch()
     _create(app, host, port, threads, **adjustments).run()
