@@ -319,3 +319,76 @@ def test_a_token_made_through_the_python_api_logs_in_over_the_wire(platform, ser
         connect("ana", token)
     with connect("ana", other) as conn:  # the other token still works
         assert conn.execute("select 1").fetchone() == (1,)
+
+
+# -- portals reached by MOVE, reserved words as labels ----------------------------------------------------------
+
+
+def test_asyncpg_cursor_forward_moves_a_protocol_portal(server, tokens):
+    """asyncpg's Cursor.forward(n) sends MOVE FORWARD n <portal of Bind>: the portal skips n rows and the next
+    fetch goes on from there; past the end, fewer rows are moved."""
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def run():
+        conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="ana", password=tokens["ana"],
+                                     database="testmesh", ssl=False)
+        try:
+            async with conn.transaction():
+                cur = await conn.cursor("select order_id from shop.orders where order_id < $1 order by 1", 50)
+                first = [r[0] for r in await cur.fetch(3)]
+                moved = await cur.forward(10)
+                after = [r[0] for r in await cur.fetch(2)]
+                fresh = await conn.cursor("select order_id from shop.orders order by 1")
+                skipped = await fresh.forward(98)  # before any fetch: the portal's query starts here
+                last = await fresh.fetchrow()
+                beyond = await fresh.forward(5)
+            return first, moved, after, skipped, last[0], beyond
+        finally:
+            await conn.close()
+
+    assert asyncio.run(run()) == ([0, 1, 2], 10, [13, 14], 98, 98, 1)
+
+
+METABASE_PRIVILEGES = """with table_privileges as (
+ select
+   NULL as role,
+   t.schemaname as schema,
+   t.objectname as table,
+   pg_catalog.has_table_privilege(current_user, '"' || t.schemaname || '"' || '.' || '"' || t.objectname || '"',
+                                  'UPDATE') as update,
+   pg_catalog.has_table_privilege(current_user, '"' || t.schemaname || '"' || '.' || '"' || t.objectname || '"',
+                                  'SELECT') as select,
+   pg_catalog.has_table_privilege(current_user, '"' || t.schemaname || '"' || '.' || '"' || t.objectname || '"',
+                                  'INSERT') as insert,
+   pg_catalog.has_table_privilege(current_user, '"' || t.schemaname || '"' || '.' || '"' || t.objectname || '"',
+                                  'DELETE') as delete
+ from (
+   select schemaname, tablename as objectname from pg_catalog.pg_tables
+   union
+   select schemaname, viewname as objectname from pg_catalog.pg_views
+   union
+   select schemaname, matviewname as objectname from pg_catalog.pg_matviews
+ ) t
+ where t.schemaname !~ '^pg_'
+   and t.schemaname <> 'information_schema'
+   and pg_catalog.has_schema_privilege(current_user, t.schemaname, 'USAGE')
+)
+select t.*
+from table_privileges t"""
+
+
+def test_reserved_words_as_labels(server, tokens):
+    from federation.server.pgwire.labels import quote_reserved_labels
+
+    assert quote_reserved_labels("with t as not materialized (select 1) select * from t") == \
+        "with t as not materialized (select 1) select * from t"
+    assert quote_reserved_labels("select 'x as select' as Select") == "select 'x as select' as \"select\""
+    with psycopg.connect(dsn(server, tokens)) as conn:
+        cur = conn.execute("select 1 as select, 2 as not, t.select from (select 3 as select) t")
+        assert [d.name for d in cur.description] == ["select", "not", "select"] and cur.fetchall() == [(1, 2, 3)]
+        cur = conn.execute(METABASE_PRIVILEGES)  # Metabase's privilege query: its labels are reserved words
+        assert [d.name for d in cur.description] == ["role", "schema", "table", "update", "select", "insert",
+                                                     "delete"]
+        rows = {(r[1], r[2]): r[3:] for r in cur.fetchall()}
+        assert rows[("shop", "orders")] == (False, True, False, False)  # read-only: SELECT alone
+        assert ("report", "sales_by_region") not in rows  # not granted to ana

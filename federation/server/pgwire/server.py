@@ -63,6 +63,7 @@ from .catalog import CatalogEngine, is_catalog_query
 from .copy import CopyEncoder, is_copy, parse_copy
 from .cursors import Cursor, ScrollCursor, ScrollError, StreamCursor
 from .dollar import space_parameters
+from .labels import quote_reserved_labels
 from .rows import RowSource, table_source
 from .session import REPORTED, Session, Statement, classify, open_session, split, with_search_path
 from .timeouts import effective_timeout
@@ -547,7 +548,7 @@ class Connection:
         sql = buf.cstring()
         try:
             check_sql(sql, self.platform.mesh.settings)  # before any tokenizing: 54001 when too large or deep
-            texts = split(space_parameters(sql))
+            texts = split(quote_reserved_labels(space_parameters(sql)))
         except errors.Error as e:
             self.fail(e, sql)
             texts = []
@@ -592,7 +593,7 @@ class Connection:
         oids = [buf.uint32() for _ in range(n)]
         self._current_sql = sql
         check_sql(sql, self.platform.mesh.settings)
-        texts = split(space_parameters(sql))
+        texts = split(quote_reserved_labels(space_parameters(sql)))
         if len(texts) > 1:
             raise WireError("42601", "cannot insert multiple commands into a prepared statement")
         statement = self.classify(texts[0])
@@ -987,6 +988,9 @@ class Connection:
             return None
         if kind in ("fetch", "move"):
             cursor = self.cursors.get((st.name or "").lower())
+            if cursor is None and kind == "move" and st.name in self.portals:  # a portal of Bind (asyncpg's forward)
+                st.tag = f"MOVE {self.move_portal(self.portals[st.name], st.direction, st.count)}"
+                return None
             if cursor is None:
                 raise WireError("34000", f'cursor "{st.name}" does not exist')
             with self.interruptible(cursor):  # reading ahead (FETCH LAST, ABSOLUTE n) can be cancelled
@@ -1005,6 +1009,27 @@ class Connection:
                 cursor.close()
             return None
         raise WireError("0A000", f"unsupported statement {kind}")
+
+    def move_portal(self, portal: Portal, direction: str, count: int | None) -> int:
+        """MOVE FORWARD over a portal of the extended protocol (named by Bind): the rows are read and dropped
+        (its query starts if no Execute has run it yet); it scans forward only, like a NO SCROLL cursor."""
+        if direction != "FORWARD" or (count is not None and count < 0):
+            raise ScrollError("cursor can only scan forward")
+        if portal.complete is not None or count == 0:
+            return 0
+        if portal.source is None:
+            source = self.start(portal.prepared.statement, portal.params, portal.prepared.param_oids)
+            if source is None:
+                return 0
+            n = len(source.schema)
+            formats = portal.result_formats
+            source.configure(formats * n if len(formats) == 1 else (formats or [0] * n), self.session.timezone)
+            portal.source = source
+        moved = 0
+        with self.interruptible(portal.source.result):
+            for _, rows in portal.source.take(count):
+                moved += rows
+        return moved
 
     def close_cursors(self) -> None:
         cursors, self.cursors = list(self.cursors.values()), {}
