@@ -181,7 +181,7 @@ def main() -> None:
         *environment_lines(),
         f"- Command: `python benchmarks/live.py --changes {args.changes}`",
         "",
-        "Method: " + " ".join(__doc__.split("\n\n")[2].split()),
+        "Method: " + "\n\n".join(__doc__.split("\n\n")[2:5]).replace("``", "`"),
         "",
         *rows,
         "",
