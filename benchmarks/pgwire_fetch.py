@@ -1,16 +1,21 @@
-"""The PostgreSQL wire endpoint against a real PostgreSQL server, side by side in one run.
+"""The PostgreSQL wire endpoint against a real PostgreSQL server and buenavista, side by side in one run.
 
-    python benchmarks/pgwire_fetch.py [--rows 1000000] [--repeat 3]
+    python benchmarks/pgwire_fetch.py [--rows 1000000] [--repeat 5] [--small 2000]
 
 1. A wide table (10 columns: integers, decimal, text, date, timestamp, double, boolean) of ``--rows`` rows,
-   written once as Parquet (a one-quantum mesh for Quanta) and loaded with COPY into a throw-away
-   PostgreSQL cluster (Debian's ``postgresql``: initdb + postgres on a loopback port, run as the
-   ``postgres`` user when this script runs as root).
-2. Large fetch: ``SELECT *`` of the whole table through psycopg (text results, default cursor), from Quanta
-   (``quanta pgserve`` in its own process) and from PostgreSQL, alternating, ``--repeat`` times; medians.
-3. Small-query round trips per second (``SELECT ... WHERE id = %s``, one row), both servers.
-4. The Quanta server's peak resident memory (VmHWM of its process) before and after the large fetches:
-   it must stream, not materialise.
+   written once as Parquet (a one-quantum mesh for Quanta; a DuckDB view for buenavista) and loaded with COPY
+   into a throw-away PostgreSQL cluster (tests/pgserver.py: initdb + pg_ctl in a temporary folder, on a
+   loopback port, as the ``postgres`` user when this script runs as root).
+2. Three servers, each in its own process: Quanta (``quanta pgserve``), PostgreSQL, and buenavista (the
+   Python PostgreSQL-wire server in front of DuckDB, from PyPI: ``pip install buenavista`` into the venv;
+   it is not a dependency of Quanta). When buenavista is not installed its column says so.
+3. Large fetch: ``SELECT *`` of the whole table through psycopg 3, four ways: text and binary results, each
+   by ``fetchall()`` on a client cursor and by a server-side (named) cursor read with ``itersize`` rows
+   per FETCH. Servers alternate (the order flips every round), ``--repeat`` times; medians. The rows of
+   every server are checked against PostgreSQL's once per way (same multiset of row tuples).
+4. Small-query round trips per second: ``select id, customer from bench.wide where id = %s``, ``--small``
+   times on one connection.
+5. The Quanta server's peak resident memory (VmHWM) before and after the large fetches: it must stream.
 
 Not part of the test suite; results go to the section "PostgreSQL wire: fetch" of RESULTS.md.
 """
@@ -18,13 +23,13 @@ Not part of the test suite; results go to the section "PostgreSQL wire: fetch" o
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -32,18 +37,22 @@ import _common as C  # noqa: N812
 
 import yaml
 
+sys.path.insert(0, str(C.REPO / "tests"))
+from pgserver import PostgresServer  # noqa: E402  (the same throw-away cluster the tests use)
+
+QUERY = "select * from bench.wide"
+SMALL = "select id, customer from bench.wide where id = %s"
+WAYS = [("text", False, False), ("binary", True, False), ("text", False, True), ("binary", True, True)]
+
+
+def way_name(fmt: str, named: bool) -> str:
+    return f"{fmt}, {'server-side cursor' if named else 'fetchall'}"
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def pg_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
-    if not found:
-        sys.exit("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    return found[-1].parent
 
 
 def vm_hwm(pid: int) -> int:
@@ -90,32 +99,11 @@ def make_data(root: Path, rows: int) -> Path:
     return root
 
 
-def start_postgres(work: Path, csv: Path) -> tuple[subprocess.Popen, int]:
-    bindir = pg_bin()
-    data = work / "pgdata"
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:  # the cluster belongs to the postgres user, who must reach its folder
-        os.chmod(work.parent, 0o755)
-        shutil.chown(work, "postgres")
-        os.chmod(work, 0o755)
-    subprocess.run(as_postgres + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "bench",
-                                  "--no-sync"], check=True, capture_output=True)
-    port = free_port()
-    proc = subprocess.Popen(as_postgres + [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-                                           "-h", "127.0.0.1", "-k", str(work), "-c", "fsync=off"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_postgres(csv: Path) -> PostgresServer:
     import psycopg
 
-    for _ in range(200):
-        try:
-            conn = psycopg.connect(f"host=127.0.0.1 port={port} user=bench dbname=postgres", autocommit=True)
-            break
-        except psycopg.OperationalError:
-            time.sleep(0.1)
-    else:
-        proc.terminate()
-        sys.exit("PostgreSQL did not start")
-    with conn:
+    pg = PostgresServer()
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
         conn.execute("create schema bench")
         conn.execute("create table bench.wide (id bigint, store_id bigint, amount numeric(12,2), customer text, "
                      "day date, ts timestamp, score double precision, flag boolean, sku text, qty integer)")
@@ -125,16 +113,14 @@ def start_postgres(work: Path, csv: Path) -> tuple[subprocess.Popen, int]:
                     copy.write(chunk)
         conn.execute("alter table bench.wide add primary key (id)")  # PostgreSQL answers the point queries by index
         conn.execute("vacuum analyze bench.wide")
-    return proc, port
+    return pg
 
 
 def start_quanta(mesh: Path) -> tuple[subprocess.Popen, int, str]:
     from federation.platform import Platform
-    from federation.server.pgwire import register_token
 
     platform = Platform(mesh)
-    token, _ = platform.tokens.create("bench", 1)
-    register_token(platform, token)
+    token, _ = platform.tokens.create("bench", 1)  # its SCRAM verifier is derived at creation
     quanta = Path(sys.executable).parent / "quanta"
     proc = subprocess.Popen([str(quanta), "pgserve", str(mesh), "--port", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
@@ -142,76 +128,191 @@ def start_quanta(mesh: Path) -> tuple[subprocess.Popen, int, str]:
     return proc, port, token
 
 
-def fetch_all(dsn: str) -> tuple[float, int]:
+BUENAVISTA = textwrap.dedent("""
+    import sys, duckdb
+    from buenavista.examples.duckdb_postgres import create
+    db = duckdb.connect()
+    db.execute("create schema bench")
+    db.execute("create view bench.wide as select * from read_parquet('" + sys.argv[1] + "')")
+    server = create(db, ("127.0.0.1", int(sys.argv[2])))
+    print("listening", flush=True)
+    server.serve_forever()
+""")
+
+
+def start_buenavista(parquet: Path) -> tuple[subprocess.Popen | None, int, str]:
+    try:
+        import buenavista  # noqa: F401
+    except ImportError:
+        return None, 0, "not installed (pip install buenavista)"
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BUENAVISTA, str(parquet), str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    if "listening" not in proc.stdout.readline():
+        return None, 0, "did not start"
+    return proc, port, ""
+
+
+def fetch(dsn: str, binary: bool, named: bool, itersize: int) -> tuple[float, list]:
     import psycopg
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=not named) as conn:
         started = time.perf_counter()
-        rows = conn.execute("select * from bench.wide").fetchall()
-        return time.perf_counter() - started, len(rows)
+        if named:
+            with conn.cursor("big", binary=binary) as cur:
+                cur.itersize = itersize
+                cur.execute(QUERY)
+                rows = list(cur)
+        else:
+            rows = conn.cursor(binary=binary).execute(QUERY).fetchall()
+        return time.perf_counter() - started, rows
+
+
+def fingerprint(rows: list) -> tuple[int, int]:
+    """The multiset of the rows, as (count, sum of row hashes): equal results give equal fingerprints."""
+    return len(rows), sum(hash(r) for r in rows) & ((1 << 64) - 1)
 
 
 def round_trips(dsn: str, n: int) -> float:
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("select customer from bench.wide where id = %s", [1]).fetchall()
+        conn.execute(SMALL, [1]).fetchall()
         started = time.perf_counter()
         for i in range(n):
-            conn.execute("select customer from bench.wide where id = %s", [i]).fetchall()
+            conn.execute(SMALL, [i]).fetchall()
         return n / (time.perf_counter() - started)
+
+
+def short(e: BaseException) -> str:
+    return f"fails: {type(e).__name__}: {str(e).splitlines()[0][:60] if str(e) else ''}".rstrip(": ")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--small", type=int, default=300, help="small queries per server")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--bv-repeat", type=int, default=1, help="repeats for buenavista (much slower)")
+    parser.add_argument("--small", type=int, default=2000, help="small queries per server")
+    parser.add_argument("--itersize", type=int, default=10_000, help="rows per FETCH of the server-side cursor")
+    parser.add_argument("--ways", default="0,1,2,3", help="which of the four fetch ways (text/binary x "
+                                                          "fetchall/cursor) to run, as indexes")
+    parser.add_argument("--no-buenavista", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    ways = [WAYS[int(i)] for i in args.ways.split(",")]
     work = Path(tempfile.mkdtemp(prefix="quanta-pgwire-bench-"))
-    pg = quanta = None
+    pg = quanta = bv = None
+    bv_note = "skipped (--no-buenavista)"
     try:
         C.progress(f"data: {args.rows:,} rows ...")
         mesh = make_data(work / "mesh", args.rows)
         C.progress("starting PostgreSQL and loading the table ...")
-        (work / "pg").mkdir()
-        pg, pg_port = start_postgres(work / "pg", mesh / "wide.csv")
+        pg = start_postgres(mesh / "wide.csv")
         quanta, q_port, token = start_quanta(mesh)
         dsns = {"Quanta": f"host=127.0.0.1 port={q_port} user=bench dbname=bench password={token}",
-                "PostgreSQL": f"host=127.0.0.1 port={pg_port} user=bench dbname=postgres"}
+                "PostgreSQL": pg.dsn()}
+        if not args.no_buenavista:
+            bv, bv_port, bv_note = start_buenavista(mesh / "data" / "wide.parquet")
+            if bv is not None:
+                dsns["buenavista"] = f"host=127.0.0.1 port={bv_port} user=bench dbname=memory"
+        for dsn in dsns.values():  # warm up: the first query of a server binds its views, fills its caches
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(QUERY + " limit 1000").fetchall()
         memory_before = vm_hwm(quanta.pid)
-        times: dict[str, list[float]] = {k: [] for k in dsns}
-        counts = {}
-        for r in range(args.repeat):
-            for name in (list(dsns) if r % 2 == 0 else list(reversed(dsns))):
-                seconds, counts[name] = fetch_all(dsns[name])
-                times[name].append(seconds)
-                C.progress(f"  fetch {name}: {seconds:.2f} s")
+        times: dict[tuple[str, str], list[float]] = {}
+        notes: dict[tuple[str, str], str] = {}
+        for fmt, binary, named in ways:
+            way = way_name(fmt, named)
+            prints: dict[str, tuple[int, int]] = {}
+            for r in range(args.repeat):
+                order = list(dsns) if r % 2 == 0 else list(reversed(dsns))
+                for name in order:
+                    key = (name, way)
+                    if key in notes or (name == "buenavista" and r >= args.bv_repeat):
+                        continue
+                    try:
+                        seconds, rows = fetch(dsns[name], binary, named, args.itersize)
+                    except Exception as e:  # noqa: BLE001 - a server that cannot do this way is reported, not fatal
+                        notes[key] = short(e)
+                        C.progress(f"  {way:34} {name}: {notes[key]}")
+                        continue
+                    if name not in prints:
+                        prints[name] = fingerprint(rows)
+                    del rows
+                    times.setdefault(key, []).append(seconds)
+                    C.progress(f"  {way:34} {name}: {seconds:.2f} s")
+            for name, fp in prints.items():
+                if name != "PostgreSQL" and "PostgreSQL" in prints and fp != prints["PostgreSQL"]:
+                    notes[(name, way)] = f"rows differ from PostgreSQL's ({fp[0]:,} rows)"
+                    C.report_failures([f"{name} {way}: rows differ from PostgreSQL's"])
         memory_after = vm_hwm(quanta.pid)
-        rps = {name: round_trips(dsn, args.small) for name, dsn in dsns.items()}
+        rps: dict[str, float | str] = {}
+        for name, dsn in dsns.items():
+            try:
+                rps[name] = round_trips(dsn, args.small if name != "buenavista" else max(1, args.small // 10))
+            except Exception as e:  # noqa: BLE001
+                rps[name] = short(e)
+            C.progress(f"  small queries {name}: {rps[name] if isinstance(rps[name], str) else round(rps[name])}/s")
     finally:
-        for proc in (quanta, pg):
+        for proc in (quanta, bv):
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=60)
+        if pg is not None:
+            pg.stop()
         shutil.rmtree(work, ignore_errors=True)
-    q, p = C.median(times["Quanta"]), C.median(times["PostgreSQL"])
-    rows = [[name, f"{counts[name]:,}", f"{C.median(times[name]):.2f}", f"{rps[name]:.0f}"] for name in dsns]
+
+    names = list(dsns) + ([] if "buenavista" in dsns else ["buenavista"])
+
+    def cell(name: str, way: str) -> str:
+        if name not in dsns:
+            return bv_note
+        if (name, way) in notes:
+            return notes[(name, way)]
+        t = C.median(times[(name, way)])
+        p = times.get(("PostgreSQL", way))
+        return f"{t:.2f} s ({t / C.median(p):.2f}x)" if p else f"{t:.2f} s"
+
+    way_names = [way_name(f, n) for f, _, n in ways]
+    table_rows = [[w] + [cell(n, w) for n in names] for w in way_names]
+    table_rows.append(["small queries / s"] + [
+        bv_note if n not in dsns else (rps[n] if isinstance(rps[n], str) else f"{rps[n]:,.0f} "
+                                       f"({rps[n] / rps['PostgreSQL']:.3f}x)" if not isinstance(
+                                           rps["PostgreSQL"], str) else f"{rps[n]:,.0f}") for n in names])
+    verdicts = []
+    for w in way_names:
+        q, p = times.get(("Quanta", w)), times.get(("PostgreSQL", w))
+        if q and p:
+            ratio = C.median(q) / C.median(p)
+            b = times.get(("buenavista", w))
+            faster = "faster than buenavista" if not b or C.median(q) < C.median(b) else "NOT faster than buenavista"
+            if ("buenavista", w) in notes:
+                faster = "buenavista cannot"
+            verdicts.append(f"- {w}: Quanta / PostgreSQL **{ratio:.2f}x** (target <= 1.0x: "
+                            f"**{'met' if ratio <= 1.0 else 'not met'}**); {faster}")
     body = "\n".join(C.environment_lines() + [
-        f"- Command: `python benchmarks/pgwire_fetch.py --rows {args.rows} --repeat {args.repeat}`", "",
-        "Method: one wide table (10 columns) as Parquet for Quanta (`quanta pgserve`, its own process) and "
-        "loaded by COPY into a throw-away PostgreSQL cluster on a loopback port; psycopg 3 `fetchall()` of "
-        "`select * from bench.wide` (text results), alternating servers, medians; round trips: "
-        f"{args.small} one-row parameterised queries on one connection (`where id = %s`: a primary-key index "
-        "in PostgreSQL, Parquet row-group statistics in Quanta).", "",
-        C.table(["Server", "Rows", "Large fetch s (median)", "Small queries / s"], rows), "",
-        f"- Quanta / PostgreSQL time for the large fetch: **{q / p:.2f}x** (target <= 1.5x: "
-        f"**{'met' if q / p <= 1.5 else 'not met'}**)",
+        f"- Command: `python benchmarks/pgwire_fetch.py --rows {args.rows} --repeat {args.repeat} "
+        f"--bv-repeat {args.bv_repeat} --small {args.small}`", "",
+        f"Method: one wide table ({args.rows:,} rows x 10 columns: bigint, decimal(12,2), text, date, timestamp, "
+        "double, boolean, integer) as Parquet for Quanta (`quanta pgserve`) and for buenavista 0.5 (DuckDB "
+        "in memory, a view over the same file), and loaded by COPY into a throw-away PostgreSQL cluster; each "
+        "server in its own process on loopback. psycopg 3 reads `select * from bench.wide` whole, as text and "
+        f"as binary results, by `fetchall()` and by a server-side cursor (`itersize` {args.itersize:,}); servers "
+        f"alternate, medians of {args.repeat} runs ({args.bv_repeat} for buenavista); the rows of each server are "
+        "checked against PostgreSQL's. Ratios are to PostgreSQL's time (lower is better). Small queries: "
+        f"`{SMALL}` on one connection, {args.small} times ({max(1, args.small // 10)} for buenavista); "
+        "PostgreSQL has a primary-key index, Quanta and buenavista read Parquet row-group statistics.", "",
+        C.table(["Fetch of the whole table"] + names, table_rows, align="l" + "r" * len(names)), "",
+        *verdicts,
         f"- Quanta server peak RSS: {memory_before / 1024:.0f} MiB before the fetches, "
         f"{memory_after / 1024:.0f} MiB after (streaming: the result is never held whole)",
     ])
     print(body)
-    C.write_section("PostgreSQL wire: fetch", body)
+    if not args.no_write:
+        C.write_section("PostgreSQL wire: fetch", body)
 
 
 if __name__ == "__main__":
