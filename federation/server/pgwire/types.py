@@ -800,45 +800,57 @@ def sql_type_name(oid: int) -> str | None:
 
 
 # -- whole batches: DataRow messages built column-wise ------------------------------------------------------------
+#
+# A batch's DataRow messages are assembled by one Arrow kernel (binary_join_element_wise) over a few columns of
+# bytes: runs of fixed-width bytes (the row header, fixed-width binary cells, and the length prefix of each
+# variable-width cell) are packed side by side into one numpy block per run, and each variable-width column
+# (text, strings) is joined as it is. So a row costs no Python call, and every byte is copied about twice.
 
-_NULL_CELL = b"\xff\xff\xff\xff"
 _EPOCH_DAYS = 10957  # 2000-01-01 in days since 1970-01-01
 _EPOCH_MICROS = _EPOCH_DAYS * 86_400_000_000
+_EMPTY = pa.scalar(b"", pa.large_binary())
 
 
 def _fixed(values, width: int) -> pa.Array:
-    """A numpy array of big-endian fixed-width values as a large_binary Arrow array."""
-    data = values.tobytes()
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(data)]) \
-        .cast(pa.large_binary())
+    """A numpy array of fixed-width values as a large_binary Arrow array."""
+    return _block_array(values.view("u1").reshape(len(values), width) if len(values) else
+                        __import__("numpy").empty((0, width), "u1"))
 
 
-def _cells_from_values(values: pa.Array) -> pa.Array:
-    """Each value as a DataRow cell: int32 length + bytes, or -1 for NULL."""
+def _block_array(block, validity=None) -> pa.Array:
+    """The rows of a C-contiguous (n, width) uint8 block as a large_binary array (no copy), NULL where
+    ``validity`` (an Arrow bitmap) is unset."""
     import numpy as np
 
-    values = values.cast(pa.large_binary())
-    lengths = pc.binary_length(values).fill_null(-1).to_numpy(zero_copy_only=False).astype(">i4")
-    body = pc.fill_null(values, pa.scalar(b"", pa.large_binary()))
-    return pc.binary_join_element_wise(_fixed(np.ascontiguousarray(lengths), 4), body,
-                                       pa.scalar(b"", pa.large_binary()))
+    n, width = block.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [validity, pa.py_buffer(offsets),
+                                                                   pa.py_buffer(np.ascontiguousarray(block))])
 
 
-def _cells_fixed(array: pa.Array, numbers, width: int, dtype: str) -> pa.Array:
-    """Cells of a fixed-width binary type from a numpy array of the values (NULLs masked)."""
+def _records_part(array: pa.Array, records):
+    """A column of fixed-width binary cells from a numpy structured array whose first field is the int32 length:
+    a block of whole cells when no value is NULL, else the values alone (NULL where NULL)."""
+    block = records.view("u1").reshape(len(records), records.dtype.itemsize)
+    if not array.null_count:
+        return "fixed", block
+    return "var", _block_array(block[:, 4:], array.is_valid().buffers()[1])
+
+
+def _fixed_cells(array: pa.Array, numbers, width: int, dtype: str):
+    """Binary cells of a fixed-width type from a numpy array of the values (NULLs' values ignored)."""
     import numpy as np
 
     records = np.empty(len(numbers), dtype=[("len", ">i4"), ("v", dtype)])
     records["len"] = width
     records["v"] = numbers
-    cells = _fixed(records, 4 + width)
-    if array.null_count:
-        cells = pc.if_else(array.is_valid(), cells, pa.scalar(_NULL_CELL, pa.large_binary()))
-    return cells
+    return _records_part(array, records)
 
 
-def _column_cells(array: pa.Array, fmt: int, timezone: str) -> pa.Array:
-    import numpy as np  # noqa: F401 - used by the vectorised encoders below
+def _column_part(array: pa.Array, fmt: int, timezone: str):
+    """One column's cells: ("fixed", uint8 block (rows, width) of whole cells, length included) or ("var",
+    large_binary array of the values, NULL where the cell is NULL)."""
+    import numpy as np
 
     t = array.type
     if isinstance(t, pa.BaseExtensionType):
@@ -849,15 +861,18 @@ def _column_cells(array: pa.Array, fmt: int, timezone: str) -> pa.Array:
         t = array.type
     if fmt == 0:
         if pa.types.is_string(t) or pa.types.is_large_string(t):
-            return _cells_from_values(array)
+            return "var", array
         if pa.types.is_fixed_size_binary(t) and t.byte_width == 16:
-            return _cells_from_values(uuid_text(array))
+            return "var", uuid_text(array)
         if pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_date32(t):
-            return _cells_from_values(pc.cast(array, pa.string()))
+            return "var", pc.cast(array, pa.string())
         if pa.types.is_boolean(t):
-            return _cells_from_values(pc.if_else(array, "t", "f"))
+            if array.null_count:
+                return "var", pc.if_else(array, "t", "f")
+            letters = np.where(array.to_numpy(zero_copy_only=False), ord("t"), ord("f")).astype("u1")
+            return _fixed_cells(array, letters, 1, "u1")
         if pa.types.is_floating(t):
-            return _cells_from_values(float_text(array))
+            return "var", float_text(array)
         if pa.types.is_timestamp(t) and (not t.tz or _zone(timezone) is dt.timezone.utc):
             micros = pc.cast(array, pa.timestamp("us", t.tz), safe=False).cast(pa.int64())
             values = micros.fill_null(0).to_numpy()
@@ -871,8 +886,8 @@ def _column_cells(array: pa.Array, fmt: int, timezone: str) -> pa.Array:
             text = pc.if_else(array.is_valid(), text, pa.scalar(None, pa.string()))
             if t.tz:
                 text = pc.binary_join_element_wise(text, "+00", "")
-            return _cells_from_values(text)
-        return _cells_from_values(pa.array(text_column(array, timezone), pa.large_binary()))
+            return "var", text
+        return "var", pa.array(text_column(array, timezone), pa.large_binary())
     oid = arrow_oid(t)[0]
     filled = None
     if oid in (INT2, INT4, INT8, FLOAT4, FLOAT8, BOOL, DATE, TIMESTAMP, TIMESTAMPTZ) and \
@@ -891,13 +906,13 @@ def _column_cells(array: pa.Array, fmt: int, timezone: str) -> pa.Array:
     if filled is not None:
         dtype, width = {INT2: (">i2", 2), INT4: (">i4", 4), INT8: (">i8", 8), FLOAT4: (">f4", 4), FLOAT8: (">f8", 8),
                         BOOL: ("u1", 1), DATE: (">i4", 4), TIMESTAMP: (">i8", 8), TIMESTAMPTZ: (">i8", 8)}[oid]
-        return _cells_fixed(array, np.asarray(filled).astype(dtype), width, dtype)
+        return _fixed_cells(array, np.asarray(filled).astype(dtype), width, dtype)
     if oid in (TEXT, UUID):  # UUID: the 16 bytes themselves
-        return _cells_from_values(array)
-    return _cells_from_values(pa.array(binary_column(array, timezone), pa.large_binary()))
+        return "var", array
+    return "var", pa.array(binary_column(array, timezone), pa.large_binary())
 
 
-def _numeric_cells(array: pa.Array, precision: int, scale: int) -> pa.Array:
+def _numeric_cells(array: pa.Array, precision: int, scale: int):
     """Binary numeric cells of a decimal128(p <= 15, s), vectorised: a fixed number of base-10000 digits per
     value (leading and trailing zero digits are valid in the wire format, which is all weights)."""
     import numpy as np
@@ -923,10 +938,7 @@ def _numeric_cells(array: pa.Array, precision: int, scale: int) -> pa.Array:
     records["sign"] = np.where(unscaled < 0, 0x4000, 0)
     records["dscale"] = scale
     records["digits"] = digits
-    cells = _fixed(records, 4 + 8 + 2 * groups)
-    if array.null_count:
-        cells = pc.if_else(array.is_valid(), cells, pa.scalar(_NULL_CELL, pa.large_binary()))
-    return cells
+    return _records_part(array, records)
 
 
 def data_rows(batch: pa.RecordBatch, formats: list[int], timezone: str = "UTC"):
@@ -934,15 +946,33 @@ def data_rows(batch: pa.RecordBatch, formats: list[int], timezone: str = "UTC"):
     import numpy as np
 
     n = batch.num_rows
-    columns = [_column_cells(batch.column(i), formats[i] if i < len(formats) else 0, timezone)
-               for i in range(batch.num_columns)]
-    lengths = np.full(n, 4 + 2, dtype=np.int64)
-    for cells in columns:
-        lengths += pc.binary_length(cells).to_numpy(zero_copy_only=False)
     header = np.empty(n, dtype=[("kind", "S1"), ("len", ">i4"), ("ncols", ">i2")])
+    lengths = np.full(n, 4 + 2, dtype=np.int64)
+    runs: list[list] = [[header.view("u1").reshape(n, 7)]]  # runs of fixed-width blocks, between variable columns
+    variable: list[pa.Array] = []
+    for i in range(batch.num_columns):
+        kind, part = _column_part(batch.column(i), formats[i] if i < len(formats) else 0, timezone)
+        if kind == "fixed":
+            runs[-1].append(part)
+            lengths += part.shape[1]
+            continue
+        sizes = pc.binary_length(part).fill_null(-1).to_numpy(zero_copy_only=False)
+        runs[-1].append(sizes.astype(">i4").view("u1").reshape(n, 4))
+        lengths += 4 + np.maximum(sizes, 0)
+        variable.append(part if pa.types.is_large_binary(part.type) else part.cast(pa.large_binary()))
+        runs.append([])
     header["kind"] = b"D"
     header["len"] = lengths
     header["ncols"] = batch.num_columns
-    rows = pc.binary_join_element_wise(_fixed(header, 7), *columns, pa.scalar(b"", pa.large_binary()))
+    pieces: list[pa.Array] = []
+    for j, run in enumerate(runs):
+        if run:
+            pieces.append(_block_array(np.hstack(run) if len(run) > 1 else run[0]))
+        if j < len(variable):
+            pieces.append(variable[j])
+    if len(pieces) == 1:  # every cell fixed-width
+        rows = pieces[0]
+    else:
+        rows = pc.binary_join_element_wise(*pieces, _EMPTY, null_handling="replace", null_replacement="")
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64, count=n + 1, offset=rows.offset * 8)
     return rows.buffers()[2], offsets
