@@ -104,9 +104,25 @@ def _suggest(name: str, candidates: list[str]) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
+def _unqualify_columns(expression: exp.Expression) -> None:
+    """``crm.customers.id`` (a column qualified by schema and table, as SQLAlchemy's ``select(Table)`` writes
+    it) names the column of the unaliased table ``crm.customers``; that table becomes a relation or a governed
+    subquery named ``customers``, so the column is written ``customers.id``. Only exact matches are touched
+    (``t.s.f`` may be a struct field in DuckDB)."""
+    unaliased = {(t.text("db").lower(), t.name.lower()) for t in expression.find_all(exp.Table)
+                 if t.text("db") and not t.args.get("catalog") and not t.alias and isinstance(t.this, exp.Identifier)}
+    if not unaliased:
+        return
+    for column in expression.find_all(exp.Column):
+        db = column.args.get("db")
+        if db is not None and not column.args.get("catalog") and (db.name.lower(), column.table.lower()) in unaliased:
+            column.set("db", None)
+
+
 def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
     ns = ctx.namespace
     _name_subquery_columns(expression, ctx)
+    _unqualify_columns(expression)
     for table, visible in tables_in_scope(expression):
         if ctx.mark_of(table) is not None:  # already resolved (inside an inlined derived dataset)
             continue
