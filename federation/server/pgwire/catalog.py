@@ -1049,6 +1049,11 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog,
             # struct (x, n) per element, unnested in step with any other of the same list
             return exp.Anonymous(this="unnest", expressions=[_macro("_pg_expandarray",
                                                                    *[sub(a) for a in node.expression.expressions])])
+        if isinstance(node, exp.EQ) and isinstance(node.expression, exp.Any) and \
+                isinstance(_unparen(node.expression.this), exp.Column):
+            # x = ANY(t.array_column) (SQLAlchemy 1.4's get_indexes, in a LEFT JOIN's condition, where DuckDB
+            # cannot run the subquery ANY becomes): a list lookup
+            return exp.Anonymous(this="list_contains", expressions=[_unparen(node.expression.this), node.this])
         if isinstance(node, exp.Any):
             inner = node.this.this if isinstance(node.this, exp.Paren) else node.this
             if isinstance(inner, exp.Literal) and inner.is_string:  # = ANY('{r,p}'): an array literal
@@ -1245,3 +1250,7 @@ def _is_cte(node: exp.Table) -> bool:
             return True
         scope = scope.parent
     return False
+
+
+def _unparen(node: exp.Expression) -> exp.Expression:
+    return node.this if isinstance(node, exp.Paren) else node
