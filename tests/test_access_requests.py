@@ -170,3 +170,20 @@ def test_revoke_over_http(mesh):
             lucas.revoke_access(req["request_id"])
     finally:
         server.stop()
+
+
+def test_expired_grants_show_as_expired_and_grant_nothing(mesh):
+    import sqlite3
+
+    p = Platform(mesh)
+    req = p.request_access(p.principal("ana"), "b2b.accounts", "churn", days=30)
+    p.decide_access(p.principal("lucas"), req.request_id, True)
+    with sqlite3.connect(p.state_dir / "access.db") as db:  # its last day was yesterday
+        db.execute("UPDATE access_requests SET expires = date('now', '-1 day') WHERE request_id = ?",
+                   (req.request_id,))
+    again = Platform(mesh)
+    audrey = federation.Connection(again, again.principal("audrey"))
+    assert audrey.sql("select status from system.access_requests where request_id = ?",
+                      [req.request_id]).fetchone() == ("expired",)
+    with pytest.raises(errors.AccessDenied, match="request access from lucas"):
+        federation.Connection(again, again.principal("ana")).sql("select count(*) from b2b.accounts")
