@@ -536,7 +536,8 @@ class PrincipalCatalog:
                 "relnatts": len(columns),
                 "relchecks": 0, "relhasrules": False, "relhastriggers": False, "relhassubclass": False,
                 "relrowsecurity": False, "relforcerowsecurity": False, "relispopulated": True,
-                "relreplident": "d", "relispartition": False, "relrewrite": 0, "relfrozenxid": 0, "relminmxid": 0})
+                "relreplident": "d", "relispartition": False, "relrewrite": 0, "relfrozenxid": 0, "relminmxid": 0,
+                "relacl": [f"{_acl_name(self.user)}=r/{_acl_name(self.user)}"]})  # read only (pgjdbc's getTablePrivileges, psql's \dp)
             rows["pg_type"].append(_type_row(oid + 20000, ds.name.lower(), schema_oid[q], -1, "c", "C", relid=oid))
             if q == "system":
                 rows["pg_views"].append({"schemaname": q, "viewname": ds.name.lower(), "viewowner": self.user})
@@ -1254,3 +1255,10 @@ def _is_cte(node: exp.Table) -> bool:
 
 def _unparen(node: exp.Expression) -> exp.Expression:
     return node.this if isinstance(node, exp.Paren) else node
+
+
+def _acl_name(user: str) -> str:
+    """A role name as an aclitem writes it (double-quoted unless plain)."""
+    import re
+
+    return user if re.fullmatch(r"[A-Za-z0-9_]+", user) else '"' + user.replace('"', '""') + '"'
