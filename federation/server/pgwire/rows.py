@@ -1,14 +1,24 @@
 """Rows of a result on their way to the client: Arrow record batches encoded into DataRow messages on
-demand, batch by batch."""
+demand, batch by batch.
+
+While a batch's messages are sent, the next batch is read from the engine and encoded in a worker thread
+(one batch ahead, never more: the result still streams). Arrow and numpy release the GIL, so reading,
+encoding and sending overlap. The worker runs in the connection's context (its application name reaches
+the audit entry written when the result ends).
+"""
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator
 
 import pyarrow as pa
 
 from . import protocol as pm
 from . import types as pgt
+
+_WORKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pgwire-rows")
 
 
 class RowSource:
@@ -28,6 +38,9 @@ class RowSource:
         self._pos = 0
         self._formats: list[int] = [0] * len(schema)
         self._timezone = "UTC"
+        self._ahead: Future | None = None  # the next batch with rows, read and encoded: (batch, key, buffer, offsets)
+        # a subclass (a cursor's FETCH, reading a connection of its own) reads in the caller's thread
+        self._read_ahead = type(self) is RowSource
 
     def configure(self, formats: list[int], timezone: str) -> None:
         changed = (formats, timezone) != (self._formats, self._timezone)
@@ -49,18 +62,45 @@ class RowSource:
         self._buffer, self._offsets = pgt.data_rows(batch, self._formats, self._timezone)
         self._batch, self._count, self._pos = batch, batch.num_rows, 0
 
+    def _read(self, formats: list[int], timezone: str):
+        """The next batch with rows, encoded (None at the end)."""
+        batch = next(self.batches, None)
+        while batch is not None and batch.num_rows == 0:
+            batch = next(self.batches, None)
+        if batch is None:
+            return None
+        return (batch, (formats, timezone)) + pgt.data_rows(batch, formats, timezone)
+
+    def _advance(self) -> bool:
+        """Load the next batch with rows (the one read ahead, if any); False at the end."""
+        ahead, self._ahead = self._ahead, None
+        got = ahead.result() if ahead is not None else self._read(self._formats, self._timezone)
+        if got is None:
+            return False
+        batch, key, buffer, offsets = got
+        if key != (self._formats, self._timezone):  # read ahead before the formats changed
+            self._load(batch)
+        else:
+            self._buffer, self._offsets = buffer, offsets
+            self._batch, self._count, self._pos = batch, batch.num_rows, 0
+        return True
+
+    def _read_next(self) -> None:
+        """Start reading and encoding the next batch in a worker thread."""
+        if self._read_ahead and self._ahead is None and not self.done:
+            run = contextvars.copy_context().run
+            self._ahead = _WORKERS.submit(run, self._read, list(self._formats), self._timezone)
+
     def take(self, limit: int | None) -> Iterator[tuple[memoryview, int]]:
         """Chunks of DataRow messages, up to ``limit`` rows in all (every row when None), as (bytes, rows);
         ``done`` tells whether rows remain."""
         n = 0
         while limit is None or n < limit:
             if self._pos >= self._count:
-                batch = next(self.batches, None)
-                if batch is None:
+                if not self._advance():
                     self.done = True
                     self.close()
                     return
-                self._load(batch)
                 continue
             end = self._count if limit is None else min(self._count, self._pos + limit - n)
             chunk = memoryview(self._buffer)[int(self._offsets[self._pos]):int(self._offsets[end])]
@@ -68,22 +108,29 @@ class RowSource:
             self._pos = end
             n += rows
             self.sent += rows
+            if end >= self._count:  # the next batch is read and encoded while this chunk is sent
+                self._read_next()
             yield chunk, rows
         if self._pos >= self._count:  # look ahead: is anything left?
-            batch = next(self.batches, None)
-            while batch is not None and batch.num_rows == 0:
-                batch = next(self.batches, None)
-            if batch is None:
+            if not self._advance():
                 self.done = True
                 self.close()
-            else:
-                self._load(batch)
+
+    def _settle(self) -> None:
+        """Wait for the batch being read ahead (the engine's reader is not to be used by two threads)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            try:
+                ahead.result()
+            except BaseException:  # noqa: BLE001 - the result is being closed: its error no longer matters
+                pass
 
     def cancel(self) -> None:
         if self.result is not None:
             self.result.cancel()
 
     def close(self) -> None:
+        self._settle()
         if self.result is not None:
             try:
                 self.result.close()
