@@ -134,6 +134,7 @@ STRINGS = [
     "category || id", "'n=' || qty", "ascii(category)", "chr(65 + rating)", "translate(category, 'ot', '01')",
     "regexp_replace(product, '[0-9]+', '#')", "octet_length(product)", "quote_ident(category)",
     "to_char(price, '999.99')", "format('%s-%s', category, id)", "string_to_array(product, ' ')",
+    "quote_literal(category)", "quote_literal(product || E'\\\\x')", "quote_literal(qty)", "quote_nullable(discount)",
 ]
 
 NULLS = [

@@ -132,8 +132,6 @@ def test_asyncpg_copy_from_query(served, tmp_path):
     assert denied == "42501"
 
 
-@pytest.mark.xfail(strict=True, reason="asyncpg inlines copy_from_query's arguments with SELECT quote_literal($1::"
-                   "pg_catalog.int8::text), and quote_literal() is neither emulated nor in the function allow-list")
 def test_asyncpg_copy_from_query_with_arguments(served, tmp_path):
     async def session(conn):
         return await conn.copy_from_query("select id from crm.customers where id < $1 order by id", 3,

@@ -65,6 +65,9 @@ def postgres_semantics(expression: exp.Expression, ctx: Context) -> exp.Expressi
     selects = [s for s in _user_nodes(expression, ctx) if isinstance(s, exp.Select)]
     names = {id(s): [_figure(p, ctx.sql)[0] for p in s.expressions] for s in selects}
     types = _column_types(expression, ctx)
+    for node in _user_nodes(expression, ctx):  # pg_catalog.int8 and friends: the built-in types
+        if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.USERDEFINED:
+            _builtin_type(node)
     for node in reversed(_user_nodes(expression, ctx)):  # the innermost first
         if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
             _divide(node, types)
@@ -78,6 +81,9 @@ def postgres_semantics(expression: exp.Expression, ctx: Context) -> exp.Expressi
             _cast_outer(node, exp.DataType.build("INT"))
         elif isinstance(node, exp.Format):
             _format(node)
+        elif isinstance(node, exp.Anonymous) and node.name.lower() in ("quote_literal", "quote_nullable") \
+                and len(node.expressions) == 1:
+            _quote_literal(node)
         elif isinstance(node, exp.Sub) and pg_type(node.left, types) == pg_type(node.right, types) == T.DATE:
             _cast_outer(node, exp.DataType.build("INT"))  # date - date is int4
         elif isinstance(node, (exp.Add, exp.Sub, exp.Mul)):
@@ -253,6 +259,36 @@ def _int4(node: exp.Expression, types: dict[int, exp.DataType]) -> None:
     """int2 + 3 is int4 in PostgreSQL (the literal is int4); DuckDB keeps the smallint."""
     if pg_type(node, types) == T.INT and T.SMALLINT in (pg_type(node.left, types), pg_type(node.right, types)):
         _cast_outer(node, exp.DataType.build("INT"))
+
+
+def _builtin_type(node: exp.DataType) -> None:
+    """A type named with its schema, ``pg_catalog.int8``, is the built-in type (as ORMs and drivers write it)."""
+    kind = node.args.get("kind")
+    if isinstance(kind, exp.Dot) and kind.this.name.lower() == "pg_catalog":
+        try:
+            node.replace(exp.DataType.build(kind.expression.name, dialect="postgres"))
+        except Exception:  # noqa: BLE001 - not a type PostgreSQL knows: left for the engine to refuse
+            pass
+
+
+def _quote_literal(node: exp.Anonymous) -> None:
+    """quote_literal(x) / quote_nullable(x): x as a SQL string literal (quotes doubled; with a backslash,
+    PostgreSQL's E'' form with backslashes doubled); NULL stays NULL (quote_literal) or is 'NULL'."""
+    text = exp.cast(node.expressions[0].copy(), "VARCHAR")
+    quote = exp.Literal.string("'")
+
+    def doubled(value: exp.Expression) -> exp.Expression:
+        return exp.func("replace", value, quote.copy(), exp.Literal.string("''"))
+
+    backslashes = exp.func("replace", text.copy(), exp.Literal.string("\\"), exp.Literal.string("\\\\"))
+    plain = exp.DPipe(this=exp.DPipe(this=quote.copy(), expression=doubled(text.copy())), expression=quote.copy())
+    escaped = exp.DPipe(this=exp.DPipe(this=exp.Literal.string("E'"), expression=doubled(backslashes)),
+                        expression=quote.copy())
+    null = exp.Literal.string("NULL") if node.name.lower() == "quote_nullable" else exp.cast(exp.null(), "VARCHAR")
+    node.replace(exp.Case(ifs=[
+        exp.If(this=exp.Is(this=text.copy(), expression=exp.null()), true=null),
+        exp.If(this=exp.func("contains", text.copy(), exp.Literal.string("\\")), true=escaped),
+    ], default=plain))
 
 
 def _format(node: exp.Format) -> None:

@@ -80,7 +80,14 @@ def _oid_of(node: exp.Expression, tables: dict) -> int | None:
 
 
 def _cast_oid(cast: exp.Cast) -> int | None:
-    name = cast.to.sql("duckdb")
+    to = cast.to
+    kind = to.args.get("kind")
+    if to.this == exp.DataType.Type.USERDEFINED and isinstance(kind, exp.Dot) and kind.this.name.lower() == "pg_catalog":
+        try:  # pg_catalog.int8: the built-in type (asyncpg writes its casts so)
+            to = exp.DataType.build(kind.expression.name, dialect="postgres")
+        except Exception:  # noqa: BLE001 - no such built-in type
+            return None
+    name = to.sql("duckdb")
     oid = pgt.duckdb_type_oid("INTEGER" if name.upper() == "INT" else name)[0]  # sqlglot spells integer INT
     return pgt.TEXT if oid == pgt.VARCHAR else oid
 
