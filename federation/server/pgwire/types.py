@@ -359,16 +359,22 @@ def float_text(array: pa.Array) -> pa.Array:
     if pa.types.is_float16(array.type):
         array, bits = array.cast(pa.float32()), 32
     text = pc.cast(array, pa.string())
-    magnitude = pc.abs(array)
-    odd = pc.or_(pc.or_(pc.greater_equal(magnitude, 10.0 ** _FIXED_BELOW[bits]),
-                        pc.and_(pc.less(magnitude, 1e-4), pc.not_equal(magnitude, 0))),
-                 pc.or_(pc.is_nan(array), pc.match_substring(text, "e")))
-    odd = odd.fill_null(False)
-    if not pc.any(odd).as_py():
+    values = array.to_numpy(zero_copy_only=False)  # NULLs as NaN
+    with np.errstate(invalid="ignore"):
+        magnitude = np.abs(values)
+        odd = ~((magnitude >= 1e-4) & (magnitude < 10.0 ** _FIXED_BELOW[bits])) & (magnitude != 0)
+        # Arrow writes an exponent from 1e10 up (double-conversion's decimal_in_shortest_high is 10): only
+        # such magnitudes are looked at for one (the others of the fixed range are fixed notation)
+        large = np.flatnonzero(~odd & (magnitude >= 1e9))
+    if large.size:
+        odd[large[pc.match_substring(text.take(pa.array(large)), "e").to_numpy(zero_copy_only=False)]] = True
+    if array.null_count:
+        odd &= array.is_valid().to_numpy(zero_copy_only=False)
+    if not odd.any():
         return text
-    where = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+    where = np.flatnonzero(odd)
     values = array.take(pa.array(where)).to_pylist()
-    return pc.replace_with_mask(text, odd, pa.array([format_float(v, bits) for v in values], pa.string()))
+    return pc.replace_with_mask(text, pa.array(odd), pa.array([format_float(v, bits) for v in values], pa.string()))
 
 
 def format_interval(months: int, days: int, nanos: int) -> str:
