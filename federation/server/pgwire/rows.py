@@ -19,6 +19,7 @@ from . import protocol as pm
 from . import types as pgt
 
 _WORKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pgwire-rows")
+READ_AHEAD_ROWS = 8192  # a batch shorter than this ends the result most of the time: no thread hand-off for it
 
 
 class RowSource:
@@ -108,8 +109,8 @@ class RowSource:
             self._pos = end
             n += rows
             self.sent += rows
-            if end >= self._count:  # the next batch is read and encoded while this chunk is sent
-                self._read_next()
+            if end >= self._count and self._count >= READ_AHEAD_ROWS:  # the next batch is read and encoded
+                self._read_next()  # while this chunk is sent (a short batch is most often the last one)
             yield chunk, rows
         if self._pos >= self._count:  # look ahead: is anything left?
             if not self._advance():
