@@ -253,6 +253,7 @@ _SCALAR_REWRITES = {"current_schemas", "current_setting", "set_config", "pg_back
                     "jsonb_build_object"}
 CATALOG_FUNCTIONS = set(MACROS) | _SCALAR_REWRITES | _TRUE_FUNCS | _FALSE_FUNCS | _NULL_FUNCS | _ZERO_FUNCS
 CATALOG_FUNCTIONS -= {"quote_ident", "array_lower", "array_upper", "array_length", "pg_size_pretty"}
+_VECTORS = {"indkey", "indclass", "indcollation", "indoption", "proargtypes"}  # columns PostgreSQL indexes from 0
 _REG_TYPES = {"regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper",
               "regconfig"}
 
@@ -606,6 +607,9 @@ class PrincipalCatalog:
                 table_row["relhasindex"] = True
                 rows["pg_class"].append(dict(table_row, relhasindex=False, oid=index_oid, relname=name, reltype=0, relam=403,
                                              relkind="i", relnatts=len(pk), relfilenode=index_oid))
+                attributes = rows["pg_attribute"][-len(columns):]  # this table's, appended above
+                rows["pg_attribute"].extend(dict(attributes[k - 1], attrelid=index_oid, attnum=i)  # the index's columns
+                                            for i, k in enumerate(pk, start=1))  # (psqlODBC's SQLPrimaryKeys)
                 rows["_indexdefs"].append({"oid": index_oid, "def": f"CREATE UNIQUE INDEX {name} ON {q}."
                                                                    f"{ds.name.lower()} USING btree ({keys})"})
                 rows["pg_indexes"].append({"schemaname": q, "tablename": ds.name.lower(), "indexname": name,
@@ -1050,6 +1054,11 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog,
             # struct (x, n) per element, unnested in step with any other of the same list
             return exp.Anonymous(this="unnest", expressions=[_macro("_pg_expandarray",
                                                                    *[sub(a) for a in node.expression.expressions])])
+        if isinstance(node, exp.Bracket) and isinstance(node.this, exp.Column) and len(node.expressions) == 1 and \
+                node.this.name.lower() in _VECTORS:
+            # int2vector and oidvector count from 0 (i.indkey[ia.attnum-1]: psqlODBC's SQLPrimaryKeys)
+            node.set("expressions", [exp.Add(this=exp.Paren(this=node.expressions[0]), expression=exp.Literal.number(1))])
+            return node
         if isinstance(node, exp.EQ) and isinstance(node.expression, exp.Any) and \
                 isinstance(_unparen(node.expression.this), exp.Column):
             # x = ANY(t.array_column) (SQLAlchemy 1.4's get_indexes, in a LEFT JOIN's condition, where DuckDB
