@@ -128,3 +128,16 @@ def test_psycopg2_session(served):
         conn.commit()
     finally:
         conn.close()
+
+
+@pytest.mark.xfail(strict=True, reason="pg_catalog.pg_cursors is not served: psycopg closing a named cursor whose "
+                   "DECLARE failed asks it whether the cursor exists, and the error aborts the transaction (catalog)")
+def test_psycopg3_named_cursor_closes_after_a_failed_declare(served):
+    with psycopg.connect(served.dsn()) as conn:
+        cur = conn.cursor(name="broken")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            cur.execute("select amount from shop.orders")
+        conn.rollback()
+        cur = conn.cursor(name="kept")
+        cur.execute("select id from lab.readings order by id")
+        assert conn.execute("select name from pg_catalog.pg_cursors").fetchall() == [("kept",)]
