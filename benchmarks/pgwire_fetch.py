@@ -288,11 +288,18 @@ def main() -> None:
         if q and p:
             ratio = C.median(q) / C.median(p)
             b = times.get(("buenavista", w))
-            faster = "faster than buenavista" if not b or C.median(q) < C.median(b) else "NOT faster than buenavista"
-            if ("buenavista", w) in notes:
-                faster = "buenavista cannot"
+            if "buenavista" not in dsns:
+                faster = f"buenavista {bv_note}"
+            elif ("buenavista", w) in notes:
+                faster = "buenavista cannot do this"
+            else:
+                faster = f"{C.median(b) / C.median(q):.1f}x faster than buenavista" if C.median(q) < C.median(b) \
+                    else "NOT faster than buenavista"
             verdicts.append(f"- {w}: Quanta / PostgreSQL **{ratio:.2f}x** (target <= 1.0x: "
                             f"**{'met' if ratio <= 1.0 else 'not met'}**); {faster}")
+    if isinstance(rps.get("Quanta"), float) and isinstance(rps.get("buenavista"), float):
+        verdicts.append(f"- small queries: Quanta {rps['Quanta']:,.0f}/s, buenavista {rps['buenavista']:,.0f}/s: "
+                        f"{'faster' if rps['Quanta'] > rps['buenavista'] else 'NOT faster'} than buenavista")
     body = "\n".join(C.environment_lines() + [
         f"- Command: `python benchmarks/pgwire_fetch.py --rows {args.rows} --repeat {args.repeat} "
         f"--bv-repeat {args.bv_repeat} --small {args.small}`", "",
