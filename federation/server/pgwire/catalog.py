@@ -178,6 +178,9 @@ PG_TABLES: dict[str, str] = {
                    "max_val VARCHAR, enumvals VARCHAR[], boot_val VARCHAR, reset_val VARCHAR, sourcefile VARCHAR, "
                    "sourceline INTEGER, pending_restart BOOLEAN",
     "pg_available_extensions": "name VARCHAR, default_version VARCHAR, installed_version VARCHAR, comment VARCHAR",
+    # the open cursors: none listed (psycopg asks before closing a named cursor whose DECLARE failed)
+    "pg_cursors": "name VARCHAR, statement VARCHAR, is_holdable BOOLEAN, is_binary BOOLEAN, is_scrollable BOOLEAN, "
+                  "creation_time TIMESTAMPTZ",
 }
 
 INFO_TABLES: dict[str, str] = {
