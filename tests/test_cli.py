@@ -138,10 +138,9 @@ def test_help_lists_commands():
         assert cmd in p.stdout
 
 
-def test_validate_reports_approvers_that_match_no_principal(tmp_path):
+def test_validate_reports_approvers_that_match_no_principal(tmp_path, demo_path):
     root = tmp_path / "gp"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "catalogs" / "greatparts", root,
-                    ignore=shutil.ignore_patterns(".quanta", "warehouse"))
+    shutil.copytree(demo_path, root, ignore=shutil.ignore_patterns(".quanta", "warehouse"))
     contract = root / "contracts" / "b2b.odcs.yaml"
     data = yaml.safe_load(contract.read_text())
     data["roles"][0]["firstLevelApprovers"] = "nobody-here"

@@ -270,6 +270,8 @@ _ALLOWED_NAME_GROUPS: dict[str, tuple[str, ...]] = {
         "grouping_id", "columns", "unpack", "unnest", "current_time", "current_timestamp",
         "localtime", "localtimestamp",
     ),
+    # PostgreSQL functions DuckDB lacks, rewritten into DuckDB SQL by rewrite/postgres.py (over the wire)
+    "postgres forms": ("quote_literal", "quote_nullable"),
     "aggregates and window functions": (
         "any_value", "approx_count_distinct", "approx_quantile", "approx_top_k", "arbitrary",
         "arg_max", "arg_max_null", "arg_max_nulls_last", "arg_min", "arg_min_null",
@@ -307,7 +309,7 @@ _ALLOWED_NAME_GROUPS: dict[str, tuple[str, ...]] = {
         "like_escape", "lower", "lpad", "ltrim", "mismatches", "nfc_normalize",
         "not_ilike_escape", "not_like_escape", "octet_length", "ord", "parse_dirname",
         "parse_dirpath", "parse_filename", "parse_formatted_bytes", "parse_path", "position",
-        "prefix", "printf", "quote_literal", "quote_nullable", "repeat", "replace", "reverse", "right", "right_grapheme", "rpad",
+        "prefix", "printf", "repeat", "replace", "reverse", "right", "right_grapheme", "rpad",
         "rtrim", "split", "split_part", "starts_with", "str_split", "string_split",
         "string_to_array", "strip_accents", "strlen", "strpos", "substr", "substring",
         "substring_grapheme", "suffix", "to_base", "to_base64", "to_binary", "to_hex",
