@@ -309,8 +309,9 @@ class Platform:
 
     def refresh_observability(self, fingerprint: live.Fingerprint | None = None) -> None:
         """Rewrite the tables that show observations (quality results, SLO status, access requests) from the
-        state databases; the state itself does not change."""
-        fp = fingerprint or self.fingerprint()
+        state databases; the state itself does not change. With ``fingerprint`` (the watcher's, whose new
+        events it checked are observations only), those changes count as applied; without, nothing is marked
+        applied (another process's change since then is still the watcher's to see)."""
         state = self._state
         try:
             from .onboarding.tables import refresh
@@ -319,9 +320,12 @@ class Platform:
         except Exception:  # noqa: BLE001 - observations are best effort; the data path is unaffected
             pass
         state.backend.put_table("access_requests", self._access_table(state.mesh, state.governance))
+        if fingerprint is None:
+            return
         with self._lock:
             if self._state is state:
-                self.seen = live.Fingerprint(self.seen.files, fp.events, self.seen.access, fp.observations)
+                self.seen = live.Fingerprint(self.seen.files, fingerprint.events, self.seen.access,
+                                             fingerprint.observations)
 
     def retry_unavailable(self, every: float = 30.0) -> bool:
         """Reload now and then while a source of the current state is unavailable (a hung or stopped server)."""
