@@ -256,6 +256,10 @@ class Platform:
         Returns whether the new state serves."""
         with self._build_lock:
             fp = fingerprint or self.fingerprint()
+            built = self._state.fingerprint
+            if (fp.files, fp.events, fp.access) == (built.files, built.events, built.access) and not self.reload_problems:
+                self.seen = fp  # already built from these (the watcher and a writer of this process both asked)
+                return True
             new, why, problems = self._try_build(fp)
             current = self._state
             if new is None and (fp.events, fp.access) != (current.fingerprint.events, current.fingerprint.access):
