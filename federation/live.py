@@ -178,7 +178,7 @@ class Watcher:
             p.refresh_observability(now)
             return False
         started = time.perf_counter()
-        ok = p.reload(fingerprint=now)
+        ok = p.reload(fingerprint=now, changed=True)
         if ok:
             self.reloads += 1
             log.info("mesh reloaded in %.3f s", time.perf_counter() - started)

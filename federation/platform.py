@@ -156,7 +156,7 @@ class Platform:
                              + (f" until {req.expires}" if req.expires else ""),
                              "access_granted" if approve else "access_denied", req)
         if approve:
-            self.reload()  # effective at once here; other processes see the event within a poll
+            self.reload(changed=True)  # effective at once here; other processes see the event within a poll
         return req
 
     def revoke_access(self, principal: Principal, request_id: int, reason: str | None = None) -> AccessRequest:
@@ -175,7 +175,7 @@ class Platform:
             raise errors.UnknownObject(f"there is no approved access request {request_id} to revoke") from None
         self._access_changed(principal, f"ACCESS REVOKED {req.request_id}: {ds.qualified_name} for {req.principal}"
                              + (f" ({reason})" if reason else ""), "access_revoked", req)
-        self.reload()
+        self.reload(changed=True)
         return req
 
     def _dataset(self, name: str) -> Dataset:
@@ -248,16 +248,20 @@ class Platform:
             skip = (serving.warehouse(state.mesh), (self.path / str(state.mesh.raw.get("data", "data"))).resolve())
         return live.fingerprint(self.path, self.counters, skip)
 
-    def reload(self, fingerprint: live.Fingerprint | None = None) -> bool:
+    def reload(self, fingerprint: live.Fingerprint | None = None, changed: bool = False) -> bool:
         """Build a new state from the mesh's files and state databases beside the current one and swap it in
         one step (queries already running finish on theirs). A build that fails, or that a new error in the
         mesh's files would leave without a quantum the current state serves, keeps the current state and
         reports why (``reload_problems``, ``system.problems``, a ``reload_failed`` event, the log).
+        ``changed``: the caller knows of a change of the files or state databases (the watcher, a writer of
+        this process): nothing is built when the current state was already built from them (both asked).
         Returns whether the new state serves."""
         with self._build_lock:
             fp = fingerprint or self.fingerprint()
             built = self._state.fingerprint
-            if (fp.files, fp.events, fp.access) == (built.files, built.events, built.access) and not self.reload_problems:
+            unavailable = any(getattr(p, "retry", False) for p in self._state.mesh.problems)  # to try again
+            if changed and (fp.files, fp.events, fp.access) == (built.files, built.events, built.access) \
+                    and not self.reload_problems and not unavailable:
                 self.seen = fp  # already built from these (the watcher and a writer of this process both asked)
                 return True
             new, why, problems = self._try_build(fp)

@@ -153,7 +153,7 @@ def write_rules(platform, name: str, principal) -> Path:
         kind="rules_written", quantum=ds.quantum, dataset=ds.name, principal=principal.name,
         message=f"{len(found['rules'])} quality rule(s) written into {contract.file}",
         details={"file": contract.file, "rules": found["rules"]}))
-    platform.reload()
+    platform.reload(changed=True)
     try:
         R.dataset_rules(platform.mesh.dataset(ds.quantum, ds.name))
     except R.RuleError as e:  # validated when set; a reload that reads them otherwise is a bug to report

@@ -406,7 +406,7 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
                 details={"quality": summary, "warnings": report.warnings})] + changed, contract=snapshot)
         _step("committed", None)
         _retention(platform, store, ds, folder)  # versions beyond versions_kept expire (their files stay a while)
-        platform.reload()  # a new state serves the new version here; other processes see the events
+        platform.reload(changed=True)  # a new state serves the new version here; other processes see the events
         _step("switched", None)
         sweep_expired(platform, store, ds)
         _step("cleaned", None)
@@ -601,7 +601,7 @@ def _batch_target(platform, con, view: str, principal):
 def switch_view(platform, ds: Dataset, v: Version) -> None:
     """Serve the store's current versions (``v`` of ``ds`` just became one) in the running platform: a new
     state is built and swapped in; the running one is never edited."""
-    platform.reload()
+    platform.reload(changed=True)
 
 
 def _retention(platform, store, ds: Dataset, folder: Path) -> None:
