@@ -75,9 +75,6 @@ def test_odbc_queries_parameters_types_and_streaming(conn):
     assert cur.execute("select 1").fetchone()[0] == 1  # the session goes on
 
 
-@pytest.mark.xfail(strict=True, reason="pg_index.indkey goes out as int2[] ('{1}'), not int2vector (oid 22, '1'): "
-                   "psqlODBC's SQLStatistics reads it into its vector of column numbers as garbage, asks "
-                   "pg_get_indexdef for columns that do not exist and crashes the client (catalog/types, H9)")
 def test_odbc_statistics_lists_the_primary_key_index(served, conn, tmp_path):
     import subprocess
     import sys

@@ -283,7 +283,7 @@ def test_primary_keys_from_the_contracts_in_pg_catalog_and_information_schema(se
         assert conn.execute(
             "select con.conname, con.contype, con.conkey, i.indisprimary, i.indkey from pg_constraint con "
             "join pg_class c on c.oid = con.conrelid join pg_index i on i.indexrelid = con.conindid "
-            "where c.relname = 'visits'").fetchall() == [("visits_pkey", "p", [2, 1], True, [2, 1])]
+            "where c.relname = 'visits'").fetchall() == [("visits_pkey", "p", [2, 1], True, "2 1")]
         assert conn.execute(
             "select k.column_name, k.ordinal_position from information_schema.table_constraints t "
             "join information_schema.key_column_usage k on k.constraint_name = t.constraint_name "
@@ -291,6 +291,28 @@ def test_primary_keys_from_the_contracts_in_pg_catalog_and_information_schema(se
             "order by k.ordinal_position").fetchall() == [("region_id", 1), ("day", 2)]
         assert conn.execute("select obj_description('sales.visits'::regclass, 'pg_class'), "
                             "col_description('sales.visits'::regclass, 3)").fetchone() == ("Store visits", "How long")
+
+
+def test_index_and_function_vectors_are_int2vector_and_oidvector(server, tokens):
+    """pg_index.indkey/indoption/indclass/indcollation and pg_proc.proargtypes go out as PostgreSQL's int2vector
+    (22) and oidvector (30): '2 1' in text, array_send with lower bound 0 in binary (psqlODBC reads them so),
+    while indexing them in a query still counts from 0."""
+    import struct
+
+    sql = ("select i.indkey, i.indoption, i.indclass, i.indcollation, i.indkey[0] as first, i.indkey::int2[] as arr "
+           "from pg_index i join pg_class c on c.oid = i.indrelid where c.relname = 'visits'")
+    with connect(server, tokens) as conn:
+        cur = conn.execute(sql)
+        types = [d.type_code for d in cur.description]
+        assert types[:5] == [22, 22, 30, 30, 21] and types[5] in (1005, 1028)  # a cast: an array again
+        assert cur.fetchone() == ("2 1", "0 0", "0 0", "0 0", 2, [2, 1])
+        cur = conn.cursor(binary=True)
+        raw = cur.execute("select i.indkey, i.indclass from pg_index i join pg_class c on c.oid = i.indrelid "
+                          "where c.relname = 'visits'").fetchone()
+        assert bytes(raw[0]) == struct.pack("!iiiii", 1, 0, 21, 2, 0) + struct.pack("!ihih", 2, 2, 2, 1)
+        assert bytes(raw[1]) == struct.pack("!iiiii", 1, 0, 26, 2, 0) + struct.pack("!iIiI", 4, 0, 4, 0)
+        proc = conn.execute("select proargtypes from pg_proc where pronargs = 1 limit 1")
+        assert proc.description[0].type_code == 30 and proc.fetchone()[0].strip().isdigit()
 
 
 def test_pgjdbc_primary_keys_index_info_and_interval(server, tokens, tmp_path):

@@ -256,7 +256,9 @@ _SCALAR_REWRITES = {"current_schemas", "current_setting", "set_config", "pg_back
                     "jsonb_build_object"}
 CATALOG_FUNCTIONS = set(MACROS) | _SCALAR_REWRITES | _TRUE_FUNCS | _FALSE_FUNCS | _NULL_FUNCS | _ZERO_FUNCS
 CATALOG_FUNCTIONS -= {"quote_ident", "array_lower", "array_upper", "array_length", "pg_size_pretty"}
-_VECTORS = {"indkey", "indclass", "indcollation", "indoption", "proargtypes"}  # columns PostgreSQL indexes from 0
+# int2vector and oidvector columns: PostgreSQL indexes them from 0, and sends them as their own types
+_VECTORS = {"indkey": pgt.INT2VECTOR, "indoption": pgt.INT2VECTOR, "indclass": pgt.OIDVECTOR,
+            "indcollation": pgt.OIDVECTOR, "proargtypes": pgt.OIDVECTOR}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper",
               "regconfig"}
 
@@ -693,10 +695,19 @@ def _pk_position(column) -> tuple[int, int]:
 
 
 def _oid_schema(schema: pa.Schema) -> pa.Schema:
-    """Lists of integers in catalog results are oid[] (what PostgreSQL returns; drivers have their codec)."""
-    return pa.schema([pa.field(f.name, pa.list_(pa.uint32())) if pa.types.is_list(f.type) and
-                      pa.types.is_integer(f.type.value_type) and f.type.value_type.bit_width > 16 else f
-                      for f in schema])
+    """Lists of integers in catalog results are oid[] (what PostgreSQL returns; drivers have their codec), but
+    a column named as one of the catalog's vectors (pg_index.indkey, pg_proc.proargtypes...) is an int2vector
+    or oidvector, as in PostgreSQL (psqlODBC's SQLStatistics reads indkey as '1 2')."""
+    fields = []
+    for f in schema:
+        if pa.types.is_list(f.type) and pa.types.is_integer(f.type.value_type):
+            vector = _VECTORS.get(f.name.lower())
+            if vector is not None:
+                f = pa.field(f.name, pgt.vector(vector))
+            elif f.type.value_type.bit_width > 16:
+                f = pa.field(f.name, pa.list_(pa.uint32()))
+        fields.append(f)
+    return pa.schema(fields)
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -119,8 +119,56 @@ def duckdb_type_oid(type_name: str) -> tuple[int, int]:
     return DUCKDB_TYPES.get(base, TEXT), -1
 
 
+# -- int2vector and oidvector ----------------------------------------------------------------------------------
+
+
+class PgVector(pa.ExtensionType):
+    """PostgreSQL's int2vector or oidvector (pg_index.indkey, pg_proc.proargtypes): a list of int16 or uint32
+    that goes out as its own type, space-separated in text ('1 2') and as a one-dimensional array with lower
+    bound 0 in binary (psqlODBC reads them so); the catalog's DuckDB side keeps a list."""
+
+    def __init__(self, oid: int):
+        self.oid = oid
+        super().__init__(pa.list_(pa.int16() if oid == INT2VECTOR else pa.uint32()),
+                         "postgres." + TYPES[oid].name)
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return str(self.oid).encode()
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> PgVector:
+        return cls(int(serialized))
+
+
+def vector(oid: int) -> PgVector:
+    """The Arrow type of an int2vector (INT2VECTOR) or oidvector (OIDVECTOR) column."""
+    return PgVector(oid)
+
+
+def _vector_oid(t: pa.DataType) -> int | None:
+    return t.oid if isinstance(t, PgVector) else None
+
+
+def _vector_text(v: list) -> str:
+    return " ".join(str(x) for x in v)
+
+
+def _vector_binary(oid: int) -> Callable[[list], bytes]:
+    """array_send of a vector: one dimension, lower bound 0 (no dimension at all when empty)."""
+    elem, item = (INT2, _i16) if oid == INT2VECTOR else (OID, struct.Struct("!I"))
+
+    def send(v: list) -> bytes:
+        if not v:
+            return struct.pack("!iii", 0, 0, elem)
+        return struct.pack("!iiiii", 1, 0, elem, len(v), 0) + \
+            b"".join(_i32.pack(item.size) + item.pack(x) for x in v)
+    return send
+
+
 def arrow_oid(t: pa.DataType) -> tuple[int, int, int]:
     """(OID, typlen, typmod) of an Arrow type."""
+    if _vector_oid(t) is not None:
+        return t.oid, -1, -1
     if isinstance(t, pa.BaseExtensionType):
         if t.extension_name == "arrow.uuid":
             return UUID, 16, -1
@@ -445,6 +493,8 @@ class TextFormatter:
         self.value: Callable[[Any], str] = self._build(t)
 
     def _build(self, t: pa.DataType) -> Callable[[Any], str]:
+        if _vector_oid(t) is not None:
+            return _vector_text
         if isinstance(t, pa.BaseExtensionType):
             t = t.storage_type
         if pa.types.is_boolean(t):
@@ -584,6 +634,8 @@ def _interval_binary(months: int, days: int, micros: int) -> bytes:
 
 def binary_encoder(t: pa.DataType, timezone: str = "UTC") -> Callable[[Any], bytes]:
     """The binary encoding of one (non-null) Python value of an Arrow type."""
+    if _vector_oid(t) is not None:
+        return _vector_binary(t.oid)
     if isinstance(t, pa.BaseExtensionType):
         t = t.storage_type
     oid = arrow_oid(t)[0]
@@ -859,6 +911,9 @@ def _column_part(array: pa.Array, fmt: int, timezone: str):
     import numpy as np
 
     t = array.type
+    if _vector_oid(t) is not None:
+        cells = text_column(array, timezone) if fmt == 0 else binary_column(array, timezone)
+        return "var", pa.array(cells, pa.large_binary())
     if isinstance(t, pa.BaseExtensionType):
         array = array.storage if hasattr(array, "storage") else array
         t = array.type
