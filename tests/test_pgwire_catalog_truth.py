@@ -315,6 +315,28 @@ def test_index_and_function_vectors_are_int2vector_and_oidvector(server, tokens)
         assert proc.description[0].type_code == 30 and proc.fetchone()[0].strip().isdigit()
 
 
+def test_catalog_result_columns_have_postgresql_names(server, tokens):
+    """A catalog query's columns are named as PostgreSQL names them (FigureColname), not as DuckDB does
+    (count_star(), CAST(...)), in the simple and the extended protocol (Describe) alike; a star's columns
+    keep theirs, and an aliased vector is still an int2vector."""
+    sql = ("select count(*), relname, c.relkind::text, coalesce(relname, 'x'), 1 + 1, lower(relname) as low, "
+           "upper(relname), pg_catalog.format_type(23, null) from pg_class c where relname = 'visits' "
+           "group by relname, relkind")
+    expected = ["count", "relname", "relkind", "coalesce", "?column?", "low", "upper", "format_type"]
+    with connect(server, tokens) as conn:
+        assert [d.name for d in conn.execute(sql).description] == expected
+        assert [d.name for d in conn.execute(sql, prepare=True).description] == expected  # Parse/Describe
+        cur = conn.execute("select i.*, 1 from pg_index i join pg_class c on c.oid = i.indrelid "
+                           "where c.relname = 'visits' union all select i.*, 2 from pg_index i where false")
+        names = [d.name for d in cur.description]
+        assert names[0] == "indexrelid" and "indkey" in names and names[-1] == "?column?"
+        assert cur.description[names.index("indkey")].type_code == 22
+        cur = conn.execute("select i.indkey as k, max(c.relname) from pg_index i join pg_class c "
+                           "on c.oid = i.indrelid where c.relname = %s group by i.indkey", ["visits"])
+        assert [(d.name, d.type_code) for d in cur.description] == [("k", 22), ("max", 25)]
+        assert cur.fetchall() == [("2 1", "visits")]
+
+
 def test_pgjdbc_primary_keys_index_info_and_interval(server, tokens, tmp_path):
     if shutil.which("javac") is None or not os.path.exists(JDBC_JAR):
         pytest.skip("javac or pgjdbc is not installed")

@@ -35,10 +35,11 @@ from ...governance import audit
 from ...governance.authorize import allowed
 from ...platform import Cancellation
 from ...result import Result
+from ...rewrite.postgres import _figure as figure_colname
 from . import types as pgt
 from .catalog_verify import verify
 from .rows import RowSource
-from .session import SERVER_VERSION, search_path
+from .session import SERVER_VERSION, SOURCE, search_path
 from .timeouts import effective_timeout
 
 log = logging.getLogger("quanta.pgwire.catalog")
@@ -694,23 +695,53 @@ def _pk_position(column) -> tuple[int, int]:
     return (int(position) if isinstance(position, int) and position > 0 else 1 << 30, column.ordinal)
 
 
-def _oid_schema(schema: pa.Schema) -> pa.Schema:
-    """Lists of integers in catalog results are oid[] (what PostgreSQL returns; drivers have their codec), but
-    a column named as one of the catalog's vectors (pg_index.indkey, pg_proc.proargtypes...) is an int2vector
-    or oidvector, as in PostgreSQL (psqlODBC's SQLStatistics reads indkey as '1 2')."""
+def _oid_schema(schema: pa.Schema, expression: exp.Expression | None = None) -> pa.Schema:
+    """The result's columns as PostgreSQL names and types them: named by FigureColname (``count(*)`` is
+    count, not DuckDB's count_star()); lists of integers are oid[] (what PostgreSQL returns; drivers have
+    their codec), but a catalog vector (pg_index.indkey, pg_proc.proargtypes..., selected as it is, aliased or
+    not) is an int2vector or oidvector, as in PostgreSQL (psqlODBC's SQLStatistics reads indkey as '1 2')."""
+    projections = _projections(expression, len(schema)) if expression is not None else None
+    source = (expression.meta.get(SOURCE) or "") if expression is not None else ""
     fields = []
-    for f in schema:
-        if pa.types.is_list(f.type) and pa.types.is_integer(f.type.value_type):
-            vector = _VECTORS.get(f.name.lower())
+    for i, f in enumerate(schema):
+        projection = projections[i] if projections else None
+        column = projection.this if isinstance(projection, exp.Alias) else projection
+        t = f.type
+        if pa.types.is_list(t) and pa.types.is_integer(t.value_type):
+            vector = _VECTORS.get((column.name if isinstance(column, exp.Column) else
+                                   f.name if projection is None else "").lower())
             if vector is not None:
-                f = pa.field(f.name, pgt.vector(vector))
-            elif f.type.value_type.bit_width > 16:
-                f = pa.field(f.name, pa.list_(pa.uint32()))
-        fields.append(f)
+                t = pgt.vector(vector)
+            elif t.value_type.bit_width > 16:
+                t = pa.list_(pa.uint32())
+        name = f.name if projection is None else figure_colname(projection, source)[0]
+        fields.append(pa.field(name, t))
     return pa.schema(fields)
 
 
+def _projections(expression: exp.Expression, count: int) -> list[exp.Expression | None] | None:
+    """The select list of a query, one entry per result column (None for the columns a star stands for: they
+    keep their names), or None when that cannot be told (more than one star, not a query)."""
+    while isinstance(expression, exp.SetOperation):  # a UNION's columns are its first query's
+        expression = expression.this
+    if isinstance(expression, exp.Subquery):
+        return _projections(expression.this, count)
+    if not isinstance(expression, exp.Select):
+        return None
+    items = expression.expressions
+    stars = [i for i, p in enumerate(items) if isinstance(p, exp.Star) or
+             (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))]
+    if not stars:
+        return list(items) if len(items) == count else None
+    if len(stars) > 1 or count < len(items) - 1:
+        return None
+    at = stars[0]
+    return list(items[:at]) + [None] * (count - len(items) + 1) + list(items[at + 1:])
+
+
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    if batch.schema.names != schema.names:
+        batch = batch.rename_columns(schema.names)
     return batch if batch.schema == schema else batch.cast(schema, safe=False)
 
 
@@ -867,18 +898,19 @@ class CatalogEngine:
             finish(None, e)
             raise
         result = Result(execution, CatalogPlan(entry.rewritten_sql), on_close=finish)
-        schema = _oid_schema(result.schema)
+        schema = _oid_schema(result.schema, expression)
         return RowSource(schema, (_conform(b, schema) for b in result.record_batches()), result)
 
     def schema(self, expression: exp.Expression, principal, session, params: list[Any], oids: list[int]) -> pa.Schema:
         """The result's columns without running it (Describe): verified and limited, not audited."""
+        query = expression
         if isinstance(expression, exp.Query):
             expression = exp.select("*").from_(exp.Subquery(this=expression.copy(),
                                                alias=exp.TableAlias(this=exp.to_identifier("q")))).limit(0)
             params = [None] * len(params or [])
         _, execution = self._start(expression, principal, session, params, None)
         try:
-            return _oid_schema(execution.schema)
+            return _oid_schema(execution.schema, query)
         finally:
             execution.close()
 

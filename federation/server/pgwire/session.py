@@ -457,15 +457,19 @@ def classify(text: str, is_catalog) -> Statement:
         return Statement("close", text, name=None if words[1] == "ALL" else toks[1].text, tag="CLOSE CURSOR")
     if first in ("LISTEN", "UNLISTEN", "NOTIFY"):
         return Statement("noop", text, tag=first)
+    source = _oid_arrays(text, toks)
     try:
-        expression = sqlglot.parse_one(_oid_arrays(text, toks), read="postgres")
+        expression = sqlglot.parse_one(source, read="postgres")
     except (ParseError, TokenError):
         return Statement("query", text)  # the pipeline reports the syntax error with its position
+    if expression is not None:
+        expression.meta[SOURCE] = source  # the text its nodes' positions are in (a catalog query's column names)
     if expression is not None and is_catalog(expression):
         return Statement("catalog", text, expression=expression)
     return Statement("query", text, expression=expression)
 
 
+SOURCE = "pg_source"  # the meta key of a parsed statement's text
 _OID_TYPES = {"oid", "regclass", "regtype", "regproc", "regnamespace", "regrole", "xid"}
 
 
