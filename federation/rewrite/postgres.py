@@ -63,7 +63,7 @@ def postgres_semantics(expression: exp.Expression, ctx: Context) -> exp.Expressi
     if ctx.dialect != "postgres":
         return expression
     selects = [s for s in _user_nodes(expression, ctx) if isinstance(s, exp.Select)]
-    names = {id(s): [_figure(p, ctx.sql)[0] for p in s.expressions] for s in selects}
+    names = {id(s): [figure_colname(p, ctx.sql)[0] for p in s.expressions] for s in selects}
     types = _column_types(expression, ctx)
     for node in _user_nodes(expression, ctx):  # pg_catalog.int8 and friends: the built-in types
         if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.USERDEFINED:
@@ -344,7 +344,7 @@ def _extract(node: exp.Extract, sql: str) -> None:
 # -- output column names (PostgreSQL's FigureColname) ---------------------------------------------------------
 
 
-def _figure(node: exp.Expression, sql: str) -> tuple[str | None, int]:
+def figure_colname(node: exp.Expression, sql: str) -> tuple[str | None, int]:
     """(name, strength) as parse_target.c's FigureColnameInternal: 2 for a name taken from a column, a function
     or a subquery, 1 for a fallback (case, coalesce, a cast's type), 0 for none (``?column?``)."""
     name, strength = _figure_inner(node, sql)
@@ -376,7 +376,7 @@ def _figure_inner(node: exp.Expression, sql: str) -> tuple[str | None, int]:
     if isinstance(node, exp.Subquery):
         inner = node.this
         if isinstance(inner, exp.Select) and inner.expressions:
-            return _figure(inner.expressions[0], sql)[0], 2
+            return figure_colname(inner.expressions[0], sql)[0], 2
         return None, 0
     if isinstance(node, (exp.Window, exp.Filter, exp.WithinGroup, exp.IgnoreNulls, exp.RespectNulls)):
         return _figure_inner(node.this, sql)

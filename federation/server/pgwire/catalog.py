@@ -35,7 +35,7 @@ from ...governance import audit
 from ...governance.authorize import allowed
 from ...platform import Cancellation
 from ...result import Result
-from ...rewrite.postgres import _figure as figure_colname
+from ...rewrite.postgres import figure_colname
 from . import types as pgt
 from .catalog_verify import verify
 from .rows import RowSource
