@@ -17,12 +17,14 @@ work, and a write raises ``errors.Unavailable`` naming the file. The process war
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import quote
 
 from . import errors
@@ -130,3 +132,23 @@ def write_error(path: Path, e: BaseException, what: str) -> errors.Error:
         return errors.Unavailable(f"cannot {what}: {path} stayed locked by another process for more than "
                                   f"{BUSY_TIMEOUT:g} s")
     return errors.OperationalError(f"cannot {what}: {path}: {e}")
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE``: the write lock first, so nobody writes between a read
+    and an update): committed when the block ends, rolled back when it raises; SQLite's errors become
+    ``write_error``'s. The caller holds its connection's lock."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as e:
+        raise write_error(path, e, what) from None
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException as e:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        if isinstance(e, sqlite3.Error):
+            raise write_error(path, e, what) from None
+        raise

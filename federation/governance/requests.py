@@ -110,56 +110,31 @@ class AccessRequests:
         ``AlreadyDecided`` (naming who decided, and when) when another approver or process decided it first."""
         now = dt.datetime.now(dt.timezone.utc)
         what = f"decide access request {request_id}"
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")  # the write lock first: no one decides between read and update
-            except sqlite3.Error as e:
-                raise statedb.write_error(self.path, e, what) from None
-            try:
-                row = self._db.execute(f"{SELECT} WHERE a.request_id = ?", (request_id,)).fetchone()
-                if row is None:
-                    raise LookupError("no such pending request")
-                req = self._row(row)
-                if req.status != "pending":
-                    raise AlreadyDecided(f"access request {request_id} was already {req.status} by {req.decided_by} "
-                                         f"at {req.decided_at}")
-                expires = (now.date() + dt.timedelta(days=days or req.days)).isoformat() if approve else None
-                self._db.execute(
-                    "UPDATE access_requests SET status = ?, decided_by = ?, decided_at = ?, reason = ?, expires = ?, "
-                    "days = ? WHERE request_id = ? AND status = 'pending'",
-                    ("approved" if approve else "denied", approver, now.isoformat(timespec="seconds"), reason,
-                     expires, days or req.days, request_id))
-                self._db.execute("COMMIT")
-            except BaseException as e:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if isinstance(e, sqlite3.Error):
-                    raise statedb.write_error(self.path, e, what) from None
-                raise
+        with self._lock, statedb.transaction(self._db, self.path, what):
+            row = self._db.execute(f"{SELECT} WHERE a.request_id = ?", (request_id,)).fetchone()
+            if row is None:
+                raise LookupError("no such pending request")
+            req = self._row(row)
+            if req.status != "pending":
+                raise AlreadyDecided(f"access request {request_id} was already {req.status} by {req.decided_by} "
+                                     f"at {req.decided_at}")
+            expires = (now.date() + dt.timedelta(days=days or req.days)).isoformat() if approve else None
+            self._db.execute(
+                "UPDATE access_requests SET status = ?, decided_by = ?, decided_at = ?, reason = ?, expires = ?, "
+                "days = ? WHERE request_id = ? AND status = 'pending'",
+                ("approved" if approve else "denied", approver, now.isoformat(timespec="seconds"), reason,
+                 expires, days or req.days, request_id))
         return self.get(request_id)
 
     def revoke(self, request_id: int, by: str, reason: str | None) -> AccessRequest:
         """End an approved request's grant now; a grant is revoked once (``LookupError`` otherwise)."""
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        what = f"revoke access request {request_id}"
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise statedb.write_error(self.path, e, what) from None
-            try:
-                cur = self._db.execute("UPDATE access_requests SET status = 'revoked' WHERE request_id = ? AND "
-                                       "status = 'approved'", (request_id,))
-                if cur.rowcount != 1:
-                    raise LookupError("no such approved request")
-                self._db.execute("INSERT OR REPLACE INTO revocations VALUES (?, ?, ?, ?)", (request_id, by, now, reason))
-                self._db.execute("COMMIT")
-            except BaseException as e:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if isinstance(e, sqlite3.Error):
-                    raise statedb.write_error(self.path, e, what) from None
-                raise
+        with self._lock, statedb.transaction(self._db, self.path, f"revoke access request {request_id}"):
+            cur = self._db.execute("UPDATE access_requests SET status = 'revoked' WHERE request_id = ? AND "
+                                   "status = 'approved'", (request_id,))
+            if cur.rowcount != 1:
+                raise LookupError("no such approved request")
+            self._db.execute("INSERT OR REPLACE INTO revocations VALUES (?, ?, ?, ?)", (request_id, by, now, reason))
         return self.get(request_id)
 
     def close(self) -> None:

@@ -107,21 +107,13 @@ class Store:
     def _tx(self, statements: list[tuple[str, tuple]], what: str = "record the change") -> None:
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise statedb.write_error(self.path, e, what) from None
-            try:
-                for sql, args in statements:
-                    self._db.execute(sql, args)
-                self._db.execute("COMMIT")
-            except BaseException as e:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if isinstance(e, sqlite3.IntegrityError) and "versions." in str(e):
+                with statedb.transaction(self._db, self.path, what):
+                    for sql, args in statements:
+                        self._db.execute(sql, args)
+            except errors.Error as e:
+                if "UNIQUE constraint failed: versions." in str(e):
                     raise errors.IntegrityError(f"{what}: that version number is already taken ({e}); versions "
                                                 f"are numbered under the dataset lock (pipeline.dataset_lock)") from None
-                if isinstance(e, sqlite3.Error):
-                    raise statedb.write_error(self.path, e, what) from None
                 raise
 
     def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
