@@ -17,6 +17,7 @@ import decimal
 from dataclasses import dataclass
 from pathlib import Path
 
+import pgkit
 from meshkit import (
     contract,
     local_server,
@@ -31,31 +32,10 @@ from meshkit import (
 from federation.platform import Platform
 from federation.server.pgwire import PgServer
 
-DATABASE = "testmesh"
+DATABASE = pgkit.DATABASE
 EVENTS = 100_000
 
-GOVERNANCE = {
-    "roles": [{"name": n} for n in ("analyst", "pii_reader", "finance")],
-    "principals": [
-        {"name": "ana", "roles": ["analyst"], "attributes": {"regions": ["US", "CA"]}},
-        {"name": "pia", "roles": ["analyst", "pii_reader", "finance"], "attributes": {"regions": ["EU", "US", "CA"]}},
-    ],
-    "grants": [
-        {"to": {"role": "analyst"}, "on": "shop"},
-        {"to": {"role": "analyst"}, "on": "crm.customers"},
-        {"to": {"role": "analyst"}, "on": "lab"},
-    ],
-    "policies": [
-        {"name": "mask-contact", "kind": "mask", "on": {"tag": "contact"}, "mask": "email_domain",
-         "unless": {"roles": ["pii_reader"]}},
-        {"name": "mask-pii", "kind": "mask", "on": {"classification": "pii"}, "mask": "redact",
-         "unless": {"roles": ["pii_reader"]}},
-        {"name": "residency", "kind": "row_filter", "on": {"column": "region"},
-         "filter": "{column} <> 'EU' OR list_contains(principal.regions, 'EU')"},
-        {"name": "amounts-for-finance", "kind": "deny", "on": {"column": "amount", "dataset": "shop.orders"},
-         "unless": {"roles": ["finance"]}},
-    ],
-}
+GOVERNANCE = pgkit.shop_governance(grants=[{"to": {"role": "analyst"}, "on": "lab"}])
 
 UTC = dt.UTC
 # lab.readings as PostgreSQL clients read it: (id, taken_on, taken_at, price, ok, tags, span, note)
@@ -142,9 +122,7 @@ class Served:
         return self.server.port
 
     def dsn(self, user: str = "ana", **extra) -> str:
-        parts = {"host": "127.0.0.1", "port": self.port, "user": user, "dbname": DATABASE,
-                 "password": self.tokens[user], "sslmode": "disable", **extra}
-        return " ".join(f"{k}={v}" for k, v in parts.items())
+        return pgkit.dsn(self.port, self.tokens, user, **extra)
 
     def url(self, driver: str = "postgresql", user: str = "ana") -> str:
         return f"{driver}://{user}:{self.tokens[user]}@127.0.0.1:{self.port}/{DATABASE}"
@@ -154,9 +132,6 @@ def serve(tmp_path_factory):
     """A module fixture's body: the mesh, a token for ana and pia, a PgServer on 127.0.0.1."""
     root = client_mesh(tmp_path_factory.mktemp("clients"))
     platform = Platform(root)
-    tokens = {user: platform.tokens.create(user, 1)[0] for user in ("ana", "pia")}
-    server = PgServer(platform, host="127.0.0.1", port=0).start()
-    try:
+    tokens = pgkit.issue_tokens(platform, ("ana", "pia"))
+    with pgkit.running_server(platform) as server:
         yield Served(platform, server, tokens, root)
-    finally:
-        server.stop()

@@ -18,7 +18,7 @@ import time
 import uuid
 
 import duckdb
-
+import pgkit
 import pytest
 from meshkit import contract, local_server, mesh_yaml, product, prop, shop_mesh, sql_to_file, write_yaml
 
@@ -28,57 +28,27 @@ from federation.server.pgwire import PgServer, register_token
 
 psycopg = pytest.importorskip("psycopg")
 
-GOVERNANCE = {
-    "roles": [{"name": n} for n in ("analyst", "pii_reader", "finance")],
-    "principals": [
-        {"name": "ana", "roles": ["analyst"], "attributes": {"regions": ["US", "CA"]}},
-        {"name": "pia", "roles": ["analyst", "pii_reader", "finance"], "attributes": {"regions": ["EU", "US", "CA"]}},
-        {"name": "nobody"},
-    ],
-    "grants": [
-        {"to": {"role": "analyst"}, "on": "shop"},
-        {"to": {"role": "analyst"}, "on": "crm.customers"},
-    ],
-    "policies": [
-        {"name": "mask-contact", "kind": "mask", "on": {"tag": "contact"}, "mask": "email_domain",
-         "unless": {"roles": ["pii_reader"]}},
-        {"name": "mask-pii", "kind": "mask", "on": {"classification": "pii"}, "mask": "redact",
-         "unless": {"roles": ["pii_reader"]}},
-        {"name": "residency", "kind": "row_filter", "on": {"column": "region"},
-         "filter": "{column} <> 'EU' OR list_contains(principal.regions, 'EU')"},
-        {"name": "amounts-for-finance", "kind": "deny", "on": {"column": "amount", "dataset": "shop.orders"},
-         "unless": {"roles": ["finance"]}},
-    ],
-}
+GOVERNANCE = pgkit.shop_governance(principals=[{"name": "nobody"}])
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    path = shop_mesh(tmp_path_factory.mktemp("pgwire"), governance=GOVERNANCE)
-    return Platform(path)
+    return pgkit.governed_shop(tmp_path_factory.mktemp("pgwire"), governance=GOVERNANCE)
 
 
 @pytest.fixture(scope="module")
 def tokens(platform):
-    out = {}
-    for user in ("ana", "pia", "nobody"):
-        token, _ = platform.tokens.create(user, 1)
-        register_token(platform, token)
-        out[user] = token
-    return out
+    return pgkit.issue_tokens(platform, ("ana", "pia", "nobody"))
 
 
 @pytest.fixture(scope="module")
 def server(platform, tokens):
-    srv = PgServer(platform, host="127.0.0.1", port=0).start()
-    yield srv
-    srv.stop()
+    with pgkit.running_server(platform) as srv:
+        yield srv
 
 
 def dsn(server, tokens, user="ana", **extra) -> str:
-    parts = {"host": "127.0.0.1", "port": server.port, "user": user, "dbname": "testmesh",
-             "password": tokens[user], "sslmode": "prefer", **extra}
-    return " ".join(f"{k}={v}" for k, v in parts.items())
+    return pgkit.dsn(server.port, tokens, user, **{"sslmode": "prefer", **extra})
 
 
 def python_rows(platform, user, sql):

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 
+import pgkit
 import pytest
 from meshkit import (
     contract,
@@ -27,7 +28,6 @@ from meshkit import (
 
 import federation
 from federation.platform import Platform
-from federation.server.pgwire import PgServer, register_token
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -80,19 +80,13 @@ def platform(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokens(platform):
-    out = {}
-    for user in ("ana", "mia"):
-        token, _ = platform.tokens.create(user, 1)
-        register_token(platform, token)
-        out[user] = token
-    return out
+    return pgkit.issue_tokens(platform, ("ana", "mia"))
 
 
 @pytest.fixture(scope="module")
 def server(platform, tokens):
-    srv = PgServer(platform, host="127.0.0.1", port=0).start()
-    yield srv
-    srv.stop()
+    with pgkit.running_server(platform) as srv:
+        yield srv
 
 
 def connect(server, tokens, user="ana", dbname="testmesh", **extra):

@@ -6,65 +6,32 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import pgkit
 import pytest
-from meshkit import shop_mesh
 
 import federation
-from federation.platform import Platform
-from federation.server.pgwire import PgServer, register_token
 from federation.server.pgwire.dollar import space_parameters
 
 psycopg = pytest.importorskip("psycopg")
 
-GOVERNANCE = {
-    "roles": [{"name": n} for n in ("analyst", "pii_reader", "finance")],
-    "principals": [
-        {"name": "ana", "roles": ["analyst"], "attributes": {"regions": ["US", "CA"]}},
-        {"name": "pia", "roles": ["analyst", "pii_reader", "finance"], "attributes": {"regions": ["EU", "US", "CA"]}},
-    ],
-    "grants": [
-        {"to": {"role": "analyst"}, "on": "shop"},
-        {"to": {"role": "analyst"}, "on": "crm.customers"},
-    ],
-    "policies": [
-        {"name": "mask-contact", "kind": "mask", "on": {"tag": "contact"}, "mask": "email_domain",
-         "unless": {"roles": ["pii_reader"]}},
-        {"name": "mask-pii", "kind": "mask", "on": {"classification": "pii"}, "mask": "redact",
-         "unless": {"roles": ["pii_reader"]}},
-        {"name": "residency", "kind": "row_filter", "on": {"column": "region"},
-         "filter": "{column} <> 'EU' OR list_contains(principal.regions, 'EU')"},
-        {"name": "amounts-for-finance", "kind": "deny", "on": {"column": "amount", "dataset": "shop.orders"},
-         "unless": {"roles": ["finance"]}},
-    ],
-}
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    return Platform(shop_mesh(tmp_path_factory.mktemp("pgwire_protocol"), governance=GOVERNANCE))
+    return pgkit.governed_shop(tmp_path_factory.mktemp("pgwire_protocol"))
 
 
 @pytest.fixture(scope="module")
 def tokens(platform):
-    out = {}
-    for user in ("ana", "pia"):
-        token, _ = platform.tokens.create(user, 1)
-        register_token(platform, token)
-        out[user] = token
-    return out
+    return pgkit.issue_tokens(platform, ("ana", "pia"))
 
 
 @pytest.fixture(scope="module")
 def server(platform, tokens):
-    srv = PgServer(platform, host="127.0.0.1", port=0).start()
-    yield srv
-    srv.stop()
+    with pgkit.running_server(platform) as srv:
+        yield srv
 
 
 def dsn(server, tokens, user="ana", **extra) -> str:
-    parts = {"host": "127.0.0.1", "port": server.port, "user": user, "dbname": "testmesh",
-             "password": tokens[user], "sslmode": "disable", **extra}
-    return " ".join(f"{k}={v}" for k, v in parts.items())
+    return pgkit.dsn(server.port, tokens, user, **extra)
 
 
 def python_rows(platform, user, sql):
@@ -133,13 +100,8 @@ def copy_out(dsn_text: str, sql: str) -> tuple[bytes, int]:
 
 @pytest.fixture(scope="module")
 def postgres():
-    from pgserver import PostgresServer
-
-    server = PostgresServer()
-    try:
+    with pgkit.real_postgres() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_copy_text_and_csv_are_postgresqls_byte_for_byte(server, tokens, postgres):

@@ -13,10 +13,9 @@ import struct
 import uuid
 
 import numpy as np
+import pgkit
 import pyarrow as pa
 import pytest
-
-from pgserver import PostgresServer
 
 from federation.server.pgwire import types as pgt
 
@@ -25,11 +24,8 @@ psycopg = pytest.importorskip("psycopg")
 
 @pytest.fixture(scope="module")
 def postgres():
-    server = PostgresServer()
-    try:
+    with pgkit.real_postgres() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _floats() -> list[float]:
@@ -141,20 +137,10 @@ def test_uuid_and_json_text_is_postgresqls(postgres):
 @pytest.fixture(scope="module")
 def quanta(tmp_path_factory):
     """The wire server on the governed test mesh, and the DSN of ana (masked emails, EU customers hidden)."""
-    from meshkit import shop_mesh
-    from test_pgwire import GOVERNANCE
-
-    from federation.platform import Platform
-    from federation.server.pgwire import PgServer, register_token
-
-    platform = Platform(shop_mesh(tmp_path_factory.mktemp("cursors"), governance=GOVERNANCE))
-    token, _ = platform.tokens.create("ana", 1)
-    register_token(platform, token)
-    server = PgServer(platform, port=0).start()
-    try:
-        yield platform, f"host=127.0.0.1 port={server.port} user=ana dbname=testmesh password={token}"
-    finally:
-        server.stop()
+    platform = pgkit.governed_shop(tmp_path_factory.mktemp("cursors"))
+    tokens = pgkit.issue_tokens(platform, ("ana",))
+    with pgkit.running_server(platform) as server:
+        yield platform, pgkit.dsn(server.port, tokens, sslmode="prefer")
 
 
 # more rows than a batch (65,536): row ranges cross the batches DuckDB stores and reads back
