@@ -185,6 +185,15 @@ class TokenStore:
             return None
         return principal
 
+    def active(self, token_id: str) -> bool:
+        """Whether the token ``token_id`` is neither revoked nor expired (one indexed read)."""
+        with self._lock:
+            row = self._db.execute("SELECT expires_at, revoked_at FROM tokens WHERE token_id = ?",
+                                   (token_id,)).fetchone()
+        if row is None or row[1]:
+            return False
+        return not row[0] or datetime.fromisoformat(row[0]) > datetime.now(timezone.utc)
+
     def list(self) -> list[TokenInfo]:
         with self._lock:
             rows = self._db.execute("SELECT token_id, principal, created_at, expires_at, revoked_at FROM tokens "

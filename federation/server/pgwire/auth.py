@@ -41,7 +41,7 @@ def register_token(platform, token: str) -> None:
 
 
 def token_active(platform, token_id: str) -> bool:
-    return any(i.token_id == token_id and i.status == "active" for i in platform.tokens.list())
+    return platform.tokens.active(token_id)
 
 
 class ScramError(Exception):

@@ -301,7 +301,11 @@ class Connection:
         self.pid = next(server._pids)
         self.secret = secrets.randbits(32)
         self.session: Session | None = None
-        self.principal = None
+        self._user: str | None = None  # who authenticated, with which token: the principal is looked up again
+        self._token_id: str | None = None  # on each new state, the token checked again every TOKEN_RECHECK s
+        self._principal = None
+        self._principal_state = None
+        self._token_checked = 0.0
         self.prepared: dict[str, Prepared] = {}
         self.portals: dict[str, Portal] = {}
         self.cursors: dict[str, Cursor] = {}
@@ -441,7 +445,8 @@ class Connection:
             self.flush()
             return False
         try:
-            self.principal = self.authenticate(user)
+            self._principal, self._token_id = self.authenticate(user)
+            self._user, self._principal_state, self._token_checked = user, self.platform.state, time.monotonic()
         except (auth.ScramError, errors.Error, WireError) as e:
             self.send(error_message(e) if not isinstance(e, errors.Error)
                       else pm.error_response("28P01", f'password authentication failed for user "{user}"', "FATAL"))
@@ -475,7 +480,7 @@ class Connection:
             principal = self.platform.authenticate(password)
             if principal.name != user:
                 raise auth.ScramError(f'password authentication failed for user "{user}"')
-            return principal
+            return principal, password[len("qt_"):].partition("_")[0]
         store = auth.store_for(self.platform)
         scram = auth.ScramServer(store, user)
         self.send(pm.authentication(10, pm.cstr(auth.MECHANISM) + b"\0"))
@@ -498,8 +503,26 @@ class Connection:
         if not auth.token_active(self.platform, verifier.token_id):
             raise auth.ScramError(f'password authentication failed for user "{user}"')
         self.send(pm.authentication(12, final.encode()))
-        principal = self.platform.principal(user)
-        return principal
+        return self.platform.principal(user), verifier.token_id
+
+    @property
+    def principal(self):
+        """The connection's principal as the platform's current state knows it: roles, groups and attributes
+        changed by a reload apply to open connections at their next statement, as new grants and policies do."""
+        if self._user is None:
+            return None
+        state = self.platform.state
+        if self._principal_state is not state:
+            self._principal, self._principal_state = self.platform.principal(self._user), state
+        return self._principal
+
+    def token_revoked(self) -> bool:
+        """Whether the token this connection logged in with was revoked or expired (checked at most every
+        TOKEN_RECHECK seconds: one indexed read)."""
+        if self._token_id is None or time.monotonic() - self._token_checked < TOKEN_RECHECK:
+            return False
+        self._token_checked = time.monotonic()
+        return not auth.token_active(self.platform, self._token_id)
 
     # -- the message loop --------------------------------------------------------------------------------
 
@@ -514,6 +537,11 @@ class Connection:
             kind, body = self.reader.message()
             self.reader.deadline = None
             if kind == b"X":
+                return
+            if kind in (b"Q", b"P", b"B", b"E", b"D") and self.token_revoked():  # the session ends with its token
+                self.send(pm.error_response("28P01", "the token of this connection was revoked or has expired",
+                                            "FATAL"))
+                self.flush()
                 return
             handler = handlers.get(kind)
             if kind in (b"S", b"Q"):
@@ -1076,6 +1104,9 @@ def _engine_table(backend, sql: str, params: list | None = None) -> pa.Table:
         return execution.reader().read_all()
     finally:
         execution.close()
+
+
+TOKEN_RECHECK = 1.0  # seconds between two checks that a connection's token is still active
 
 
 def _typed_parameters(st: Statement, oids: list[int]) -> str | None:
