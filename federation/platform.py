@@ -165,7 +165,8 @@ class Platform:
         req = self.access_requests.get(int(request_id))
         if req is None or req.status != "approved":
             raise errors.UnknownObject(f"there is no approved access request {request_id} to revoke")
-        ds = self._dataset(req.dataset_name)
+        # no need of the dataset: a grant is revoked even while its quantum is left out of the mesh (a broken
+        # file), when data engineers may still revoke it (its contract's approvers are not loaded then)
         decision = allowed(self, principal, "approve", req)
         if not decision:
             raise errors.AccessDenied(decision.reason)  # who may decide access may revoke it
@@ -173,7 +174,7 @@ class Platform:
             req = self.access_requests.revoke(req.request_id, principal.name, reason)
         except LookupError:
             raise errors.UnknownObject(f"there is no approved access request {request_id} to revoke") from None
-        self._access_changed(principal, f"ACCESS REVOKED {req.request_id}: {ds.qualified_name} for {req.principal}"
+        self._access_changed(principal, f"ACCESS REVOKED {req.request_id}: {req.dataset_name} for {req.principal}"
                              + (f" ({reason})" if reason else ""), "access_revoked", req)
         self.reload(changed=True)
         return req
@@ -258,17 +259,23 @@ class Platform:
         Returns whether the new state serves."""
         with self._build_lock:
             fp = fingerprint or self.fingerprint()
+            read: dict[Path, bytes] = {}
             built = self._state.fingerprint
             unavailable = any(getattr(p, "retry", False) for p in self._state.mesh.problems)  # to try again
             if changed and (fp.files, fp.events, fp.access) == (built.files, built.events, built.access) \
                     and not self.reload_problems and not unavailable:
                 self.seen = fp  # already built from these (the watcher and a writer of this process both asked)
                 return True
-            new, why, problems = self._try_build(fp)
+            new, why, problems = self._try_build(fp, read=read)
             current = self._state
+            if new is None:
+                # each broken file keeps its last good bytes; the other files (a governance tightening) and
+                # the state databases (a version, a revoked grant) apply now
+                broken = {(self.path / p.file).resolve() for p in problems if p.file}
+                mixed = {**current.files, **{f: b for f, b in read.items() if f.resolve() not in broken}}
+                new, _, _ = self._try_build(dataclasses.replace(fp, files=current.fingerprint.files), mixed)
             if new is None and (fp.events, fp.access) != (current.fingerprint.events, current.fingerprint.access):
-                # the files are broken but the state databases changed (a version, a revoked grant): those
-                # changes apply now, on the last good files, until the files are fixed
+                # then the last good files with the state databases' changes
                 kept = dataclasses.replace(fp, files=current.fingerprint.files)
                 new, _, _ = self._try_build(kept, current.files)
             if new is None:
@@ -281,11 +288,12 @@ class Platform:
         del old  # the old database closes when the last query using it is done
         return True
 
-    def _try_build(self, fp: live.Fingerprint, files: dict | None = None) -> tuple[State | None, str, list[Problem]]:
+    def _try_build(self, fp: live.Fingerprint, files: dict | None = None, read: dict | None = None
+                   ) -> tuple[State | None, str, list[Problem]]:
         """A new state, or None with why and the problems (a build that fails, or one whose files bring errors
         that leave out a quantum the current state serves)."""
         try:
-            new = self._build(fp, files)
+            new = self._build(fp, files, read)
         except Exception as e:  # noqa: BLE001 - a broken edit must not stop the serving state
             problems = list(getattr(e, "problems", None) or []) or [Problem("", "", str(e).split("\n")[0])]
             return None, f"{e}".split("\n")[0], problems
@@ -373,9 +381,10 @@ class Platform:
                 self._watcher = live.Watcher(self, interval).start()
             return self._watcher
 
-    def _build(self, fingerprint: live.Fingerprint, files: dict[Path, bytes] | None = None) -> State:
-        """A new state from the mesh's files (``files``: the bytes of a former state's files instead of the
-        disk's) and the state databases."""
+    def _build(self, fingerprint: live.Fingerprint, files: dict[Path, bytes] | None = None,
+               read: dict[Path, bytes] | None = None) -> State:
+        """A new state from the mesh's files (``files``: these bytes instead of the disk's) and the state
+        databases. ``read``, when given, receives the bytes of the files read from disk, even if it fails."""
         paused = gc.isenabled()  # a build allocates many long-lived objects: collections meanwhile find nothing
         gc.disable()
         try:
@@ -383,9 +392,13 @@ class Platform:
                 with from_files(files):
                     state = self._build_state(fingerprint)
                 return dataclasses.replace(state, files=files)
-            with recording() as read:
-                state = self._build_state(fingerprint)
-            return dataclasses.replace(state, files=read)
+            with recording() as recorded:
+                try:
+                    state = self._build_state(fingerprint)
+                finally:
+                    if read is not None:
+                        read.update(recorded)
+            return dataclasses.replace(state, files=recorded)
         finally:
             if paused:
                 gc.enable()
