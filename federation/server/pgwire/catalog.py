@@ -28,11 +28,9 @@ import sqlglot.expressions as exp
 from cachetools import LRUCache
 
 from ... import errors
-from ...catalog.model import custom_property
 from ...engine.scratch import ScratchDatabase
 from ...errors import ProgrammingError, StatementRefused, UnknownObject
-from ...governance import audit
-from ...governance.authorize import allowed
+from ...governance import audit, listing
 from ...platform import Cancellation
 from ...result import Result
 from ...rewrite.postgres import figure_colname
@@ -460,53 +458,31 @@ class PrincipalCatalog:
     # -- rows --------------------------------------------------------------------------------------------
 
     def readable(self, platform, principal, ds) -> bool:
-        """The decision a query of ``ds`` gets for this principal and the session's purpose: a grant
-        (``authorize.allowed(..., "read", ...)``) and, when its contract limits the purposes, the purpose."""
-        if not allowed(platform, principal, "read", ds):
-            return False
-        contract = platform.mesh.contracts.get(ds.contract_id)
-        if contract is None:
-            return True
-        if (contract.status or "").lower() == "retired":
-            return False
-        purposes = custom_property(contract.raw.get("customProperties"), "purposes")
-        if purposes:
-            return self.purpose in [str(p) for p in (purposes if isinstance(purposes, list) else [purposes])]
-        return True
+        """The decision a query of ``ds`` gets for this principal and the session's purpose (the one rule
+        of what a catalog lists: ``governance/listing.py``)."""
+        return listing.readable(platform, principal, ds, self.purpose)
 
     def _system_tables(self, platform) -> list[tuple[str, str, list[tuple[str, str]]]]:
         """(name, description, [(column, DuckDB type)]) of the tables of the ``system`` schema."""
         out = []
-        backend = platform.state.backend
-        for (schema, name), table in sorted(platform.state.namespace.system_tables.items()):
-            if schema != "system":
-                continue
-            self.existing.add(("system", name.lower()))
-            try:
-                described = backend.describe("SELECT * FROM " + ".".join(f'"{p}"' for p in table.relation))
-                columns = [(c.name, c.type) for c in described]
-            except Exception:  # noqa: BLE001 - a table the engine cannot describe is listed with text columns
-                columns = [(c, "VARCHAR") for c in table.columns]
-            out.append((name.lower(), table.description, columns))
+        for table in listing.system_tables(platform):
+            self.existing.add(("system", table.name))
+            out.append((table.name, table.description, [(c.name, c.data_type) for c in table.columns]))
         return out
 
     def _collect(self, platform, principal, database: str) -> dict[str, list[dict]]:
         mesh = platform.mesh
-        governance = platform.state.governance
         rows: dict[str, list[dict]] = {k: [] for k in PG_TABLES}
         rows["_indexdefs"] = []
         quanta = sorted(mesh.quanta.values(), key=lambda q: q.name.lower())
         datasets = sorted(mesh.datasets(), key=lambda d: (d.quantum.lower(), d.name.lower()))
         schema_oid = {q.name.lower(): FIRST_SCHEMA + i for i, q in enumerate(quanta)}
         table_oid = {(d.quantum.lower(), d.name.lower()): FIRST_TABLE + i for i, d in enumerate(datasets)}
-        visible = []
         for ds in datasets:
             self.existing.add((ds.quantum.lower(), ds.name.lower()))
-            if not self.readable(platform, principal, ds):
-                continue
-            decision = governance.decide(principal, ds)  # the columns a query of it gets (secure.py)
-            denied = {c.column.name.lower() for c in decision.columns if c.access == "denied"}
-            visible.append((ds, [c for c in ds.columns if c.name.lower() not in denied]))
+        # what it lists: the datasets a query may read, their columns minus the denied ones (listing.py)
+        visible = [(item.dataset, list(item.columns))
+                   for item in listing.visible_datasets(platform, principal, self.purpose)]
         visible_quanta = {ds.quantum.lower() for ds, _ in visible}
         # namespaces
         nsp = [{"oid": PG_CATALOG, "nspname": "pg_catalog", "nspowner": OWNER},
