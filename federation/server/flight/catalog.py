@@ -21,6 +21,7 @@ apache/arrow#44521; the list items named ``item``), the implementations win, sin
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 import time
@@ -32,6 +33,8 @@ from cachetools import LRUCache
 
 from ... import __version__, errors
 from ...governance import audit, listing
+
+log = logging.getLogger("quanta.flight.catalog")
 
 CATALOG_TYPES = ("TABLE", "VIEW")  # datasets, system tables (pgwire: BASE TABLE and VIEW)
 ESCAPE = "\\"
@@ -135,8 +138,25 @@ def _tables(platform, principal, purpose: str | None) -> list[_Table]:
     """The tables of this principal's catalog, ordered by schema then name."""
     out = [_Table(i.dataset.quantum.lower(), i.dataset.name.lower(), "TABLE", i)
            for i in listing.visible_datasets(platform, principal, purpose)]
-    out += [_Table(listing.SYSTEM_SCHEMA, t.name, "VIEW", t) for t in listing.system_tables(platform)]
+    out += [_Table(listing.SYSTEM_SCHEMA, t.name, "VIEW", t) for t in _system_tables(platform)]
     return sorted(out, key=lambda t: (t.schema, t.name, t.table_type))
+
+
+_SCHEMA_CACHE: LRUCache = LRUCache(maxsize=1024)  # (principal, state version, purpose, table) -> schema
+_SYSTEM_CACHE: LRUCache = LRUCache(maxsize=4)  # state version -> its system tables
+_SCHEMA_LOCK = threading.Lock()
+
+
+def _system_tables(platform) -> list[listing.SystemTable]:
+    """The system schema's tables, described once per state (the same for every principal)."""
+    version = platform.state.namespace.version
+    with _SCHEMA_LOCK:
+        found = _SYSTEM_CACHE.get(version)
+    if found is None:
+        found = listing.system_tables(platform)
+        with _SCHEMA_LOCK:
+            _SYSTEM_CACHE[version] = found
+    return found
 
 
 def _audited(platform, principal, purpose: str | None, command: str, build: Callable[[], pa.Table]) -> pa.Table:
@@ -220,10 +240,6 @@ def table_types(platform, principal, purpose: str | None) -> pa.Table:
         [{"table_type": t} for t in sorted(CATALOG_TYPES)], schema=SCHEMAS["CommandGetTableTypes"]))
 
 
-_SCHEMA_CACHE: LRUCache = LRUCache(maxsize=1024)
-_SCHEMA_LOCK = threading.Lock()
-
-
 def table_schema(platform, principal, purpose: str | None, table: _Table) -> pa.Schema:
     """The Arrow schema a ``select *`` of ``table`` returns to this principal (masked columns with the type
     their mask gives, denied ones absent): the governed query compiled by the platform, typed by the engine
@@ -235,9 +251,14 @@ def table_schema(platform, principal, purpose: str | None, table: _Table) -> pa.
     if found is not None:
         return found
     sql = f'SELECT * FROM "{table.schema}"."{table.name}"'
-    plan = platform.compile(sql, principal, purpose=purpose, interface="flight")
-    execution = state.backend.execute(f"SELECT * FROM ({plan.sql}) LIMIT 0", None,
-                                      state.mesh.settings["query_timeout_seconds"])
+    try:
+        plan = platform.compile(sql, principal, purpose=purpose, interface="flight")
+        execution = state.backend.execute(f"SELECT * FROM ({plan.sql}) LIMIT 0", None,
+                                          state.mesh.settings["query_timeout_seconds"])
+    except errors.Error as e:  # a source that cannot be read now: listed, its columns unknown (no guess)
+        log.warning("the schema of %s.%s could not be typed for %s: %s", table.schema, table.name,
+                    principal.name, e)
+        return pa.schema([])
     try:
         schema = execution.schema
     finally:
