@@ -199,6 +199,10 @@ def test_patterns_follow_sql_like(platform):
     assert set(listed(platform, "ana", table="vis_ts")) == {("sales", "visits")}
     assert listed(platform, "ana", table="visit") == {}  # the whole name matches, not a prefix
     assert set(listed(platform, "ana", schema="sa%", table="%s")) == {("sales", "stores"), ("sales", "visits")}
+    assert listed(platform, "ana", table="%s%t%o%r%e%s%x") == {}
+    # a client's pattern is matched without a regular expression: a hostile one answers, it does not backtrack
+    assert listed(platform, "ana", table="%_" * 200 + "%x") == {}
+    assert fc.like("100\\%")("100%") and not fc.like("100\\%")("1000")
 
 
 def test_the_catalog_is_the_mesh(platform):
@@ -321,6 +325,7 @@ def test_sql_info_dense_union(platform):
     union = everything.column("value").chunk(0)
     kinds = dict(zip(everything.column("info_name").to_pylist(), union.type_codes.to_pylist()))
     assert (kinds[0], kinds[3], kinds[557], kinds[8], kinds[508], kinds[517]) == (0, 1, 2, 3, 4, 5)
+    assert fc.sql_info(platform, [100], statement_timeout_ms=60000).to_pylist() == [{"info_name": 100, "value": 60000}]
     some = fc.sql_info(platform, [504, 0, 99999])  # in the order asked; an unknown id left out
     assert some.to_pylist() == [{"info_name": 504, "value": '"'}, {"info_name": 0, "value": "Quanta"}]
 

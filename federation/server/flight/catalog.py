@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -94,23 +93,52 @@ SCHEMAS: dict[str, pa.Schema] = {
 # -- patterns ------------------------------------------------------------------------------------------------
 
 
+_ANY_RUN, _ANY_ONE = object(), object()  # the tokens of % and _
+
+
 @functools.lru_cache(maxsize=256)
 def like(pattern: str | None) -> Callable[[str], bool]:
     """A matcher of SQL LIKE ``pattern`` (``%`` any run, ``_`` one character, ``\\`` escapes the next
-    character), case-insensitive like identifiers; None matches everything."""
+    character), case-insensitive like identifiers; None matches everything. No regular expression: the
+    pattern is the client's, and a greedy match with one backtrack point is O(len(name) * len(pattern))."""
     if pattern is None:
         return lambda name: True
-    out, i = [], 0
+    tokens: list = []
+    i = 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == ESCAPE and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
+            tokens.append(pattern[i + 1].lower())
             i += 2
             continue
-        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        if ch == "%":
+            if not tokens or tokens[-1] is not _ANY_RUN:
+                tokens.append(_ANY_RUN)
+        else:
+            tokens.append(_ANY_ONE if ch == "_" else ch.lower())
         i += 1
-    regex = re.compile("".join(out), re.IGNORECASE | re.DOTALL)
-    return lambda name: regex.fullmatch(name) is not None
+    return functools.partial(_like_match, tuple(tokens))
+
+
+def _like_match(tokens: tuple, name: str) -> bool:
+    text = [c.lower() for c in name]
+    i = j = 0
+    star, mark = -1, 0  # the last % seen, and where in the text it began matching
+    while i < len(text):
+        if j < len(tokens) and tokens[j] is _ANY_RUN:
+            star, mark = j, i
+            j += 1
+        elif j < len(tokens) and (tokens[j] is _ANY_ONE or tokens[j] == text[i]):
+            i += 1
+            j += 1
+        elif star >= 0:  # let the last % take one more character
+            mark += 1
+            i, j = mark, star + 1
+        else:
+            return False
+    while j < len(tokens) and tokens[j] is _ANY_RUN:
+        j += 1
+    return j == len(tokens)
 
 
 def _catalog_matches(platform, catalog: str | None) -> bool:
@@ -178,9 +206,18 @@ def _audited(platform, principal, purpose: str | None, command: str, build: Call
         platform.audit.record(entry)
 
 
+def _clip(value, limit: int = 200):
+    """A client's argument as the audit log keeps it: at most ``limit`` characters."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "..."
+    if isinstance(value, list):
+        return [_clip(v, limit) for v in value[:20]]
+    return value
+
+
 def _describe(command: str, **args) -> str:
     """The audit log's text of a command: its name and the arguments sent."""
-    sent = ", ".join(f"{k}={v!r}" for k, v in args.items() if v not in (None, [], ()))
+    sent = ", ".join(f"{k}={_clip(v)!r}" for k, v in args.items() if v not in (None, [], ()))
     return f"{command}({sent})"
 
 
@@ -579,8 +616,7 @@ def _info_values(platform) -> dict[int, tuple[int, object]]:
         SERVER_SUBSTRAIT: (_BOOL, False),
         SERVER_TRANSACTION: (_BITMASK, 0),  # SQL_SUPPORTED_TRANSACTION_NONE
         SERVER_CANCEL: (_BOOL, True),
-        # prepared statements are not timed out by the server (0: none); a query's limit is the mesh's
-        SERVER_STATEMENT_TIMEOUT: (_BITMASK, 0),
+        SERVER_STATEMENT_TIMEOUT: (_BITMASK, 0),  # the server's prepared-statement time-out (sql_info's argument)
         SERVER_TRANSACTION_TIMEOUT: (_BITMASK, 0),
         500: (_BOOL, False), 501: (_BOOL, False), 502: (_BOOL, False),  # no DDL of catalogs, schemas, tables
         503: (_BITMASK, 1),  # SQL_IDENTIFIER_CASE: case insensitive (DuckDB)
@@ -625,10 +661,12 @@ def _info_values(platform) -> dict[int, tuple[int, object]]:
     return values
 
 
-def sql_info(platform, info: Sequence[int] | None) -> pa.Table:
+def sql_info(platform, info: Sequence[int] | None, *, statement_timeout_ms: int = 0) -> pa.Table:
     """The SqlInfo values asked for (all when ``info`` is empty), in the order asked; an id this server
-    does not know is left out (the spec lets a server answer only what it knows)."""
+    does not know is left out (the spec lets a server answer only what it knows). ``statement_timeout_ms``:
+    how long the server keeps an unused prepared statement (0: no time-out)."""
     values = _info_values(platform)
+    values[SERVER_STATEMENT_TIMEOUT] = (_BITMASK, int(statement_timeout_ms))
     ids = list(dict.fromkeys(int(i) for i in info)) if info else sorted(values)
     ids = [i for i in ids if i in values]
     types, offsets = [], []
