@@ -54,7 +54,7 @@ from .system import governance_tables
 from .system import tables as system_tables
 
 SYSTEM_PRINCIPAL = Principal("quanta-system", roles=("system",))
-SHARED_INTERFACES = ("http", "pgwire")  # a server's clients: per-principal concurrency limits apply
+SHARED_INTERFACES = ("http", "pgwire", "flight")  # a server's clients: per-principal concurrency limits apply
 
 
 @dataclass(frozen=True)

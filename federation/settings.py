@@ -127,6 +127,16 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated (the mesh's name always works; any other is refused: 3D000)"),
     Setting("pg_idle_timeout_seconds", "number", 3600.0, "a session that sends, or reads, nothing this long "
             "is closed (0: never)", minimum=0, maximum=MAX_SECONDS),
+    # the Arrow Flight SQL server (server/flight/)
+    Setting("flight_ticket_timeout_seconds", "number", 60.0, "a Flight SQL statement's result not fetched "
+            "(DoGet) this long after GetFlightInfo is cancelled, closed and audited", above=0, maximum=MAX_SECONDS),
+    Setting("flight_statement_timeout_seconds", "number", 3600.0, "a Flight SQL prepared statement unused "
+            "this long is closed", above=0, maximum=MAX_SECONDS),
+    Setting("flight_session_timeout_seconds", "number", 3600.0, "a Flight SQL session (the bearer token "
+            "answering basic authentication) unused this long ends; revoking its token ends it at once",
+            above=0, maximum=MAX_SECONDS),
+    Setting("flight_max_parameter_bytes", "integer", 1_048_576, "the largest parameter batch a Flight SQL "
+            "client binds to a prepared statement (DoPut)", minimum=1),
     # remote sources (engine/duckdb_backend.py, engine/hung.py)
     Setting("source_connect_timeout_seconds", "number", 5.0, "the longest a remote source (PostgreSQL) may take "
             "to connect and describe its tables while the mesh loads; past it the quantum is unavailable and "

@@ -1,0 +1,159 @@
+"""Who calls: the ``authorization`` header of every Flight call, checked by a server middleware.
+
+Two forms, the same tokens as HTTP (``platform.authenticate``):
+
+- ``Bearer <token>``: a Quanta token (``quanta token create``), or a session token this server gave.
+- ``Basic base64(principal:token)``: what ADBC and JDBC send for a user name and password. The driver
+  calls ``Handshake`` with it and reads ``authorization: Bearer <session token>`` from the response
+  headers, then sends that bearer on every call (the scheme of pyarrow's own
+  ``authenticate_basic_token``). The token's principal must be the user name given.
+
+A session token is random, kept only in this server's memory, and tied to its principal and to the token
+it was opened with: it ends when that token is revoked or expires (checked on each call: one indexed read
+of the token store) and after ``flight_session_timeout_seconds`` without a call. Every refusal says the
+same "invalid credentials" whatever was wrong, so a caller never learns whether a user exists.
+
+The principal is looked up on each call in the platform's current state, so a governance reload (roles,
+groups, attributes taken away) applies to the next call of an open client. A declared purpose travels as
+the ``x-quanta-purpose`` call header; the platform checks it (``require_purpose``).
+
+``pyarrow.flight`` answers ``Handshake`` only when the server has a ``ServerAuthHandler``: ``NoOpAuthHandler``
+accepts every handshake, the middleware being the one check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import pyarrow.flight as flight
+
+PURPOSE_HEADER = "x-quanta-purpose"
+SESSION_PREFIX = "qfs_"
+INVALID = "invalid credentials: send 'authorization: Bearer <token>' (a Quanta token) or basic authentication " \
+          "with a principal and one of its tokens"
+
+
+@dataclass
+class Session:
+    principal: str
+    token_id: str
+    expires: float  # monotonic; moved on by each call
+
+
+class Sessions:
+    """The session tokens handed out by ``Handshake`` (in memory: a restarted server asks clients to log in
+    again)."""
+
+    def __init__(self, timeout):
+        self.timeout = timeout  # a callable: the mesh's flight_session_timeout_seconds, read on each call
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Session] = {}
+
+    def open(self, principal: str, token_id: str) -> str:
+        token = SESSION_PREFIX + secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[token] = Session(principal, token_id, time.monotonic() + self.timeout())
+        return token
+
+    def get(self, token: str) -> Session | None:
+        now = time.monotonic()
+        with self._lock:
+            session = self._sessions.get(token)
+            if session is None:
+                return None
+            if session.expires < now:
+                del self._sessions[token]
+                return None
+            session.expires = now + self.timeout()
+            return session
+
+    def end(self, token: str) -> None:
+        with self._lock:
+            self._sessions.pop(token, None)
+
+    def sweep(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for token in [t for t, s in self._sessions.items() if s.expires < now]:
+                del self._sessions[token]
+
+
+class Caller(flight.ServerMiddleware):
+    """One call's authenticated caller: a principal name (looked up again on each call), the purpose it
+    declares, and the session token to send back from a basic-auth ``Handshake``."""
+
+    def __init__(self, user: str, purpose: str | None, answer: str | None = None):
+        self.user = user
+        self.purpose = purpose
+        self._answer = answer
+
+    def sending_headers(self):
+        return {"authorization": f"Bearer {self._answer}"} if self._answer else {}
+
+
+class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
+    def __init__(self, platform, sessions: Sessions):
+        self.platform = platform
+        self.sessions = sessions
+
+    def start_call(self, info, headers):
+        try:
+            return self._start(info, headers)
+        except flight.FlightError:
+            raise
+        except Exception:  # never a traceback to the client; whatever failed, the answer is the same
+            raise flight.FlightUnauthenticatedError(INVALID) from None
+
+    def _start(self, info, headers) -> Caller:
+        values = headers.get("authorization") or headers.get("Authorization") or []
+        if len(values) != 1:
+            raise flight.FlightUnauthenticatedError(INVALID if values else "no credentials: " + INVALID[21:])
+        scheme, _, credential = values[0].strip().partition(" ")
+        credential = credential.strip()
+        purposes = headers.get(PURPOSE_HEADER) or []
+        if len(purposes) > 1:
+            raise flight.FlightUnauthenticatedError(f"one {PURPOSE_HEADER} header at most")
+        purpose = purposes[0].strip() or None if purposes else None
+        scheme = scheme.lower()
+        if scheme == "bearer" and credential.startswith(SESSION_PREFIX):
+            session = self.sessions.get(credential)
+            if session is None or not self.platform.tokens.active(session.token_id):
+                if session is not None:
+                    self.sessions.end(credential)
+                raise flight.FlightUnauthenticatedError("invalid credentials: the session ended (its token was "
+                                                        "revoked or expired, or it was idle too long): log in again")
+            return Caller(session.principal, purpose)
+        if scheme == "bearer":
+            user = self.platform.tokens.verify(credential)
+            if user is None:
+                raise flight.FlightUnauthenticatedError(INVALID)
+            return Caller(user, purpose)
+        if scheme == "basic":
+            try:
+                user, sep, token = base64.b64decode(credential, validate=True).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise flight.FlightUnauthenticatedError("invalid credentials: malformed basic authentication") \
+                    from None
+            owner = self.platform.tokens.verify(token) if sep else None
+            if owner is None or owner != user:
+                raise flight.FlightUnauthenticatedError(INVALID)
+            answer = None
+            if info.method == flight.FlightMethod.HANDSHAKE:
+                answer = self.sessions.open(user, token[len("qt_"):].partition("_")[0])
+            return Caller(user, purpose, answer)
+        raise flight.FlightUnauthenticatedError(INVALID)
+
+
+class NoOpAuthHandler(flight.ServerAuthHandler):
+    """Lets ``Handshake`` through (the middleware authenticates every call, the handshake included)."""
+
+    def authenticate(self, outgoing, incoming):
+        pass
+
+    def is_valid(self, token):
+        return ""
