@@ -397,7 +397,8 @@ class FlightSqlServer(flight.FlightServerBase):
                                             opt(command, "fk_catalog"), opt(command, "fk_db_schema"),
                                             command.fk_table)
         elif name == "CommandGetSqlInfo":
-            table = catalog.sql_info(p, list(command.info))
+            timeout = self._setting("flight_statement_timeout_seconds")
+            table = catalog.sql_info(p, list(command.info), statement_timeout_ms=min(int(timeout * 1000), 2**31 - 1))
         else:
             table = catalog.xdbc_type_info(p, opt(command, "data_type"))
         schema = catalog.SCHEMAS[_schema_key(name, command)]
