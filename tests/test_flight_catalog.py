@@ -10,7 +10,16 @@ from __future__ import annotations
 import pgkit
 import pyarrow as pa
 import pytest
-from meshkit import contract, local_server, mesh_yaml, product, prop, shop_mesh, sql_to_file, write_yaml
+from meshkit import (
+    contract,
+    local_server,
+    mesh_yaml,
+    product,
+    prop,
+    shop_mesh,
+    sql_to_file,
+    write_yaml,
+)
 
 import federation
 from federation import errors
@@ -338,3 +347,73 @@ def test_xdbc_type_info(platform):
     assert {"BIGINT", "VARCHAR", "DECIMAL", "DATE", "TIMESTAMP", "BOOLEAN", "DOUBLE"} <= {r["type_name"] for r in rows}
     assert [r["type_name"] for r in fc.xdbc_type_info(platform, 4).to_pylist()] == ["INTEGER"]
     assert fc.xdbc_type_info(platform, 12345).num_rows == 0
+
+
+# -- end to end: the ADBC Flight SQL driver against a running server --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def flight_server(platform):
+    from federation.server.flight import FlightSqlServer
+
+    server = FlightSqlServer(platform, host="127.0.0.1", port=0).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def adbc(flight_server, tokens, user, purpose=None):
+    dbapi = pytest.importorskip("adbc_driver_flightsql.dbapi")
+    kwargs = {"adbc.flight.sql.authorization_header": f"Bearer {tokens[user]}"}
+    if purpose:
+        kwargs["adbc.flight.sql.rpc.call_header.x-quanta-purpose"] = purpose
+    return dbapi.connect(flight_server.location, db_kwargs=kwargs, autocommit=True)
+
+
+def objects(conn, **filters) -> dict[tuple[str, str], list[str]]:
+    """(schema, table) -> its columns, from ADBC's GetObjects (every depth)."""
+    tree = conn.adbc_get_objects(depth="all", **filters).read_all().to_pylist()
+    out = {}
+    for catalog in tree:
+        assert catalog["catalog_name"] == "testmesh"
+        for schema in catalog["catalog_db_schemas"] or ():
+            for table in schema["db_schema_tables"] or ():
+                out[(schema["db_schema_name"], table["table_name"])] = \
+                    [c["column_name"] for c in sorted(table["table_columns"] or (), key=lambda c: c["ordinal_position"])]
+    return out
+
+
+@pytest.mark.parametrize(("user", "purpose"), CASES)
+def test_adbc_get_objects_lists_what_the_catalog_lists(platform, flight_server, tokens, user, purpose):
+    with adbc(flight_server, tokens, user, purpose) as conn:
+        seen = objects(conn)
+    expected = {k: s.names for k, s in schemas_of(platform, user, purpose).items()}
+    assert seen == expected
+    if user == "ana":
+        assert "amount" not in seen[("shop", "orders")] and ("report", "sales_by_region") not in seen
+    assert (("sales", "campaigns") in seen) == (purpose == "marketing")
+
+
+def test_adbc_filters_table_schema_and_types(platform, flight_server, tokens):
+    with adbc(flight_server, tokens, "ana") as conn:
+        assert set(objects(conn, db_schema_filter="s_op")) == {("shop", "orders")}
+        assert set(objects(conn, db_schema_filter="system", table_name_filter="column\\_%")) == \
+            {("system", "column_access"), ("system", "column_lineage")}
+        assert {k for k in objects(conn, table_types_filter=["VIEW"])} == \
+            {k for k in objects(conn) if k[0] == "system"}
+        assert objects(conn, catalog_filter="elsewhere") == {}
+        assert conn.adbc_get_table_types() == ["TABLE", "VIEW"]
+        schema = conn.adbc_get_table_schema("customers", db_schema_filter="crm")
+        result = platform.query("select * from crm.customers", who(platform, "ana"))
+        try:
+            assert schema.equals(result.schema)  # the masked columns' types: what the query gives
+        finally:
+            result.close()
+        assert conn.adbc_get_table_schema("orders", db_schema_filter="shop").names == \
+            ["order_id", "customer_id", "order_date"]  # amount denied to ana
+        with pytest.raises(pytest.importorskip("adbc_driver_flightsql.dbapi").ProgrammingError, match="NOT_FOUND"):
+            conn.adbc_get_table_schema("sales_by_region", db_schema_filter="report")  # not listed for ana
+        info = conn.adbc_get_info()
+        assert info["vendor_name"] == "Quanta" and info["vendor_version"] == federation.__version__
+        assert info["vendor_arrow_version"] == pa.__version__
