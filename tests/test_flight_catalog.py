@@ -417,3 +417,10 @@ def test_adbc_filters_table_schema_and_types(platform, flight_server, tokens):
         info = conn.adbc_get_info()
         assert info["vendor_name"] == "Quanta" and info["vendor_version"] == federation.__version__
         assert info["vendor_arrow_version"] == pa.__version__
+
+
+def test_adbc_purpose_not_held_lists_nothing(flight_server, tokens):
+    dbapi = pytest.importorskip("adbc_driver_flightsql.dbapi")
+    with adbc(flight_server, tokens, "ana", "marketing") as conn, \
+            pytest.raises(dbapi.Error, match="marketing"):  # ana does not hold the purpose
+        conn.adbc_get_objects(depth="tables").read_all()
