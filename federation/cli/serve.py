@@ -1,4 +1,6 @@
-"""``quanta serve`` (HTTP, optionally the PostgreSQL wire protocol too) and ``quanta pgserve``."""
+"""``quanta serve`` (HTTP, optionally the PostgreSQL wire protocol and Arrow Flight SQL too), ``quanta pgserve``
+and ``quanta flightserve``: every server of one process shares one platform (pipeline, audit, limits, live
+state)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,14 @@ from .common import fail, friendly, main, mesh_option
 @click.option("--port", default=8080, show_default=True, type=int, help="The HTTP port (0: any free port).")
 @click.option("--threads", default=16, show_default=True, type=int, help="Worker threads of the HTTP server.")
 @click.option("--pg-port", default=None, type=int, help="Also serve the PostgreSQL wire protocol on this port.")
+@click.option("--flight-port", default=None, type=int, help="Also serve Arrow Flight SQL on this port (ADBC, "
+              "Flight SQL JDBC/ODBC).")
+@click.option("--flight-tls-cert", default=None, metavar="FILE", help="Certificate for Flight SQL over TLS "
+              "(grpc+tls://).")
+@click.option("--flight-tls-key", default=None, metavar="FILE", help="The Flight SQL certificate's private key.")
 @friendly
-def serve(mesh_path: str | None, mesh: str | None, host: str, port: int, threads: int, pg_port: int | None) -> None:
+def serve(mesh_path: str | None, mesh: str | None, host: str, port: int, threads: int, pg_port: int | None,
+          flight_port: int | None, flight_tls_cert: str | None, flight_tls_key: str | None) -> None:
     """Serve the mesh over HTTP: the query API, the open dictionary (HTML and JSON), health and metrics."""
     from ..platform import Platform
     from ..server.http import Server, create_app
@@ -39,6 +47,8 @@ def serve(mesh_path: str | None, mesh: str | None, host: str, port: int, threads
             fail("the PostgreSQL interface is not available in this installation")
         pg = PgServer(platform, host, pg_port)
         pg.start()
+    fl = _flight_server(platform, host, flight_port, flight_tls_cert, flight_tls_key) if flight_port is not None \
+        else None
     m = platform.mesh
     click.echo(f"mesh {m.name}: {len(m.quanta)} quanta, loaded in {platform.state.load_seconds:.2f} s")
     click.echo(f"dictionary  {server.url}/")
@@ -46,6 +56,8 @@ def serve(mesh_path: str | None, mesh: str | None, host: str, port: int, threads
                f"description at /api/v1/openapi.json)")
     if pg is not None:
         click.echo(f"PostgreSQL  {host}:{pg.port}")
+    if fl is not None:
+        click.echo(f"Flight SQL  {fl.location}")
     click.echo("press Ctrl+C to stop", err=True)
     import signal
     import threading
@@ -61,6 +73,8 @@ def serve(mesh_path: str | None, mesh: str | None, host: str, port: int, threads
         server.stop()
         if pg is not None:
             pg.stop()
+        if fl is not None:
+            fl.stop()
 
 
 @main.command()
@@ -93,3 +107,51 @@ def pgserve(mesh_path: str | None, mesh: str | None, host: str, port: int, tls_c
         threading.Event().wait()
     finally:
         pg.stop()
+
+
+def _flight_server(platform, host: str, port: int, tls_cert: str | None, tls_key: str | None):
+    """A started FlightSqlServer (a clear error for half a TLS pair or a port in use)."""
+    if bool(tls_cert) != bool(tls_key):
+        fail("Flight SQL over TLS needs both --flight-tls-cert and --flight-tls-key")
+    try:
+        from ..server.flight import FlightSqlServer
+    except ImportError:
+        fail("the Flight SQL interface is not available in this installation (pyarrow without Flight)")
+    try:
+        return FlightSqlServer(platform, host, port, tls=(tls_cert, tls_key) if tls_cert else None).start()
+    except OSError as e:
+        fail(f"cannot serve Flight SQL on {host}:{port}: {e}")
+    except Exception as e:  # pyarrow reports a port in use or an unreadable certificate as ArrowException
+        fail(f"cannot serve Flight SQL on {host}:{port}: {str(e).splitlines()[0]}")
+
+
+@main.command()
+@click.argument("mesh_path", required=False, metavar="[MESH]")
+@mesh_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=31337, show_default=True, type=int, help="The Flight SQL port (0: any free port).")
+@click.option("--tls-cert", default=None, metavar="FILE", help="Certificate for TLS (grpc+tls://).")
+@click.option("--tls-key", default=None, metavar="FILE", help="The certificate's private key.")
+@friendly
+def flightserve(mesh_path: str | None, mesh: str | None, host: str, port: int, tls_cert: str | None,
+                tls_key: str | None) -> None:
+    """Serve the mesh over Arrow Flight SQL only (ADBC, Flight SQL JDBC/ODBC; a bearer token, or basic
+    authentication with a principal and its token)."""
+    from ..platform import Platform
+
+    platform = Platform.open(Path(mesh_path or mesh or default_mesh()))
+    fl = _flight_server(platform, host, port, tls_cert, tls_key)
+    click.echo(f"Flight SQL  {fl.location}  (authorization: Bearer <token>, or user: a principal, password: "
+               f"a token from `quanta token create`)")
+    click.echo("press Ctrl+C to stop", err=True)
+    import signal
+    import threading
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        threading.Event().wait()
+    finally:
+        fl.stop()

@@ -126,6 +126,8 @@ class FlightSqlServer(flight.FlightServerBase):
         return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self) -> "FlightSqlServer":
+        """Start the janitor and the platform's watcher (a server serves changes made by any process)."""
+        self.platform.watch()
         if self._janitor is None:
             self._janitor = threading.Thread(target=self._janitor_loop, name="quanta-flight-janitor", daemon=True)
             self._janitor.start()
