@@ -46,6 +46,7 @@ Not this module's job, but worth knowing for the other passes:
 
 from __future__ import annotations
 
+from types import MappingProxyType
 import re
 from functools import lru_cache
 
@@ -561,6 +562,10 @@ MISSING_FUNCTION_CLASSES: frozenset[str] = _missing_allowed | _missing_refused
 ALLOWED_FUNCTION_NAMES: frozenset[str] = frozenset(
     name for names in _ALLOWED_NAME_GROUPS.values() for name in names
 )
+
+# The allow-list by family ("strings", "dates and times", ...): what a catalog tells a client it may call
+# (Flight SQL's SqlInfo function lists). Read only.
+ALLOWED_FUNCTION_FAMILIES: "MappingProxyType[str, tuple[str, ...]]" = MappingProxyType(dict(_ALLOWED_NAME_GROUPS))
 
 _REFUSED_CLASS_REASON: dict[type, str] = {
     cls: reason

@@ -593,7 +593,7 @@ def _functions() -> dict[int, list[str]]:
     """The functions a query may call (the pipeline's allow-list, rewrite/functions.py), by SqlInfo family."""
     from ...rewrite import functions
 
-    groups = functions._ALLOWED_NAME_GROUPS  # read only: the allow-list grouped by family
+    groups = functions.ALLOWED_FUNCTION_FAMILIES
     allowed = functions.ALLOWED_FUNCTION_NAMES
 
     def names(*families: str) -> list[str]:
