@@ -451,3 +451,23 @@ def test_tls_with_a_self_signed_certificate(tmp_path, platform, tokens):
         plain = flight.connect(f"grpc://127.0.0.1:{srv.port}")  # no TLS: refused
         with pytest.raises(flight.FlightError):
             query_info(plain, raw_client(srv, tokens["ana"])[1], "select 1")
+
+
+# -- the catalog through ADBC (catalog.py builds the listings; tests/test_flight_catalog.py checks them) ------
+
+def test_adbc_catalog_calls_follow_governance(server, tokens):
+    with connect(server, tokens["ana"]) as conn:
+        objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+        schemas = {d["db_schema_name"]: [t["table_name"] for t in d["db_schema_tables"]]
+                   for c in objects for d in c["catalog_db_schemas"]}
+        assert schemas["shop"] == ["orders"] and schemas["crm"] == ["customers"] and "system" in schemas
+        assert "report" not in schemas  # granted to no one
+        schema = conn.adbc_get_table_schema("orders", db_schema_filter="shop")
+        assert schema.names == ["order_id", "customer_id", "order_date"]  # amount is denied to ana
+        assert conn.adbc_get_info()["vendor_name"] == "Quanta"
+    with connect(server, tokens["nobody"]) as conn:
+        objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+        assert {d["db_schema_name"] for c in objects for d in c["catalog_db_schemas"]} == {"system"}
+        with pytest.raises(Exception) as info:
+            conn.adbc_get_table_schema("orders", db_schema_filter="shop")
+        assert "NOT_FOUND" in no_traceback(info.value)
