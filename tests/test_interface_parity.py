@@ -481,9 +481,6 @@ def pg_port(platform):
 
 @pytest.fixture(scope="module")
 def flight_uri(platform):
-    if os.environ.get("PARITY_NO_FLIGHT"):  # TEMP while the Flight server is being written
-        yield None
-        return
     from federation.server.flight.server import FlightSqlServer
 
     with FlightSqlServer(platform, host="127.0.0.1", port=0) as server:
@@ -499,7 +496,6 @@ def test_every_interface_shows_each_principal_exactly_its_governed_data(mesh, to
                                                                         flight_uri):
     interfaces = [(Python, mesh), (Http, http_url), (HttpJson, http_url), (PgWire, pg_port), (PgWireBinary, pg_port),
                   (Flight, flight_uri)]
-    interfaces = [i for i in interfaces if i[1] is not None]
     problems: list[str] = []
     coverage = {"denied": 0, "masked": 0, "answered": 0}
     for persona in PERSONAS:
