@@ -471,3 +471,54 @@ def test_adbc_catalog_calls_follow_governance(server, tokens):
         with pytest.raises(Exception) as info:
             conn.adbc_get_table_schema("orders", db_schema_filter="shop")
         assert "NOT_FOUND" in no_traceback(info.value)
+
+
+# -- live governance, the command line -----------------------------------------------------------------------
+
+def test_an_open_client_follows_a_governance_reload(tmp_path):
+    from meshkit import write_yaml
+
+    root = tmp_path / "mesh"
+    platform = pgkit.governed_shop(root, governance=GOVERNANCE)
+    token = platform.tokens.create("pia", 1)[0]
+    sql = "select sum(amount) as total from shop.orders"
+    with FlightSqlServer(platform) as srv, connect(srv, username="pia", password=token) as conn:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            assert cur.fetchall()[0][0] is not None  # pia is in finance
+        principals = [dict(p, roles=["analyst", "pii_reader"]) if p["name"] == "pia" else p
+                      for p in GOVERNANCE["principals"]]
+        write_yaml(root / "governance.yaml", {**GOVERNANCE, "principals": principals})
+        assert platform.reload()
+        with conn.cursor() as cur:  # the same session: the principal is looked up again
+            with pytest.raises(Exception) as info:
+                cur.execute(sql)
+        assert "amount" in no_traceback(info.value) and "shop.orders" in str(info.value)
+
+
+def test_quanta_flightserve_command(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "mesh"
+    platform = pgkit.governed_shop(root, governance=GOVERNANCE)
+    token = platform.tokens.create("ana", 1)[0]
+    process = subprocess.Popen([sys.executable, "-m", "federation.cli", "flightserve", str(root), "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = process.stdout.readline()
+        location = re.search(r"grpc://127\.0\.0\.1:\d+", line)
+        assert location, line + process.stderr.read() if process.poll() is not None else line
+        conn = fsql.connect(location.group(0), autocommit=True, db_kwargs={AUTH: f"Bearer {token}"})
+        with conn, conn.cursor() as cur:
+            cur.execute("select count(*) from crm.customers")
+            assert cur.fetchall() == [(20,)]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    entries = [e for e in platform.audit.history().to_pylist() if e["interface"] == "flight"]
+    assert entries and entries[-1]["principal"] == "ana"
