@@ -141,6 +141,40 @@ def test_batches_encode_like_values_one_by_one():
                     assert a == b, name
 
 
+def test_same_width_columns_and_halves_encode_like_values_one_by_one():
+    """Columns whose cells all have one width (codes, dates, whole-second timestamps) are packed with their
+    fixed-width neighbours, from an offset into their buffers too; a long batch is encoded as two halves at
+    once; a format change in the middle of a batch re-encodes what is left: the bytes stay the reference's."""
+    from federation.server.pgwire import protocol as pm
+    from federation.server.pgwire import rows
+
+    n = rows.SPLIT_ROWS + 1001
+    table = pa.table({
+        "code": [f"SKU-{i % 1000:06d}" for i in range(n)],
+        "d": pa.array([dt.date(2024, 1, 1) + dt.timedelta(days=i % 400) for i in range(n)], pa.date32()),
+        "i": pa.array(range(n), pa.int32()),
+        "ts": pa.array([dt.datetime(2024, 1, 1) + dt.timedelta(seconds=i) for i in range(n)], pa.timestamp("us")),
+        "empty": [""] * n,
+        "s": [f"c{i}" for i in range(n)],
+    })
+    batch = table.to_batches()[0].slice(3)  # an offset into the buffers
+    for fmt in (0, 1):
+        encode = pgt.text_column if fmt == 0 else pgt.binary_column
+        expected = b"".join(pm.data_row(list(v)) for v in zip(*[encode(c) for c in batch.columns]))
+        buffer, offsets = pgt.data_rows(batch, [fmt] * batch.num_columns)
+        assert bytes(buffer)[offsets[0]:offsets[-1]] == expected
+        source = rows.RowSource(batch.schema, iter([batch]))
+        source.configure([fmt] * batch.num_columns, "UTC")
+        assert b"".join(bytes(chunk) for chunk, _ in source.take(None)) == expected
+    text = [pm.data_row(list(v)) for v in zip(*[pgt.text_column(c) for c in batch.columns])]
+    binary = [pm.data_row(list(v)) for v in zip(*[pgt.binary_column(c) for c in batch.columns])]
+    source = rows.RowSource(batch.schema, iter([batch]))
+    first = b"".join(bytes(chunk) for chunk, _ in source.take(10))  # text, from the first half
+    source.configure([1] * batch.num_columns, "UTC")  # then binary (a cursor FETCHed with another format)
+    rest = b"".join(bytes(chunk) for chunk, _ in source.take(None))
+    assert first == b"".join(text[:10]) and rest == b"".join(binary[10:])
+
+
 def test_uuid_and_json_columns_typed_from_duckdb_types():
     """DuckDB's UUID and JSON reach Arrow as strings: their DuckDB types give their OIDs and encodings."""
     ids = [uuid.UUID(int=(i + 1) * 0x0123456789ABCDEF0123456789ABCDEF % (1 << 128)) for i in range(4)]

@@ -19,7 +19,25 @@ from . import protocol as pm
 from . import types as pgt
 
 _WORKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pgwire-rows")
+_HALVES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pgwire-encode")  # never waits on _WORKERS
 READ_AHEAD_ROWS = 8192  # a batch shorter than this ends the result most of the time: no thread hand-off for it
+SPLIT_ROWS = 32768  # a batch this long or longer is encoded as two halves at once (Arrow and numpy release the GIL)
+
+
+def encode(batch: pa.RecordBatch, formats: list[int], timezone: str) -> list[tuple]:
+    """A batch's DataRow messages as pieces (batch slice, buffer, row offsets), in order: a long batch in two
+    halves encoded side by side (the client reads while the next batch is encoded: the server's encoding is
+    what bounds a large fetch)."""
+    if batch.num_rows < SPLIT_ROWS:
+        return [(batch,) + pgt.data_rows(batch, formats, timezone)]
+    half = batch.num_rows // 2
+    first, second = batch.slice(0, half), batch.slice(half)
+    later = _HALVES.submit(pgt.data_rows, second, formats, timezone)
+    try:
+        head = pgt.data_rows(first, formats, timezone)
+    finally:
+        tail = later.result()
+    return [(first,) + head, (second,) + tail]
 
 
 class RowSource:
@@ -39,7 +57,8 @@ class RowSource:
         self._pos = 0
         self._formats: list[int] = [0] * len(schema)
         self._timezone = "UTC"
-        self._ahead: Future | None = None  # the next batch with rows, read and encoded: (batch, key, buffer, offsets)
+        self._ahead: Future | None = None  # the next batch with rows, read and encoded: (key, pieces)
+        self._pieces: list[tuple] = []  # encoded pieces after the current one: (batch, buffer, offsets)
         # a subclass (a cursor's FETCH, reading a connection of its own) reads in the caller's thread
         self._read_ahead = type(self) is RowSource
 
@@ -48,7 +67,11 @@ class RowSource:
         self._formats = formats
         self._timezone = timezone
         if changed and self._batch is not None and self._pos < self._count:  # a cursor FETCHed in another format
-            self._load(self._batch.slice(self._pos))
+            rest = [self._batch.slice(self._pos)] + [piece[0] for piece in self._pieces]
+            self._pieces = []
+            for batch in rest:
+                self._pieces += encode(batch, formats, timezone)
+            self._next_piece()
 
     def fields(self, formats: list[int] | None = None) -> list[pm.Field]:
         formats = formats or [0] * len(self.schema)
@@ -58,32 +81,33 @@ class RowSource:
             out.append(pm.Field(f.name, oid, size, typmod, format=formats[i]))
         return out
 
-    def _load(self, batch: pa.RecordBatch) -> None:
-        """Encode a whole batch into DataRow messages (one buffer, row offsets): column-wise, vectorised."""
-        self._buffer, self._offsets = pgt.data_rows(batch, self._formats, self._timezone)
-        self._batch, self._count, self._pos = batch, batch.num_rows, 0
+    def _next_piece(self) -> None:
+        """Make the first pending piece the current one."""
+        self._batch, self._buffer, self._offsets = self._pieces.pop(0)
+        self._count, self._pos = self._batch.num_rows, 0
 
     def _read(self, formats: list[int], timezone: str):
-        """The next batch with rows, encoded (None at the end)."""
+        """The next batch with rows, encoded: (formats and time zone, pieces); None at the end."""
         batch = next(self.batches, None)
         while batch is not None and batch.num_rows == 0:
             batch = next(self.batches, None)
         if batch is None:
             return None
-        return (batch, (formats, timezone)) + pgt.data_rows(batch, formats, timezone)
+        return (formats, timezone), encode(batch, formats, timezone)
 
     def _advance(self) -> bool:
-        """Load the next batch with rows (the one read ahead, if any); False at the end."""
-        ahead, self._ahead = self._ahead, None
-        got = ahead.result() if ahead is not None else self._read(self._formats, self._timezone)
-        if got is None:
-            return False
-        batch, key, buffer, offsets = got
-        if key != (self._formats, self._timezone):  # read ahead before the formats changed
-            self._load(batch)
-        else:
-            self._buffer, self._offsets = buffer, offsets
-            self._batch, self._count, self._pos = batch, batch.num_rows, 0
+        """Load the next piece: encoded already, or the next batch with rows (the one read ahead, if any);
+        False at the end."""
+        if not self._pieces:
+            ahead, self._ahead = self._ahead, None
+            got = ahead.result() if ahead is not None else self._read(self._formats, self._timezone)
+            if got is None:
+                return False
+            key, pieces = got
+            if key != (self._formats, self._timezone):  # read ahead before the formats changed
+                pieces = [p for piece in pieces for p in encode(piece[0], self._formats, self._timezone)]
+            self._pieces = pieces
+        self._next_piece()
         return True
 
     def _read_next(self) -> None:
