@@ -34,6 +34,7 @@ import pyarrow.flight as flight
 
 PURPOSE_HEADER = "x-quanta-purpose"
 SESSION_PREFIX = "qfs_"
+MAX_PER_PRINCIPAL = 1000  # open sessions of one principal (each Handshake opens one)
 INVALID = "invalid credentials: send 'authorization: Bearer <token>' (a Quanta token) or basic authentication " \
           "with a principal and one of its tokens"
 
@@ -55,8 +56,12 @@ class Sessions:
         self._sessions: dict[str, Session] = {}
 
     def open(self, principal: str, token_id: str) -> str:
+        """A new session token (a principal holding MAX_PER_PRINCIPAL sessions loses its least recently used)."""
         token = SESSION_PREFIX + secrets.token_urlsafe(32)
         with self._lock:
+            mine = [(s.expires, t) for t, s in self._sessions.items() if s.principal == principal]
+            if len(mine) >= MAX_PER_PRINCIPAL:
+                del self._sessions[min(mine)[1]]
             self._sessions[token] = Session(principal, token_id, time.monotonic() + self.timeout())
         return token
 

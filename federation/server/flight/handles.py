@@ -38,9 +38,12 @@ class Handles:
         self._entries: dict[bytes, Entry] = {}
         self._ended: LRUCache[bytes, str] = LRUCache(maxsize=4096)
 
-    def add(self, owner: str, value: Any, ttl: float | None) -> bytes:
+    def add(self, owner: str, value: Any, ttl: float | None, limit: int | None = None) -> bytes:
+        """A new handle of ``owner`` for ``value``; ``limit``: how many ``owner`` may hold at once."""
         handle = secrets.token_bytes(16)
         with self._lock:
+            if limit is not None and sum(1 for e in self._entries.values() if e.owner == owner) >= limit:
+                raise flight.FlightUnavailableError(f"too many open {self.kind}s ({limit}): close some first")
             self._entries[handle] = Entry(owner, value, None if ttl is None else time.monotonic() + ttl)
         return handle
 

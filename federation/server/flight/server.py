@@ -56,6 +56,7 @@ log = logging.getLogger("quanta.flight")
 MIDDLEWARE = "quanta"
 JANITOR_SECONDS = 0.2  # how often open calls are checked for a client gone away
 DIALECT = "duckdb"
+MAX_PREPARED = 1000  # open prepared statements per principal (each holds a schema until closed or timed out)
 
 CATALOG_COMMANDS = ("CommandGetCatalogs", "CommandGetDbSchemas", "CommandGetTables", "CommandGetTableTypes",
                     "CommandGetPrimaryKeys", "CommandGetExportedKeys", "CommandGetImportedKeys",
@@ -71,14 +72,31 @@ ACTIONS = (
 
 @dataclass
 class Running:
-    """A started query waiting behind a ticket, or streaming."""
+    """A started query waiting behind a ticket, or streaming. Only the thread that streams it closes a
+    streaming result (a close from another thread would pull the cursor from under its read): the others
+    cancel it, and the stream ends with CANCELLED."""
 
     result: Any  # federation.result.Result
     cancel: Cancellation
     streaming: bool = False
+    closed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def stop(self) -> None:
-        """Cancel and close (audited as cancelled when it did not finish)."""
+    def begin_stream(self) -> None:
+        with self.lock:
+            if self.closed:
+                raise NotFound("this ticket was cancelled or expired: run the statement again (GetFlightInfo)")
+            if self.streaming:
+                raise NotFound("this ticket is already being fetched: a statement's result is read once")
+            self.streaming = True
+
+    def abandon(self) -> None:
+        """Cancel; close too (audited as cancelled) unless a stream reads it."""
+        self.cancel.cancel()
+        with self.lock:
+            if self.streaming or self.closed:
+                return
+            self.closed = True
         try:
             self.result.cancel()
         finally:
@@ -136,7 +154,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def stop(self) -> None:
         self._stopping.set()
         for running in self.tickets.clear():
-            _quietly(running.stop)
+            _quietly(running.abandon)
         self.prepared.clear()
         self.shutdown()
         if self._janitor is not None:
@@ -163,7 +181,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 if time.monotonic() - last_sweep >= 1.0:
                     last_sweep = time.monotonic()
                     for running in self.tickets.sweep("expired before it was fetched"):
-                        _quietly(running.stop)
+                        _quietly(running.abandon)
                     self.prepared.sweep("was closed after it went unused")
                     self.sessions.sweep()
             except Exception:  # the janitor never dies
@@ -227,7 +245,7 @@ class FlightSqlServer(flight.FlightServerBase):
                                          interface="flight", cancel=cancel)
         running = Running(result, cancel)
         if context.is_cancelled():
-            running.stop()
+            running.abandon()
             raise flight.FlightCancelledError("the call was cancelled")
         handle = self.tickets.add(caller.user, running, self._setting("flight_ticket_timeout_seconds"))
         ticket = flight.Ticket(m.pack(m.TicketStatementQuery(statement_handle=handle)))
@@ -259,9 +277,7 @@ class FlightSqlServer(flight.FlightServerBase):
             if name == "TicketStatementQuery":
                 handle = command.statement_handle
                 running = self.tickets.hold(handle, caller.user)
-                if running.streaming:
-                    raise NotFound("this ticket is already being fetched: a statement's result is read once")
-                running.streaming = True
+                running.begin_stream()
                 return flight.GeneratorStream(running.result.schema, _Batches(self, handle, running, context))
             if name in CATALOG_COMMANDS:
                 table = self._catalog_table(name, command, principal, caller.purpose)
@@ -334,7 +350,8 @@ class FlightSqlServer(flight.FlightServerBase):
                                      interface="flight")
         schema = self._describe(plan)
         prepared = Prepared(request.query, plan.params, schema)
-        handle = self.prepared.add(caller.user, prepared, self._setting("flight_statement_timeout_seconds"))
+        handle = self.prepared.add(caller.user, prepared, self._setting("flight_statement_timeout_seconds"),
+                                   limit=MAX_PREPARED)
         parameters = pa.schema([pa.field(f"${i + 1}", pa.null()) for i in range(plan.params)])
         return m.pack(m.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle, dataset_schema=schema.serialize().to_pybytes(),
@@ -364,10 +381,9 @@ class FlightSqlServer(flight.FlightServerBase):
                 continue  # a catalog listing: nothing runs
             handle = command.statement_handle
             running = self.tickets.get(handle, caller.user)
-            running.cancel.cancel()
-            if not running.streaming:  # nobody reads it: closed (audited) now
+            if not running.streaming:  # nobody reads it: gone
                 self.tickets.end(handle, "was cancelled")
-                _quietly(running.stop)
+            running.abandon()  # closed (audited) now, or by its stream, which ends CANCELLED
             status = m.CANCEL_CANCELLED
         return status
 
