@@ -5,8 +5,6 @@ errors carry their gRPC status and never a traceback; the server keeps serving a
 
 from __future__ import annotations
 
-import base64
-import threading
 import time
 
 import pgkit

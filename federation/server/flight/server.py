@@ -44,7 +44,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from ... import errors
 from ...platform import Cancellation, Platform
 from . import messages as m
 from .auth import AuthMiddlewareFactory, Caller, NoOpAuthHandler, Sessions
