@@ -130,8 +130,6 @@ def test_psycopg2_session(served):
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="pg_catalog.pg_cursors is served empty (the catalog is built per principal, "
-                   "not per session): closing after a failed DECLARE works, but the session's open cursors are not listed")
 def test_psycopg3_named_cursor_closes_after_a_failed_declare(served):
     with psycopg.connect(served.dsn()) as conn:
         cur = conn.cursor(name="broken")
@@ -141,3 +139,14 @@ def test_psycopg3_named_cursor_closes_after_a_failed_declare(served):
         cur = conn.cursor(name="kept")
         cur.execute("select id from lab.readings order by id")
         assert conn.execute("select name from pg_catalog.pg_cursors").fetchall() == [("kept",)]
+        scroll = conn.cursor(name="back", scrollable=True, withhold=True)
+        scroll.execute("select id from lab.readings")
+        rows = conn.execute("select name, statement, is_holdable, is_binary, is_scrollable, creation_time <= now() "
+                            "from pg_cursors order by name").fetchall()
+        assert [r[0] for r in rows] == ["back", "kept"]
+        assert rows[0][2:] == (True, False, True, True) and rows[1][2:] == (False, False, False, True)
+        assert "select id from lab.readings" in rows[0][1] and rows[0][1].lower().startswith("declare")
+        cur.close()
+        assert conn.execute("select name from pg_cursors").fetchall() == [("back",)]
+    with psycopg.connect(served.dsn()) as other:  # another session sees none of them
+        assert other.execute("select count(*) from pg_catalog.pg_cursors").fetchone() == (0,)

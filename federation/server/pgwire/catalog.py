@@ -177,7 +177,8 @@ PG_TABLES: dict[str, str] = {
                    "max_val VARCHAR, enumvals VARCHAR[], boot_val VARCHAR, reset_val VARCHAR, sourcefile VARCHAR, "
                    "sourceline INTEGER, pending_restart BOOLEAN",
     "pg_available_extensions": "name VARCHAR, default_version VARCHAR, installed_version VARCHAR, comment VARCHAR",
-    # the open cursors: none listed (psycopg asks before closing a named cursor whose DECLARE failed)
+    # the session's open cursors (registered per query, like pg_settings: psycopg asks before closing a named
+    # cursor whose DECLARE failed)
     "pg_cursors": "name VARCHAR, statement VARCHAR, is_holdable BOOLEAN, is_binary BOOLEAN, is_scrollable BOOLEAN, "
                   "creation_time TIMESTAMPTZ",
 }
@@ -335,7 +336,8 @@ class PrincipalCatalog:
         self.user = principal.name
         self.database = database
         self.purpose = purpose
-        self.relations: set[tuple[str, str]] = {("temp", "pg_settings_session")}  # registered per query
+        self.relations: set[tuple[str, str]] = {("temp", "pg_settings_session"),  # registered per query
+                                                ("temp", "pg_cursors_session")}
         # every relation that exists, listed or not (a denied dataset exists: has_table_privilege is false
         # for it, and 42P01 only for a name that names nothing, like PostgreSQL)
         self.existing: set[tuple[str, str]] = {("pg_catalog", n) for n in PG_TABLES} | \
@@ -721,13 +723,23 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return batch if batch.schema == schema else batch.cast(schema, safe=False)
 
 
-def _settings_schema() -> pa.Schema:
+def _session_schema(table: str) -> pa.Schema:
+    """The Arrow schema of a pg_catalog table served from the session (its rows registered per query)."""
     fields = []
-    for c in _split_spec(PG_TABLES["pg_settings"]):
+    for c in _split_spec(PG_TABLES[table]):
         name, t = c.split(" ", 1)
         fields.append(pa.field(name, {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(),
-                                      "VARCHAR[]": pa.list_(pa.string())}[t]))
+                                      "VARCHAR[]": pa.list_(pa.string()),
+                                      "TIMESTAMPTZ": pa.timestamp("us", "UTC")}[t]))
     return pa.schema(fields)
+
+
+def _settings_schema() -> pa.Schema:
+    return _session_schema("pg_settings")
+
+
+def _cursors_schema() -> pa.Schema:
+    return _session_schema("pg_cursors")
 
 
 def _type_row(oid, name, namespace, size, typtype, category, elem=0, array=0, relid=0) -> dict:
@@ -840,14 +852,14 @@ class CatalogEngine:
         timeout = self._limit(session)
         catalog = self.catalog(principal, session.database, session.get("quanta.purpose") or None)
         try:
-            sql, uses_settings, used, arrays = rewrite(expression, session, catalog, params)
+            sql, uses, used, arrays = rewrite(expression, session, catalog, params)
             verify(sql, catalog.relations, catalog.macros)
         except errors.Error:
             log.info("catalog query refused: %s", expression.sql("postgres"))
             raise
         params = [_array(params[i - 1]) if i in arrays else params[i - 1] for i in used if i - 1 < len(params or [])]
-        tables = {"pg_settings_session": pa.Table.from_pylist(_settings_rows(session), schema=_settings_schema())} \
-            if uses_settings else None
+        tables = {name: pa.Table.from_pylist(SESSION_TABLES[name][0](session), schema=SESSION_TABLES[name][1]())
+                  for name in uses} or None
         log.debug("catalog query %s -> %s", expression.sql("postgres"), sql)
         try:
             return sql, catalog.scratch.execute(sql, params, timeout, cancel, tables)
@@ -904,6 +916,16 @@ def _settings_rows(session) -> list[dict]:
             for k, v in sorted(session.settings.items())]
 
 
+def _cursors_rows(session) -> list[dict]:
+    """The session's open cursors (DECLARE), as PostgreSQL's pg_cursors lists them."""
+    return session.open_cursors() if session.open_cursors is not None else []
+
+
+# the pg_catalog tables of one session, registered as temp.<name> for the query that reads them: rows, schema
+SESSION_TABLES = {"pg_settings_session": (_settings_rows, _settings_schema),
+                  "pg_cursors_session": (_cursors_rows, _cursors_schema)}
+
+
 def _literal(value) -> exp.Expression:
     if value is None:
         return exp.null()
@@ -923,11 +945,11 @@ def _search_path(session, catalog: PrincipalCatalog, existing: bool = False) -> 
 
 def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog,
             params: list | None = None) -> tuple[str, bool, list[int], set[int]]:
-    """The DuckDB SQL of a client's catalog query over the emulated tables; whether it reads pg_settings;
+    """The DuckDB SQL of a client's catalog query over the emulated tables; the session's tables it reads;
     the parameters it still uses ($n, in order); those that are arrays (``= ANY($n)``: a text value such
     as '{r,p}' is one, as in PostgreSQL, where the parameter is then typed text[])."""
     tree = expression.copy()
-    uses_settings = False
+    uses: set[str] = set()  # the session's tables it reads (SESSION_TABLES)
     array_params: set[int] = set()
 
     def parameter_value(node: exp.Expression) -> tuple[bool, Any]:
@@ -940,13 +962,12 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog,
         return False, None
 
     def table(node: exp.Table) -> exp.Expression:
-        nonlocal uses_settings
         if isinstance(node.this, exp.Anonymous):
             fname = str(node.this.this).lower()
             if fname == "pg_get_keywords":
                 return exp.table_("keywords", db="pgc", alias=node.alias or None)
             if fname == "pg_show_all_settings":
-                uses_settings = True
+                uses.add("pg_settings_session")
                 return exp.table_("pg_settings_session", db="temp", alias=node.alias or None)
             if fname == "_pg_expandarray":  # information_schema._pg_expandarray(a): rows (x, n)
                 array = sub(node.this.expressions[0]) if node.this.expressions else exp.null()
@@ -972,9 +993,9 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog,
                 raise UnknownObject(f'relation "information_schema.{name}" does not exist')
             new = exp.table_(name, db="pgi")
         elif db == "pg_catalog" or (not db and name in PG_TABLES):
-            if name == "pg_settings":
-                uses_settings = True
-                new = exp.table_("pg_settings_session", db="temp")
+            if name in ("pg_settings", "pg_cursors"):
+                uses.add(f"{name}_session")
+                new = exp.table_(f"{name}_session", db="temp")
             elif name not in PG_TABLES:
                 raise UnknownObject(f'relation "pg_catalog.{name}" does not exist')
             else:
@@ -1200,7 +1221,7 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog,
     for p in list(tree.find_all(exp.Parameter)):
         if isinstance(p.this, exp.Literal) and str(p.this.this).isdigit():
             p.set("this", exp.Literal.number(renumber[int(p.this.this)]))
-    return tree.sql("duckdb", comments=False), uses_settings, used, array_params  # comments never reach the engine
+    return tree.sql("duckdb", comments=False), uses, used, array_params  # comments never reach the engine
 
 
 # has_x_privilege([user,] relation, ...): the position of the relation argument, by number of arguments

@@ -16,6 +16,8 @@ compare both servers statement by statement:
 
 from __future__ import annotations
 
+import datetime as dt
+
 from typing import Iterator
 
 import duckdb
@@ -49,6 +51,13 @@ class Cursor:
         self.pos = 0
         self.at_start = True
         self.at_end = False
+        self.statement = ""  # the DECLARE statement, as pg_cursors shows it
+        self.created = dt.datetime.now(dt.timezone.utc)
+
+    def row(self) -> dict:
+        """The cursor as a row of pg_catalog.pg_cursors."""
+        return {"name": self.name, "statement": self.statement, "is_holdable": self.hold, "is_binary": self.binary,
+                "is_scrollable": self.scroll, "creation_time": self.created}
 
     def fetch(self, direction: str, count: int | None) -> RowSource:
         """The rows of FETCH ``direction`` ``count`` (None: ALL), tagged FETCH."""

@@ -454,6 +454,7 @@ class Connection:
             return False
         try:  # the database must be the mesh's (3D000), a declared purpose one the principal holds (42501)
             self.session = open_session(user, options, self.platform, self.principal)
+            self.session.open_cursors = lambda: [c.row() for c in self.cursors.values()]
         except errors.Error as e:
             self.send(pm.error_response(e.sqlstate, e.message, "FATAL"))
             self.flush()
@@ -1005,10 +1006,12 @@ class Connection:
             if not st.scroll:
                 source.configure([0] * len(source.schema), session.timezone)
                 self.cursors[name] = StreamCursor(name, source, hold, st.binary, committed)
+                self.cursors[name].statement = st.text
                 return None
             connection = self.platform.state.backend.buffer_cursor()  # the cursor's own: see ScrollCursor
             try:
                 self.cursors[name] = ScrollCursor(name, source, connection, hold, st.binary, committed)
+                self.cursors[name].statement = st.text
             except BaseException:
                 source.close()
                 connection.close()

@@ -232,6 +232,8 @@ class Session:
     failed: bool = False  # an error inside a transaction block: 'E' until ROLLBACK
     # checks a purpose before SET quanta.purpose takes it (the server: platform.require_purpose)
     check_purpose: Callable[[str], None] | None = field(default=None, repr=False)
+    # the session's open cursors as pg_cursors rows (the server: its DECLAREd cursors)
+    open_cursors: Callable[[], list[dict]] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         base = dict(DEFAULTS)
