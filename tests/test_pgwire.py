@@ -286,6 +286,17 @@ def test_psycopg_errors_map_to_exception_classes(server, tokens):
         assert conn.execute("select 1 as one").fetchone() == (1,)  # the session goes on
 
 
+def test_database_qualified_names_keep_masks_filters_and_denials(platform, server, tokens):
+    """testmesh.crm.customers is crm.customers: masked and filtered as Python gives it; a denied column stays denied."""
+    expected = python_rows(platform, "ana", "select * from crm.customers order by 1")
+    with psycopg.connect(dsn(server, tokens), autocommit=True) as conn:
+        assert conn.execute("select * from testmesh.crm.customers order by 1").fetchall() == expected
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select amount from testmesh.shop.orders")
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            conn.execute("select * from postgres.crm.customers")
+
+
 def test_transactions_are_tracked(server, tokens):
     with psycopg.connect(dsn(server, tokens)) as conn:  # psycopg opens a transaction with BEGIN
         conn.execute("select 1")

@@ -173,6 +173,48 @@ def test_only_the_mesh_and_its_aliases_are_databases(server, tokens):
             assert conn.execute("select datname from pg_database").fetchall() == [("testmesh",)]  # \l: one
 
 
+def test_names_qualified_by_the_mesh_or_an_alias_are_read_governed(server, tokens):
+    """select * from <database>.crm.customers, as PostgreSQL accepts the current database's name: the mesh's name
+    and its aliases name the same relation, governed alike; any other database is refused (0A000)."""
+    with connect(server, tokens) as conn:
+        cur = conn.execute("select * from crm.customers order by 1")
+        plain, first = cur.fetchall(), cur.description[0].name
+        assert plain
+        for name in ("testmesh", "warehouse", '"analytics"'):
+            assert conn.execute(f"select * from {name}.crm.customers order by 1").fetchall() == plain
+        assert conn.execute(f"select testmesh.crm.customers.{first} from testmesh.crm.customers order by 1"
+                            ).fetchall() == [(r[0],) for r in plain]  # a column qualified by all three
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # no grant: refused whatever names it
+            conn.execute("select * from warehouse.report.sales_by_region")
+        for sql in ("select * from nowhere.crm.customers", "select count(*) from other.pg_catalog.pg_class c"):
+            with pytest.raises(psycopg.errors.FeatureNotSupported, match="cross-database references are not "
+                                                                         "implemented: (nowhere|other)[.]"):
+                conn.execute(sql)
+        assert one(conn, "select count(*) > 0 from testmesh.pg_catalog.pg_class") == (True,)
+
+
+def test_postgres_forms_answer_or_refuse_with_a_sqlstate(server, tokens):
+    """What used to reach the client as a raw engine error, or to be accepted and ignored."""
+    with connect(server, tokens) as conn:
+        cur = conn.execute("select quote_literal(current_setting('search_path'))")
+        assert cur.fetchone() == ("'\"$user\", public'",) and cur.description[0].name == "quote_literal"
+        assert one(conn, "select quote_nullable(current_setting('application_name', true))") == ("''",)
+        assert one(conn, "select '1 2'::int2vector from pg_catalog.pg_class limit 1") == ([1, 2],)
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="type int2vector is not supported"):
+            conn.execute("select '1 2'::int2vector, order_id from shop.orders")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"call foo\(\) unqualified"):
+            conn.execute("select myschema.foo(order_id) from shop.orders")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match='permission denied to set role "mia"'):
+            conn.execute("set role mia")  # no role of another principal, ever
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match='set role "mia"'):
+            conn.execute("set role to 'mia'")
+        assert one(conn, "show role") == ("none",)
+        conn.execute("set role ana")  # the session's own
+        assert one(conn, "show role") == ("ana",)
+        conn.execute("set role none")
+        assert one(conn, "select current_user") == ("ana",)
+
+
 # -- search_path ---------------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
+from ..errors import NotSupportedError
 from .context import Context
 
 T = exp.DataType.Type
@@ -55,6 +56,11 @@ SYNTAX_NAMES = {exp.CurrentDate: "current_date", exp.CurrentTimestamp: "current_
                 exp.Array: "array", exp.Coalesce: "coalesce", exp.Nullif: "nullif", exp.Greatest: "greatest",
                 exp.Least: "least", exp.Extract: "extract", exp.StrPosition: "position", exp.Trim: "btrim",
                 exp.Substring: "substring", exp.Overlay: "overlay", exp.Grouping: "grouping"}
+# PostgreSQL's system types the engine has no equivalent of (a cast to one is refused, never left to the engine)
+SYSTEM_TYPES = frozenset({"int2vector", "oidvector", "regclass", "regtype", "regproc", "regprocedure", "regoper",
+                          "regoperator", "regnamespace", "regrole", "regconfig", "regdictionary", "xid", "xid8", "cid",
+                          "tid", "pg_lsn", "tsvector", "tsquery", "txid_snapshot", "pg_snapshot", "aclitem",
+                          "pg_node_tree"})
 POSTGRES_FUNCTIONS = frozenset(Postgres.Parser.FUNCTIONS) | frozenset(Postgres.Parser.FUNCTION_PARSERS)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
@@ -66,8 +72,9 @@ def postgres_semantics(expression: exp.Expression, ctx: Context) -> exp.Expressi
     names = {id(s): [figure_colname(p, ctx.sql)[0] for p in s.expressions] for s in selects}
     types = _column_types(expression, ctx)
     for node in _user_nodes(expression, ctx):  # pg_catalog.int8 and friends: the built-in types
-        if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.USERDEFINED:
-            _builtin_type(node)
+        if isinstance(node, exp.DataType) and (node.this == exp.DataType.Type.USERDEFINED or
+                                               str(node.this).lower() in SYSTEM_TYPES):
+            _builtin_type(node, ctx)
     for node in reversed(_user_nodes(expression, ctx)):  # the innermost first
         if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
             _divide(node, types)
@@ -261,20 +268,31 @@ def _int4(node: exp.Expression, types: dict[int, exp.DataType]) -> None:
         _cast_outer(node, exp.DataType.build("INT"))
 
 
-def _builtin_type(node: exp.DataType) -> None:
-    """A type named with its schema, ``pg_catalog.int8``, is the built-in type (as ORMs and drivers write it)."""
+def _builtin_type(node: exp.DataType, ctx: Context) -> None:
+    """A type named with its schema, ``pg_catalog.int8``, is the built-in type (as ORMs and drivers write it);
+    PostgreSQL's system types the engine does not have (int2vector, regclass...) are refused (0A000)."""
     kind = node.args.get("kind")
     if isinstance(kind, exp.Dot) and kind.this.name.lower() == "pg_catalog":
         try:
-            node.replace(exp.DataType.build(kind.expression.name, dialect="postgres"))
+            node = node.replace(exp.DataType.build(kind.expression.name, dialect="postgres"))
+            kind = node.args.get("kind")
         except Exception:  # noqa: BLE001 - not a type PostgreSQL knows: left for the engine to refuse
-            pass
+            kind = kind.expression
+    name = (kind.name if isinstance(kind, exp.Expression) else str(node.this)).lower()
+    if name in SYSTEM_TYPES:
+        raise ctx.error(NotSupportedError, f"type {name} is not supported in queries of the mesh (a PostgreSQL "
+                        "system type: it is served by pg_catalog queries only)", node)
 
 
 def _quote_literal(node: exp.Anonymous) -> None:
+    node.replace(quote_literal(node.expressions[0].copy(), node.name.lower() == "quote_nullable"))
+
+
+def quote_literal(value: exp.Expression, nullable: bool = False) -> exp.Expression:
     """quote_literal(x) / quote_nullable(x): x as a SQL string literal (quotes doubled; with a backslash,
-    PostgreSQL's E'' form with backslashes doubled); NULL stays NULL (quote_literal) or is 'NULL'."""
-    text = exp.cast(node.expressions[0].copy(), "VARCHAR")
+    PostgreSQL's E'' form with backslashes doubled); NULL stays NULL (quote_literal) or is 'NULL'. Also
+    used by the pgwire catalog (``quote_literal(current_setting('search_path'))``)."""
+    text = exp.cast(value, "VARCHAR")
     quote = exp.Literal.string("'")
 
     def doubled(value: exp.Expression) -> exp.Expression:
@@ -284,11 +302,11 @@ def _quote_literal(node: exp.Anonymous) -> None:
     plain = exp.DPipe(this=exp.DPipe(this=quote.copy(), expression=doubled(text.copy())), expression=quote.copy())
     escaped = exp.DPipe(this=exp.DPipe(this=exp.Literal.string("E'"), expression=doubled(backslashes)),
                         expression=quote.copy())
-    null = exp.Literal.string("NULL") if node.name.lower() == "quote_nullable" else exp.cast(exp.null(), "VARCHAR")
-    node.replace(exp.Case(ifs=[
+    null = exp.Literal.string("NULL") if nullable else exp.cast(exp.null(), "VARCHAR")
+    return exp.Case(ifs=[
         exp.If(this=exp.Is(this=text.copy(), expression=exp.null()), true=null),
         exp.If(this=exp.func("contains", text.copy(), exp.Literal.string("\\")), true=escaped),
-    ], default=plain))
+    ], default=plain)
 
 
 def _format(node: exp.Format) -> None:

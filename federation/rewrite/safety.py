@@ -28,11 +28,16 @@ FORBIDDEN = tuple(
 )
 
 
+def _function_name(node: exp.Func) -> str:
+    """The name a query calls a function by (an unknown function is an ``Anonymous`` carrying its name)."""
+    return (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+
+
 def check_nodes(expression: exp.Expression, ctx: Context) -> exp.Expression:
     for node in expression.walk():
         if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
             raise ctx.error(StatementRefused, f"qualified function names are not allowed in Quanta queries "
-                            f"({node.sql(ctx.dialect)[:60]}); call {node.expression.sql_name().lower()}() unqualified",
+                            f"({node.sql(ctx.dialect)[:60]}); call {_function_name(node.expression)}() unqualified",
                             node)
         if isinstance(node, exp.Pivot) and node.args.get("this") is not None:
             raise ctx.error(StatementRefused, "a PIVOT statement is not allowed inside a query; use the PIVOT clause "

@@ -33,7 +33,7 @@ from ...errors import ProgrammingError, StatementRefused, UnknownObject
 from ...governance import audit, listing
 from ...platform import Cancellation
 from ...result import Result
-from ...rewrite.postgres import figure_colname
+from ...rewrite.postgres import figure_colname, quote_literal
 from . import types as pgt
 from .catalog_verify import verify
 from .rows import RowSource
@@ -1054,6 +1054,8 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog,
             if value is None and not (len(args) > 1 and isinstance(args[1], exp.Boolean) and args[1].this):
                 raise UnknownSetting(f'unrecognized configuration parameter "{setting}"')
             return exp.cast(_literal(value), exp.DataType.build("VARCHAR"))
+        if name in ("quote_literal", "quote_nullable") and len(args) == 1:
+            return quote_literal(sub(args[0]), nullable=name == "quote_nullable")
         if name == "set_config":
             if len(args) < 2 or not all(isinstance(a, exp.Literal) for a in args[:2]):
                 raise ProgrammingError("set_config() takes constant arguments here")
@@ -1189,6 +1191,13 @@ def rewrite(expression: exp.Expression, session, catalog: PrincipalCatalog,
             return exp.cast(inner, exp.DataType.build("BIGINT"))
         if target in ("name", "char", "bpchar", "text[]", "name[]") or target.startswith("character"):
             return exp.cast(inner, exp.DataType.build("VARCHAR[]" if target.endswith("[]") else "VARCHAR"))
+        if target in ("int2vector", "oidvector") and isinstance(inner, exp.Literal) and inner.is_string:
+            try:  # '1 2'::int2vector: numbers separated by spaces
+                items = [int(v) for v in inner.name.split()]
+            except ValueError:
+                raise errors.DataError(f'invalid input syntax for type {target}: "{inner.name}"') from None
+            return exp.cast(exp.Array(expressions=[exp.Literal.number(v) for v in items]),
+                            exp.DataType.build("BIGINT[]"))
         if target in ("int2vector", "oidvector", "_oid", "oid[]", "int2[]", "smallint[]"):
             return exp.cast(inner, exp.DataType.build("BIGINT[]"))
         if target in ("regconfig", "regdictionary"):

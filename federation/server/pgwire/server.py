@@ -952,8 +952,17 @@ class Connection:
                     session.settings["default_transaction_isolation"] = level.lower()
                     session.settings["transaction_isolation"] = level.lower()
             return None
-        if kind == "set_authorization":
+        if kind == "set_authorization":  # SET SESSION AUTHORIZATION / SET ROLE: only the session's own user
             value = _unquote((st.value or "").strip())
+            if st.name == "role":
+                value = _role_name(value)
+                if not value:
+                    raise WireError("42601", "syntax error at end of input: SET ROLE needs a role name or NONE")
+                if value.upper() != "NONE" and value != session.user:
+                    raise WireError("42501", f'permission denied to set role "{value}": a session of this server '
+                                    f'acts as its login user, "{session.user}"')
+                session.settings["role"] = "none" if value.upper() == "NONE" else value
+                return None
             if value.upper() not in ("DEFAULT", "NONE", "") and value != session.user:
                 raise WireError("42501", "permission denied to set session authorization")
             return None
@@ -1090,6 +1099,13 @@ def _keepalive(sock: socket.socket, idle: float) -> None:
         seconds = int(idle)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
                         struct.pack("ll", seconds, int((idle - seconds) * 1_000_000)))
+
+
+def _role_name(text: str) -> str:
+    """The role a SET ROLE names: a quoted identifier or string as written, an unquoted name in lower case."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1].replace(text[0] * 2, text[0])
+    return text.lower()
 
 
 def _unquote(value: str | None) -> str:

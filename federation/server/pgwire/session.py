@@ -72,10 +72,15 @@ class InvalidCatalogName(ProgrammingError):
     sqlstate = "3D000"
 
 
+def database_aliases(mesh) -> list[str]:
+    """The other names of the mesh's database (the mesh setting ``pg_database_aliases``)."""
+    return [a.strip() for a in str(mesh.settings.get("pg_database_aliases") or "").split(",") if a.strip()]
+
+
 def check_database(name: str, mesh) -> str:
     """The database a client connects to: the mesh's name, or an alias in the mesh setting
     ``pg_database_aliases``; any other name is refused like PostgreSQL (3D000). Answers the mesh's name."""
-    aliases = [a.strip() for a in str(mesh.settings.get("pg_database_aliases") or "").split(",") if a.strip()]
+    aliases = database_aliases(mesh)
     if name == mesh.name or name in aliases:
         return mesh.name
     also = f" (or one of its aliases: {', '.join(aliases)})" if aliases else \
@@ -150,13 +155,35 @@ def open_session(user: str, options: dict[str, str], platform, principal) -> Ses
 def with_search_path(statement: Statement, session: Session, platform) -> Statement:
     """A query's unqualified table names resolved on the session's search_path (``qualify``): its text is
     then the qualified query, for Parse, Describe and Execute alike."""
-    if statement.kind != "query" or statement.expression is None:
+    if statement.kind not in ("query", "catalog") or statement.expression is None:
+        return statement
+    if without_database(statement.expression, platform.mesh):
+        statement.text = statement.expression.sql("postgres")
+    if statement.kind != "query":
         return statement
     relations = _relations(platform)
     path = [s for s in search_path(session) if s in relations[0]]
     if path and qualify(statement.expression, path, lambda schema, name: (schema, name) in relations[1]):
         statement.text = statement.expression.sql("postgres")
     return statement
+
+
+def without_database(expression: exp.Expression, mesh) -> bool:
+    """Names qualified by a database, ``greatparts.sales.orders`` (PostgreSQL accepts the current database's
+    name there), without it, in place, when it names the mesh's database or one of its aliases; any other
+    database is refused like PostgreSQL (0A000). True when a name changed."""
+    names = {mesh.name, *database_aliases(mesh)}
+    changed = False
+    for node in list(expression.find_all(exp.Table, exp.Column)):
+        catalog = node.args.get("catalog")
+        if not isinstance(catalog, exp.Identifier) or not catalog.name:
+            continue
+        if (catalog.name if catalog.quoted else catalog.name.lower()) not in names and catalog.name not in names:
+            raise errors.NotSupportedError("cross-database references are not implemented: "
+                                           f"{'.'.join(part.name for part in node.parts)}")
+        node.set("catalog", None)
+        changed = True
+    return changed
 
 
 _RELATIONS: dict[int, tuple] = {}
@@ -391,8 +418,12 @@ def classify(text: str, is_catalog) -> Statement:
         head = [_word(t) for t in rest[:3]]
         if head[:1] == ["TRANSACTION"] or head[:2] == ["SESSION", "CHARACTERISTICS"]:
             return Statement("set_transaction", text, value=" ".join(words), tag="SET")
-        if head[:2] == ["SESSION", "AUTHORIZATION"] or head[:1] == ["ROLE"]:
+        if head[:2] == ["SESSION", "AUTHORIZATION"]:
             return Statement("set_authorization", text, value=" ".join(t.text for t in rest[2:]), tag="SET")
+        if head[:1] == ["ROLE"]:  # SET ROLE x, SET role TO x, SET role = x
+            named = rest[2:] if len(rest) > 1 and (rest[1].token_type == TokenType.EQ or _word(rest[1]) == "TO") \
+                else rest[1:]
+            return Statement("set_authorization", text, name="role", value=" ".join(t.text for t in named), tag="SET")
         if head[:2] == ["TIME", "ZONE"]:
             return Statement("set", text, name="TimeZone", value=_value_text(text, rest[2:]), tag="SET")
         if head[:1] == ["NAMES"]:
