@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import re
 import signal
 import subprocess
@@ -49,7 +50,9 @@ SMALL = "select id, name, score from bench.small where id = ?"
 SMALL_ROWS = 1000
 ARROW = "application/vnd.apache.arrow.stream"
 FLIGHT, HTTP, PG, LOCAL = "Flight SQL (ADBC)", "HTTP Arrow stream", "pgwire (psycopg binary)", "in-process .arrow()"
-REMOTE = (FLIGHT, HTTP, PG)
+FLIGHT_PA = "Flight SQL (pyarrow.flight)"  # the same server read by Arrow's C++ client: the ADBC driver's own cost
+REMOTE = (FLIGHT, FLIGHT_PA, HTTP, PG)
+SQL_COMMAND = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
 
 # -- the mesh ------------------------------------------------------------------------------------------------
 
@@ -104,12 +107,13 @@ def build_mesh(root: Path, rows: int) -> Path:
 class ServerProcess:
     """``quanta serve`` with HTTP, the PostgreSQL wire and Flight SQL on free loopback ports."""
 
-    def __init__(self, mesh: Path):
+    def __init__(self, mesh: Path, cpus: set[int] | None = None):
         quanta = Path(sys.executable).parent / "quanta"
         env = {k: v for k, v in os.environ.items() if k != "QUANTA_MESH"}
         self.proc = subprocess.Popen([str(quanta), "serve", str(mesh), "--port", "0", "--pg-port", "0",
                                       "--flight-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+                                     text=True, env=env,
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         self.pid = self.proc.pid
         self.url = self.pg_port = self.flight_uri = None
         lines = []
@@ -194,16 +198,21 @@ class Clients:
         self.local = federation.connect(str(mesh), user="bench")
         self.flight = adbc_driver_flightsql.dbapi.connect(server.flight_uri, db_kwargs={
             adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {token}"}, autocommit=True)
+        import pyarrow.flight as flight
+
+        self.pa_flight = flight.FlightClient(server.flight_uri)
+        self.pa_options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
         self.url = server.url
         self.pg = psycopg.connect(host="127.0.0.1", port=server.pg_port, user="bench", password=token,
                                   dbname="flightbench", sslmode="disable", autocommit=True)
+        # named cursors need a transaction: a second connection, not in autocommit
         self.pg_cursor_conn = psycopg.connect(host="127.0.0.1", port=server.pg_port, user="bench", password=token,
-                                              dbname="flightbench", sslmode="disable")  # named cursors need a transaction
+                                              dbname="flightbench", sslmode="disable")
 
     def close(self) -> None:
-        for c in (self.flight, self.http, self.pg, self.pg_cursor_conn):
+        for c in (self.flight, self.pa_flight, self.http, self.pg, self.pg_cursor_conn):
             c.close()
 
     # a whole result: (rows, sum of id or None)
@@ -215,6 +224,11 @@ class Clients:
             with self.flight.cursor() as cur:
                 cur.execute(sql)
                 return self._table(cur.fetch_arrow_table())
+        if way == FLIGHT_PA:
+            import pyarrow.flight as flight
+
+            info = self.pa_flight.get_flight_info(flight.FlightDescriptor.for_command(statement(sql)), self.pa_options)
+            return self._table(self.pa_flight.do_get(info.endpoints[0].ticket, self.pa_options).read_all())
         if way == HTTP:
             with self.http.post(self.url + "/api/v1/query", json={"sql": sql}, headers={"Accept": ARROW},
                                 stream=True, timeout=600) as r:
@@ -235,6 +249,8 @@ class Clients:
     # one small query with a bound parameter: its rows
 
     def small(self, way: str, i: int) -> list:
+        if way == FLIGHT_PA:  # no prepared statements in this client: the literal in the SQL
+            return self.read(FLIGHT_PA, SMALL.replace("?", str(int(i))))[0] * [None]
         if way == LOCAL:
             return self.local.sql(SMALL, [i]).fetchall()
         if way == FLIGHT:
@@ -248,19 +264,47 @@ class Clients:
         return self.pg.execute(SMALL.replace("?", "%s"), [i]).fetchall()
 
 
+def statement(sql: str) -> bytes:
+    """A Flight SQL ``CommandStatementQuery`` in its ``google.protobuf.Any`` (the command of a descriptor)."""
+    from google.protobuf import any_pb2
+
+    query = sql.encode("utf-8")
+    return any_pb2.Any(type_url=SQL_COMMAND, value=b"\x0a" + varint(len(query)) + query).SerializeToString()
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU seconds (every thread: the ADBC driver's Go runtime, DuckDB in-process)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 # -- the run -----------------------------------------------------------------------------------------------------
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--repeat", type=int, default=3, help="rounds of the large read (Flight, HTTP, in-process)")
-    ap.add_argument("--pg-repeat", type=int, default=1, help="rounds of the large read over pgwire (slow)")
-    ap.add_argument("--small", type=int, default=500, help="small queries per interface")
-    ap.add_argument("--itersize", type=int, default=50_000, help="rows per FETCH of the pgwire server-side cursor")
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
+LAYOUTS = {  # name: (server CPUs, client CPUs, what it models); None: every CPU
+    "shared": (None, None, "server and clients share every core (this machine's 2 cores)"),
+    "split": ({0}, {1}, "the server on core 0, the clients (and in-process DuckDB) on core 1: a client with its "
+                        "own CPU, as on another machine, and the same one core for in-process"),
+}
 
+
+def measure(args, layout: str) -> dict:
+    """One layout's run (in its own process, whose CPUs the parent chose): the figures as JSON-able data."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -269,12 +313,15 @@ def main() -> int:
     console = Console(stderr=True)
     mesh = build_mesh(C.WORK / "flight", args.rows)
     token = Platform(mesh).tokens.create("bench", 1)[0]
-    console.print(f"[bold]starting[/] quanta serve (HTTP, pgwire, Flight SQL) on {mesh} ...")
-    server = ServerProcess(mesh)
+    server_cpus = LAYOUTS[layout][0]
+    console.print(f"[bold]{layout}[/]: starting quanta serve (HTTP, pgwire, Flight SQL) on {mesh}"
+                  + (f", pinned to CPU {sorted(server_cpus)}" if server_cpus else "") + " ...")
+    server = ServerProcess(mesh, server_cpus)
     console.print(f"server pid {server.pid}: {server.url}, pgwire :{server.pg_port}, {server.flight_uri}")
     clients = Clients(mesh, server, token, args.itersize)
-    ways = [FLIGHT, HTTP, PG, LOCAL]
+    ways = [FLIGHT, FLIGHT_PA, HTTP, PG, LOCAL]
     seconds: dict[str, list[float]] = {w: [] for w in ways}
+    cpu: dict[str, list[tuple[float, float]]] = {w: [] for w in ways}  # (server, client) CPU seconds per read
     memory: dict[str, list[tuple[float, float]]] = {w: [] for w in REMOTE}
     rps: dict[str, float] = {}
     problems: list[str] = []
@@ -285,44 +332,64 @@ def main() -> int:
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("{task.fields[last]}"), console=console) as progress:
-            warm = progress.add_task("warm-up (first queries bind views, fill caches)", total=len(ways), last="")
+            warm = progress.add_task(f"{layout}: warm-up (first queries bind views, fill caches)", total=len(ways),
+                                     last="")
             for w in ways:
                 clients.read(w, WIDE + " limit 1000")
                 clients.small(w, 1)
                 progress.advance(warm)
-            big = progress.add_task(f"{args.rows:,}-row reads", total=len(rounds), last="")
+            big = progress.add_task(f"{layout}: {args.rows:,}-row reads", total=len(rounds), last="")
             for r, w in rounds:
-                progress.update(big, description=f"{args.rows:,}-row reads: round {r + 1}, {w}")
-                if w in REMOTE:
-                    with MemoryWatch(server.pid) as watch:
-                        started = time.perf_counter()
-                        n, total = clients.read(w, WIDE)
-                        took = time.perf_counter() - started
-                    memory[w].append((watch.sampled_mb, watch.kernel_mb))
-                else:
+                progress.update(big, description=f"{layout}: {args.rows:,}-row reads, round {r + 1}, {w}")
+                with MemoryWatch(server.pid) as watch:
+                    server_cpu, client_cpu = cpu_seconds(server.pid), own_cpu_seconds()
                     started = time.perf_counter()
                     n, total = clients.read(w, WIDE)
                     took = time.perf_counter() - started
+                    cpu[w].append((cpu_seconds(server.pid) - server_cpu, own_cpu_seconds() - client_cpu))
+                if w in REMOTE:
+                    memory[w].append((watch.sampled_mb, watch.kernel_mb))
                 if n != args.rows or total not in (None, expected_sum):
-                    problems.append(f"{w}: {n:,} rows, sum(id) {total} (expected {args.rows:,}, {expected_sum})")
+                    problems.append(f"{layout}, {w}: {n:,} rows, sum(id) {total} (expected {args.rows:,}, "
+                                    f"{expected_sum})")
                 seconds[w].append(took)
                 progress.update(big, advance=1, last=f"{w}: {took:.2f} s ({args.rows / took / 1e6:.1f} M rows/s)")
-            small = progress.add_task("small queries", total=args.small * len(ways), last="")
+            small = progress.add_task(f"{layout}: small queries", total=args.small * len(ways), last="")
             for w in ways:
-                progress.update(small, description=f"small queries: {w}")
+                progress.update(small, description=f"{layout}: small queries, {w}")
                 started = time.perf_counter()
                 for i in range(args.small):
                     got = clients.small(w, i % SMALL_ROWS)
                     if len(got) != 1:
-                        problems.append(f"{w}: small query {i}: {len(got)} rows")
+                        problems.append(f"{layout}, {w}: small query {i}: {len(got)} rows")
                     progress.advance(small)
                 rps[w] = args.small / (time.perf_counter() - started)
                 progress.update(small, last=f"{w}: {rps[w]:,.0f}/s")
     finally:
         clients.close()
         server.stop()
-    C.report_failures(problems)
+    return {"seconds": seconds, "cpu": cpu, "memory": memory, "rps": rps, "problems": problems}
 
+
+def run_layout(args, layout: str) -> dict:
+    """``measure`` in a child process started on the layout's client CPUs (set before it starts a thread, so
+    every thread of it, DuckDB's and the ADBC driver's included, stays there)."""
+    import json
+
+    client_cpus = LAYOUTS[layout][1]
+    command = [sys.executable, __file__, "--layout", layout, "--rows", str(args.rows), "--repeat", str(args.repeat),
+               "--pg-repeat", str(args.pg_repeat), "--small", str(args.small), "--itersize", str(args.itersize)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True,
+                          preexec_fn=(lambda: os.sched_setaffinity(0, client_cpus)) if client_cpus else None)
+    if done.returncode != 0:
+        raise SystemExit(f"the {layout} run failed (exit {done.returncode})")
+    return json.loads(done.stdout)
+
+
+def report(args, layout: str, data: dict) -> tuple[str, list[str]]:
+    """The Markdown table and the verdicts of one layout."""
+    seconds, cpu, memory, rps = data["seconds"], data["cpu"], data["memory"], data["rps"]
+    ways = list(seconds)
     med = {w: C.median(seconds[w]) for w in ways}
     local = med[LOCAL]
     rows_out = []
@@ -331,47 +398,95 @@ def main() -> int:
         rows_out.append([
             w, f"{len(seconds[w])}", f"{med[w]:.2f} s", f"{args.rows / med[w] / 1e6:.1f}",
             f"{local / med[w]:.2f}", f"{med[w] / med[FLIGHT]:.2f}x" if w != FLIGHT else "1.00x",
+            f"{C.median(c[0] for c in cpu[w]):.2f} + {C.median(c[1] for c in cpu[w]):.2f} s",
             f"{rps[w]:,.0f}",
             f"{max(m[0] for m in mem):.0f} MB / {max(m[1] for m in mem):.0f} MB" if mem else "(no server)"])
     md = C.table(["interface", "runs", f"{args.rows / 1e6:g}M rows (median)", "M rows/s", "x in-process",
-                  "time / Flight's", "small queries/s", "server memory above idle (sampled / kernel peak)"],
-                 rows_out, align="lrrrrrrr")
+                  "time / Flight's", "CPU: server + client", "small queries/s",
+                  "server memory above idle (sampled / kernel peak)"], rows_out, align="lrrrrrrrr")
     ratio = local / med[FLIGHT]
-    faster = all(med[FLIGHT] < med[w] for w in REMOTE if w != FLIGHT)
+    faster = all(med[FLIGHT] < med[w] for w in (HTTP, PG))
+    flight_cpu = [C.median(c[i] for c in cpu[FLIGHT]) for i in (0, 1)]
+    local_cpu = C.median(c[1] for c in cpu[LOCAL])
     peak = max(max(m[0], m[1] if m[1] == m[1] else 0) for m in memory[FLIGHT])
+    cores = len(LAYOUTS[layout][0] or ()) + len(LAYOUTS[layout][1] or ()) or os.cpu_count() or 1
+    # the least wall time the CPU work allows: both sides on shared cores, or the busier side on its own
+    server_cpus = LAYOUTS[layout][0]
+    bound = max(flight_cpu[0] / len(server_cpus), flight_cpu[1]) if server_cpus else sum(flight_cpu) / cores
     verdicts = [
-        f"- Flight SQL throughput = **{ratio:.2f}** of in-process (target >= 0.8: **{'met' if ratio >= 0.8 else 'NOT met'}**)",
-        f"- Flight SQL faster than every other remote interface: **{'met' if faster else 'NOT met'}** (HTTP Arrow "
-        f"{med[HTTP] / med[FLIGHT]:.2f}x Flight's time, pgwire binary {med[PG] / med[FLIGHT]:.2f}x)",
-        f"- server memory overhead while Flight streams: **{peak:.0f} MB** (target < 300 MB: "
+        f"- {layout}: Flight SQL throughput = **{ratio:.2f}** of in-process (target >= 0.8: "
+        f"**{'met' if ratio >= 0.8 else 'NOT met'}**)",
+        f"- {layout}: Flight SQL faster than every other remote interface: **{'met' if faster else 'NOT met'}** "
+        f"(HTTP Arrow stream {med[HTTP] / med[FLIGHT]:.2f}x Flight's time, pgwire binary "
+        f"{med[PG] / med[FLIGHT]:.2f}x)",
+        f"- {layout}: server memory overhead while Flight streams: **{peak:.0f} MB** (target < 300 MB: "
         f"**{'met' if peak < 300 else 'NOT met'}**)",
-        f"- small queries (one connection, a bound parameter): Flight {rps[FLIGHT]:,.0f}/s, HTTP JSON "
-        f"{rps[HTTP]:,.0f}/s, pgwire {rps[PG]:,.0f}/s, in-process {rps[LOCAL]:,.0f}/s",
+        f"- {layout}: small queries (one connection, a bound parameter): Flight {rps[FLIGHT]:,.0f}/s "
+        f"(pyarrow.flight, literal SQL: {rps[FLIGHT_PA]:,.0f}/s), HTTP JSON {rps[HTTP]:,.0f}/s, pgwire "
+        f"{rps[PG]:,.0f}/s, in-process {rps[LOCAL]:,.0f}/s",
+        f"- {layout}: where Flight's time goes: the server spends {flight_cpu[0]:.2f} CPU-s per read (in-process "
+        f"DuckDB alone: {local_cpu:.2f}), the ADBC client {flight_cpu[1]:.2f} CPU-s receiving and decoding "
+        f"(HTTP's client: {C.median(c[1] for c in cpu[HTTP]):.2f}); on {cores} core(s) the read needs at least "
+        f"{bound:.2f} s "
+        f"of the {med[FLIGHT]:.2f} s measured; Arrow's C++ Flight client reads the same server in "
+        f"{med[FLIGHT_PA]:.2f} s ({local / med[FLIGHT_PA]:.2f} of in-process)",
     ]
+    return md, verdicts
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of the large read (Flight, HTTP, in-process)")
+    ap.add_argument("--pg-repeat", type=int, default=1, help="rounds of the large read over pgwire (slow)")
+    ap.add_argument("--small", type=int, default=500, help="small queries per interface")
+    ap.add_argument("--itersize", type=int, default=50_000, help="rows per FETCH of the pgwire server-side cursor")
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--layouts", default="shared,split", help="CPU layouts to run: " + ", ".join(LAYOUTS))
+    ap.add_argument("--layout", help=argparse.SUPPRESS)  # internal: one layout's measuring process
+    args = ap.parse_args()
+    if args.layout:  # the measuring child: JSON on stdout
+        import json
+
+        print(json.dumps(measure(args, args.layout)))
+        return 0
+
+    layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
+    results = {name: run_layout(args, name) for name in layouts}
+    problems = [p for data in results.values() for p in data["problems"]]
+    C.report_failures(problems)
+    sections = []
+    for name, data in results.items():
+        md, verdicts = report(args, name, data)
+        sections += [f"**{name}**: {LAYOUTS[name][2]}.", "", md, "", *verdicts, ""]
     if problems:
-        verdicts.append(f"- **{len(problems)} reads returned wrong results** (see the run's output)")
-    print(md)
-    print("\n".join(verdicts))
+        sections.append(f"- **{len(problems)} reads returned wrong results** (see the run's output)")
+    print("\n".join(sections))
     if not args.no_write and not problems:
         body = "\n".join(C.environment_lines() + [
             f"- Command: `python benchmarks/flight_sql.py --rows {args.rows} --repeat {args.repeat} "
-            f"--pg-repeat {args.pg_repeat} --small {args.small} --itersize {args.itersize}`", "",
+            f"--pg-repeat {args.pg_repeat} --small {args.small} --itersize {args.itersize} --layouts "
+            f"{','.join(layouts)}`", "",
             f"Method: one real `quanta serve --port 0 --pg-port 0 --flight-port 0` process (HTTP, PostgreSQL wire "
-            f"and Flight SQL sharing one platform) on loopback; the clients run in the benchmark process, on the same "
-            f"2 cores, so the server's encoding and the client's decoding are both counted. `{WIDE}` "
+            f"and Flight SQL sharing one platform) on loopback; the clients run in another process, so the "
+            f"server's encoding and the client's decoding are both counted. `{WIDE}` "
             f"({args.rows:,} rows x 10 columns: bigint, decimal(12,2), text, date, timestamp, double, boolean, "
             f"integer, from Parquet) is read whole: Flight SQL by the ADBC driver's `fetch_arrow_table()`; the HTTP "
-            f"Arrow stream by pyarrow's IPC reader over `requests`; pgwire by psycopg 3 with binary results through "
+            f"Arrow stream by pyarrow's IPC reader over `requests`; the row 'Flight SQL (pyarrow.flight)' reads the "
+            f"same server with Arrow's C++ Flight client (GetFlightInfo + DoGet, `read_all()`) to separate the "
+            f"server's cost from the ADBC driver's; pgwire by psycopg 3 with binary results through "
             f"a server-side cursor ({args.itersize:,} rows per FETCH; the rows become Python tuples, {args.pg_repeat} "
             f"round(s)); in-process by `federation.connect(...).sql(q).arrow()`. The order rotates every round; "
-            f"medians; every read is checked (row count, sum of id). Small queries: `{SMALL}` with a bound "
-            f"parameter, {args.small} times in a row on one connection per interface (Flight: ADBC `execute` with "
-            f"parameters, a prepared statement; HTTP: JSON answers; pgwire: psycopg's extended protocol). Server "
-            f"memory: resident memory above idle while each remote read runs, sampled every 10 ms and the kernel's "
-            f"peak (VmHWM reset before each read); the maximum over the rounds.", "",
-            md, "", *verdicts])
+            f"medians of {args.repeat}; every read is checked (row count, sum of id). Small queries: `{SMALL}` with a "
+            f"bound parameter, {args.small} times in a row on one connection per interface (Flight: ADBC `execute` "
+            f"with parameters: CreatePreparedStatement, DoPut, GetFlightInfo, DoGet, ClosePreparedStatement; HTTP: "
+            f"JSON answers; pgwire: psycopg's extended protocol). Server memory: resident memory above idle while "
+            f"each remote read runs, sampled every 10 ms and the kernel's peak (VmHWM reset before each read); the "
+            f"maximum over the rounds. CPU: the server process's and the client process's (every thread) user + "
+            f"system seconds during each read, medians. Two CPU layouts, one after the other in the same run.", "",
+            *sections])
         C.write_section("Arrow Flight SQL: throughput, round trips, memory", body)
-        console.print("written: benchmarks/RESULTS.md")
+        print("written: benchmarks/RESULTS.md", file=sys.stderr)
     return 1 if problems else 0
 
 
