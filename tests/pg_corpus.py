@@ -214,6 +214,14 @@ FULL = [
     "select generate_series(1, 3)",
     "select * from generate_series(1, 4) as g(n)",
     "select unnest(array[1, 2, 3])",
+    "select id, array[rating, qty], array[rating, id], array[rating, rating] from bi.sales where id < 4 order by id",
+    "select generate_series(1, 10, 3), generate_series(2, 3)",
+    "select generate_series(1, 3::bigint)",
+    ("select id, sign(rating - 3), sign(price - 500), sign(discount - 0.1), sign(qty - 20) from bi.sales "
+     "order by 1 limit 12"),
+    "select id, least(rating, 3), greatest(rating, qty, 2), least(id, rating) from bi.sales order by 1 limit 8",
+    ("select quote_ident(w) from (values ('abc'), ('Abc'), ('select'), ('user_1'), ('a b'), ('x\"y'), (''), "
+     "('1st'), ('name'), ('int'), ('été'), (null)) v(w)"),
     "select abs(-5), ceil(2.1), floor(2.9), round(2.567, 1), trunc(2.9), sign(-3), mod(7, 3)",
     "select sqrt(16), power(2, 8), exp(0), ln(1), log(100), pi()",
     "select round(price) from bi.sales order by id limit 3",

@@ -272,7 +272,7 @@ _ALLOWED_NAME_GROUPS: dict[str, tuple[str, ...]] = {
         "localtime", "localtimestamp",
     ),
     # PostgreSQL functions DuckDB lacks, rewritten into DuckDB SQL by rewrite/postgres.py (over the wire)
-    "postgres forms": ("quote_literal", "quote_nullable"),
+    "postgres forms": ("quote_literal", "quote_nullable", "quote_ident"),
     "aggregates and window functions": (
         "any_value", "approx_count_distinct", "approx_quantile", "approx_top_k", "arbitrary",
         "arg_max", "arg_max_null", "arg_max_nulls_last", "arg_min", "arg_min_null",

@@ -91,6 +91,16 @@ def postgres_semantics(expression: exp.Expression, ctx: Context) -> exp.Expressi
         elif isinstance(node, exp.Anonymous) and node.name.lower() in ("quote_literal", "quote_nullable") \
                 and len(node.expressions) == 1:
             _quote_literal(node)
+        elif isinstance(node, exp.Anonymous) and node.name.lower() == "quote_ident" and len(node.expressions) == 1:
+            node.replace(quote_ident(node.expressions[0].copy()))
+        elif isinstance(node, (exp.Greatest, exp.Least)):
+            _common_integer(node, [node.this, *node.expressions], types)
+        elif isinstance(node, exp.Array) and node.expressions:
+            _common_integer(node, node.expressions, types, array=True)
+        elif isinstance(node, exp.Sign):
+            _sign(node, types)
+        elif isinstance(node, exp.ExplodingGenerateSeries):
+            _generate_series(node, types)
         elif isinstance(node, exp.Sub) and pg_type(node.left, types) == pg_type(node.right, types) == T.DATE:
             _cast_outer(node, exp.DataType.build("INT"))  # date - date is int4
         elif isinstance(node, (exp.Add, exp.Sub, exp.Mul)):
@@ -307,6 +317,67 @@ def quote_literal(value: exp.Expression, nullable: bool = False) -> exp.Expressi
         exp.If(this=exp.Is(this=text.copy(), expression=exp.null()), true=null),
         exp.If(this=exp.func("contains", text.copy(), exp.Literal.string("\\")), true=escaped),
     ], default=plain)
+
+
+# PostgreSQL's keywords that quote_ident quotes (every category but the unreserved: pg_get_keywords() where
+# catcode <> 'U', PostgreSQL 15)
+QUOTED_KEYWORDS = frozenset("""
+all analyse analyze and any array as asc asymmetric authorization between bigint binary bit boolean both case cast
+char character check coalesce collate collation column concurrently constraint create cross current_catalog
+current_date current_role current_schema current_time current_timestamp current_user dec decimal default deferrable
+desc distinct do else end except exists extract false fetch float for foreign freeze from full grant greatest group
+grouping having ilike in initially inner inout int integer intersect interval into is isnull join lateral leading
+least left like limit localtime localtimestamp national natural nchar none normalize not notnull null nullif numeric
+offset on only or order out outer overlaps overlay placing position precision primary real references returning
+right row select session_user setof similar smallint some substring symmetric table tablesample then time timestamp
+to trailing treat trim true union unique user using values varchar variadic verbose when where window with
+xmlattributes xmlconcat xmlelement xmlexists xmlforest xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable
+""".split())
+
+
+def quote_ident(value: exp.Expression) -> exp.Expression:
+    """quote_ident(x): x as it is when it is a lower-case ASCII identifier and not a keyword PostgreSQL quotes,
+    else in double quotes (quotes doubled), like PostgreSQL's quote_identifier; NULL stays NULL."""
+    text = exp.cast(value, "VARCHAR")
+    plain = exp.and_(exp.func("regexp_full_match", text.copy(), exp.Literal.string("[a-z_][a-z0-9_]*")),
+                     exp.not_(exp.In(this=text.copy(),
+                                     expressions=[exp.Literal.string(w) for w in sorted(QUOTED_KEYWORDS)])))
+    quoted = exp.DPipe(this=exp.DPipe(this=exp.Literal.string('"'), expression=exp.func(
+        "replace", text.copy(), exp.Literal.string('"'), exp.Literal.string('""'))), expression=exp.Literal.string('"'))
+    return exp.Case(ifs=[exp.If(this=exp.Is(this=text.copy(), expression=exp.null()),
+                                true=exp.cast(exp.null(), "VARCHAR")),
+                         exp.If(this=plain, true=text.copy())], default=quoted)
+
+
+def _common_integer(node: exp.Expression, args: list, types: dict[int, exp.DataType], array: bool = False) -> None:
+    """greatest/least/ARRAY[...] of integers have PostgreSQL's common type, the widest operand's (greatest(int2, 3)
+    is int4: the literal is int4); DuckDB narrows a literal that fits to the column's type."""
+    kinds = [pg_type(a, types) for a in args]
+    if not kinds or any(k not in INTEGERS for k in kinds):
+        return
+    widest = INT_OF_RANK[max(RANK.get(k, 3) for k in kinds)]
+    if all(k == widest for k in kinds):
+        return
+    target = exp.DataType.build(f"{exp.DataType.build(widest.value).sql('duckdb')}{'[]' if array else ''}")
+    _cast_outer(node, target)
+
+
+def _sign(node: exp.Sign, types: dict[int, exp.DataType]) -> None:
+    """sign() is float8 of integers and floats (PostgreSQL has sign(float8) and sign(numeric)), numeric of
+    numerics; DuckDB's is a tinyint."""
+    kind = pg_type(node.this, types)
+    if kind in INTEGERS or kind in FLOATS:
+        _cast_outer(node, exp.DataType.build("DOUBLE"))
+    elif kind == T.DECIMAL:
+        _cast_outer(node, exp.DataType.build("DECIMAL(18, 0)"))
+
+
+def _generate_series(node: exp.ExplodingGenerateSeries, types: dict[int, exp.DataType]) -> None:
+    """generate_series(int4, int4 [, int4]) in a select list gives int4 rows (DuckDB's are bigint)."""
+    bounds = [node.args.get(k) for k in ("start", "end", "step") if node.args.get(k) is not None]
+    if len(bounds) >= 2 and all(pg_type(b, types) == T.INT for b in bounds):
+        series = exp.Anonymous(this="generate_series", expressions=[b.copy() for b in bounds])
+        node.replace(exp.Unnest(expressions=[exp.cast(series, exp.DataType.build("INT[]"))]))
 
 
 def _format(node: exp.Format) -> None:
