@@ -37,6 +37,7 @@ log = logging.getLogger("quanta.flight.catalog")
 
 CATALOG_TYPES = ("TABLE", "VIEW")  # datasets, system tables (pgwire: BASE TABLE and VIEW)
 ESCAPE = "\\"
+MAX_PATTERN = 1024  # characters of a client's LIKE pattern: longer than any name (a pattern costs CPU and cache)
 
 _STR, _BOOL, _BIGINT, _BITMASK, _LIST, _MAP = range(6)  # the SqlInfo value union's type codes
 
@@ -100,9 +101,13 @@ _ANY_RUN, _ANY_ONE = object(), object()  # the tokens of % and _
 def like(pattern: str | None) -> Callable[[str], bool]:
     """A matcher of SQL LIKE ``pattern`` (``%`` any run, ``_`` one character, ``\\`` escapes the next
     character), case-insensitive like identifiers; None matches everything. No regular expression: the
-    pattern is the client's, and a greedy match with one backtrack point is O(len(name) * len(pattern))."""
+    pattern is the client's, and a greedy match with one backtrack point is O(len(name) * len(pattern)).
+    A pattern longer than ``MAX_PATTERN`` is refused (a client's megabytes of pattern would cost seconds of
+    CPU under the GIL and stay in this cache)."""
     if pattern is None:
         return lambda name: True
+    if len(pattern) > MAX_PATTERN:  # refused before any work (nothing cached: lru_cache keeps no exception)
+        raise errors.ProgrammingError(f"a name pattern is at most {MAX_PATTERN} characters, not {len(pattern)}")
     tokens: list = []
     i = 0
     while i < len(pattern):
