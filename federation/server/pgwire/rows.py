@@ -22,22 +22,28 @@ _WORKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pgwire-rows")
 _HALVES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pgwire-encode")  # never waits on _WORKERS
 READ_AHEAD_ROWS = 8192  # a batch shorter than this ends the result most of the time: no thread hand-off for it
 SPLIT_ROWS = 32768  # a batch this long or longer is encoded as two halves at once (Arrow and numpy release the GIL)
+HEAD_ROWS = 4096  # the first rows of a result, encoded on their own: they go out while the rest is encoded
 
 
-def encode(batch: pa.RecordBatch, formats: list[int], timezone: str) -> list[tuple]:
-    """A batch's DataRow messages as pieces (batch slice, buffer, row offsets), in order: a long batch in two
-    halves encoded side by side (the client reads while the next batch is encoded: the server's encoding is
-    what bounds a large fetch)."""
+def encode(batch: pa.RecordBatch, formats: list[int], timezone: str, first: bool = False) -> list[tuple]:
+    """A batch's DataRow messages as pieces in order: (batch slice, (buffer, row offsets) or a Future of them).
+    A long batch is encoded as two halves side by side, the second one still encoding when this returns (the
+    server's encoding is what bounds a large fetch); the ``first`` batch of a result as its first rows, encoded
+    at once, and the rest in two halves encoded meanwhile (the client gets rows as soon as the engine gives
+    them)."""
     if batch.num_rows < SPLIT_ROWS:
-        return [(batch,) + pgt.data_rows(batch, formats, timezone)]
+        return [(batch, pgt.data_rows(batch, formats, timezone))]
+    if first:
+        head, rest = batch.slice(0, HEAD_ROWS), batch.slice(HEAD_ROWS)
+        half = rest.num_rows // 2
+        later = [rest.slice(0, half), rest.slice(half)]
+        encoded = pgt.data_rows(head, formats, timezone)  # before the rest competes for the cores
+        jobs = [_HALVES.submit(pgt.data_rows, part, formats, timezone) for part in later]
+        return [(head, encoded)] + list(zip(later, jobs))
     half = batch.num_rows // 2
-    first, second = batch.slice(0, half), batch.slice(half)
-    later = _HALVES.submit(pgt.data_rows, second, formats, timezone)
-    try:
-        head = pgt.data_rows(first, formats, timezone)
-    finally:
-        tail = later.result()
-    return [(first,) + head, (second,) + tail]
+    now, later = batch.slice(0, half), batch.slice(half)
+    job = _HALVES.submit(pgt.data_rows, later, formats, timezone)
+    return [(now, pgt.data_rows(now, formats, timezone)), (later, job)]
 
 
 class RowSource:
@@ -58,7 +64,7 @@ class RowSource:
         self._formats: list[int] = [0] * len(schema)
         self._timezone = "UTC"
         self._ahead: Future | None = None  # the next batch with rows, read and encoded: (key, pieces)
-        self._pieces: list[tuple] = []  # encoded pieces after the current one: (batch, buffer, offsets)
+        self._pieces: list[tuple] = []  # pieces after the current one: (batch, (buffer, offsets) or a Future)
         # a subclass (a cursor's FETCH, reading a connection of its own) reads in the caller's thread
         self._read_ahead = type(self) is RowSource
 
@@ -83,24 +89,26 @@ class RowSource:
 
     def _next_piece(self) -> None:
         """Make the first pending piece the current one."""
-        self._batch, self._buffer, self._offsets = self._pieces.pop(0)
+        self._batch, job = self._pieces.pop(0)
+        self._buffer, self._offsets = job.result() if isinstance(job, Future) else job
         self._count, self._pos = self._batch.num_rows, 0
 
-    def _read(self, formats: list[int], timezone: str):
+    def _read(self, formats: list[int], timezone: str, first: bool = False):
         """The next batch with rows, encoded: (formats and time zone, pieces); None at the end."""
         batch = next(self.batches, None)
         while batch is not None and batch.num_rows == 0:
             batch = next(self.batches, None)
         if batch is None:
             return None
-        return (formats, timezone), encode(batch, formats, timezone)
+        return (formats, timezone), encode(batch, formats, timezone, first)
 
     def _advance(self) -> bool:
         """Load the next piece: encoded already, or the next batch with rows (the one read ahead, if any);
         False at the end."""
         if not self._pieces:
             ahead, self._ahead = self._ahead, None
-            got = ahead.result() if ahead is not None else self._read(self._formats, self._timezone)
+            got = ahead.result() if ahead is not None else self._read(self._formats, self._timezone,
+                                                                       self._batch is None)
             if got is None:
                 return False
             key, pieces = got
