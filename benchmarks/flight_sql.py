@@ -461,6 +461,9 @@ def main() -> int:
         sections += [f"**{name}**: {LAYOUTS[name][2]}.", "", md, "", *verdicts, ""]
     if problems:
         sections.append(f"- **{len(problems)} reads returned wrong results** (see the run's output)")
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    if load:  # other work on a shared machine moves the figures: say how busy it was at the end too
+        sections.append(f"- Load average at the end of the run: {' '.join(load)}")
     print("\n".join(sections))
     if not args.no_write and not problems:
         body = "\n".join(C.environment_lines() + [
