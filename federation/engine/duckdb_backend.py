@@ -581,14 +581,33 @@ def translate(e: BaseException, *, timed_out: bool = False, cancelled: bool = Fa
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
 _DOUBLE_QUOTED = re.compile(r'"(?:[^"]|"")*"')
 _BARE_VALUE = re.compile(r"\b(value)\s+[-+0-9.][^\s]*|(Input:)\s.*$")
+# what follows these words is the input itself, unquoted: a regular expression (RE2's errors), a format
+# string, a date, a hex digit or code point, a regex option
+_ECHOED_TAIL = re.compile(
+    r"\b(missing \)|missing \]|unexpected \)|invalid escape sequence|bad repetition operator|"
+    r"invalid character class(?: range)?|no argument for repetition operator|"
+    r"missing argument to repetition operator|invalid named capture group|invalid perl operator|"
+    r"invalid repetition size|invalid nested repetition operator|invalid UTF-8|trailing \\|"
+    r"format specifier|out of range(?=:)|hex digit|hex escape code encountered in string|Codepoint|Regex option)"
+    r"(:?)\s.*$", re.IGNORECASE)
+_ERROR_CLASS = re.compile(r"^[A-Z][A-Za-z ]*? Error: ")  # "Out of Range Error: ": DuckDB's, not the input
+_TYPE_ARGUMENTS = re.compile(r"\b[A-Z][A-Z_]*\(\d+(?:,\s*\d+)?\)")  # DECIMAL(18,3): a type, not a value
+_NUMBER = re.compile(r"(?<![\w.$^])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")  # not INT64's 64
 
 
 def redact_values(message: str) -> str:
     """A conversion error without any value in it: the first line only (DuckDB echoes the input under it
-    with a caret), quoted text and the word after "value"/"Input:" blanked."""
+    with a caret), quoted text, the word after "value"/"Input:", the unquoted input DuckDB quotes after
+    some words (a regular expression, a format, a date) and every number outside a type's name (an
+    overflow's operands, ``abs(-128)``) blanked. A parameter is a value too: the audit log keeps none."""
     first = message.split("\n")[0]
     first = _DOUBLE_QUOTED.sub('"…"', _QUOTED.sub("'…'", first))
-    return _BARE_VALUE.sub(lambda m: f"{m.group(1) or m.group(2)} …", first)
+    first = _BARE_VALUE.sub(lambda m: f"{m.group(1) or m.group(2)} …", first)
+    kind = _ERROR_CLASS.match(first)
+    cut = kind.end() if kind else 0
+    first = first[:cut] + _ECHOED_TAIL.sub(lambda m: f"{m.group(1)}{m.group(2)} …", first[cut:])
+    types = [t.span() for t in _TYPE_ARGUMENTS.finditer(first)]
+    return _NUMBER.sub(lambda m: m.group(0) if any(a <= m.start() < b for a, b in types) else "…", first)
 
 
 def _server_address(location: str) -> tuple[str, str, str]:
