@@ -43,6 +43,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as flight
+from cachetools import LRUCache
 
 from ...platform import Cancellation, Platform
 from . import messages as m
@@ -126,6 +127,8 @@ class FlightSqlServer(flight.FlightServerBase):
         self.prepared = Handles("prepared statement", "prepare it again (CreatePreparedStatement)")
         self._watched: dict[int, tuple[Any, Any]] = {}  # id -> (call context, what to cancel when it ends)
         self._watch_lock = threading.Lock()
+        self._schemas: LRUCache = LRUCache(maxsize=1024)  # result schemas of compiled statements (_describe)
+        self._schemas_lock = threading.Lock()
         self._stopping = threading.Event()
         self._janitor: threading.Thread | None = None
         certificates = None
@@ -360,13 +363,21 @@ class FlightSqlServer(flight.FlightServerBase):
         """The Arrow schema of a compiled (governed) statement, without reading data: the engine binds its
         SQL with NULL parameters under ``LIMIT 0``. The server's own engine statement (like the PostgreSQL
         wire's Describe): the plan is the pipeline's, so it names only what the principal may read."""
-        backend = self.platform.state.backend
-        execution = backend.execute(f"SELECT * FROM ({plan.sql}) AS quanta_describe LIMIT 0",
-                                    [None] * plan.params or None)
+        state = self.platform.state
+        key = (state.serial, plan.sql, plan.params)  # the SQL the pipeline made decides the schema, per state
+        with self._schemas_lock:
+            schema = self._schemas.get(key)
+        if schema is not None:
+            return schema
+        execution = state.backend.execute(f"SELECT * FROM ({plan.sql}) AS quanta_describe LIMIT 0",
+                                          [None] * plan.params or None)
         try:
-            return execution.reader().schema
+            schema = execution.reader().schema
         finally:
             execution.close()
+        with self._schemas_lock:
+            self._schemas[key] = schema
+        return schema
 
     def _cancel(self, info_bytes: bytes, caller: Caller) -> int:
         try:
