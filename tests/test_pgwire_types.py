@@ -98,9 +98,13 @@ def test_statements_are_recognised_by_tokens_not_substrings():
             classify(text, never)
 
 
-def test_batches_encode_like_values_one_by_one():
-    """The vectorised DataRow encoder produces the same cells as the value-by-value reference encoders."""
+@pytest.mark.parametrize("few", [True, False])
+def test_batches_encode_like_values_one_by_one(few, monkeypatch):
+    """The vectorised DataRow encoder produces the same cells as the value-by-value reference encoders, and so
+    does its path for a few rows (a point query's answer)."""
     import struct
+
+    monkeypatch.setattr(pgt, "_FEW_ROWS", 32 if few else 0)
 
     from federation.server.pgwire import protocol as pm
 

@@ -867,6 +867,7 @@ def sql_type_name(oid: int) -> str | None:
 _EPOCH_DAYS = 10957  # 2000-01-01 in days since 1970-01-01
 _EPOCH_MICROS = _EPOCH_DAYS * 86_400_000_000
 _EMPTY = pa.scalar(b"", pa.large_binary())
+_I16, _I32 = struct.Struct("!h"), struct.Struct("!i")
 
 
 def _fixed(values, width: int) -> pa.Array:
@@ -1039,11 +1040,53 @@ def _same_width_block(part: pa.Array, sizes):
     return np.frombuffer(data, dtype="u1", count=n * width, offset=start).reshape(n, width)
 
 
+_FEW_ROWS = 32  # a batch this short (a point query's answer) is assembled row by row: less set-up than the kernels
+
+
+def _few_rows(batch: pa.RecordBatch, formats: list[int], timezone: str):
+    """``data_rows`` of a short batch: the same column parts, put together in Python."""
+    import numpy as np
+
+    n = batch.num_rows
+    columns = []
+    for i in range(batch.num_columns):
+        array, fmt = batch.column(i), formats[i] if i < len(formats) else 0
+        t = array.type
+        if fmt == 0 and (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
+            part = array  # Python's str of an integer is Arrow's cast (no kernel set-up for a few values)
+            kind = "ints" if pa.types.is_integer(t) else "var"
+        else:
+            kind, part = _column_part(array, fmt, timezone)
+        if kind == "fixed":
+            columns.append([row.tobytes() for row in part])
+            continue
+        cells = []
+        for v in part.to_pylist():
+            if v is None:
+                cells.append(b"\xff\xff\xff\xff")
+            else:
+                v = str(v).encode() if kind == "ints" else v.encode() if isinstance(v, str) else v
+                cells.append(_I32.pack(len(v)) + v)
+        columns.append(cells)
+    head = _I16.pack(batch.num_columns)
+    rows = []
+    for cells in zip(*columns) if columns else [()] * n:
+        body = b"".join(cells)
+        rows.append(b"D" + _I32.pack(len(body) + 6) + head + body)
+    offsets, end = [0], 0
+    for r in rows:
+        end += len(r)
+        offsets.append(end)
+    return pa.py_buffer(b"".join(rows)), np.array(offsets, dtype=np.int64)
+
+
 def data_rows(batch: pa.RecordBatch, formats: list[int], timezone: str = "UTC"):
     """Every row of a batch as DataRow messages: (one buffer, the byte offset of each row, n + 1 of them)."""
     import numpy as np
 
     n = batch.num_rows
+    if n <= _FEW_ROWS:
+        return _few_rows(batch, formats, timezone)
     header = np.empty(n, dtype=[("kind", "S1"), ("len", ">i4"), ("ncols", ">i2")])
     lengths = np.full(n, 4 + 2, dtype=np.int64)
     runs: list[list] = [[header.view("u1").reshape(n, 7)]]  # runs of fixed-width blocks, between variable columns
