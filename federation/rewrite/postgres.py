@@ -28,7 +28,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
-from ..errors import NotSupportedError
+from ..errors import NotSupportedError, ProgrammingError
 from .context import Context
 
 T = exp.DataType.Type
@@ -38,6 +38,7 @@ FLOATS = {T.FLOAT, T.DOUBLE}
 RANK = {T.TINYINT: 1, T.UTINYINT: 1, T.SMALLINT: 1, T.USMALLINT: 2, T.INT: 2, T.UINT: 3, T.BIGINT: 3}
 INT_OF_RANK = {1: T.SMALLINT, 2: T.INT, 3: T.BIGINT}
 
+TEXT_TYPES = {T.VARCHAR, T.TEXT, T.NVARCHAR, T.CHAR, T.NCHAR}
 NUMERIC = exp.DataType.build("DECIMAL(38, 16)")  # PostgreSQL's numeric division keeps 16 significant digits
 # functions that return int4 in PostgreSQL (bigint in DuckDB)
 INT4_FUNCTIONS = (exp.Length, exp.StrPosition, exp.Ntile, exp.Ascii)
@@ -77,6 +78,8 @@ def postgres_semantics(expression: exp.Expression, ctx: Context) -> exp.Expressi
             _builtin_type(node, ctx)
     for node in reversed(_user_nodes(expression, ctx)):  # the innermost first
         if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
+            if isinstance(node, exp.Mod):
+                _no_float_modulo(node, types, ctx)
             _divide(node, types)
         elif isinstance(node, (exp.Sum, *STATISTICS)):
             _aggregate(node, types)
@@ -101,6 +104,8 @@ def postgres_semantics(expression: exp.Expression, ctx: Context) -> exp.Expressi
             _sign(node, types)
         elif isinstance(node, exp.ExplodingGenerateSeries):
             _generate_series(node, types)
+        elif isinstance(node, exp.Cast) and node.to.this == T.DECIMAL and not node.to.expressions:
+            _numeric_cast(node, types)
         elif isinstance(node, exp.Sub) and pg_type(node.left, types) == pg_type(node.right, types) == T.DATE:
             _cast_outer(node, exp.DataType.build("INT"))  # date - date is int4
         elif isinstance(node, (exp.Add, exp.Sub, exp.Mul)):
@@ -108,7 +113,10 @@ def postgres_semantics(expression: exp.Expression, ctx: Context) -> exp.Expressi
         elif isinstance(node, exp.DateTrunc | exp.TimestampTrunc) and pg_type(node.this, types) == T.DATE:
             _cast_outer(node, exp.DataType.build("TIMESTAMPTZ"))  # date_trunc(text, date) runs on timestamptz
         elif isinstance(node, exp.DPipe) and not isinstance(node.parent, exp.DPipe):
-            if any(isinstance(side, exp.Null) for side in node.flatten()):  # DuckDB folds it to an untyped NULL
+            # text || NULL, and text parameters (described with NULL values): DuckDB folds a concatenation with a
+            # NULL to an untyped NULL (typed integer)
+            if any(isinstance(side, exp.Null) or (isinstance(side, exp.Cast) and side.to.this in TEXT_TYPES)
+                   for side in node.flatten()):
                 node.replace(exp.cast(node.copy(), "VARCHAR"))
         elif isinstance(node, (exp.GroupConcat, exp.ArrayAgg)) and isinstance(node.this, exp.Distinct):
             _sort_distinct(node)
@@ -272,6 +280,26 @@ def _divide(node: exp.Expression, types: dict[int, exp.DataType]) -> None:
         node.set("typed", False)
 
 
+class UndefinedFunction(ProgrammingError):
+    """No operator or function of these argument types (PostgreSQL's 42883)."""
+
+    code = "undefined_function"
+    sqlstate = "42883"
+
+
+PG_TYPE_NAMES = {T.SMALLINT: "smallint", T.INT: "integer", T.BIGINT: "bigint", T.DECIMAL: "numeric",
+                 T.FLOAT: "real", T.DOUBLE: "double precision"}
+
+
+def _no_float_modulo(node: exp.Mod, types: dict[int, exp.DataType], ctx: Context) -> None:
+    """PostgreSQL has no % of floating-point numbers (42883), where DuckDB computes fmod."""
+    left, right = pg_type(node.left, types), pg_type(node.right, types)
+    if left in FLOATS or right in FLOATS:
+        names = [PG_TYPE_NAMES.get(t, "unknown") for t in (left, right)]
+        raise ctx.error(UndefinedFunction, f"operator does not exist: {names[0]} % {names[1]} (no operator matches "
+                        "the given name and argument types: cast to numeric, or use mod() of integers)", node)
+
+
 def _int4(node: exp.Expression, types: dict[int, exp.DataType]) -> None:
     """int2 + 3 is int4 in PostgreSQL (the literal is int4); DuckDB keeps the smallint."""
     if pg_type(node, types) == T.INT and T.SMALLINT in (pg_type(node.left, types), pg_type(node.right, types)):
@@ -378,6 +406,36 @@ def _generate_series(node: exp.ExplodingGenerateSeries, types: dict[int, exp.Dat
     if len(bounds) >= 2 and all(pg_type(b, types) == T.INT for b in bounds):
         series = exp.Anonymous(this="generate_series", expressions=[b.copy() for b in bounds])
         node.replace(exp.Unnest(expressions=[exp.cast(series, exp.DataType.build("INT[]"))]))
+
+
+def _numeric_cast(node: exp.Cast, types: dict[int, exp.DataType]) -> None:
+    """x::numeric without a precision keeps the value (PostgreSQL's numeric has no fixed scale; DuckDB's DECIMAL
+    is decimal(18,3)): an integer's digits, a literal's own scale, a decimal column's type, a float's 15 significant
+    digits (PostgreSQL's float8_numeric) with 16 decimals."""
+    source = node.this
+    kind = pg_type(source, types)
+    if kind in INTEGERS:
+        to = "DECIMAL(38, 0)"
+    elif isinstance(source, (exp.Literal, exp.Neg)) and kind == T.DECIMAL and \
+            isinstance(source.unnest() if isinstance(source, exp.Literal) else source.this, exp.Literal):
+        literal = source if isinstance(source, exp.Literal) else source.this
+        digits = str(literal.this)
+        if not re.fullmatch(r"\d*\.\d*", digits):
+            return
+        scale = len(digits.split(".")[1])
+        if len(digits.replace(".", "").lstrip("0")) - scale > 38 - scale or scale > 38:
+            return
+        to = f"DECIMAL(38, {scale})"
+    elif isinstance(source, exp.Column) and kind == T.DECIMAL and types.get(id(source)) is not None and \
+            types[id(source)].this == T.DECIMAL and types[id(source)].expressions:
+        node.set("to", types[id(source)].copy())
+        return
+    elif kind in FLOATS:  # PostgreSQL's float8_numeric: 15 significant digits, then exact
+        node.set("this", exp.func("printf", exp.Literal.string("%.15g"), source.copy()))
+        to = "DECIMAL(38, 16)"
+    else:
+        return
+    node.set("to", exp.DataType.build(to))
 
 
 def _format(node: exp.Format) -> None:
