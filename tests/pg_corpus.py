@@ -216,6 +216,7 @@ FULL = [
     "select unnest(array[1, 2, 3])",
     "select id, price % 7, qty % rating, discount::numeric % 0.1 from bi.sales order by 1 limit 6",
     "select 0.12345::float8::numeric, 3::numeric, 1.50::numeric, -2.5::numeric, (1/3.0)::float8::numeric",
+    "select id, product::varchar(4), category::character varying(3), id::varchar(1) from bi.sales order by 1 limit 8",
     ("select id, id::numeric, price::numeric, discount::numeric, round(discount::numeric, 3), qty::numeric / 7 "
      "from bi.sales order by 1 limit 8"),
     "select id, array[rating, qty], array[rating, id], array[rating, rating] from bi.sales where id < 4 order by id",

@@ -106,6 +106,9 @@ def postgres_semantics(expression: exp.Expression, ctx: Context) -> exp.Expressi
             _generate_series(node, types)
         elif isinstance(node, exp.Cast) and node.to.this == T.DECIMAL and not node.to.expressions:
             _numeric_cast(node, types)
+        elif isinstance(node, exp.Cast) and node.to.this in (T.VARCHAR, T.NVARCHAR, T.CHAR, T.NCHAR) and \
+                len(node.to.expressions) == 1:
+            _sized_text(node)
         elif isinstance(node, exp.Sub) and pg_type(node.left, types) == pg_type(node.right, types) == T.DATE:
             _cast_outer(node, exp.DataType.build("INT"))  # date - date is int4
         elif isinstance(node, (exp.Add, exp.Sub, exp.Mul)):
@@ -436,6 +439,20 @@ def _numeric_cast(node: exp.Cast, types: dict[int, exp.DataType]) -> None:
     else:
         return
     node.set("to", exp.DataType.build(to))
+
+
+def _sized_text(node: exp.Cast) -> None:
+    """x::varchar(n) keeps the first n characters (an explicit cast truncates in PostgreSQL), x::char(n) also pads
+    them with spaces to n; DuckDB ignores the length."""
+    size = node.to.expressions[0]
+    size = size.this if isinstance(size, exp.DataTypeParam) else size
+    if not (isinstance(size, exp.Literal) and str(size.this).isdigit()):
+        return
+    n = exp.Literal.number(int(size.this))
+    text = exp.func("left", exp.cast(node.this.copy(), "VARCHAR"), n)
+    if node.to.this in (T.CHAR, T.NCHAR):
+        text = exp.func("rpad", text, n.copy(), exp.Literal.string(" "))
+    node.replace(exp.cast(text, "VARCHAR"))
 
 
 def _format(node: exp.Format) -> None:
