@@ -442,16 +442,15 @@ def _numeric_cast(node: exp.Cast, types: dict[int, exp.DataType]) -> None:
 
 
 def _sized_text(node: exp.Cast) -> None:
-    """x::varchar(n) keeps the first n characters (an explicit cast truncates in PostgreSQL), x::char(n) also pads
-    them with spaces to n; DuckDB ignores the length."""
+    """x::varchar(n) and x::char(n) keep the first n characters (an explicit cast truncates in PostgreSQL; DuckDB
+    ignores the length). char(n)'s padding is not added: PostgreSQL drops it again wherever the value is used as
+    text (concatenation, length, comparisons)."""
     size = node.to.expressions[0]
     size = size.this if isinstance(size, exp.DataTypeParam) else size
     if not (isinstance(size, exp.Literal) and str(size.this).isdigit()):
         return
     n = exp.Literal.number(int(size.this))
     text = exp.func("left", exp.cast(node.this.copy(), "VARCHAR"), n)
-    if node.to.this in (T.CHAR, T.NCHAR):
-        text = exp.func("rpad", text, n.copy(), exp.Literal.string(" "))
     node.replace(exp.cast(text, "VARCHAR"))
 
 
