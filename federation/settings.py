@@ -90,19 +90,24 @@ class Setting:
             if "queries" in value and not isinstance(value["queries"], bool):
                 raise ValueError(f"queries must be true or false, not {_show(value['queries'])}")
             return dict(value)
+        if kind == "engine":
+            return engine(value)
         raise AssertionError(f"setting {self.name}: unknown kind {kind!r}")
 
     @property
     def type_name(self) -> str:
         if self.kind == "choice":
             return " or ".join(self.choices)
-        return {"size": "memory size", "openlineage": "mapping"}.get(self.kind, self.kind)
+        return {"size": "memory size", "openlineage": "mapping", "engine": "mapping"}.get(self.kind, self.kind)
 
 
 SETTINGS: tuple[Setting, ...] = (
     # the engine
     Setting("memory_limit", "size", None, "DuckDB's memory limit, e.g. 4GB (default: DuckDB's, 80% of RAM)"),
     Setting("threads", "integer", 2, "DuckDB's worker threads (also for onboarding's staging)", minimum=1),
+    Setting("engine", "engine", {"kind": "duckdb"}, "the engine of data queries: `{kind: duckdb}` (embedded) or "
+            "`{kind: spark_connect, url: sc://host:port, token_env: VAR}` (a Spark Connect server; its token "
+            "read from the environment variable VAR). System tables stay in the embedded engine"),
     # limits that protect the server from one principal (admission.py, rewrite/limits.py)
     Setting("audit_required", "boolean", False, "refuse queries when the audit log cannot be written (a "
             "read-only or full state folder); by default they run, with a warning"),
@@ -227,6 +232,47 @@ def check(raw: Any) -> tuple[Settings, list[tuple[str | None, str]]]:
     return Settings(values), problems
 
 
+ENGINES = ("duckdb", "spark_connect")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SPARK_URL = re.compile(r"^sc://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::[0-9]{1,5})?/?$")
+
+
+def engine(value: Any) -> dict:
+    """The ``engine`` setting: ``{kind: duckdb}`` or ``{kind: spark_connect, url, token_env}``; ``ValueError``
+    naming the key that is wrong. The token itself never sits in ``mesh.yaml``: ``token_env`` names the
+    environment variable holding it."""
+    if isinstance(value, str) and value in ENGINES:  # engine: duckdb
+        value = {"kind": value}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping such as {{kind: duckdb}} or {{kind: spark_connect, url: "
+                         f"sc://host:port, token_env: VAR}}, not {_show(value)}")
+    kind = value.get("kind")
+    if kind not in ENGINES:
+        raise ValueError(f"kind must be one of {', '.join(ENGINES)}, not {_show(kind)}")
+    allowed = ("kind",) if kind == "duckdb" else ("kind", "url", "token_env")
+    unknown = sorted(str(k) for k in value if k not in allowed)
+    if unknown:
+        raise ValueError(f"has unknown key {unknown[0]!r} (keys of kind {kind}: {', '.join(allowed)})")
+    if kind == "duckdb":
+        return {"kind": "duckdb"}
+    url = value.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"url must be the Spark Connect server's address sc://host:port, not {_show(url)}")
+    if not _SPARK_URL.match(url.strip()):
+        hint = (" (the token goes in the environment variable named by token_env, not in the url)"
+                if ";" in url or "token" in url.lower() else "")
+        shown = _show(url.split(";", 1)[0] + (";..." if ";" in url else ""))  # never echo a token
+        raise ValueError(f"url must be sc://host:port (a host name or address and a port), not {shown}{hint}")
+    out = {"kind": kind, "url": url.strip()}
+    if "token_env" in value:
+        env = value["token_env"]
+        if not isinstance(env, str) or not _ENV_NAME.match(env):
+            raise ValueError(f"token_env must name an environment variable (letters, digits and _), "
+                             f"not {_show(env)}")
+        out["token_env"] = env
+    return out
+
+
 def memory_size(text: str) -> int | None:
     """The bytes of a DuckDB memory size (``4GB``, ``1.5 GiB``), or None when it is not one."""
     m = _SIZE.match(text)
@@ -246,5 +292,7 @@ def table() -> str:
     rows = ["| setting | type | default | what it does |", "| --- | --- | --- | --- |"]
     for s in SETTINGS:
         default = "" if s.default is None else (f"{s.default:g}" if isinstance(s.default, float) else s.default)
+        if isinstance(default, Mapping):
+            default = "{" + ", ".join(f"{k}: {v}" for k, v in default.items()) + "}"
         rows.append(f"| `{s.name}` | {s.type_name} | {f'`{default}`' if default != '' else '-'} | {s.help} |")
     return "\n".join(rows)

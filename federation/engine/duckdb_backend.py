@@ -194,6 +194,9 @@ class ColumnInfo:
 
 
 class DuckDBBackend:
+    """The embedded engine (``engine/backend.py``'s ``Backend``) and every platform's local state."""
+
+    kind = "duckdb"
     dialect = "duckdb"
 
     def __init__(self, settings: Mapping[str, Any] | None = None, credentials=None):
@@ -258,6 +261,18 @@ class DuckDBBackend:
 
     def system_relation(self, table: str) -> tuple[str, str, str]:
         return CATALOG, SYSTEM_SCHEMA, table.lower()
+
+    @staticmethod
+    def relation_name(relation: tuple[str, ...]) -> str:
+        return ".".join(quote(p) for p in relation)
+
+    def register_dataset(self, relation: tuple[str, ...], ds, source, pinned: bool = False) -> None:
+        """Serve ``ds`` from ``source`` as ``relation`` (a published version; ``registry.py`` registers the
+        mesh's sources at load)."""
+        from .registry import register_version_view
+
+        if not register_version_view(None, self, ds, source, relation[-1] if pinned else None):
+            raise errors.Unavailable(f"the data of {ds.qualified_name} at {source.location} cannot be read")
 
     # -- registering the mesh (before lock-down) -------------------------------------------------
 
