@@ -232,6 +232,8 @@ def _guarded(reader: pa.RecordBatchReader, execution) -> Iterator[pa.RecordBatch
             batch = reader.read_next_batch()
         except StopIteration:
             return
+        except errors.Error:
+            raise  # already a Quanta error (an engine other than DuckDB raised it in its stream)
         except Exception as e:
             raise translate(_unwrap(e), timed_out=getattr(execution, "timed_out", False),
                             cancelled=getattr(execution, "cancelled", False),
