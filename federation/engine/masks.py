@@ -108,7 +108,8 @@ def key_table(salt: str) -> pa.Table:
 def spark_mask_sql(kind: str, value_sql: str, bits: int = 64) -> str:
     """Spark SQL of a mask of ``value_sql`` (a STRING expression): ``kind`` is :data:`HASH` (STRING result) or
     :data:`HASH_INT` (BIGINT result, ``bits`` an integer literal). Reads the key from :data:`MASK_KEY_VIEW`."""
-    key = f"(SELECT {MASK_KEY_COLUMN} FROM {MASK_KEY_VIEW})"
+    # qualified by Spark's session catalog: a user's CTE named like the view cannot stand in for the key
+    key = f"(SELECT {MASK_KEY_COLUMN} FROM system.session.{MASK_KEY_VIEW})"
     inner = f"sha2(concat(unhex(substr({key}, 1, 128)), encode({value_sql}, 'UTF-8')), 256)"
     mac = f"sha2(concat(unhex(substr({key}, 129, 128)), unhex({inner})), 256)"
     if kind == HASH:

@@ -1,0 +1,271 @@
+"""Portable semantics: a governed query (the pipeline's sqlglot tree) as Spark SQL with DuckDB's answers.
+
+The interface the Spark backend uses (two functions, both pure, both raising Quanta errors only)::
+
+    from federation.engine import spark_dialect
+    spark_dialect.check(expression)                 # None, or NotSupportedError naming the function and its
+                                                    # (line, column): call it at compile time
+    sql = spark_dialect.render(expression, relation_name)
+        # expression:    the governed tree after the pipeline's PASSES (not modified: render works on a copy)
+        # relation_name: Callable[[exp.Table], str | None]: the flat Spark temp-view name of a placed relation
+        #                (a Table node with a schema: memory.<quantum>.<dataset>, a pinned version, a system
+        #                table); None refuses the query (StatementRefused naming the relation)
+        # returns:       Spark SQL text (sqlglot's ``databricks`` dialect, which keeps QUALIFY exact)
+
+The key of the hash masks is read from the temp view ``masks.MASK_KEY_VIEW`` (``quanta_mask_key``, one row,
+column ``k``): the backend registers it in each Spark session from ``masks.key_table(salt)`` before running
+any rendered query. The session must keep Spark's defaults ``spark.sql.ansi.enabled=true`` (overflows and bad
+casts are errors, as in DuckDB) and set ``spark.sql.timestampType=TIMESTAMP_NTZ`` (DuckDB's TIMESTAMP).
+
+What render does to (a copy of) the tree, in order:
+
+1. ``check``: every function must be on this backend's allow-list (:data:`SPARK_CLASSES` for sqlglot's typed
+   classes, :data:`SPARK_NAMES` for names sqlglot leaves anonymous, and the special cases in
+   :func:`_refusal`), else the query is refused at compile time, never with a Spark stack trace.
+2. Output names: every select-list item that is not a plain column or a star gets the name DuckDB gives it
+   (DuckDB's own printer of the expression: ``count(*)`` is ``count_star()``, ``a+1`` is ``(a + 1)``), at every
+   query level, so results and outer references see DuckDB's names. ``VALUES`` columns are ``col0..``.
+3. Relations: each placed relation becomes ``system.session.<relation_name(table)>`` (a temp view, which no CTE
+   can shadow), keeping the name users qualify columns with as its alias.
+4. Masks: ``quanta_mask_hash(x)`` and ``quanta_mask_hash_int(x, bits)`` become the portable expressions of
+   ``masks.spark_mask_sql`` (identical values to DuckDB's).
+5. DuckDB semantics: ``AVG`` is a DOUBLE (Spark keeps decimals), ``/`` and ``%`` by zero are NULL
+   (``try_divide``/``try_mod``), ``dayofweek`` and ``extract(dow)`` count from Sunday = 0, ``list(x)`` keeps its
+   NULLs (Spark's ``collect_list`` drops them).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Callable
+
+import duckdb
+import sqlglot
+import sqlglot.expressions as exp
+
+from ..errors import NotSupportedError, StatementRefused
+from ..rewrite.context import position
+from . import masks
+
+DIALECT = "databricks"
+MASK_FUNCTIONS = {masks.HASH, masks.HASH_INT}
+
+# sqlglot's typed classes whose databricks SQL runs on Spark with DuckDB's meaning (checked by the parity
+# corpus of tests/test_spark_dialect.py); anything else is refused.
+SPARK_CLASSES = frozenset("""
+And Or Xor Not Case If Coalesce Nullif Greatest Least Exists Cast TryCast
+Count Sum Avg Min Max CountIf Stddev StddevPop StddevSamp Variance VariancePop Median Corr CovarPop CovarSamp
+RegrSlope RegrIntercept Kurtosis Skewness LogicalAnd LogicalOr ArgMin ArgMax ApproxDistinct
+BitwiseAndAgg BitwiseOrAgg BitwiseXorAgg ArrayAgg GroupConcat AnyValue IgnoreNulls RespectNulls
+RowNumber Rank DenseRank PercentRank CumeDist Ntile Lag Lead FirstValue LastValue NthValue
+Abs Ceil Floor Round Sqrt Cbrt Exp Ln Log Pow Sign IsNan IsInf Degrees Radians Sin Cos Tan Asin Acos Atan Atan2
+Lower Upper Length Substring Concat ConcatWs DPipe Trim Pad Left Right Repeat Reverse Replace SplitPart
+StrPosition StartsWith EndsWith Contains Initcap Ascii Chr MD5 SHA2 Hex Levenshtein
+RegexpLike RegexpExtract RegexpReplace
+Extract Year Quarter Month Day DayOfMonth DayOfYear DayOfWeek Hour Minute Second
+TimestampTrunc DateTrunc CurrentDate CurrentTimestamp DateFromParts
+ArrayContains Array Bracket
+""".split())
+
+# names sqlglot leaves as exp.Anonymous that Spark has with DuckDB's meaning
+SPARK_NAMES = frozenset({"bit_count"})
+
+_lock = threading.Lock()
+_con: duckdb.DuckDBPyConnection | None = None
+
+
+def check(expression: exp.Expression) -> None:
+    """Refuse, with a Quanta error naming it and its position, the first function Spark cannot run as DuckDB."""
+    for node in expression.walk():
+        reason = _refusal(node)
+        if reason:
+            raise NotSupportedError(f"{reason} on the Spark engine", position=position(node))
+
+
+def _refusal(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Star) and (node.args.get("replace") or node.args.get("rename")):
+        return "SELECT * REPLACE/RENAME is not supported"
+    if isinstance(node, exp.Columns):
+        return "COLUMNS(...) is not supported"
+    if isinstance(node, exp.Lambda):
+        return "lambda functions are not supported"
+    if not isinstance(node, exp.Func) or isinstance(node, (exp.Binary, exp.Connector)) and not isinstance(node, exp.Anonymous):
+        return None
+    if isinstance(node, exp.Anonymous):
+        name = node.name.lower()
+        if name in MASK_FUNCTIONS or name in SPARK_NAMES:
+            return None
+        return f"function {name}() is not supported"
+    kind = type(node).__name__
+    if kind not in SPARK_CLASSES:
+        return f"function {_sql_name(node)}() is not supported"
+    if isinstance(node, exp.ArrayAgg) and _ordered(node):
+        return f"{_sql_name(node)}(... ORDER BY ...) is not supported (Spark keeps no order in collected lists)"
+    if isinstance(node, exp.Length) and len(node.args) > 1 and any(k != "this" for k, v in node.args.items() if v):
+        return f"function {_sql_name(node)}() with these arguments is not supported"
+    if isinstance(node, (exp.Min, exp.Max)) and node.expressions:
+        return f"function {_sql_name(node)}() with more than one argument is not supported"
+    if isinstance(node, exp.Extract) and node.name.upper() not in _EXTRACT_PARTS:
+        return f"extract({node.name}) is not supported"
+    return None
+
+
+_EXTRACT_PARTS = {"YEAR", "QUARTER", "MONTH", "DAY", "HOUR", "MINUTE", "DOW", "DAYOFWEEK", "DOY", "DAYOFYEAR"}
+
+
+def _ordered(node: exp.Expression) -> bool:
+    return any(isinstance(n, exp.Order) for n in node.walk())
+
+
+def _sql_name(node: exp.Func) -> str:
+    try:
+        return node.sql_name().lower()
+    except Exception:  # noqa: BLE001 - a name only
+        return type(node).__name__.lower()
+
+
+def render(expression: exp.Expression, relation_name: Callable[[exp.Table], str | None]) -> str:
+    """Spark SQL of a governed tree (see the module docstring); ``expression`` is not modified."""
+    check(expression)
+    tree = expression.copy()
+    _name_items(tree)
+    _rename_relations(tree, relation_name)
+    _replace_masks(tree)
+    _duckdb_semantics(tree)
+    return tree.sql(dialect=DIALECT, comments=False)
+
+
+# -- 2. output names ------------------------------------------------------------------------------------
+
+
+def _name_items(tree: exp.Expression) -> None:
+    todo: list[tuple[exp.Select, int]] = []
+    for select in tree.find_all(exp.Select):
+        for i, item in enumerate(select.expressions):
+            if isinstance(item, (exp.Alias, exp.Column, exp.Star)):
+                continue
+            todo.append((select, i))
+    if todo:
+        names = duckdb_names([select.expressions[i].sql("duckdb", comments=False) for select, i in todo])
+        for (select, i), name in zip(todo, names):
+            select.expressions[i] = exp.alias_(select.expressions[i], name, quoted=True)
+    for values in tree.find_all(exp.Values):
+        alias = values.args.get("alias")
+        width = len(values.expressions[0].expressions) if values.expressions and isinstance(
+            values.expressions[0], exp.Tuple) else 1
+        if alias is None:
+            values.set("alias", exp.TableAlias(this=exp.to_identifier("valueslist"), columns=[
+                exp.to_identifier(f"col{i}") for i in range(width)]))
+        elif not alias.columns:
+            alias.set("columns", [exp.to_identifier(f"col{i}") for i in range(width)])
+
+
+def duckdb_names(items: list[str]) -> list[str]:
+    """The result names DuckDB gives select items (DuckDB SQL of each), from DuckDB's own parser and printer."""
+    global _con
+    with _lock:
+        if _con is None:
+            _con = duckdb.connect(":memory:", config={"enable_external_access": False})
+        con = _con
+        out = []
+        for item in items:
+            out.append(_duckdb_name(con, item))
+    return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _duckdb_name(con: duckdb.DuckDBPyConnection, item: str) -> str:
+    try:
+        text = con.execute("SELECT json_deserialize_sql(json_serialize_sql(?))", ["SELECT " + item]).fetchone()[0]
+    except duckdb.Error:
+        return item
+    return text[len("SELECT "):] if text.startswith("SELECT ") else item
+
+
+# -- 3. relations -----------------------------------------------------------------------------------------
+
+
+def _rename_relations(tree: exp.Expression, relation_name: Callable[[exp.Table], str | None]) -> None:
+    for table in list(tree.find_all(exp.Table)):
+        if not table.args.get("db"):
+            continue  # a CTE reference
+        name = relation_name(table)
+        if name and len(name) > 1 and name[0] == name[-1] == "`":  # already quoted: the bare name
+            name = name[1:-1].replace("``", "`")
+        if not name:
+            what = ".".join(p for p in (table.catalog, table.db, table.name) if p)
+            raise StatementRefused(f"{what} cannot be read on the Spark engine", position=position(table))
+        alias = table.args.get("alias")
+        # system.session.<view>: Spark's temporary views, which no CTE of the query can shadow
+        table.set("catalog", exp.to_identifier("system"))
+        table.set("db", exp.to_identifier("session"))
+        original = table.name
+        table.set("this", exp.to_identifier(name, quoted=True))
+        if alias is None:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(original, quoted=True)))
+
+
+# -- 4. masks ---------------------------------------------------------------------------------------------
+
+_VALUE = "quanta_masked_value__"
+
+
+@functools.lru_cache(maxsize=128)
+def _mask_template(kind: str, bits: int) -> exp.Expression:
+    return sqlglot.parse_one(masks.spark_mask_sql(kind, _VALUE, bits), read=DIALECT)
+
+
+def _replace_masks(tree: exp.Expression) -> None:
+    for node in list(tree.find_all(exp.Anonymous)):
+        name = node.name.lower()
+        if name not in MASK_FUNCTIONS:
+            continue
+        args = node.expressions
+        bits = 64
+        if name == masks.HASH_INT:
+            if len(args) != 2 or not isinstance(args[1], exp.Literal) or args[1].is_string:
+                raise NotSupportedError(f"{name}() needs a constant bit width", position=position(node))
+            bits = int(args[1].this)
+        elif len(args) != 1:
+            raise NotSupportedError(f"{name}() takes one argument", position=position(node))
+        value = args[0]
+        body = _mask_template(name, bits).copy()
+        for col in list(body.find_all(exp.Column)):
+            if col.name == _VALUE:
+                col.replace(value.copy())
+        node.replace(body)
+
+
+# -- 5. DuckDB semantics ----------------------------------------------------------------------------------
+
+
+def _duckdb_semantics(tree: exp.Expression) -> None:
+    for node in reversed(list(tree.walk(bfs=False))):  # descendants before their ancestors
+        if isinstance(node, exp.Avg):
+            parent = node.parent
+            if isinstance(parent, exp.Window) and parent.this is node:
+                target = parent
+            else:
+                target = node
+            if not (isinstance(target.parent, exp.Cast) and target.parent.to.is_type("double")):
+                target.replace(exp.cast(target.copy(), "double"))
+        elif type(node) is exp.Div:
+            node.replace(exp.func("try_divide", node.this.copy(), node.expression.copy()))
+        elif type(node) is exp.Mod:
+            node.replace(exp.func("try_mod", node.this.copy(), node.expression.copy()))
+        elif isinstance(node, exp.DayOfWeek):
+            node.replace(exp.paren(exp.Sub(this=node.copy(), expression=exp.Literal.number(1))))
+        elif isinstance(node, exp.Extract) and node.name.upper() in ("DOW", "DAYOFWEEK"):
+            node.replace(exp.paren(exp.Sub(this=exp.DayOfWeek(this=node.expression.copy()),
+                                           expression=exp.Literal.number(1))))
+        elif isinstance(node, exp.ArrayAgg) and not _ordered(node):
+            # DuckDB's list() keeps NULLs, Spark's collect_list drops them: collect structs, then unwrap
+            value = node.this
+            if isinstance(value, exp.Distinct):
+                continue
+            wrapped = exp.func("named_struct", exp.Literal.string("v"), value.copy())
+            collected = exp.ArrayAgg(this=wrapped)
+            lam = exp.Lambda(this=exp.Dot(this=exp.column("e"), expression=exp.to_identifier("v")),
+                             expressions=[exp.to_identifier("e")])
+            node.replace(exp.func("transform", collected, lam))
