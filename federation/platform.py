@@ -43,13 +43,14 @@ from .governance.tokens import TokenStore
 from .lineage.inheritance import DEFAULT_ANONYMISING, Lineage, inherit
 from .lineage.openlineage import OpenLineage
 from .catalog.model import Dataset, Mesh
-from .engine.duckdb_backend import Cancellation, DuckDBBackend, quote
+from .engine.backend import Backend
+from .engine.duckdb_backend import CATALOG, Cancellation, DuckDBBackend, quote
 from .engine import secrets as server_secrets
 from .engine.registry import register_sources
 from .errors import Problem
 from .result import Result
 from .rewrite.context import Definition, Namespace, SystemTable
-from .rewrite.pipeline import PASSES, Pipeline, Plan
+from .rewrite.pipeline import PASSES, EngineSQL, Pipeline, Plan
 from .system import governance_tables
 from .system import tables as system_tables
 
@@ -62,7 +63,7 @@ class State:
     """Everything a query reads, built at once and never changed (a change builds a new state)."""
 
     mesh: Mesh
-    backend: DuckDBBackend
+    backend: DuckDBBackend  # the embedded state: system tables, typing, the verifier's engine; data too by default
     namespace: Namespace
     pipeline: Pipeline
     governance: Governance
@@ -72,6 +73,12 @@ class State:
     fingerprint: live.Fingerprint  # what it was built from (files, state databases), read before building
     serial: int  # 1 for the first state of a platform, then one more per reload
     files: dict = field(default_factory=dict, repr=False)  # the bytes of the mesh files it was built from
+    engine: Backend | None = None  # where data queries run (settings.engine): None or ``backend`` is DuckDB
+    schemas: dict = field(default_factory=dict, repr=False, compare=False)  # engine SQL -> DuckDB's result schema
+
+    @property
+    def data_engine(self) -> Backend:
+        return self.engine if self.engine is not None else self.backend
 
 
 def state_dir(mesh_path: Path) -> Path:
@@ -300,6 +307,8 @@ class Platform:
         broken = _new_errors(self._state.mesh, new.mesh)
         if broken:
             new.backend.close()
+            if new.engine is not None:
+                new.engine.close()
             return None, "a change to the mesh's files has errors", broken
         return new, "", []
 
@@ -345,7 +354,8 @@ class Platform:
 
     def retry_unavailable(self, every: float = 30.0) -> bool:
         """Reload now and then while a source of the current state is unavailable (a hung or stopped server)."""
-        if not any(getattr(p, "retry", False) for p in self._state.mesh.problems):
+        if not any(getattr(p, "retry", False) for p in self._state.mesh.problems) and \
+                not getattr(self._state.engine, "broken", False):  # a data engine that stopped answering
             return False
         if time.monotonic() - self._unavailable_retry < every:
             return False
@@ -410,14 +420,17 @@ class Platform:
             self.audit = audit.AuditLog(self.state_dir / "state.db")
         self.audit.required = bool(mesh.settings["audit_required"])  # read again at each reload
         backend = DuckDBBackend(mesh.settings, credentials=server_secrets.provider(mesh.path, mesh.raw.get("secrets")))
+        engine = None
         try:
             from .onboarding import serving  # published versions are served instead of the contract's server
 
             serving.allow_warehouse(mesh, backend)
-            register_sources(mesh, backend, serving.served_sources(mesh, self.state_dir))
+            served = serving.served_sources(mesh, self.state_dir)
+            register_sources(mesh, backend, served)
+            engine = _data_engine(mesh, served)  # Spark: the same datasets as this session's temporary views
             namespace = Namespace(mesh, mesh.version, backend.relation,
                                   prepare=lambda relation: backend.ensure_table(relation[2]))
-            pipeline = Pipeline(namespace, backend.dialect, PASSES)
+            pipeline = Pipeline(namespace, backend.dialect, PASSES, engine=_engine_sql(engine))
             self._compile_derived(mesh, backend, namespace, pipeline)
             governance, lineage = self._load_governance(mesh, backend)
             self._serial += 1
@@ -425,12 +438,17 @@ class Platform:
             namespace.version = f"{mesh.version}:{governance.version}#{self._serial}"  # plan caches key on it
             self._build_system_tables(mesh, backend, namespace, governance, lineage)
             namespace.pinned, namespace.pinned_datasets = serving.register_pinned(mesh, backend, self.state_dir)
+            if engine is not None:
+                _register_pinned(mesh, engine, namespace)
+                engine.register_masks(self._mask_salt(governance))
             backend.lock()
         except BaseException:
             backend.close()
+            if engine is not None:
+                engine.close()
             raise
         return State(mesh, backend, namespace, pipeline, governance, lineage, time.perf_counter() - started,
-                     OpenLineage(mesh, mesh.settings["openlineage"]), fingerprint, self._serial)
+                     OpenLineage(mesh, mesh.settings["openlineage"]), fingerprint, self._serial, engine=engine)
 
     def _load_governance(self, mesh: Mesh, backend: DuckDBBackend) -> tuple[Governance, Lineage]:
         """Governance fails closed: a global problem stops the load, a local one leaves its quantum out."""
@@ -665,7 +683,10 @@ class Platform:
             if remaining <= 0:
                 raise admission.timed_out(timeout, f"waiting for a slot and compiling took {timeout - remaining:.2f} s")
             try:
-                execution = state.backend.execute(plan.sql, params, remaining, cancel)
+                if plan.engine_sql is not None:  # mesh data on the data engine (Spark)
+                    execution = _run_on_engine(state, plan, params, remaining, cancel)
+                else:
+                    execution = state.backend.execute(plan.sql, params, remaining, cancel)
             except errors.QueryTimeout:
                 raise admission.timed_out(timeout) from None
             execution.timeout = timeout  # the engine stops it at the deadline; its message names the whole time-out
@@ -687,7 +708,9 @@ class Platform:
         timeout = state.mesh.settings["query_timeout_seconds"]
         try:
             self.audit.check()
-            execution = state.backend.execute(sql, None, timeout)
+            execution = _read_on_engine(state, sql, timeout) if datasets and state.engine is not None else None
+            if execution is None:
+                execution = state.backend.execute(sql, None, timeout)
             try:
                 table = execution.reader().read_all()
             finally:
@@ -763,3 +786,117 @@ def _fit_to_contract(ds: Dataset, definition: exp.Query, produced, backend: Duck
     wrapper = exp.select(*select, dialect="duckdb").from_(
         exp.Subquery(this=definition, alias=exp.TableAlias(this=exp.to_identifier("_derived"))))
     return None, wrapper
+
+
+# -- the data engine (settings.engine) ------------------------------------------------------------------
+
+
+def _data_engine(mesh: Mesh, served: dict) -> Backend | None:
+    """The data engine of a new state: None for the embedded DuckDB; for Spark Connect, a new session with
+    every source dataset DuckDB registered as its temporary view. A dataset Spark cannot read leaves its
+    quantum out (a problem naming it); a cluster that does not answer leaves every quantum in (data queries
+    say it is unavailable; the state is rebuilt in the background until it answers)."""
+    if mesh.settings["engine"].get("kind", "duckdb") != "spark_connect":
+        return None
+    from .engine.spark_backend import EngineDown, SparkConnectBackend
+
+    engine = SparkConnectBackend(mesh.settings)
+    if not engine.available:
+        mesh.problems.append(Problem("mesh.yaml", "settings.engine", f"{engine.unavailable}; data queries fail "
+                                     f"until it answers (retrying in the background)", severity="warning",
+                                     retry=True))
+        return engine
+    for q in list(mesh.quanta.values()):
+        for ds in q.datasets.values():
+            if ds.source is None:
+                continue
+            relation = (CATALOG, ds.quantum.lower(), ds.name.lower())
+            try:
+                if served.get((ds.quantum.lower(), ds.name.lower()), ...) is None:  # no version yet: empty
+                    engine.register_empty(relation, ds)
+                else:
+                    engine.register_dataset(relation, ds, ds.source)
+            except EngineDown as e:
+                mesh.problems.append(Problem("mesh.yaml", "settings.engine", f"{e}; retrying in the background",
+                                             severity="warning", retry=True))
+                return engine
+            except errors.Error as e:
+                exclude(mesh, q.name, Problem(ds.file, ds.source.yaml_path, str(e), None, ds.quantum))
+                break
+    return engine
+
+
+def _register_pinned(mesh: Mesh, engine: Backend, namespace: Namespace) -> None:
+    """The kept versions (``quantum."dataset@vN"``) as temporary views of the data engine too."""
+    from .catalog.model import Source
+    from .onboarding import serving
+
+    if not getattr(engine, "available", True):
+        return
+    for (q, d, n), relation in list(namespace.pinned.items()):
+        ds = namespace.pinned_datasets.get((q, d, n))
+        if ds is None:
+            continue
+        source = Source("parquet", str(serving.version_dir(mesh, q, d, n) / "*.parquet"))
+        try:
+            engine.register_dataset(relation, ds, source, pinned=True)
+        except errors.Error:
+            namespace.pinned.pop((q, d, n), None)  # not served on this engine: refused as an unknown version
+
+
+def _engine_sql(engine: Backend | None) -> EngineSQL | None:
+    if engine is None or engine.kind == "duckdb":
+        return None
+    from .engine import spark_dialect
+
+    def relation_name(table: exp.Table) -> str | None:
+        if (table.db or "").lower() == "_quanta_system":
+            return None  # system tables stay in the embedded state
+        return engine.relation_name((table.catalog, table.db, table.name))
+
+    return EngineSQL(spark_dialect.check, lambda tree: spark_dialect.render(tree, relation_name))
+
+
+def _run_on_engine(state: State, plan: Plan, params, timeout: float, cancel: Cancellation | None):
+    """Run a data query on the data engine, its result with the names and types DuckDB gives the same
+    governed query (its schema read from the embedded engine, which binds the same views)."""
+    schema = _duckdb_schema(state, plan, params)
+    execution = state.data_engine.execute(plan.engine_sql, params, timeout, cancel)
+    if schema is not None and hasattr(execution, "conform"):
+        execution.conform(schema)
+    return execution
+
+
+def _duckdb_schema(state: State, plan: Plan, params) -> pa.Schema | None:
+    cache = state.schemas if not params else None
+    if cache is not None and plan.sql in cache:
+        return cache[plan.sql]
+    try:
+        probe = state.backend.execute(f"SELECT * FROM ({plan.sql}) AS quanta_schema LIMIT 0", params, 30.0)
+    except errors.Error:
+        return None  # the engine's own types, then
+    try:
+        schema = probe.schema
+    finally:
+        probe.close()
+    if cache is not None:
+        if len(cache) > 1024:
+            cache.clear()
+        cache[plan.sql] = schema
+    return schema
+
+
+def _read_on_engine(state: State, sql: str, timeout: float):
+    """A platform read (quality rules, mart refreshes) on the data engine when its SQL renders there; None:
+    it runs on the embedded engine (it names what only DuckDB has: staged batches, a function Spark lacks)."""
+    pipeline = state.pipeline
+    if pipeline.engine is None:
+        return None
+    import sqlglot
+
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+        rendered = pipeline.engine.render(tree)
+    except Exception:  # noqa: BLE001 - not renderable for the engine: the embedded engine reads it
+        return None
+    return state.data_engine.execute(rendered, None, timeout)

@@ -45,6 +45,10 @@ _QUIET = ("SQLQueryContextLogger", "DataFrameQueryContextLogger", "pyspark.sql.c
           "pyspark.sql.connect.client.retries", "py4j")
 
 
+class EngineDown(errors.Unavailable):
+    """The Spark Connect server does not answer, refuses Quanta's token or lost this state's session."""
+
+
 def quiet_pyspark() -> None:
     """pyspark logs a failing query's SQL text (values included) and the JVM stack trace: never."""
     for name in _QUIET:
@@ -114,6 +118,7 @@ class SparkExecution:
         self._done = False
         self._timer = WATCHDOG.add(timeout, self) if timeout else None
         self._schema: pa.Schema | None = None
+        self._names: list[str] | None = None  # the result's column names (conform)
         self._first: list[pa.Table] = []
         self._tables: Iterator | None = None
         self._reader: pa.RecordBatchReader | None = None
@@ -145,7 +150,12 @@ class SparkExecution:
             self._first.append(first)
             self._schema = first.schema
         self._tables = tables
-        self._reader = pa.RecordBatchReader.from_batches(self._schema, self._batches())
+
+    def conform(self, schema: pa.Schema) -> None:
+        """Give the result ``schema`` (DuckDB's names and types for the same governed query)."""
+        if self._reader is None and self._schema is not None and len(schema) == len(self._schema):
+            self._names = list(schema.names)
+            self._schema = schema
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         try:
@@ -163,8 +173,13 @@ class SparkExecution:
     def _cast(self, table) -> Iterator[pa.RecordBatch]:
         if not isinstance(table, pa.Table):
             return
+        if self._names is not None and table.column_names != self._names:
+            table = table.rename_columns(self._names)
         if table.schema != self._schema:
-            table = table.cast(self._schema)
+            try:
+                table = table.cast(self._schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise errors.DataError(f"a result column does not fit its type: {redact_values(str(e))}") from None
         yield from table.to_batches()
 
     @property
@@ -173,7 +188,9 @@ class SparkExecution:
         return self._schema
 
     def reader(self) -> pa.RecordBatchReader:
-        assert self._reader is not None
+        if self._reader is None:
+            assert self._schema is not None
+            self._reader = pa.RecordBatchReader.from_batches(self._schema, self._batches())
         return self._reader
 
     def _interrupt(self) -> None:
@@ -227,6 +244,7 @@ class SparkConnectBackend:
         self._session = None
         self._closed = False
         self.unavailable: errors.Unavailable | None = None  # why the session could not start
+        self.broken = False  # the server stopped answering, or lost the session, since it started
         try:
             self._session = self._connect()
         except errors.Unavailable as e:
@@ -239,7 +257,7 @@ class SparkConnectBackend:
         if self.token_env:
             token = os.environ.get(self.token_env)
             if not token:
-                raise errors.Unavailable(f"{self.where}: the environment variable {self.token_env} "
+                raise EngineDown(f"{self.where}: the environment variable {self.token_env} "
                                          f"(settings.engine.token_env) holds no token")
             builder.set("token", token)
         builder.set("user_agent", "quanta")
@@ -259,9 +277,9 @@ class SparkConnectBackend:
 
     def session(self):
         if self._closed:
-            raise errors.Unavailable(f"{self.where}: this state's session is closed (the mesh was reloaded)")
+            raise EngineDown(f"{self.where}: this state's session is closed (the mesh was reloaded)")
         if self._session is None:
-            raise self.unavailable or errors.Unavailable(f"{self.where} is unavailable")
+            raise self.unavailable or EngineDown(f"{self.where} is unavailable")
         return self._session
 
     @property
@@ -317,6 +335,19 @@ class SparkConnectBackend:
         with self._lock:
             self._views[name] = tuple(relation)
 
+    def register_empty(self, relation: tuple[str, ...], ds) -> None:
+        """A dataset of the warehouse without a published version yet: an empty view of its contract."""
+        name = flat_name(relation[-2], relation[-1])
+        select = ", ".join(f"CAST(NULL AS {spark_type(c.data_type)}) AS {_ident(c.name)}" for c in ds.columns)
+        try:
+            self.session().sql(f"SELECT {select} WHERE false").createOrReplaceTempView(name)
+        except errors.Error:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise self.translate(e) from None
+        with self._lock:
+            self._views[name] = tuple(relation)
+
     def put_arrow(self, view: str, table: pa.Table) -> None:
         """A temporary view of this session holding ``table`` (sent as Arrow data, never as SQL text)."""
         session = self.session()
@@ -329,11 +360,8 @@ class SparkConnectBackend:
         """The hash masks' key as the one-row view ``masks.MASK_KEY_VIEW`` (Arrow data: never in SQL text)."""
         from . import masks
 
-        view = getattr(masks, "MASK_KEY_VIEW", None)
-        derive = getattr(masks, "derive_key", None)
-        if view is None or derive is None:
-            return  # portable masks not there: a masked query is refused at compile time (spark_dialect)
-        self.put_arrow(view, pa.table({"k": pa.array([derive(salt)], pa.string())}))
+        if self.available:
+            self.put_arrow(masks.MASK_KEY_VIEW, masks.key_table(salt))
 
     def views(self) -> list[str]:
         """The temporary views of this session (the registered datasets)."""
@@ -375,6 +403,10 @@ class SparkConnectBackend:
 
     # -- errors ------------------------------------------------------------------------------------
 
+    def _down(self, message: str) -> EngineDown:
+        self.broken = True  # the platform rebuilds its state (a new session) until the server answers
+        return EngineDown(message)
+
     def translate(self, e: BaseException, execution: SparkExecution | None = None, what: str = "") -> BaseException:
         """A Spark (or gRPC) exception as a Quanta error: the error class and its first line, values blanked,
         no SQL text, no JVM stack trace."""
@@ -392,14 +424,14 @@ class SparkConnectBackend:
             return errors.QueryCancelled("query cancelled")
         if status in ("UNAVAILABLE", "DEADLINE_EXCEEDED") or condition in ("CONNECT.CHANNEL_CLOSED",) or \
                 "failed to connect" in text.lower() or "connection refused" in text.lower():
-            return errors.Unavailable(f"{self.where} is unavailable (the cluster is down or unreachable); "
-                                      f"system tables are still served")
+            return self._down(f"{self.where} is unavailable (the cluster is down or unreachable); "
+                              f"system tables are still served")
         if status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            return errors.Unavailable(f"{self.where} refused Quanta's token"
+            return self._down(f"{self.where} refused Quanta's token"
                                       + (f" (settings.engine.token_env {self.token_env})" if self.token_env else ""))
         if condition and condition.startswith("INVALID_HANDLE"):
-            return errors.Unavailable(f"{self.where} no longer knows this state's session (the server restarted); "
-                                      f"the mesh reloads")
+            return self._down(f"{self.where} no longer knows this state's session (the server restarted); "
+                              f"the mesh reloads")
         message = _clean(text, condition)
         if what:
             return errors.Unavailable(f"{what}: {message}")

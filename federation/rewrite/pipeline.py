@@ -23,7 +23,7 @@ import sqlglot.expressions as exp
 from cachetools import LRUCache
 from sqlglot.errors import ParseError, TokenError
 
-from ..errors import ProgrammingError, StatementRefused, SyntaxError
+from ..errors import NotSupportedError, ProgrammingError, StatementRefused, SyntaxError
 from ..governance.principals import Principal
 from .context import Context, Definition, Namespace
 from .describe import describe_and_show
@@ -67,13 +67,28 @@ class Plan:
     policies: tuple[dict, ...] = ()
     params: int = 0  # number of placeholders
     columns: tuple[str, ...] = ()  # quantum.dataset.column read (for the audit log)
+    # the same governed tree in the data engine's SQL, when that engine is not the embedded DuckDB (Spark) and
+    # the query reads mesh data; None: ``sql`` runs on the embedded engine (system tables, constants)
+    engine_sql: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineSQL:
+    """How the pipeline renders a governed tree for a data engine other than DuckDB (``engine/backend.py``):
+    ``check(tree)`` refuses what the engine cannot run (a Quanta error at compile time), ``render(tree)`` is
+    its SQL (the tree is not modified)."""
+
+    check: Callable[[exp.Expression], None]
+    render: Callable[[exp.Expression], str]
+    name: str = "Spark"
 
 
 class Pipeline:
     def __init__(self, namespace: Namespace, backend_dialect: str = "duckdb",
-                 passes: tuple[Pass, ...] = PASSES, cache_size: int = 2048):
+                 passes: tuple[Pass, ...] = PASSES, cache_size: int = 2048, engine: EngineSQL | None = None):
         self.namespace = namespace
         self.backend_dialect = backend_dialect
+        self.engine = engine  # a data engine other than the embedded DuckDB: data queries are rendered for it
         self.passes = passes
         self._cache: LRUCache[tuple, Plan] = LRUCache(maxsize=cache_size)
         self._lock = threading.Lock()
@@ -119,6 +134,14 @@ class Pipeline:
         for rewrite in self.passes:
             expression = rewrite(expression, ctx)
         params = sum(1 for _ in expression.find_all(exp.Placeholder)) if ("?" in sql or "$" in sql) else 0
+        engine_sql = None
+        if self.engine is not None and ctx.datasets:  # mesh data: it runs on the data engine
+            if ctx.system_tables:
+                raise NotSupportedError(
+                    f"on the {self.engine.name} engine a query reads mesh datasets or system tables, not both "
+                    f"(it reads {', '.join(sorted(set(ctx.system_tables)))}): query them apart")
+            self.engine.check(expression)  # a function the engine cannot run: refused now, not by the engine
+            engine_sql = self.engine.render(expression)  # from the same governed tree, before it is consumed
         # the tree is ours and thrown away after this: no defensive deep copy (a third of the compile time);
         # no comments either: what runs is exactly what the verifier reads
         out = expression.sql(dialect=self.backend_dialect, copy=False, comments=False)
@@ -129,7 +152,7 @@ class Pipeline:
                 log.error("verifier refused a rewritten query of %s: %s", principal.name, e.message)
                 raise
         return Plan(out, tuple(ctx.datasets), tuple(ctx.system_tables), tuple(ctx.warnings),
-                    tuple(ctx.policies), params, tuple(ctx.columns))
+                    tuple(ctx.policies), params, tuple(ctx.columns), engine_sql)
 
     def resolve_definition(self, sql: str, principal: Principal) -> Definition:
         """Resolve a derived dataset's SQL (mesh names -> backend relations, derived -> inlined)."""
