@@ -55,3 +55,16 @@ def demo_server(demo_path):
     tokens = {user: platform.tokens.create(user, 1)[0] for user in ("ana", "paul", "marco", "dev", "audrey")}
     yield SimpleNamespace(url=server.url, platform=platform, tokens=tokens, app=server.app, server=server)
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster():
+    """A real Spark standalone cluster on 127.0.0.1 (a master, two workers, a Spark Connect server requiring a
+    token; tests/sparkkit.py), started once for the session on first use and stopped by PID at its end."""
+    from sparkkit import SparkCluster
+
+    cluster = SparkCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
