@@ -29,8 +29,8 @@ What render does to (a copy of) the tree, in order:
    can shadow), keeping the name users qualify columns with as its alias.
 4. Masks: ``quanta_mask_hash(x)`` and ``quanta_mask_hash_int(x, bits)`` become the portable expressions of
    ``masks.spark_mask_sql`` (identical values to DuckDB's).
-5. DuckDB semantics: ``AVG`` is a DOUBLE (Spark keeps decimals), ``/`` and ``%`` by zero are NULL
-   (``try_divide``/``try_mod``), ``dayofweek`` and ``extract(dow)`` count from Sunday = 0, ``list(x)`` keeps its
+5. DuckDB semantics: ``AVG`` and ``/`` are DOUBLEs (Spark keeps decimals), ``x / 0`` is +-inf or NaN, ``x // 0``
+   and ``x % 0`` are NULL (Spark raises), ``dayofweek`` and ``extract(dow)`` count from Sunday = 0, ``list(x)`` keeps its
    NULLs (Spark's ``collect_list`` drops them).
 """
 
@@ -111,6 +111,18 @@ def _refusal(node: exp.Expression) -> str | None:
     return None
 
 
+_INTEGERS = {exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT}
+
+
+def _textual(node: exp.Expression) -> bool:
+    """A string (a literal or a cast to text): Spark's round() would not take it as DuckDB's cast does."""
+    if isinstance(node, exp.Literal):
+        return node.is_string
+    if isinstance(node, (exp.Cast, exp.TryCast)):
+        return node.to.is_type(*exp.DataType.TEXT_TYPES)
+    return isinstance(node, (exp.Concat, exp.DPipe, exp.Lower, exp.Upper, exp.Substring))
+
+
 _EXTRACT_PARTS = {"YEAR", "QUARTER", "MONTH", "DAY", "HOUR", "MINUTE", "DOW", "DAYOFWEEK", "DOY", "DAYOFYEAR"}
 
 
@@ -119,7 +131,12 @@ def _ordered(node: exp.Expression) -> bool:
 
 
 def _sql_name(node: exp.Func) -> str:
+    """The function's name as DuckDB writes it (what the user wrote, or its DuckDB spelling)."""
     try:
+        text = node.sql("duckdb", comments=False)
+        head = text.split("(", 1)[0].strip()
+        if head and head.replace("_", "").isalnum():
+            return head.lower()
         return node.sql_name().lower()
     except Exception:  # noqa: BLE001 - a name only
         return type(node).__name__.lower()
@@ -143,8 +160,8 @@ def _name_items(tree: exp.Expression) -> None:
     todo: list[tuple[exp.Select, int]] = []
     for select in tree.find_all(exp.Select):
         for i, item in enumerate(select.expressions):
-            if isinstance(item, (exp.Alias, exp.Column, exp.Star)):
-                continue
+            if isinstance(item, (exp.Alias, exp.Column, exp.Star)) or item.args.get("alias"):
+                continue  # named, or named after the column (as in DuckDB)
             todo.append((select, i))
     if todo:
         names = duckdb_names([select.expressions[i].sql("duckdb", comments=False) for select, i in todo])
@@ -240,18 +257,36 @@ def _replace_masks(tree: exp.Expression) -> None:
 # -- 5. DuckDB semantics ----------------------------------------------------------------------------------
 
 
+def _as_double(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Cast) and node.to.is_type("double"):
+        return node
+    return exp.cast(node.copy(), "double")
+
+
 def _duckdb_semantics(tree: exp.Expression) -> None:
     for node in reversed(list(tree.walk(bfs=False))):  # descendants before their ancestors
-        if isinstance(node, exp.Avg):
-            parent = node.parent
-            if isinstance(parent, exp.Window) and parent.this is node:
-                target = parent
+        if isinstance(node, exp.Avg):  # DuckDB: a DOUBLE average (Spark: a decimal of 6 digits, then rounded)
+            value = node.this
+            if isinstance(value, exp.Distinct):
+                value.set("expressions", [_as_double(e) for e in value.expressions])
             else:
-                target = node
-            if not (isinstance(target.parent, exp.Cast) and target.parent.to.is_type("double")):
-                target.replace(exp.cast(target.copy(), "double"))
-        elif type(node) is exp.Div:
-            node.replace(exp.func("try_divide", node.this.copy(), node.expression.copy()))
+                node.set("this", _as_double(value))
+        elif type(node) is exp.Div:  # DuckDB: a DOUBLE, by zero +-inf or NaN (IEEE); Spark: an error
+            n, d = exp.cast(node.this.copy(), "double"), exp.cast(node.expression.copy(), "double")
+            infinity = exp.cast(exp.Literal.string("Infinity"), "double")
+            node.replace(exp.paren(exp.If(this=exp.EQ(this=d, expression=exp.Literal.number(0)),
+                                          true=exp.Mul(this=n.copy(), expression=infinity),
+                                          false=exp.Div(this=n, expression=d.copy()))))
+        elif type(node) is exp.IntDiv:  # DuckDB: NULL by zero; Spark: an error
+            node.replace(exp.paren(exp.If(this=exp.EQ(this=node.expression.copy(), expression=exp.Literal.number(0)),
+                                          true=exp.Null(), false=node.copy())))
+        elif isinstance(node, (exp.Cast, exp.TryCast)) and node.to.this in _INTEGERS and not _textual(node.this):
+            # DuckDB rounds a fraction cast to an integer (half away from zero); Spark truncates it
+            node.set("this", exp.func("round", node.this.copy()))
+        elif isinstance(node, (exp.Add, exp.Sub)) and isinstance(node.expression, exp.Interval) \
+                and not isinstance(node.this, exp.Interval):
+            # DuckDB: date +- interval is a TIMESTAMP; Spark keeps a DATE
+            node.set("this", exp.cast(node.this.copy(), exp.DataType.build("timestamp")))
         elif type(node) is exp.Mod:
             node.replace(exp.func("try_mod", node.this.copy(), node.expression.copy()))
         elif isinstance(node, exp.DayOfWeek):
