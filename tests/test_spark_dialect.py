@@ -360,3 +360,16 @@ def test_tpch_sf001_on_spark_equals_duckdb(tpch, spark):
         if status == "MISMATCH" or got.column_names != duck.column_names:
             failures.append(f"Q{n}: {status} {detail} {got.column_names} vs {duck.column_names}")
     assert not failures, "\n".join(failures)
+
+
+def test_parameters_bind_in_duckdb_order(parity):
+    platform, spark = parity
+    sql = "select id, id / ?, ? as tag from crm.customers where id between ? and ? and region in (?, ?) order by id"
+    params = [2, "t", 3, 20, "US", "EU"]
+    duck = federation.Connection(platform, platform.principal("pia")).sql(sql, params).arrow()
+    text = spark_dialect.render(governed(platform, sql, "pia"), relation_name)
+    got = spark.sql(text, args=params).toArrow()
+    assert duck.num_rows > 0 and rows(got) == rows(duck) and got.column_names == duck.column_names
+    for swapped in ("select strpos(?, ?) from crm.customers", "select $2, $1 from crm.customers"):
+        with pytest.raises(errors.NotSupportedError, match="parameters"):
+            spark_dialect.render(governed(platform, swapped, "pia"), relation_name)

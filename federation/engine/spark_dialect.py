@@ -37,6 +37,7 @@ What render does to (a copy of) the tree, in order:
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from typing import Callable
 
@@ -146,11 +147,55 @@ def render(expression: exp.Expression, relation_name: Callable[[exp.Table], str 
     """Spark SQL of a governed tree (see the module docstring); ``expression`` is not modified."""
     check(expression)
     tree = expression.copy()
+    count = _mark_parameters(tree)
     _name_items(tree)
     _rename_relations(tree, relation_name)
     _replace_masks(tree)
     _duckdb_semantics(tree)
-    return tree.sql(dialect=DIALECT, comments=False)
+    return _positional(tree.sql(dialect=DIALECT, comments=False), count, expression)
+
+
+# -- parameters ---------------------------------------------------------------------------------------------
+
+_MARK = "quanta_param_7f3a_"
+_MARKS = re.compile(r":" + _MARK + r"(\d+)\b")
+
+
+def _mark_parameters(tree: exp.Expression) -> int:
+    """Name each placeholder after the index DuckDB binds it to (``?`` in text order, ``$n`` as n - 1)."""
+    found = list(tree.find_all(exp.Placeholder))
+    if not found:
+        return 0
+    names = [p.args.get("this") for p in found]
+    if any(n and not str(n).isdigit() for n in names):
+        raise NotSupportedError("named parameters ($name) are not supported on the Spark engine; use ? or $1",
+                                position=position(found[0]))
+    if any(names):
+        if not all(names):
+            raise NotSupportedError("a query mixes ? and $n parameters", position=position(found[0]))
+        for p in found:
+            p.set("this", f"{_MARK}{int(p.name) - 1}")
+        return len({p.name for p in found})
+    probe = tree.copy()
+    for i, p in enumerate(list(probe.find_all(exp.Placeholder))):
+        p.replace(exp.column(f"{_MARK}{i}"))
+    order = [int(m) for m in re.findall(_MARK + r"(\d+)", probe.sql("duckdb", comments=False))]
+    rank = {index: n for n, index in enumerate(order)}
+    for i, p in enumerate(found):
+        p.set("this", f"{_MARK}{rank.get(i, i)}")
+    return len(found)
+
+
+def _positional(text: str, count: int, expression: exp.Expression) -> str:
+    """Spark binds ``?`` in text order: the marked parameters must come out once each, in DuckDB's order."""
+    if not count:
+        return text
+    order = [int(m) for m in _MARKS.findall(text)]
+    if order != list(range(count)):
+        node = next(expression.find_all(exp.Placeholder), None)
+        raise NotSupportedError("parameters placed like this (repeated, reordered or inside a division) are not "
+                                "supported on the Spark engine; write the values in the query", position=position(node))
+    return _MARKS.sub("?", text)
 
 
 # -- 2. output names ------------------------------------------------------------------------------------
@@ -164,7 +209,10 @@ def _name_items(tree: exp.Expression) -> None:
                 continue  # named, or named after the column (as in DuckDB)
             todo.append((select, i))
     if todo:
-        names = duckdb_names([select.expressions[i].sql("duckdb", comments=False) for select, i in todo])
+        # a marked parameter is DuckDB's $n (DuckDB names ``id / ?`` as ``(id / $1)``)
+        texts = [re.sub(r"\$" + _MARK + r"(\d+)", lambda m: f"${int(m.group(1)) + 1}",
+                        select.expressions[i].sql("duckdb", comments=False)) for select, i in todo]
+        names = duckdb_names(texts)
         for (select, i), name in zip(todo, names):
             select.expressions[i] = exp.alias_(select.expressions[i], name, quoted=True)
     for values in tree.find_all(exp.Values):
@@ -271,13 +319,15 @@ def _duckdb_semantics(tree: exp.Expression) -> None:
                 value.set("expressions", [_as_double(e) for e in value.expressions])
             else:
                 node.set("this", _as_double(value))
+        elif type(node) is exp.Div and node.find(exp.Placeholder):  # not repeated: NULL by zero, not +-inf
+            node.replace(exp.func("try_divide", _as_double(node.this), _as_double(node.expression)))
         elif type(node) is exp.Div:  # DuckDB: a DOUBLE, by zero +-inf or NaN (IEEE); Spark: an error
             n, d = exp.cast(node.this.copy(), "double"), exp.cast(node.expression.copy(), "double")
             infinity = exp.cast(exp.Literal.string("Infinity"), "double")
             node.replace(exp.paren(exp.If(this=exp.EQ(this=d, expression=exp.Literal.number(0)),
                                           true=exp.Mul(this=n.copy(), expression=infinity),
                                           false=exp.Div(this=n, expression=d.copy()))))
-        elif type(node) is exp.IntDiv:  # DuckDB: NULL by zero; Spark: an error
+        elif type(node) is exp.IntDiv and not node.find(exp.Placeholder):  # DuckDB: NULL by zero; Spark: an error
             node.replace(exp.paren(exp.If(this=exp.EQ(this=node.expression.copy(), expression=exp.Literal.number(0)),
                                           true=exp.Null(), false=node.copy())))
         elif isinstance(node, (exp.Cast, exp.TryCast)) and node.to.this in _INTEGERS and not _textual(node.this):
