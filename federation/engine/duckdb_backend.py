@@ -267,12 +267,23 @@ class DuckDBBackend:
         return ".".join(quote(p) for p in relation)
 
     def register_dataset(self, relation: tuple[str, ...], ds, source, pinned: bool = False) -> None:
-        """Serve ``ds`` from ``source`` as ``relation`` (a published version; ``registry.py`` registers the
-        mesh's sources at load)."""
-        from .registry import register_version_view
-
-        if not register_version_view(None, self, ds, source, relation[-1] if pinned else None):
-            raise errors.Unavailable(f"the data of {ds.qualified_name} at {source.location} cannot be read")
+        """Serve ``ds`` from ``source`` as ``relation`` with the contract's names and types (``registry.py``
+        registers the mesh's sources at load, checking them against the contracts; this serves one more)."""
+        try:
+            relation_sql = self.source_sql(source.kind, source.location, source.schema, source.table, source.server)
+            found = self.source_columns(relation_sql, cursor=True)
+        except duckdb.Error as e:
+            raise errors.Unavailable(f"cannot read the data of {ds.qualified_name} at {source.location}: "
+                                     f"{clean_message(str(e))}") from None
+        select = []
+        for c in ds.columns:
+            key = next((k for k in (c.source_name.lower(), c.name.lower()) if k in found.columns), None)
+            if key is None and not pinned:
+                raise errors.ProgrammingError(f"column {c.name!r} of {ds.qualified_name} is not in the data at "
+                                              f"{source.location}")
+            value = "NULL" if key is None else quote(found.names[key])
+            select.append(f"{'TRY_CAST' if pinned else 'CAST'}({value} AS {c.data_type}) AS {quote(c.name)}")
+        self.create_view(relation[-2], relation[-1], f"SELECT {', '.join(select)} FROM {relation_sql}")
 
     # -- registering the mesh (before lock-down) -------------------------------------------------
 

@@ -369,8 +369,8 @@ class SparkConnectBackend:
             return sorted(self._views)
 
     def describe(self, sql: str) -> list[ColumnInfo]:
-        from ..result import sql_type
-        from pyspark.sql.pandas.types import to_arrow_schema
+        """The result columns of ``sql`` (Spark SQL), their types spelled as DuckDB spells them."""
+        import sqlglot.expressions as exp
 
         try:
             schema = self.session().sql(sql).schema
@@ -378,8 +378,15 @@ class SparkConnectBackend:
             raise
         except Exception as e:  # noqa: BLE001
             raise self.translate(e) from None
-        arrow = to_arrow_schema(schema, timezone="UTC")
-        return [ColumnInfo(f.name, sql_type(f.type)) for f in arrow]
+        out = []
+        for f in schema.fields:
+            spark = f.dataType.simpleString()
+            try:
+                shown = exp.DataType.build(spark, dialect="databricks").sql("duckdb")
+            except Exception:  # noqa: BLE001 - a type sqlglot does not know: Spark's own name
+                shown = spark.upper()
+            out.append(ColumnInfo(f.name, shown))
+        return out
 
     def execute(self, sql: str, params: Sequence[Any] | dict | None = None, timeout: float | None = None,
                 cancel: Cancellation | None = None) -> SparkExecution:
@@ -460,7 +467,7 @@ def _stop(session) -> None:
 
     t = threading.Thread(target=stop, name="quanta-spark-stop", daemon=True)
     t.start()
-    t.join(10)
+    t.join(5)
 
 
 def _args(params):
