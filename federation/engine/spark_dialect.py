@@ -11,6 +11,9 @@ The interface the Spark backend uses (two functions, both pure, both raising Qua
         #                (a Table node with a schema: memory.<quantum>.<dataset>, a pinned version, a system
         #                table); None refuses the query (StatementRefused naming the relation)
         # returns:       Spark SQL text (sqlglot's ``databricks`` dialect, which keeps QUALIFY exact)
+        # parameters:    ``?`` and ``$n`` come out as positional ``?`` in DuckDB's binding order: pass the same
+        #                list to ``spark.sql(sql, args=[...])``; ``$name`` and orders Spark would bind differently
+        #                are refused (NotSupportedError)
 
 The key of the hash masks is read from the temp view ``masks.MASK_KEY_VIEW`` (``quanta_mask_key``, one row,
 column ``k``): the backend registers it in each Spark session from ``masks.key_table(salt)`` before running
