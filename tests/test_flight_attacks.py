@@ -229,6 +229,61 @@ def test_another_principals_prepared_statement_cannot_be_bound_or_closed(server,
     assert execute(owner, owner_options, handle).to_pylist() == [{"id": 4, "region": "US"}]  # still ana's binding
 
 
+def test_get_schema_refusals_carry_no_traceback(server, tokens):
+    """pyarrow's GetSchema handler (alone among the Flight handlers) does not turn a raised FlightError into
+    its status: a refusal went out as UNKNOWN with the server's Python traceback (file paths, source lines)."""
+    client, options = client_of(server, tokens["ana"])
+    denied = flight.FlightDescriptor.for_command(m.pack(m.CommandStatementQuery(
+        query="select order_id, amount from shop.orders")))
+    with pytest.raises(pa.ArrowException) as err:
+        client.get_schema(denied, options)
+    text = no_traceback(err.value)
+    assert "shop.orders" in text and "amount" in text and "File " not in text
+    owner, owner_options = client_of(server, tokens["pia"])
+    handle = prepare(owner, owner_options, "select order_id from shop.orders where order_id = ?")
+    with pytest.raises(pa.ArrowException) as err:  # another principal's prepared statement
+        client.get_schema(prepared_descriptor(handle), options)
+    assert "not issued to you" in no_traceback(err.value) and "File " not in str(err.value)
+    assert client.get_schema(flight.FlightDescriptor.for_command(m.pack(m.CommandStatementQuery(
+        query="select order_id from shop.orders"))), options).schema.names == ["order_id"]
+
+
+def test_a_prepared_statement_follows_a_governance_reload(tmp_path):
+    """A statement prepared while a grant held must not keep it: each execution is governed anew."""
+    from meshkit import write_yaml
+
+    platform, tokens = own_mesh(tmp_path)
+    with FlightSqlServer(platform) as srv:
+        client, options = client_of(srv, tokens["pia"])
+        handle = prepare(client, options, "select sum(amount) as total from shop.orders where order_id < ?")
+        bind(client, options, handle, pa.record_batch([pa.array([10])], names=["p"]))
+        assert execute(client, options, handle).to_pylist()[0]["total"] is not None  # pia is in finance
+        principals = [dict(p, roles=["analyst", "pii_reader"]) if p["name"] == "pia" else p
+                      for p in GOVERNANCE["principals"]]
+        write_yaml(tmp_path / "mesh" / "governance.yaml", {**GOVERNANCE, "principals": principals})
+        assert platform.reload()
+        with pytest.raises(flight.FlightUnauthorizedError) as err:
+            execute(client, options, handle)
+        assert "amount" in no_traceback(err.value)
+
+
+def test_cancel_flight_info_of_another_principal_is_refused(server, platform, tokens):
+    owner, owner_options = client_of(server, tokens["pia"])
+    sql = LONG + " where d.order_id >= 0"
+    info = query_info(owner, owner_options, sql)
+    thief, thief_options = client_of(server, tokens["ana"])
+    body = m.CancelFlightInfoRequest(info=info.serialize()).SerializeToString()
+    with pytest.raises(flight.FlightUnauthorizedError):
+        list(thief.do_action(flight.Action(m.CANCEL_FLIGHT_INFO, body), thief_options))
+    reader = owner.do_get(info.endpoints[0].ticket, owner_options)  # still running, still hers
+    assert reader.read_chunk().data.num_rows > 0
+    list(owner.do_action(flight.Action(m.CANCEL_FLIGHT_INFO, body), owner_options))
+    with pytest.raises(flight.FlightCancelledError):  # its own cancel ends it
+        while True:
+            reader.read_chunk()
+    assert wait_for_entry(platform, "pia", sql)["status"] == "cancelled"
+
+
 # -- tickets, tokens, sessions -------------------------------------------------------------------------------
 
 def test_a_revoked_token_cannot_fetch_its_tickets(server, platform):
@@ -317,3 +372,37 @@ def test_the_server_log_holds_no_token_value_or_parameter(server, platform, toke
     text = caplog.text
     secrets_ = [tokens["pia"], tokens["ana"], session_header[1].decode().split()[-1], SECRET, "name1", "user1@"]
     assert not [s for s in secrets_ if s in text], text
+
+
+def test_a_client_that_stops_reading_cannot_keep_the_server_from_stopping(tmp_path):
+    """A client that opens a stream and stops reading (its connection kept open) blocked the server's write;
+    gRPC's shutdown waits for every call, so `quanta flightserve` ignored SIGTERM for as long as that client
+    pleased. Stopping waits a short grace for the open calls, then the server stops anyway."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    platform, tokens = own_mesh(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "federation.cli", "flightserve", str(tmp_path / "mesh"),
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        location = re.search(r"grpc://127\.0\.0\.1:\d+", process.stdout.readline())
+        assert location, process.stderr.read() if process.poll() is not None else "no location"
+        client = flight.connect(location.group(0))
+        options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {tokens['pia']}".encode())])
+        sql = "select a.order_id, a.customer_id, a.order_date from shop.orders a, shop.orders b, shop.orders c"
+        reader = client.do_get(query_info(client, options, sql).endpoints[0].ticket, options)
+        assert reader.read_chunk().data.num_rows > 0  # then reads no more, its connection open
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=90)  # a hang guard: the grace is seconds
+        except subprocess.TimeoutExpired:
+            pytest.fail("the server did not stop while a client held a stream open without reading")
+        client.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
