@@ -50,7 +50,9 @@ class EngineDown(errors.Unavailable):
 
 
 def quiet_pyspark() -> None:
-    """pyspark logs a failing query's SQL text (values included) and the JVM stack trace: never."""
+    """pyspark logs a failing query's SQL text (values included) and the JVM stack trace: never. Its warning
+    that retries ran out is said by our ``Unavailable`` instead."""
+    warnings.filterwarnings("ignore", message=r"\[RETRIES_EXCEEDED\]")
     for name in _QUIET:
         logger = logging.getLogger(name)
         logger.disabled = True
