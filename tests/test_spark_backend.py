@@ -439,3 +439,31 @@ def test_the_engine_setting_is_checked_at_load(tmp_path):
         [p] = e.value.problems
         assert p.path == "settings.engine" and says in p.message and "hunter2" not in p.message, p
         assert yaml.safe_load((root / "mesh.yaml").read_text())["settings"]["engine"] == value
+
+
+def test_tpch_through_the_gateway_on_spark_equals_duckdb_with_the_same_schemas(endpoint, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import tpch as bench
+
+    root = tmp_path / "tpch"
+    bench.generate(0.01, root / "data")
+    bench.write_mesh(root, root / "data", 0.01)
+    duck = Platform(root)
+    data = yaml.safe_load((root / "mesh.yaml").read_text())
+    data.setdefault("settings", {}).update(spark_settings(endpoint[0]))
+    (root / "mesh.yaml").write_text(yaml.safe_dump(data))
+    spark = Platform(root)
+    try:
+        for n, sql in bench.queries().items():
+            q = bench.qualify(sql)
+            expected = duck.query(q, duck.principal("bench")).arrow()
+            result = spark.query(q, spark.principal("bench"))
+            got = result.arrow()
+            assert result.plan.engine_sql, n  # on the cluster
+            assert got.schema == expected.schema, n  # DuckDB's names and types
+            status, why = bench.compare(got, expected, bench.has_order_by(q))
+            assert status == "ok", (n, why)
+    finally:
+        spark.state.engine.close()
