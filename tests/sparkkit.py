@@ -24,6 +24,7 @@ client reads it too, and a "client without the token" would then send it.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -160,9 +161,10 @@ class SparkCluster:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - began
+        atexit.register(self.stop)
         return self
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # idempotent
         """Stops the client sessions made by ``session()``, then every process group (Connect server first),
         and removes the folder this cluster created."""
         for session in self._sessions:
@@ -222,8 +224,7 @@ class SparkCluster:
         return {p.name: p.popen.pid for p in self._procs}
 
     def rss_mb(self) -> dict[str, float]:
-        """Resident memory (MB) of each process group: the JVMs and their children (executors are children of
-        the workers' groups? no: a worker starts executors as its own children, in its group)."""
+        """Resident memory (MB) of each process group: a worker's group holds its executor JVM too."""
         return {p.name: _group_rss_mb(p.popen.pid) for p in self._procs}
 
     def logs(self) -> str:
@@ -264,7 +265,8 @@ class SparkCluster:
         try:
             popen = subprocess.Popen([str(spark_home() / "bin" / program), *args], cwd=self.folder,
                                      env=env or self._env(), stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         finally:
             out.close()
         self._procs.append(_Proc(name, popen, log))
@@ -314,6 +316,18 @@ class SparkCluster:
     def _granted_cores(self) -> int:
         state = self._master_state() or {}
         return sum(app.get("cores", 0) for app in state.get("activeapps", []))
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the Python that started it dies, even by SIGKILL or a runner's
+    time-out (Linux PR_SET_PDEATHSIG, kept across spark-class's exec of the JVM), so no cluster outlives its
+    owner. The JVMs' shutdown hooks then stop what they started (a worker its executors)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def _get_json(url: str):
