@@ -806,23 +806,31 @@ def _data_engine(mesh: Mesh, served: dict) -> Backend | None:
                                      f"until it answers (retrying in the background)", severity="warning",
                                      retry=True))
         return engine
-    for q in list(mesh.quanta.values()):
-        for ds in q.datasets.values():
-            if ds.source is None:
-                continue
-            relation = (CATALOG, ds.quantum.lower(), ds.name.lower())
-            try:
-                if served.get((ds.quantum.lower(), ds.name.lower()), ...) is None:  # no version yet: empty
-                    engine.register_empty(relation, ds)
-                else:
-                    engine.register_dataset(relation, ds, ds.source)
-            except EngineDown as e:
-                mesh.problems.append(Problem("mesh.yaml", "settings.engine", f"{e}; retrying in the background",
-                                             severity="warning", retry=True))
-                return engine
-            except errors.Error as e:
-                exclude(mesh, q.name, Problem(ds.file, ds.source.yaml_path, str(e), None, ds.quantum))
-                break
+    jobs = [ds for q in mesh.quanta.values() for ds in q.datasets.values() if ds.source is not None]
+
+    def register(ds: Dataset) -> BaseException | None:
+        relation = (CATALOG, ds.quantum.lower(), ds.name.lower())
+        try:
+            if served.get(relation[1:], ...) is None:  # a warehouse dataset without a version yet: empty
+                engine.register_empty(relation, ds)
+            else:
+                engine.register_dataset(relation, ds, ds.source)
+        except errors.Error as e:
+            return e
+        return None
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # two round trips each: a few at once
+        outcomes = list(pool.map(register, jobs))
+    for ds, e in zip(jobs, outcomes):
+        if isinstance(e, EngineDown):
+            mesh.problems.append(Problem("mesh.yaml", "settings.engine", f"{e}; retrying in the background",
+                                         severity="warning", retry=True))
+            return engine
+    for ds, e in zip(jobs, outcomes):
+        if e is not None and ds.quantum.lower() in mesh.quanta:
+            exclude(mesh, ds.quantum, Problem(ds.file, ds.source.yaml_path, str(e), None, ds.quantum))
     return engine
 
 

@@ -462,6 +462,7 @@ def _stop(session) -> None:
         return
 
     def stop():
+        quiet_pyspark()  # at exit too, when a test runner has put the warning filters back
         try:
             session.stop()
         except Exception:  # noqa: BLE001
