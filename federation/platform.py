@@ -11,6 +11,15 @@ grant, an edited contract: from this process or any other) never edits it: ``rel
 state beside it from the files and the state databases and swaps it in one step, so queries already
 running finish on the state they started with. Servers run a ``federation.live.Watcher`` that polls for
 changes and reloads; a reload that fails keeps the last good state serving and reports why.
+
+Where queries run (``settings.engine``): the embedded DuckDB always holds a state's system tables, the audit
+log's copy, the typing of derived datasets and policies, and the verifier's proof. With ``{kind:
+spark_connect}`` each state also opens its own Spark Connect session (``engine/spark_backend.py``) with every
+served dataset and kept version as that session's temporary views; a query reading mesh data runs there as
+``Plan.engine_sql`` (the same governed tree, rendered by ``engine/spark_dialect.py``), with DuckDB's result
+names and types; queries of system tables alone stay embedded, and a query mixing both is refused. A cluster
+that does not answer makes data queries ``Unavailable`` while system tables are still served, and the state
+is rebuilt (a new session) until it answers.
 """
 
 from __future__ import annotations
