@@ -49,7 +49,7 @@ import sqlglot
 import sqlglot.expressions as exp
 
 from ..errors import NotSupportedError, StatementRefused
-from ..rewrite.context import position
+from ..positions import position
 from . import masks
 
 DIALECT = "databricks"

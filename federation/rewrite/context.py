@@ -9,6 +9,7 @@ import sqlglot.expressions as exp
 
 from ..catalog.model import Dataset, Mesh
 from ..errors import Error
+from ..positions import position  # noqa: F401 - the passes' import of it
 from ..governance.policies import Governance
 from ..governance.principals import Principal
 from .verify import Placements
@@ -107,17 +108,6 @@ class Context:
         return cls(message, position=position(node))
 
 
-def _start(node: exp.Expression) -> tuple[int, int] | None:
-    meta = node._meta  # noqa: SLF001 - reading .meta would create an empty dict on every node
-    if not meta:
-        return None
-    values = [meta.get(k) for k in ("line", "col", "start", "end")]
-    if not all(type(v) is int for v in values):  # a /* sqlglot.meta line=.. */ comment forges strings
-        return None
-    line, col, start, end = values
-    return line, max(1, col - (end - start))
-
-
 # clauses sqlglot may hang on a table node; replacing the table by a subquery must keep them
 CARRIED = ("joins", "laterals", "pivots", "sample")
 KEPT = {"this", "alias", "db", "catalog"} | set(CARRIED)
@@ -133,17 +123,3 @@ def swap(table: exp.Table, subquery: exp.Subquery) -> None:
     table.replace(subquery)
 
 
-def position(node: exp.Expression | None) -> tuple[int, int] | None:
-    """(line, column) where a node starts in the submitted SQL, when the parser recorded it."""
-    if node is None:
-        return None
-    for part in (node, node.args.get("catalog"), node.args.get("db"), node.args.get("this")):
-        if isinstance(part, exp.Expression):
-            found = _start(part)
-            if found:
-                return found
-    for child in node.iter_expressions():
-        found = position(child)
-        if found:
-            return found
-    return None
