@@ -39,6 +39,9 @@ SESSION_CONF = {
     "spark.sql.timestampType": "TIMESTAMP_NTZ",  # DuckDB's TIMESTAMP has no time zone
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "true",  # errors on overflow and bad casts, as DuckDB
+    # Spark's parser replaces ${env:X}, ${system:X} and ${spark.conf} in the SQL text (string literals too)
+    # before parsing: a query would read the server's environment (its Connect token), JVM properties, confs
+    "spark.sql.variable.substitute": "false",
 }
 _QUIET = ("SQLQueryContextLogger", "DataFrameQueryContextLogger", "pyspark.sql.connect.logging",
           "pyspark.sql.connect.session", "pyspark.sql.connect.client.core", "pyspark.sql.connect.client.reattach",
@@ -270,9 +273,15 @@ class SparkConnectBackend:
         try:
             for key, value in SESSION_CONF.items():
                 session.conf.set(key, value)
+            kept = {key: session.conf.get(key) for key in SESSION_CONF}
         except Exception as e:  # noqa: BLE001
             _stop(session)
             raise self.translate(e) from None
+        wrong = sorted(k for k, v in SESSION_CONF.items() if str(kept[k]).lower() != v.lower())
+        if wrong:  # fail closed: e.g. variable substitution would read the server's environment
+            _stop(session)
+            raise EngineDown(f"{self.where} does not keep the session settings Quanta needs "
+                             f"({', '.join(wrong)})")
         return session
 
     # -- the Backend interface ---------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""Red team of the Spark engine (settings.engine spark_connect): every byte of a query is hostile.
+
+Each test is an attack that worked (or would work without its fix) on a real Spark Connect server: the
+query is compiled by the pipeline (proved safe by DuckDB's verifier), rendered by engine/spark_dialect.py and
+run on the cluster's session of the platform state. A test fails if the attack succeeds, and fails too if
+the query errors for an unrelated reason (the safe answer is asserted, not only the absence of a leak).
+
+Spark comes from S1's session fixture ``spark_cluster`` (tests/sparkkit.py); ``QUANTA_TEST_SPARK_URL=
+sc://localhost:PORT/;token=...`` uses a running server instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from meshkit import mesh_yaml, shop_mesh
+from test_governance import GOVERNANCE
+
+from federation import errors
+from federation.platform import Platform
+
+pytest.importorskip("pyspark.sql.connect.session")
+
+TOKEN_ENV = "QUANTA_TEST_SPARK_TOKEN"
+SALT = "rt2-spark-attacks-salt-0123456789"
+HASHED = {**GOVERNANCE, "policies": [
+    {"name": "hash-ids", "kind": "mask", "on": {"column": "customer_id", "dataset": "shop.orders"}, "mask": "hash",
+     "unless": {"roles": ["finance"]}},
+    *GOVERNANCE["policies"]]}
+
+
+@pytest.fixture(scope="module")
+def endpoint(request):
+    url = os.environ.get("QUANTA_TEST_SPARK_URL")
+    if url:
+        base, _, params = url.partition("/;")
+        token = dict(p.split("=", 1) for p in params.split(";") if "=" in p).get("token")
+    else:
+        cluster = request.getfixturevalue("spark_cluster")
+        base, token = cluster.url_without_token, cluster.token
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(TOKEN_ENV, token or "")
+        mp.setenv("QUANTA_MASK_SALT", SALT)
+        yield base.rstrip("/"), token
+
+
+@pytest.fixture(scope="module")
+def spark(endpoint, tmp_path_factory):
+    root = shop_mesh(tmp_path_factory.mktemp("rt2"), governance=HASHED)
+    mesh_yaml(root, settings={"engine": {"kind": "spark_connect", "url": endpoint[0], "token_env": TOKEN_ENV}})
+    p = Platform(root)
+    assert p.state.engine is not None and p.state.engine.available, p.mesh.problems
+    yield p
+    p.state.engine.close()
+
+
+def rows(platform: Platform, sql: str, user: str, params=None) -> list[dict]:
+    result = platform.query(sql, platform.principal(user), params=params)
+    assert result.plan.engine_sql is not None  # it ran on the cluster
+    return result.arrow().to_pylist()
+
+
+# -- 1. Spark substitutes ${...} in SQL text before parsing: env, JVM properties, confs ---------------------
+
+
+def test_variable_substitution_reads_no_environment_conf_or_token(spark, endpoint):
+    """Spark's parser replaces ``${env:X}``, ``${system:X}`` and ``${spark.conf}`` anywhere in the SQL text,
+    string literals included: any principal read the Connect server's token (sparkkit passes it in the
+    server's environment), its environment and its confs. A literal must stay a literal."""
+    texts = ["${env:SPARK_CONNECT_AUTHENTICATE_TOKEN}", "${env:HOME}", "${system:user.name}", "${spark.master}",
+             "${spark.app.name}"]
+    items = ", ".join(f"'{t}' AS c{i}" for i, t in enumerate(texts))
+    got = rows(spark, f"select {items} from crm.customers limit 1", "ana")
+    assert got == [{f"c{i}": t for i, t in enumerate(texts)}]
+    # a column alias too (an identifier is substituted alike)
+    got = rows(spark, 'select id as "${env:HOME}" from crm.customers where id = 1', "ana")
+    assert got == [{"${env:HOME}": 1}]
+    if endpoint[1]:
+        assert endpoint[1] not in str(got)
