@@ -79,3 +79,38 @@ def test_variable_substitution_reads_no_environment_conf_or_token(spark, endpoin
     assert got == [{"${env:HOME}": 1}]
     if endpoint[1]:
         assert endpoint[1] not in str(got)
+
+
+# -- 2. flat view names: <quantum>__<dataset> is not one-to-one ------------------------------------------------
+
+
+def test_datasets_whose_view_names_collide_never_serve_each_others_data(endpoint, tmp_path):
+    """``hr.pay__slips`` and ``hr__pay.slips`` are both the temporary view ``hr__pay__slips``. Registered at
+    the same time (four at once), both passed the collision check and the last one replaced the other: one
+    dataset answered with the other quantum's rows (under its own governance). One must be refused at load,
+    naming the collision, and whatever is served must be its own data."""
+    from meshkit import contract, local_server, product, prop, sql_to_file, write_yaml
+
+    root = shop_mesh(tmp_path / "collide")
+    for quantum, dataset, secret in (("hr", "pay__slips", "salary"), ("hr__pay", "slips", "public")):
+        sql_to_file(root / "data" / quantum / f"{dataset}.parquet",
+                    f"select i as id, '{secret}' || i as note from range(3) t(i)")
+        write_yaml(root / "products" / f"{quantum}.odps.yaml", product(quantum))
+        write_yaml(root / "contracts" / f"{quantum}.odcs.yaml", contract(f"{quantum}-contract", [{
+            "name": dataset, "properties": [prop("id", "integer", "bigint"), prop("note")]}],
+            servers=[local_server(f"{quantum}/{{model}}.parquet")]))
+    duck = Platform(root)
+    assert {"hr", "hr__pay"} <= set(duck.mesh.quanta)  # DuckDB serves both (schema.table: no collision)
+    mesh_yaml(root, settings={"engine": {"kind": "spark_connect", "url": endpoint[0], "token_env": TOKEN_ENV}})
+    for _ in range(3):  # the race: registrations run four at a time
+        p = Platform(root)
+        try:
+            served = [q for q in ("hr", "hr__pay") if q in p.mesh.quanta]
+            assert len(served) == 1, served
+            [problem] = [x for x in p.mesh.problems if x.quantum in ("hr", "hr__pay")]
+            assert "hr__pay__slips" in problem.message and "taken" in problem.message
+            sql = {"hr": "select * from hr.pay__slips order by id", "hr__pay": "select * from hr__pay.slips order by id"}
+            expected = duck.query(sql[served[0]], duck.principal("ana")).arrow().to_pylist()
+            assert rows(p, sql[served[0]], "ana") == expected
+        finally:
+            p.state.engine.close()

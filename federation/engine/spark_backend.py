@@ -245,6 +245,7 @@ class SparkConnectBackend:
         self.token_env = engine.get("token_env")
         self.connect_timeout = connect_timeout
         self._views: dict[str, tuple[str, ...]] = {}  # temporary view -> the relation it serves
+        self._pending: dict[str, tuple[str, ...]] = {}  # views being created (claimed names, see _reserve)
         self._lock = threading.Lock()
         self._session = None
         self._closed = False
@@ -309,14 +310,9 @@ class SparkConnectBackend:
                 f"{'database' if source.kind in ('duckdb', 'sqlite', 'postgres') else 'table'}, which Spark does "
                 f"not read (settings.engine spark_connect reads {', '.join(SPARK_KINDS)} files; publish it as a "
                 f"version or move its data to Parquet)")
-        name = flat_name(relation[-2], relation[-1])
-        with self._lock:
-            other = self._views.get(name)
-            if other is not None and other != tuple(relation):
-                raise errors.NotSupportedError(f"{ds.qualified_name}: its Spark view name {name} is taken by "
-                                               f"{'.'.join(other[-2:])} (rename one of them)")
-        session = self.session()
+        name = self._reserve(relation, ds)
         try:
+            session = self.session()
             reader = session.read
             if source.kind == "parquet":
                 df = reader.parquet(source.location)
@@ -339,25 +335,47 @@ class SparkConnectBackend:
                     cast = "TRY_CAST" if pinned else "CAST"
                     select.append(f"{cast}({_ident(src)} AS {target}) AS {_ident(c.name)}")
             df.selectExpr(*select).createOrReplaceTempView(name)
-        except errors.Error:
-            raise
-        except Exception as e:  # noqa: BLE001
+        except BaseException as e:
+            self._release(name, relation)
+            if isinstance(e, errors.Error) or not isinstance(e, Exception):
+                raise
             raise self.translate(e, what=f"cannot read the data of {ds.qualified_name} at {source.location}") from None
         with self._lock:
             self._views[name] = tuple(relation)
+            self._pending.pop(name, None)
+
+    def _reserve(self, relation: tuple[str, ...], ds) -> str:
+        """Claim the flat view name of ``relation`` before its view is created: ``<quantum>__<dataset>`` is
+        not one-to-one (``hr.pay__slips`` and ``hr__pay.slips``), and two registrations running at once must
+        not both pass the check (the last view would serve the other dataset's rows)."""
+        name = flat_name(relation[-2], relation[-1])
+        with self._lock:
+            other = self._views.get(name) or self._pending.get(name)
+            if other is not None and other != tuple(relation):
+                raise errors.NotSupportedError(f"{ds.qualified_name}: its Spark view name {name} is taken by "
+                                               f"{'.'.join(other[-2:])} (rename one of them)")
+            self._pending[name] = tuple(relation)
+        return name
+
+    def _release(self, name: str, relation: tuple[str, ...]) -> None:
+        with self._lock:
+            if self._pending.get(name) == tuple(relation):
+                del self._pending[name]
 
     def register_empty(self, relation: tuple[str, ...], ds) -> None:
         """A dataset of the warehouse without a published version yet: an empty view of its contract."""
-        name = flat_name(relation[-2], relation[-1])
+        name = self._reserve(relation, ds)
         select = ", ".join(f"CAST(NULL AS {spark_type(c.data_type)}) AS {_ident(c.name)}" for c in ds.columns)
         try:
             self.session().sql(f"SELECT {select} WHERE false").createOrReplaceTempView(name)
-        except errors.Error:
-            raise
-        except Exception as e:  # noqa: BLE001
+        except BaseException as e:
+            self._release(name, relation)
+            if isinstance(e, errors.Error) or not isinstance(e, Exception):
+                raise
             raise self.translate(e) from None
         with self._lock:
             self._views[name] = tuple(relation)
+            self._pending.pop(name, None)
 
     def put_arrow(self, view: str, table: pa.Table) -> None:
         """A temporary view of this session holding ``table`` (sent as Arrow data, never as SQL text)."""
