@@ -226,7 +226,7 @@ def main() -> int:  # noqa: C901 - one linear script
                     f"Q{n:02d}: Quanta/Spark {row['quanta_spark']:.2f} s, hand {row['hand_spark']:.2f} s "
                     f"({row['ratio']:.3f}); governed {row['gov_spark']:.2f} s, secure views "
                     f"{row['secure_spark']:.2f} s ({row['gov_ratio']:.3f}); DuckDB {row['duckdb']:.3f} s "
-                    f"[{row['parity']}, {row['check']}, {row['gov_check']}]")
+                    f"[{row['parity']}, {row['check']}, {row['gov_check']}]", markup=False, highlight=False)
         busy_rss = cluster.rss_mb()
         for conn in (q_spark, q_gov, duck):
             conn.platform.close() if hasattr(conn.platform, "close") else None

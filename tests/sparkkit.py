@@ -9,8 +9,13 @@
 
 Every process is started in its own process group, logs to a file in the cluster's folder and binds to
 127.0.0.1; ``stop()`` ends each group by PID (TERM, then KILL). Usable as a context manager (benchmarks) and
-as the session fixture ``spark_cluster`` (tests/conftest.py). The fixture starts the cluster the first time a
-test asks for it; a test run without Spark tests never pays for it.
+as the session fixture ``spark_cluster`` (tests/conftest.py), which starts it the first time a test asks for it
+(a run without Spark tests never pays for it). Each process also gets SIGTERM if its Python dies (SIGKILL or a
+runner's time-out included). QUANTA_SPARK_KEEP=1 keeps the folder (logs, work dirs) after stop.
+
+Measured on 2 shared cores: start-up 12-20 s (the master, then both workers and the Connect server at once,
+until the executors are granted); resident memory about 1.4 GB idle (master 230 MB, each worker with its
+executor 400-470 MB, the Connect server 330 MB), about 1.7 GB after a first query.
 
 Authentication: Spark 4 Connect checks ``spark.connect.authenticate.token`` (or the server's environment
 variable SPARK_CONNECT_AUTHENTICATE_TOKEN, which is how we pass it: nothing in ``ps``) as a gRPC bearer token.
@@ -127,6 +132,9 @@ class SparkCluster:
     # ------------------------------------------------------------------ start / stop
     def start(self) -> "SparkCluster":
         began = time.monotonic()
+        if not (spark_home() / "jars").is_dir() or not (spark_home() / "bin" / "spark-class").exists():
+            raise SparkClusterError(f"no Spark distribution in {spark_home()}: the cluster needs the full pyspark "
+                                    "(pip install -e \".[test]\"), pyspark-client ships no jars")
         if self.folder is None:
             self.folder = Path(tempfile.mkdtemp(prefix="quanta-spark-"))
             self._own_folder = True
@@ -226,6 +234,12 @@ class SparkCluster:
     def rss_mb(self) -> dict[str, float]:
         """Resident memory (MB) of each process group: a worker's group holds its executor JVM too."""
         return {p.name: _group_rss_mb(p.popen.pid) for p in self._procs}
+
+    def raw_logs(self) -> str:
+        """Every log file of the cluster as written (the Connect server's, the master's, the workers' and their
+        executors'), for tests that look for what must never be logged."""
+        files = [p.log for p in self._procs] + sorted((self.folder or Path("/nonexistent")).glob("worker*/app-*/*/std*"))
+        return "\n".join(f.read_text(errors="replace") for f in files if f.exists())
 
     def logs(self) -> str:
         """Every log, the token redacted."""

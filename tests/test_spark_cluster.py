@@ -69,3 +69,16 @@ def test_interrupt_tag_cancels_a_long_query(spark_cluster):
     assert "CANCEL" in str(outcome["error"]).upper() or "INTERRUPT" in str(outcome["error"]).upper(), outcome
     # the session keeps serving
     assert spark.sql("SELECT 1 AS one").collect()[0]["one"] == 1
+
+
+def test_the_token_is_in_no_log_and_no_command_line(spark_cluster):
+    spark_cluster.session(token="wrong-token-for-the-log")  # a refused attempt is logged by the server, if at all
+    with pytest.raises(PySparkException):
+        spark_cluster.session(token="wrong-token-for-the-log").sql("SELECT 1").collect()
+    assert spark_cluster.session().sql("SELECT 1 AS one").collect()[0]["one"] == 1
+    logs = spark_cluster.raw_logs()
+    assert "SparkConnectServer" in logs or "Spark Connect" in logs  # the server's log was read
+    assert spark_cluster.token not in logs
+    for pid in spark_cluster.pids().values():
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert spark_cluster.token.encode() not in f.read()
