@@ -114,3 +114,17 @@ def test_datasets_whose_view_names_collide_never_serve_each_others_data(endpoint
             assert rows(p, sql[served[0]], "ana") == expected
         finally:
             p.state.engine.close()
+
+
+# -- 3. errors echo no value -----------------------------------------------------------------------------------
+
+
+def test_a_value_ending_a_spark_error_sentence_is_blanked(spark):
+    """Spark ends its messages with a period: ``Invalid value for MonthOfYear (valid values 1 - 12): 13.``
+    kept the row's value (a number followed by a period was taken for a version number). Errors go to the
+    client and the audit log: no value in either."""
+    with pytest.raises(errors.DataError) as e:
+        rows(spark, "select make_date(2020, cast(id as int) + 4236, 1) as d from crm.customers where id = 3", "pia")
+    assert "MonthOfYear" in e.value.message and "4239" not in e.value.message, e.value.message
+    logged = spark.audit.history().to_pylist()[-1]
+    assert logged["status"] == "error" and "4239" not in str(logged), logged

@@ -575,6 +575,7 @@ def _first_line(e: BaseException) -> str:
 
 _SQLSTATE_TAIL = re.compile(r"\s*SQLSTATE: \w+;?.*$")
 _CONDITION = re.compile(r"^\[[A-Z0-9_.]+\]\s*")
+_SENTENCE_END_NUMBER = re.compile(r"(?<![\w.$^…])[-+]?\d+(?:\.\d+)?(?=\.(?:\s|$))")
 
 
 def _clean(text: str, condition: str | None) -> str:
@@ -582,5 +583,6 @@ def _clean(text: str, condition: str | None) -> str:
     text = _SQLSTATE_TAIL.sub("", _CONDITION.sub("", text)).strip()
     text = re.sub(r"`([a-z0-9_]+)__([a-z0-9_]+)`", lambda m: f"{m.group(1)}.{m.group(2)}", text)
     text = redact_values(text)
+    text = _SENTENCE_END_NUMBER.sub("…", text)  # "...: 13." (redact_values keeps a number before a period)
     text = re.sub(r"`(?:``|[^`])*?\.\.\.`", "", text)
     return f"{text} ({condition})" if condition else text
