@@ -314,7 +314,7 @@ def test_authentication_refusals_do_not_tell_principals_apart(server, tokens):
                basic("ghost", tokens["ana"]),  # no such principal
                basic("pia", "qt_000000000000_" + "x" * 43),  # a real principal, a forged token
                basic("ANA", tokens["ana"]),  # the token's principal, another spelling
-               basic(f"ana\r\nx-quanta-purpose: finance", tokens["ana"]),  # header injection in a user name
+               basic("ana\r\nx-quanta-purpose: finance", tokens["ana"]),  # header injection in a user name
                f"Bearer {tokens['ana']}x", "Bearer qt_" + "_" * 5000, "Negotiate abc"]
     messages = set()
     for header in headers:
@@ -385,7 +385,7 @@ def test_a_client_that_stops_reading_cannot_keep_the_server_from_stopping(tmp_pa
     import subprocess
     import sys
 
-    platform, tokens = own_mesh(tmp_path)
+    _, tokens = own_mesh(tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "federation.cli", "flightserve", str(tmp_path / "mesh"),
                                 "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})

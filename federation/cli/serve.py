@@ -73,8 +73,8 @@ def serve(mesh_path: str | None, mesh: str | None, host: str, port: int, threads
         server.stop()
         if pg is not None:
             pg.stop()
-        if fl is not None:
-            fl.stop()
+        if fl is not None and not fl.stop():
+            _exit_now()
 
 
 @main.command()
@@ -107,6 +107,21 @@ def pgserve(mesh_path: str | None, mesh: str | None, host: str, port: int, tls_c
         threading.Event().wait()
     finally:
         pg.stop()
+
+
+def _exit_now() -> None:
+    """Leave at once: the Flight server stopped with calls still blocked (clients that stopped reading),
+    and the interpreter's exit would wait for them for ever. Everything else has stopped; the audit log is
+    written as each query ends."""
+    import logging
+    import os
+    import sys
+
+    click.echo("Flight SQL: calls still open by clients that stopped reading; exiting", err=True)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _flight_server(platform, host: str, port: int, tls_cert: str | None, tls_key: str | None):
@@ -154,4 +169,5 @@ def flightserve(mesh_path: str | None, mesh: str | None, host: str, port: int, t
     try:
         threading.Event().wait()
     finally:
-        fl.stop()
+        if not fl.stop():
+            _exit_now()

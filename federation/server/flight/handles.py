@@ -95,6 +95,11 @@ class Handles:
                 self._ended[handle] = why
         return values
 
+    def owned(self, owner: str) -> list[Any]:
+        """The values of ``owner``'s handles."""
+        with self._lock:
+            return [e.value for e in self._entries.values() if e.owner == owner]
+
     def clear(self) -> list[Any]:
         with self._lock:
             values = [e.value for e in self._entries.values()]

@@ -34,6 +34,7 @@ Errors become gRPC statuses in ``statuses.py`` (never a traceback); authenticati
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -49,7 +50,14 @@ from ...platform import Cancellation, Platform
 from . import messages as m
 from .auth import AuthMiddlewareFactory, Caller, NoOpAuthHandler, Sessions
 from .handles import Handles
-from .statuses import READ_ONLY, InvalidArgument, NotFound, Unimplemented, flight_error
+from .statuses import (
+    READ_ONLY,
+    InvalidArgument,
+    NotFound,
+    Unimplemented,
+    flight_error,
+    quiet,
+)
 
 log = logging.getLogger("quanta.flight")
 
@@ -57,6 +65,9 @@ MIDDLEWARE = "quanta"
 JANITOR_SECONDS = 0.2  # how often open calls are checked for a client gone away
 DIALECT = "duckdb"
 MAX_PREPARED = 1000  # open prepared statements per principal (each holds a schema until closed or timed out)
+MAX_PREPARED_BYTES = 64 << 20  # what one principal's open prepared statements hold: SQL and bound parameters
+MAX_PARAMETER_BATCHES = 64  # record batches of one DoPut (one row of parameters; empty batches weigh nothing)
+STOP_GRACE_SECONDS = 5.0  # how long stop() waits for open calls (a client that stopped reading holds its own)
 
 CATALOG_COMMANDS = ("CommandGetCatalogs", "CommandGetDbSchemas", "CommandGetTables", "CommandGetTableTypes",
                     "CommandGetPrimaryKeys", "CommandGetExportedKeys", "CommandGetImportedKeys",
@@ -109,7 +120,13 @@ class Prepared:
     params: int  # placeholders
     dataset_schema: pa.Schema
     bound: list | None = None  # the parameter row of the last DoPut
+    bound_bytes: int = 0  # its Arrow size
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def size(self) -> int:
+        """What it holds in memory, near enough: its SQL and its bound parameters."""
+        return len(self.sql) + self.bound_bytes
 
 
 class FlightSqlServer(flight.FlightServerBase):
@@ -129,6 +146,7 @@ class FlightSqlServer(flight.FlightServerBase):
         self._watch_lock = threading.Lock()
         self._schemas: LRUCache = LRUCache(maxsize=1024)  # result schemas of compiled statements (_describe)
         self._schemas_lock = threading.Lock()
+        self._prepared_lock = threading.Lock()  # a principal's prepared bytes: checked and changed together
         self._stopping = threading.Event()
         self._janitor: threading.Thread | None = None
         certificates = None
@@ -153,14 +171,28 @@ class FlightSqlServer(flight.FlightServerBase):
             self._janitor.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> bool:
+        """Cancel what runs, then wait at most ``grace`` seconds for the open calls to end. gRPC's shutdown
+        waits for every call, and a stream whose client stopped reading (its connection open) is blocked in
+        a write no cancellation reaches: such a client would keep the server from stopping for as long as it
+        pleased. Returns False when calls were still open (the caller's process should then exit: the
+        blocked calls die with it)."""
         self._stopping.set()
         for running in self.tickets.clear():
             _quietly(running.abandon)
         self.prepared.clear()
-        self.shutdown()
+        with self._watch_lock:  # streams being read: their queries stop now (the janitor stops watching)
+            for _, cancel in list(self._watched.values()):
+                _quietly(cancel)
+        closing = threading.Thread(target=self.shutdown, name="quanta-flight-shutdown", daemon=True)
+        closing.start()
+        closing.join(grace)
         if self._janitor is not None:
             self._janitor.join(timeout=5)
+        if closing.is_alive():
+            log.warning("Flight SQL server stopped with calls still open (clients that stopped reading)")
+            return False
+        return True
 
     def __enter__(self) -> "FlightSqlServer":
         return self.start()
@@ -270,7 +302,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 return flight.SchemaResult(_catalog().SCHEMAS[_schema_key(name, command)])
             raise _unsupported(name)
         except Exception as e:
-            raise flight_error(e, "GetSchema") from None
+            raise quiet(flight_error(e, "GetSchema")) from None
 
     def do_get(self, context, ticket):
         try:
@@ -300,9 +332,11 @@ class FlightSqlServer(flight.FlightServerBase):
                 raise _unsupported(name, "DoPut")
             handle = command.prepared_statement_handle
             prepared = self.prepared.get(handle, caller.user, self._setting("flight_statement_timeout_seconds"))
-            row = _parameter_row(reader, prepared.params, self._setting("flight_max_parameter_bytes"))
-            with prepared.lock:
-                prepared.bound = row
+            row, size = _parameter_row(reader, prepared.params, self._setting("flight_max_parameter_bytes"))
+            with self._prepared_lock:
+                self._check_prepared_bytes(caller.user, size - prepared.bound_bytes)
+                with prepared.lock:
+                    prepared.bound, prepared.bound_bytes = row, size
             writer.write(pa.py_buffer(m.DoPutPreparedStatementResult(prepared_statement_handle=handle)
                                       .SerializeToString()))
         except Exception as e:
@@ -352,19 +386,33 @@ class FlightSqlServer(flight.FlightServerBase):
                                      interface="flight")
         schema = self._describe(plan)
         prepared = Prepared(request.query, plan.params, schema)
-        handle = self.prepared.add(caller.user, prepared, self._setting("flight_statement_timeout_seconds"),
-                                   limit=MAX_PREPARED)
+        with self._prepared_lock:
+            self._check_prepared_bytes(caller.user, prepared.size)
+            handle = self.prepared.add(caller.user, prepared, self._setting("flight_statement_timeout_seconds"),
+                                       limit=MAX_PREPARED)
         parameters = pa.schema([pa.field(f"${i + 1}", pa.null()) for i in range(plan.params)])
         return m.pack(m.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle, dataset_schema=schema.serialize().to_pybytes(),
             parameter_schema=parameters.serialize().to_pybytes() if plan.params else b""))
+
+    def _check_prepared_bytes(self, user: str, more: int) -> None:
+        """UNAVAILABLE when ``more`` bytes would take ``user``'s open prepared statements past
+        MAX_PREPARED_BYTES (each lives up to flight_statement_timeout_seconds: a principal could otherwise
+        pin MAX_PREPARED x (max_sql_bytes + flight_max_parameter_bytes) of server memory)."""
+        held = sum(p.size for p in self.prepared.owned(user))
+        if more > 0 and held + more > MAX_PREPARED_BYTES:
+            raise flight.FlightUnavailableError(
+                f"your open prepared statements hold {held} bytes of SQL and parameters, at most "
+                f"{MAX_PREPARED_BYTES} at once: close some first (ClosePreparedStatement)")
 
     def _describe(self, plan) -> pa.Schema:
         """The Arrow schema of a compiled (governed) statement, without reading data: the engine binds its
         SQL with NULL parameters under ``LIMIT 0``. The server's own engine statement (like the PostgreSQL
         wire's Describe): the plan is the pipeline's, so it names only what the principal may read."""
         state = self.platform.state
-        key = (state.serial, plan.sql, plan.params)  # the SQL the pipeline made decides the schema, per state
+        # the SQL the pipeline made decides the schema, per state; keyed by its digest (a client's 256 KB
+        # statements would otherwise keep 1024 copies of themselves here)
+        key = (state.serial, hashlib.sha256(plan.sql.encode()).digest(), plan.params)
         with self._schemas_lock:
             schema = self._schemas.get(key)
         if schema is not None:
@@ -527,9 +575,10 @@ def _unsupported(name: str, call: str = "GetFlightInfo") -> Exception:
     return InvalidArgument(f"{name} is not a command")
 
 
-def _parameter_row(reader, params: int, limit: int) -> list:
-    """The one row of parameters a client bound (DoPut), as Python values in column order."""
-    batches, size = [], 0
+def _parameter_row(reader, params: int, limit: int) -> tuple[list, int]:
+    """The one row of parameters a client bound (DoPut), as Python values in column order, and its Arrow
+    size. A second row or too many batches end the read at once (empty batches weigh nothing but memory)."""
+    batches, size, rows = [], 0, 0
     try:
         schema = reader.schema
         while True:
@@ -540,9 +589,14 @@ def _parameter_row(reader, params: int, limit: int) -> list:
             if chunk.data is None:
                 continue
             size += chunk.data.nbytes
+            rows += chunk.data.num_rows
             if size > limit:
                 raise InvalidArgument(f"the parameters are larger than {limit} bytes "
                                       f"(setting flight_max_parameter_bytes)")
+            if rows > 1:
+                raise InvalidArgument(f"a query takes one row of parameters, not {rows} or more")
+            if len(batches) >= MAX_PARAMETER_BATCHES:
+                raise InvalidArgument(f"one row of parameters came in more than {MAX_PARAMETER_BATCHES} batches")
             batches.append(chunk.data)
     except (pa.ArrowInvalid, OSError) as e:
         if isinstance(e, InvalidArgument):
@@ -553,7 +607,14 @@ def _parameter_row(reader, params: int, limit: int) -> list:
         raise InvalidArgument(f"a query takes one row of parameters, not {table.num_rows}")
     if table.num_columns != params:
         raise InvalidArgument(f"the statement has {params} parameter(s); {table.num_columns} were bound")
-    return [column[0].as_py() for column in table.columns]
+    row = []
+    for n, column in enumerate(table.columns, start=1):
+        try:
+            row.append(column[0].as_py())
+        except (ArithmeticError, ValueError, TypeError, pa.ArrowException):  # a date past year 9999...
+            raise InvalidArgument(f"parameter {n} ({column.type}): its value is out of the range a query "
+                                  f"parameter of this type can hold") from None
+    return row, size
 
 
 def _quietly(function) -> None:

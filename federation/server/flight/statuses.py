@@ -64,6 +64,21 @@ class NotFound(_Quiet, pa.ArrowKeyError):
 
 
 READ_ONLY = "this server is read only: Quanta serves governed reads of the mesh"
+_QUIET_CLASSES: dict[type, type] = {}
+
+
+def quiet(error: Exception) -> Exception:
+    """``error`` as GetSchema raises it. pyarrow's GetSchema handler, alone among the Flight handlers, does
+    not send a raised FlightError as its status (``_get_schema`` lacks their ``except FlightError``): it went
+    out as UNKNOWN with the server's traceback. A FlightError is re-raised as a ``_Quiet`` subclass of its
+    class: UNKNOWN still, its message, and no traceback (INVALID_ARGUMENT, NOT_FOUND, UNIMPLEMENTED keep theirs)."""
+    if isinstance(error, _Quiet):
+        return error
+    cls = type(error)
+    quiet_cls = _QUIET_CLASSES.get(cls)
+    if quiet_cls is None:
+        quiet_cls = _QUIET_CLASSES[cls] = type(cls.__name__, (_Quiet, cls), {})
+    return quiet_cls(str(error))
 
 
 def flight_error(e: BaseException, what: str = "request") -> Exception:
