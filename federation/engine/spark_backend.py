@@ -124,6 +124,7 @@ class SparkExecution:
         self._timer = WATCHDOG.add(timeout, self) if timeout else None
         self._schema: pa.Schema | None = None
         self._names: list[str] | None = None  # the result's column names (conform)
+        self._order: list[int] | None = None  # Spark's column of each result column, when not in order
         self._first: list[pa.Table] = []
         self._tables: Iterator | None = None
         self._reader: pa.RecordBatchReader | None = None
@@ -157,8 +158,12 @@ class SparkExecution:
         self._tables = tables
 
     def conform(self, schema: pa.Schema) -> None:
-        """Give the result ``schema`` (DuckDB's names and types for the same governed query)."""
+        """Give the result ``schema`` (DuckDB's names and types for the same governed query). Columns are
+        matched by name (the n-th ``x`` with the n-th ``x``) when Spark has the same names in another order:
+        a ``*`` over a USING or NATURAL join puts the keys first on Spark, where the left side has them on
+        DuckDB; by position otherwise."""
         if self._reader is None and self._schema is not None and len(schema) == len(self._schema):
+            self._order = _by_name(self._schema.names, schema.names)
             self._names = list(schema.names)
             self._schema = schema
 
@@ -178,6 +183,8 @@ class SparkExecution:
     def _cast(self, table) -> Iterator[pa.RecordBatch]:
         if not isinstance(table, pa.Table):
             return
+        if self._order is not None:
+            table = table.select(self._order)
         if self._names is not None and table.column_names != self._names:
             table = table.rename_columns(self._names)
         if table.schema != self._schema:
@@ -498,6 +505,25 @@ def _stop(session) -> None:
     t = threading.Thread(target=stop, name="quanta-spark-stop", daemon=True)
     t.start()
     t.join(5)
+
+
+def _by_name(spark: Sequence[str], duckdb: Sequence[str]) -> list[int] | None:
+    """Spark's index of each DuckDB column when both have the same names (case-insensitively, the n-th of
+    a repeated name with the n-th) in another order; None when in order or not the same names."""
+    def keys(names):
+        seen: dict[str, int] = {}
+        out = []
+        for name in names:
+            low = name.lower()
+            seen[low] = seen.get(low, 0) + 1
+            out.append((low, seen[low]))
+        return out
+
+    mine, theirs = keys(spark), keys(duckdb)
+    if mine == theirs or sorted(mine) != sorted(theirs):
+        return None
+    where = {key: i for i, key in enumerate(mine)}
+    return [where[key] for key in theirs]
 
 
 def _args(params):
