@@ -613,3 +613,25 @@ def test_pgwire_client_that_stops_reading_is_closed_and_its_query_cancelled(limi
             assert admission.of(limited).running("eve") == 0
         finally:
             sock.close()
+
+
+def test_the_plan_cache_is_bounded_by_size_and_keeps_no_statement_text(tmp_path):
+    """Red-team finding 9 (issue 14): the plan cache kept every distinct statement's full text in its key and
+    was bounded by a count, so one principal sending long distinct statements held memory without bound. Its
+    keys hold a digest and its total is bounded by the plans' size."""
+    from federation.rewrite.pipeline import CACHE_BYTES
+
+    platform = Platform.open(shop_mesh(tmp_path))
+    principal = platform.principal("ana")
+    pipeline = platform.state.pipeline
+    filler = " or ".join(f"order_id = {i}" for i in range(2_000))  # ~35 KB of SQL per statement
+    for n in range(20):
+        sql = f"select order_id from shop.orders where order_id = {n} or {filler}"
+        pipeline.compile(sql, principal)
+    keys = list(pipeline._cache.keys())
+    assert len(keys) == 20  # compiled and cached
+    assert all(isinstance(k[0], bytes) and len(k[0]) == 32 for k in keys)  # a digest, not the text
+    assert pipeline._cache.currsize <= CACHE_BYTES
+    assert pipeline._cache.currsize >= 20 * 2 * len(filler)  # the bound counts the plans' SQL
+    again = pipeline.compile(f"select order_id from shop.orders where order_id = 3 or {filler}", principal)
+    assert again is pipeline.compile(f"select order_id from shop.orders where order_id = 3 or {filler}", principal)

@@ -12,6 +12,7 @@ refuse a query.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -83,18 +84,30 @@ class EngineSQL:
     name: str = "Spark"
 
 
+CACHE_BYTES = 64 << 20  # compiled plans kept per pipeline (an LRU bounded by the plans' size)
+
+
+def _plan_bytes(plan: Plan) -> int:
+    """About what a cached plan holds: its SQL texts and what it names (for the cache's bound)."""
+    return 1024 + 2 * (len(plan.sql) + len(plan.engine_sql or "")) + 64 * (len(plan.columns) + len(plan.policies)
+                                                                            + len(plan.warnings))
+
+
 class Pipeline:
     def __init__(self, namespace: Namespace, backend_dialect: str = "duckdb",
-                 passes: tuple[Pass, ...] = PASSES, cache_size: int = 2048, engine: EngineSQL | None = None):
+                 passes: tuple[Pass, ...] = PASSES, cache_bytes: int = CACHE_BYTES, engine: EngineSQL | None = None):
         self.namespace = namespace
         self.backend_dialect = backend_dialect
         self.engine = engine  # a data engine other than the embedded DuckDB: data queries are rendered for it
         self.passes = passes
-        self._cache: LRUCache[tuple, Plan] = LRUCache(maxsize=cache_size)
+        # bounded by the plans' size, not their number: any principal can send long distinct statements
+        self._cache: LRUCache[tuple, Plan] = LRUCache(maxsize=cache_bytes, getsizeof=_plan_bytes)
         self._lock = threading.Lock()
 
     def compile(self, sql: str, principal: Principal, dialect: str = "duckdb", purpose: str | None = None) -> Plan:
-        key = (sql, dialect, principal.fingerprint, purpose, self.namespace.version)
+        # a digest of the text, not the text: the key of a long statement does not keep it in memory
+        key = (hashlib.sha256(sql.encode("utf-8", "surrogatepass")).digest(), dialect, principal.fingerprint,
+               purpose, self.namespace.version)
         with self._lock:
             plan = self._cache.get(key)
         if plan is not None:
