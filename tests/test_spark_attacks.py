@@ -153,3 +153,43 @@ def test_a_star_over_a_using_join_keeps_each_value_under_its_own_name(spark, duc
         expected = duck.query(sql, duck.principal(user)).arrow()
         got = spark.query(sql, spark.principal(user)).arrow()
         assert got.schema == expected.schema and got.to_pylist() == expected.to_pylist(), user
+
+
+# -- 5. row filters mean on Spark what they mean on DuckDB ------------------------------------------------------
+
+
+def test_a_row_filter_with_a_backslash_in_like_hides_the_same_rows(endpoint, tmp_path):
+    """DuckDB's LIKE has no escape character (``'CORP\\%'`` is CORP, a backslash, anything); Spark's escapes
+    with a backslash by default (``CORP%`` literally). A row filter hiding the domain's accounts hid nothing on
+    Spark: every CORP\\ account was shown. User patterns drift alike (``ILIKE``, ``LIKE ANY``, a pattern column)."""
+    from meshkit import contract, local_server, product, prop, sql_to_file, write_yaml
+
+    governance = {"roles": [{"name": "staff"}], "principals": [{"name": "sam", "roles": ["staff"]}],
+                  "grants": [{"to": {"role": "staff"}, "on": "*"}],
+                  "policies": [{"name": "no-domain-accounts", "kind": "row_filter", "on": {"column": "login"},
+                                "filter": "{column} NOT LIKE 'CORP\\%'"}]}
+    roots = {}
+    for name in ("duck", "spark"):
+        root = shop_mesh(tmp_path / name, governance=governance)
+        sql_to_file(root / "data" / "hr" / "accounts.parquet",
+                    "select * from (values (1, 'CORP\\alice'), (2, 'CORP\\bob'), (3, 'guest'), (4, 'CORP%x'), "
+                    "(5, 'CORP_y')) t(id, login)")
+        write_yaml(root / "products" / "hr.odps.yaml", product("hr"))
+        write_yaml(root / "contracts" / "hr.odcs.yaml", contract("hr-contract", [{
+            "name": "accounts", "properties": [prop("id", "integer", "bigint"), prop("login")]}],
+            servers=[local_server("hr/{model}.parquet")]))
+        if name == "spark":
+            mesh_yaml(root, settings={"engine": {"kind": "spark_connect", "url": endpoint[0], "token_env": TOKEN_ENV}})
+        roots[name] = root
+    duck, spark = Platform(roots["duck"]), Platform(roots["spark"])
+    try:
+        base = "select id, login from hr.accounts"
+        expected = duck.query(base + " order by id", duck.principal("sam")).arrow().to_pylist()
+        assert [r["id"] for r in expected] == [3, 4, 5]  # the domain's accounts hidden
+        for sql in (base + " order by id",
+                    base + " where login like 'CORP\\_%' or login ilike 'guest\\%' order by id",
+                    base + " where login like any ('CORP\\%', 'g%') order by id",
+                    base + " where 'CORP\\alice' like login || '\\%' or login like 'CORP\\_y' escape '\\' order by id"):
+            assert rows(spark, sql, "sam") == duck.query(sql, duck.principal("sam")).arrow().to_pylist(), sql
+    finally:
+        spark.state.engine.close()

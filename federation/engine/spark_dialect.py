@@ -314,6 +314,21 @@ def _as_double(node: exp.Expression) -> exp.Expression:
     return exp.cast(node.copy(), "double")
 
 
+def _literal_backslashes(pattern: exp.Expression) -> exp.Expression:
+    """A LIKE pattern for Spark (escape character ``\\``) that matches what it matches on DuckDB (none)."""
+    if isinstance(pattern, exp.Literal) and pattern.is_string:
+        return exp.Literal.string(pattern.this.replace("\\", "\\\\"))
+    if isinstance(pattern, (exp.Any, exp.All)):
+        if not isinstance(pattern.this, exp.Tuple):
+            raise NotSupportedError("LIKE ANY/ALL of a subquery is not supported on the Spark engine",
+                                    position=position(pattern))
+        pattern.this.set("expressions", [_literal_backslashes(e) for e in pattern.this.expressions])
+        return pattern
+    if isinstance(pattern, exp.Null):
+        return pattern
+    return exp.func("replace", pattern.copy(), exp.Literal.string("\\"), exp.Literal.string("\\\\"))
+
+
 def _duckdb_semantics(tree: exp.Expression) -> None:
     for node in reversed(list(tree.walk(bfs=False))):  # descendants before their ancestors
         if isinstance(node, exp.Avg):  # DuckDB: a DOUBLE average (Spark: a decimal of 6 digits, then rounded)
@@ -347,6 +362,9 @@ def _duckdb_semantics(tree: exp.Expression) -> None:
         elif isinstance(node, exp.Extract) and node.name.upper() in ("DOW", "DAYOFWEEK"):
             node.replace(exp.paren(exp.Sub(this=exp.DayOfWeek(this=node.expression.copy()),
                                            expression=exp.Literal.number(1))))
+        elif isinstance(node, (exp.Like, exp.ILike)) and not isinstance(node.parent, exp.Escape):
+            # DuckDB's LIKE has no escape character; Spark's is a backslash: a backslash matches itself
+            node.set("expression", _literal_backslashes(node.expression))
         elif isinstance(node, exp.ArrayAgg) and not _ordered(node):
             # DuckDB's list() keeps NULLs, Spark's collect_list drops them: collect structs, then unwrap
             value = node.this
