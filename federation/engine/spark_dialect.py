@@ -51,6 +51,7 @@ import sqlglot.expressions as exp
 from ..errors import NotSupportedError, StatementRefused
 from ..positions import position
 from . import masks
+from .spark_regex import Untranslatable, java_pattern
 
 DIALECT = "databricks"
 MASK_FUNCTIONS = {masks.HASH, masks.HASH_INT}
@@ -94,14 +95,20 @@ def _refusal(node: exp.Expression) -> str | None:
         return "COLUMNS(...) is not supported"
     if isinstance(node, exp.Lambda):
         return "lambda functions are not supported"
+    if isinstance(node, exp.RegexpLike):  # a Binary: before the skip below
+        return _regexp_refusal(node)
     if not isinstance(node, exp.Func) or isinstance(node, (exp.Binary, exp.Connector)) and not isinstance(node, exp.Anonymous):
         return None
     if isinstance(node, exp.Anonymous):
         name = node.name.lower()
+        if name == "bitstring_agg" and _bitmap_count(node.parent):
+            return None  # bit_count(bitstring_agg(x, lo, hi)): a distinct count, see _duckdb_semantics
         if name in MASK_FUNCTIONS or name in SPARK_NAMES:
             return None
         return f"function {name}() is not supported"
     kind = type(node).__name__
+    if isinstance(node, exp.Struct) and _distinct_count_key(node):
+        return None  # count(DISTINCT struct_pack(a := a, ...)): a composite key (NULL fields count, as in DuckDB)
     if kind not in SPARK_CLASSES:
         return f"function {_sql_name(node)}() is not supported"
     if isinstance(node, exp.ArrayAgg) and _ordered(node):
@@ -113,6 +120,41 @@ def _refusal(node: exp.Expression) -> str | None:
     if isinstance(node, exp.Extract) and node.name.upper() not in _EXTRACT_PARTS:
         return f"extract({node.name}) is not supported"
     return None
+
+
+def _regexp_refusal(node: exp.RegexpLike) -> str | None:
+    """regexp_matches(s, 'pattern'): Spark's RLIKE, the pattern translated to Java's syntax (spark_regex)."""
+    if node.args.get("flag") is not None:
+        return "regexp_matches() with options is not supported"
+    pattern = node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return "regexp_matches() with a pattern that is not a constant string is not supported"
+    try:
+        java_pattern(pattern.this)
+    except Untranslatable as e:
+        return f"the regular expression {pattern.this!r} is not supported ({e}: its meaning could differ)"
+    return None
+
+
+def _bitmap_count(node: exp.Expression | None) -> bool:
+    """``bit_count(bitstring_agg(x, lo, hi))`` with integer literal bounds (the quality engine's distinct count)."""
+    if not (isinstance(node, exp.Anonymous) and node.name.lower() == "bit_count" and len(node.expressions) == 1):
+        return False
+    agg = node.expressions[0]
+    return (isinstance(agg, exp.Anonymous) and agg.name.lower() == "bitstring_agg" and len(agg.expressions) == 3
+            and all(_integer_literal(a) for a in agg.expressions[1:]))
+
+
+def _integer_literal(node: exp.Expression) -> bool:
+    if isinstance(node, exp.Neg):
+        node = node.this
+    return isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit()
+
+
+def _distinct_count_key(node: exp.Struct) -> bool:
+    return (isinstance(node.parent, exp.Distinct) and isinstance(node.parent.parent, exp.Count)
+            and len(node.parent.expressions) == 1 and bool(node.expressions)
+            and all(isinstance(e, exp.PropertyEQ) for e in node.expressions))
 
 
 _INTEGERS = {exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT}
@@ -329,9 +371,26 @@ def _literal_backslashes(pattern: exp.Expression) -> exp.Expression:
     return exp.func("replace", pattern.copy(), exp.Literal.string("\\"), exp.Literal.string("\\\\"))
 
 
+def _distinct_in_range(value: exp.Expression, low: exp.Expression, high: exp.Expression) -> exp.Expression:
+    """``bit_count(bitstring_agg(x, lo, hi))`` as DuckDB computes it: NULL without values, an error when a
+    value is outside [lo, hi], else the number of distinct values."""
+    message = exp.Literal.string("a value is outside of the provided min and max range of bitstring_agg")
+    return exp.Case(ifs=[
+        exp.If(this=exp.EQ(this=exp.Count(this=value.copy()), expression=exp.Literal.number(0)), true=exp.Null()),
+        exp.If(this=exp.or_(exp.LT(this=exp.Min(this=value.copy()), expression=low.copy()),
+                            exp.GT(this=exp.Max(this=value.copy()), expression=high.copy())),
+               true=exp.func("raise_error", message)),
+    ], default=exp.Count(this=exp.Distinct(expressions=[value.copy()])))
+
+
 def _duckdb_semantics(tree: exp.Expression) -> None:
     for node in reversed(list(tree.walk(bfs=False))):  # descendants before their ancestors
-        if isinstance(node, exp.Avg):  # DuckDB: a DOUBLE average (Spark: a decimal of 6 digits, then rounded)
+        if isinstance(node, exp.RegexpLike):  # RE2 (DuckDB) as Java regex, same meaning (checked)
+            node.set("expression", exp.Literal.string(java_pattern(node.expression.this)))
+        elif _bitmap_count(node):  # DuckDB's bitmap of a bounded range: an exact distinct count on Spark
+            value, low, high = node.expressions[0].expressions
+            node.replace(_distinct_in_range(value, low, high))
+        elif isinstance(node, exp.Avg):  # DuckDB: a DOUBLE average (Spark: a decimal of 6 digits, then rounded)
             value = node.this
             if isinstance(value, exp.Distinct):
                 value.set("expressions", [_as_double(e) for e in value.expressions])
