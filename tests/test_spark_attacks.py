@@ -193,3 +193,26 @@ def test_a_row_filter_with_a_backslash_in_like_hides_the_same_rows(endpoint, tmp
             assert rows(spark, sql, "sam") == duck.query(sql, duck.principal("sam")).arrow().to_pylist(), sql
     finally:
         spark.state.engine.close()
+
+
+# -- 6. a time-out stops the query on the cluster, whenever it falls --------------------------------------------
+
+LONG = ("select count(*) as n from shop.orders a, shop.orders b, shop.orders c, shop.orders d "
+        "where a.order_id + b.order_id + c.order_id + d.order_id >= 0")
+
+
+def test_a_time_out_falling_before_the_query_reaches_the_cluster_still_stops_it(spark):
+    """The time-out interrupts the query's tag once; when it fell between two requests of the query (after
+    ``spark.sql``, before the server registered the execution) the interrupt found nothing and the query ran
+    to its end on the cluster, its rows returned long after the time-out (a 0.09 s time-out, 31 s of a
+    5-way join). Time-outs spread over that window must all end as time-outs."""
+    aud = spark.principal("aud")
+    outcomes = []
+    for i in range(50):
+        try:
+            spark.query(LONG, aud, timeout=0.04 + i * 0.003).arrow()
+            outcomes.append("rows")
+        except errors.QueryTimeout:
+            outcomes.append("timeout")
+    assert outcomes == ["timeout"] * 50, outcomes
+    assert rows(spark, "select count(*) as n from crm.customers", "aud") == [{"n": 30}]  # still serving

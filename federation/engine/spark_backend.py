@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
 import warnings
 import weakref
@@ -34,6 +35,7 @@ from .. import errors
 from ..settings import Settings
 from .duckdb_backend import WATCHDOG, Cancellation, ColumnInfo, redact_values
 
+_INTERRUPT_TRIES = 8  # about 4.5 s of interrupts after a time-out or a cancellation, until the query ends
 SPARK_KINDS = ("parquet", "csv", "json")  # the sources a Spark cluster reads without extra packages
 SESSION_CONF = {
     "spark.sql.timestampType": "TIMESTAMP_NTZ",  # DuckDB's TIMESTAMP has no time zone
@@ -140,6 +142,7 @@ class SparkExecution:
         session.addTag(self.tag)  # the tag goes with every request this thread builds until removed
         try:
             df = session.sql(sql, args=_args(params))
+            self._stopped()  # interrupted between the two requests: the second is not sent
             client = session.client
             tables = client.to_table_as_iterator(df._plan.to_proto(client), df._plan.observations)  # noqa: SLF001
             first = next(tables, None)  # sends the request (with the tag): the schema, or the first rows
@@ -205,21 +208,37 @@ class SparkExecution:
             self._reader = pa.RecordBatchReader.from_batches(self._schema, self._batches())
         return self._reader
 
-    def _interrupt(self) -> None:
-        if self._done:
-            return
-        try:
-            self._backend.session().interruptTag(self.tag)
-        except Exception:  # noqa: BLE001 - the cluster is gone: nothing runs there any more
-            pass
+    def _stopped(self) -> None:
+        if self.timed_out:
+            raise errors.QueryTimeout(f"query cancelled: it ran longer than its time-out of {self.timeout:g} s")
+        if self.cancelled:
+            raise errors.QueryCancelled("query cancelled")
+
+    def _interrupt(self, tries: int = 1) -> None:
+        """Interrupt the query's tag; ``tries`` > 1: again, backing off, until the query is seen to end (an
+        interrupt that reaches the server before it registered the execution finds nothing to stop)."""
+        delay = 0.05
+        for attempt in range(tries):
+            if self._done:
+                return
+            try:
+                self._backend.session().interruptTag(self.tag)
+            except Exception:  # noqa: BLE001 - the cluster is gone: nothing runs there any more
+                return
+            if attempt + 1 < tries:
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _interrupt_until_done(self, name: str) -> None:
+        threading.Thread(target=self._interrupt, args=(_INTERRUPT_TRIES,), name=name, daemon=True).start()
 
     def _expire(self) -> None:  # the watchdog, at the time-out
         self.timed_out = True
-        threading.Thread(target=self._interrupt, name="quanta-spark-timeout", daemon=True).start()
+        self._interrupt_until_done("quanta-spark-timeout")
 
     def cancel(self) -> None:
         self.cancelled = True
-        self._interrupt()
+        self._interrupt_until_done("quanta-spark-cancel")
 
     def close(self, failed: bool = False) -> None:
         if self._timer is not None:
