@@ -709,7 +709,9 @@ class Platform:
         """A read of mesh data by Quanta itself, outside the pipeline (quality metrics on raw data, SLO probes,
         mart refreshes), with a declared ``reason``: the one gateway for the platform's own reads. Each read
         is audited (interface ``system:<reason>``, on behalf of ``principal``) and obeys the mesh time-out;
-        its result goes to the platform's code, never to a principal as it is."""
+        its result goes to the platform's code, never to a principal as it is. A read of ``datasets`` runs on
+        the data engine (Spark) when its SQL renders there, else on the embedded DuckDB; the result says
+        where it ran (``ran_on(table)``: ``"spark_connect"`` or ``"duckdb"``)."""
         state = self._state
         who = principal or SYSTEM_PRINCIPAL
         entry = audit.Entry(who.name, sql, f"system:{reason}", rewritten_sql=sql, datasets=list(datasets))
@@ -718,12 +720,14 @@ class Platform:
         try:
             self.audit.check()
             execution = _read_on_engine(state, sql, timeout) if datasets and state.engine is not None else None
+            engine = state.data_engine.kind if execution is not None else state.backend.kind
             if execution is None:
                 execution = state.backend.execute(sql, None, timeout)
             try:
                 table = execution.reader().read_all()
             finally:
                 execution.close()
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), ENGINE_KEY: engine.encode()})
         except BaseException as e:
             entry.status, entry.error = "error", str(e)
             raise
@@ -903,6 +907,15 @@ def _duckdb_schema(state: State, plan: Plan, params) -> pa.Schema | None:
     return schema
 
 
+ENGINE_KEY = b"quanta.engine"  # the schema metadata of a platform read's result: the engine it ran on
+
+
+def ran_on(table: pa.Table) -> str | None:
+    """The engine a ``Platform.read`` result was computed on (``"duckdb"``, ``"spark_connect"``)."""
+    value = (table.schema.metadata or {}).get(ENGINE_KEY)
+    return value.decode() if value is not None else None
+
+
 def _read_on_engine(state: State, sql: str, timeout: float):
     """A platform read (quality rules, mart refreshes) on the data engine when its SQL renders there; None:
     it runs on the embedded engine (it names what only DuckDB has: staged batches, a function Spark lacks)."""
@@ -916,4 +929,13 @@ def _read_on_engine(state: State, sql: str, timeout: float):
         rendered = pipeline.engine.render(tree)
     except Exception:  # noqa: BLE001 - not renderable for the engine: the embedded engine reads it
         return None
-    return state.data_engine.execute(rendered, None, timeout)
+    schema = _duckdb_schema(state, _ReadPlan(sql), None)  # DuckDB's names and types (a mart's contract types)
+    execution = state.data_engine.execute(rendered, None, timeout)
+    if schema is not None and hasattr(execution, "conform"):
+        execution.conform(schema)
+    return execution
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    sql: str  # what _duckdb_schema reads of a plan

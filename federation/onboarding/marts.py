@@ -39,6 +39,7 @@ def _source_versions(platform, ds: Dataset) -> dict[str, int | None]:
 def refresh(platform, name: str, principal, progress=None):
     """Rebuild the mart ``name`` from its sources and publish it as a new version; then the marts that
     read this one and ask for it are refreshed in turn."""
+    from ..platform import ran_on
     from .pipeline import onboard
 
     ds = dataset_of(platform, name)
@@ -61,6 +62,7 @@ def refresh(platform, name: str, principal, progress=None):
         rows = platform.read(definition.sql(dialect=state.backend.dialect), "mart-refresh", principal,
                              [f"{q}.{d}" for q, d in ds.reads])
         report = onboard(platform, ds.qualified_name, rows, principal, progress=progress)
+        report.built_on = ran_on(rows)
     except Exception as e:
         if lineage.enabled:
             lineage.emit_run(job, "FAIL", run_id, error=f"{type(e).__name__}: {e}", sql=ds.sql)

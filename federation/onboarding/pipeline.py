@@ -90,6 +90,7 @@ class OnboardReport:
     bytes: int = 0
     files: int = 0
     marts: list = field(default_factory=list)  # reports of the marts refreshed after this publish (control.onboard)
+    built_on: str | None = None  # a mart refresh: the engine that computed its rows ("duckdb", "spark_connect")
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "status": self.status, "version": self.version, "rows_in": self.rows_in,

@@ -65,6 +65,7 @@ class CheckRun:
     rows: int
     results: list[CheckResult] = field(default_factory=list)
     queries: int = 0  # scans: 1 for all metrics, plus one per sql rule
+    engine: str | None = None  # where the metrics were measured: "duckdb" or "spark_connect" (settings.engine)
 
     @property
     def status(self) -> str:
@@ -82,6 +83,7 @@ class CheckRun:
 
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "dataset": f"{self.quantum}.{self.dataset}", "target": self.target,
+                "engine": self.engine,
                 "rows": self.rows, "status": self.status, "queries": self.queries,
                 "results": [r.to_dict() for r in self.results]}
 
@@ -96,6 +98,7 @@ class Target:
     trusted: Callable[[str], list[tuple]]
     governed: Callable[[str], pa.Table]
     label: str
+    engines: list[str] = field(default_factory=list)  # where each trusted read ran
 
 
 def registered_target(platform, ds: Dataset, principal) -> Target:
@@ -103,13 +106,17 @@ def registered_target(platform, ds: Dataset, principal) -> Target:
     rel = ".".join(quote(p) for p in backend.relation(ds.quantum, ds.name))
 
     def trusted(sql: str) -> list[tuple]:  # contract rules, on raw data, through the platform's audited gateway
+        from ..platform import ran_on
+
         table = platform.read(sql, "quality", principal, [f"{ds.quantum}.{ds.name}"])
+        target.engines.append(ran_on(table) or "duckdb")
         return [tuple(r.values()) for r in table.to_pylist()]
 
     def governed(sql: str) -> pa.Table:
         return platform.query(sql, principal, interface="quality").arrow()
 
-    return Target(rel, trusted, governed, "served")
+    target = Target(rel, trusted, governed, "served")
+    return target
 
 
 def rules_for(ds: Dataset, overrides: dict | None = None) -> list[R.Rule]:
@@ -135,6 +142,7 @@ def run_rules(rules: list[R.Rule], ds: Dataset, target: Target, samples: bool = 
         sql, measured_rules = R.metrics_query(rules, ds, target.relation)
         row = target.trusted(sql)[0]
     run.queries += 1
+    run.engine = target.engines[-1] if target.engines else "duckdb"
     rows = int(row[0])
     run.rows = rows
     values = dict(zip((id(r) for r in measured_rules), row[1:]))
