@@ -216,3 +216,44 @@ def test_a_time_out_falling_before_the_query_reaches_the_cluster_still_stops_it(
             outcomes.append("timeout")
     assert outcomes == ["timeout"] * 50, outcomes
     assert rows(spark, "select count(*) as n from crm.customers", "aud") == [{"n": 30}]  # still serving
+
+
+# -- 7. regexp_replace / regexp_extract: RE2's options and rewrites are not Java's -----------------------------
+
+
+def test_a_regexp_replace_mask_is_never_weaker_on_spark(endpoint, tmp_path, spark, duck):
+    """sqlglot drops regexp_replace's options on Spark: a mask ``regexp_replace({column}, 'NAME', '#', 'gi')``
+    was case-sensitive there and showed every name in clear. RE2's ``\\1`` is Java's ``$1`` (and ``$`` is
+    literal in RE2), without 'g' DuckDB replaces the first match only, and regexp_extract's default group is
+    the whole match in DuckDB, group 1 in Spark. Spark must answer as DuckDB or refuse at compile time."""
+    governance = {**HASHED, "policies": [
+        {"name": "scrub-names", "kind": "mask", "on": {"column": "full_name"},
+         "mask": {"type": "sql", "sql": "regexp_replace({column}, 'NAME', '#', 'gi')"}},
+        *GOVERNANCE["policies"][1:]]}
+    roots = {}
+    for name in ("duck", "spark"):
+        roots[name] = shop_mesh(tmp_path / name, governance=governance)
+    mesh_yaml(roots["spark"], settings={"engine": {"kind": "spark_connect", "url": endpoint[0], "token_env": TOKEN_ENV}})
+    masked_duck, masked_spark = Platform(roots["duck"]), Platform(roots["spark"])
+    try:
+        sql = "select full_name from crm.customers where id = 1"
+        assert masked_duck.query(sql, masked_duck.principal("pia")).fetchall() == [("#1",)]
+        with pytest.raises(errors.NotSupportedError, match="regexp_replace"):  # refused, never in clear
+            rows(masked_spark, sql, "pia")
+    finally:
+        masked_spark.state.engine.close()
+    ran = 0
+    for sql in ("select regexp_replace(email, '[a-z]', '*') as r from crm.customers where id = 1",
+                "select regexp_replace(email, '(.*)@(.*)', '\\2 $1 \\\\', 'g') as r from crm.customers where id = 1",
+                "select regexp_extract(email, '(U)SER', 0, 'i') as r from crm.customers where id = 1",
+                "select regexp_replace(email, 'e', 'E', 'g') as r, regexp_extract(email, '@(ex)(.*)$') as x, "
+                "regexp_extract(email, '@(ex)(.*)$', 2) as y from crm.customers where id = 1"):
+        expected = duck.query(sql, duck.principal("pia")).arrow().to_pylist()
+        try:
+            got = rows(spark, sql, "pia")
+        except errors.NotSupportedError as e:
+            assert "regexp" in e.message, e.message
+            continue
+        assert got == expected, sql
+        ran += 1
+    assert ran >= 2  # not all refused

@@ -119,7 +119,57 @@ def _refusal(node: exp.Expression) -> str | None:
         return f"function {_sql_name(node)}() with more than one argument is not supported"
     if isinstance(node, exp.Extract) and node.name.upper() not in _EXTRACT_PARTS:
         return f"extract({node.name}) is not supported"
+    if isinstance(node, (exp.RegexpReplace, exp.RegexpExtract)):
+        return _regexp_function_refusal(node)
     return None
+
+
+def _regexp_function_refusal(node: exp.RegexpReplace | exp.RegexpExtract) -> str | None:
+    """regexp_replace / regexp_extract: the pattern translated to Java's syntax (spark_regex), the replacement
+    to Java's (``\\1`` is ``$1``); sqlglot drops DuckDB's options on Spark (a mask with 'i' was case-sensitive)
+    and Spark has no first-match-only replace: options other than 'g', and no 'g', are refused."""
+    name = _sql_name(node)
+    pattern = node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return f"{name}() with a pattern that is not a constant string is not supported"
+    try:
+        java_pattern(pattern.this)
+    except Untranslatable as e:
+        return f"the regular expression {pattern.this!r} is not supported ({e}: its meaning could differ)"
+    if isinstance(node, exp.RegexpExtract):
+        group = node.args.get("group")
+        if node.args.get("parameters") is not None or (group is not None and not _integer_literal(group)):
+            return f"{name}() with options or a group that is not a constant is not supported"
+        return None
+    options = node.args.get("modifiers")
+    if not (isinstance(options, exp.Literal) and options.is_string and options.this == "g"):
+        return (f"{name}() is supported with the option 'g' only (every match; DuckDB replaces only the first "
+                f"match without it, which Spark cannot; other options are not kept)")
+    replacement = node.args.get("replacement")
+    if not (isinstance(replacement, exp.Literal) and replacement.is_string) or _java_replacement(
+            replacement.this) is None:
+        return f"{name}() with a replacement that is not a constant string of text and \\0-\\9 is not supported"
+    return None
+
+
+def _java_replacement(text: str) -> str | None:
+    """RE2's rewrite string (``\\0``-``\\9`` groups, ``\\\\`` a backslash, ``$`` literal) in Java's syntax."""
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            nxt = text[i + 1] if i + 1 < len(text) else ""
+            if nxt.isdigit() and nxt.isascii():
+                out.append("$" + nxt)
+            elif nxt == "\\":
+                out.append("\\\\")
+            else:
+                return None  # an error in DuckDB
+            i += 2
+            continue
+        out.append("\\$" if c == "$" else c)
+        i += 1
+    return "".join(out)
 
 
 def _regexp_refusal(node: exp.RegexpLike) -> str | None:
@@ -387,6 +437,13 @@ def _duckdb_semantics(tree: exp.Expression) -> None:
     for node in reversed(list(tree.walk(bfs=False))):  # descendants before their ancestors
         if isinstance(node, exp.RegexpLike):  # RE2 (DuckDB) as Java regex, same meaning (checked)
             node.set("expression", exp.Literal.string(java_pattern(node.expression.this)))
+        elif isinstance(node, (exp.RegexpReplace, exp.RegexpExtract)):  # checked by _regexp_function_refusal
+            node.set("expression", exp.Literal.string(java_pattern(node.expression.this)))
+            if isinstance(node, exp.RegexpReplace):
+                node.set("replacement", exp.Literal.string(_java_replacement(node.args["replacement"].this)))
+                node.set("modifiers", None)
+            elif node.args.get("group") is None:  # DuckDB: the whole match; Spark: group 1
+                node.set("group", exp.Literal.number(0))
         elif _bitmap_count(node):  # DuckDB's bitmap of a bounded range: an exact distinct count on Spark
             value, low, high = node.expressions[0].expressions
             node.replace(_distinct_in_range(value, low, high))
