@@ -58,23 +58,15 @@ def serve(mesh_path: str | None, mesh: str | None, host: str, port: int, threads
         click.echo(f"PostgreSQL  {host}:{pg.port}")
     if fl is not None:
         click.echo(f"Flight SQL  {fl.location}")
-    click.echo("press Ctrl+C to stop", err=True)
-    import signal
-    import threading
 
-    def _stop(signum, frame):  # SIGTERM stops as cleanly as Ctrl+C
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        server.start()
-        threading.Event().wait()
-    finally:
+    def stop() -> None:
         server.stop()
         if pg is not None:
             pg.stop()
         if fl is not None and not fl.stop():
             _exit_now()
+
+    _run_until_stopped(stop, server.start)
 
 
 @main.command()
@@ -95,18 +87,25 @@ def pgserve(mesh_path: str | None, mesh: str | None, host: str, port: int, tls_c
     pg = PgServer(platform, host, port, tls_cert=tls_cert, tls_key=tls_key)
     pg.start()
     click.echo(f"PostgreSQL  {host}:{pg.port}  (user: a principal, password: a token from `quanta token create`)")
-    click.echo("press Ctrl+C to stop", err=True)
+    _run_until_stopped(pg.stop)
+
+
+def _run_until_stopped(stop, start=None) -> None:
+    """``start()`` (if given), serve until Ctrl+C or SIGTERM (which stops as cleanly), then ``stop()``."""
     import signal
     import threading
 
-    def _stop(signum, frame):
+    def _interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _stop)
+    click.echo("press Ctrl+C to stop", err=True)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if start is not None:
+            start()
         threading.Event().wait()
     finally:
-        pg.stop()
+        stop()
 
 
 def _exit_now() -> None:
@@ -158,16 +157,4 @@ def flightserve(mesh_path: str | None, mesh: str | None, host: str, port: int, t
     fl = _flight_server(platform, host, port, tls_cert, tls_key)
     click.echo(f"Flight SQL  {fl.location}  (authorization: Bearer <token>, or user: a principal, password: "
                f"a token from `quanta token create`)")
-    click.echo("press Ctrl+C to stop", err=True)
-    import signal
-    import threading
-
-    def _stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        threading.Event().wait()
-    finally:
-        if not fl.stop():
-            _exit_now()
+    _run_until_stopped(lambda: fl.stop() or _exit_now())
