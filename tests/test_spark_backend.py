@@ -31,6 +31,7 @@ from test_governance import GOVERNANCE
 
 from federation import errors
 from federation.engine.duckdb_backend import Cancellation
+from federation.engine.spark_backend import flat_name
 from federation.platform import Platform
 
 pytest.importorskip("pyspark.sql.connect.session")
@@ -191,7 +192,7 @@ def test_pinned_versions_and_warehouse_datasets_on_spark(endpoint, tmp_path):
                 got.append(answer(p, sql, user))
         if name == "spark":
             assert p.state.engine is not None
-            assert {"lab__items__v1", "lab__items__v2", "lab__items"} <= set(p.state.engine.views())
+            assert {flat_name("lab", "items@v1"), flat_name("lab", "items@v2"), flat_name("lab", "items")} <= set(p.state.engine.views())
             assert all(g[3] for g in got if g[0] == "rows" and g is not before)  # ran on the cluster
             p.state.engine.close()
         results[name] = got
@@ -392,9 +393,10 @@ def test_each_state_has_its_own_session_with_temporary_views_only(meshes, endpoi
     p = Platform(governed_mesh(tmp_path / "sessions", endpoint[0]))
     first = p.state.engine
     first_id = first.session().session_id
-    assert {"crm__customers", "shop__orders"} <= set(first.views())
+    views = {flat_name("crm", "customers"), flat_name("shop", "orders")}
+    assert views <= set(first.views())
     tables = first.session().catalog.listTables()
-    assert {t.name for t in tables} >= {"crm__customers", "shop__orders"} and all(t.isTemporary for t in tables)
+    assert {t.name for t in tables} >= views and all(t.isTemporary for t in tables)
     assert p.reload()
     second = p.state.engine
     assert second is not first and second.session().session_id != first_id
@@ -407,9 +409,9 @@ def test_each_state_has_its_own_session_with_temporary_views_only(meshes, endpoi
     builder.set("token", endpoint[1])
     other = SparkSession(connection=builder)
     try:
-        assert not {t.name for t in other.catalog.listTables()} & {"crm__customers", "shop__orders"}
+        assert not {t.name for t in other.catalog.listTables()} & views
         with pytest.raises(Exception, match="TABLE_OR_VIEW_NOT_FOUND"):
-            other.sql("select * from crm__customers").collect()
+            other.sql(f"select * from `{flat_name('crm', 'customers')}`").collect()
         # the released session cannot be used again
         stale = DefaultChannelBuilder(endpoint[0])
         stale.set("token", endpoint[1])

@@ -79,10 +79,13 @@ def _import_pyspark():
 
 
 def flat_name(quantum: str, dataset: str) -> str:
-    """The temporary view of a dataset: ``<quantum>__<dataset>``; a pinned version ``dataset@vN`` is
-    ``<quantum>__<dataset>__vN``."""
-    name = dataset.lower().replace("@v", "__v")
-    return f"{quantum.lower()}__{name}"
+    """The temporary view of a dataset: ``<quantum>__<dataset>`` after the lengths of both names, so that no
+    two datasets share a view (``hr.pay__slips`` is ``2_9_hr__pay__slips``, ``hr__pay.slips`` is
+    ``7_5_hr__pay__slips``); a pinned version ``dataset@vN`` adds ``__vN`` (the lengths fix where the names
+    end, so a dataset named ``x__v2`` is not version 2 of ``x``)."""
+    base, at, version = dataset.lower().partition("@v")
+    q = quantum.lower()
+    return f"{len(q)}_{len(base)}_{q}__{base}" + (f"__v{version}" if at else "")
 
 
 def _ident(name: str) -> str:
