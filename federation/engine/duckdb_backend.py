@@ -618,7 +618,8 @@ _ECHOED_TAIL = re.compile(
     r"(:?)\s.*$", re.IGNORECASE)
 _ERROR_CLASS = re.compile(r"^[A-Z][A-Za-z ]*? Error: ")  # "Out of Range Error: ": DuckDB's, not the input
 _TYPE_ARGUMENTS = re.compile(r"\b[A-Z][A-Z_]*\(\d+(?:,\s*\d+)?\)")  # DECIMAL(18,3): a type, not a value
-_NUMBER = re.compile(r"(?<![\w.$^])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")  # not INT64's 64
+# a number, not INT64's 64 nor a version's parts; one that ends a sentence ("...: 13.") is a number too
+_NUMBER = re.compile(r"(?<![\w.$^])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w|\.\w)")
 
 
 def redact_values(message: str) -> str:

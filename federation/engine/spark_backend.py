@@ -80,7 +80,7 @@ def _import_pyspark():
 
 def flat_name(quantum: str, dataset: str) -> str:
     """The temporary view of a dataset: ``<quantum>__<dataset>`` after the lengths of both names, so that no
-    two datasets share a view (``hr.pay__slips`` is ``2_9_hr__pay__slips``, ``hr__pay.slips`` is
+    two datasets share a view (``hr.pay__slips`` is ``2_10_hr__pay__slips``, ``hr__pay.slips`` is
     ``7_5_hr__pay__slips``); a pinned version ``dataset@vN`` adds ``__vN`` (the lengths fix where the names
     end, so a dataset named ``x__v2`` is not version 2 of ``x``)."""
     base, at, version = dataset.lower().partition("@v")
@@ -623,14 +623,24 @@ def _first_line(e: BaseException) -> str:
 
 _SQLSTATE_TAIL = re.compile(r"\s*SQLSTATE: \w+;?.*$")
 _CONDITION = re.compile(r"^\[[A-Z0-9_.]+\]\s*")
-_SENTENCE_END_NUMBER = re.compile(r"(?<![\w.$^…])[-+]?\d+(?:\.\d+)?(?=\.(?:\s|$))")
+
+
+_VIEW = re.compile(r"`(\d+)_(\d+)_([^`]+)`")  # a flat view name (flat_name)
+
+
+def _dataset_of_view(m: re.Match) -> str:
+    """``quantum.dataset`` for a flat view name in a message (flat_name's lengths say where each ends)."""
+    q, d, rest = int(m.group(1)), int(m.group(2)), m.group(3)
+    if len(rest) < q + 2 + d or rest[q:q + 2] != "__":
+        return m.group(0)
+    version = rest[q + 2 + d:]
+    return f"{rest[:q]}.{rest[q + 2:q + 2 + d]}" + (f"@v{version[3:]}" if version.startswith("__v") else "")
 
 
 def _clean(text: str, condition: str | None) -> str:
     """Spark's message without its SQL fragment, positions, view names or values."""
     text = _SQLSTATE_TAIL.sub("", _CONDITION.sub("", text)).strip()
-    text = re.sub(r"`([a-z0-9_]+)__([a-z0-9_]+)`", lambda m: f"{m.group(1)}.{m.group(2)}", text)
+    text = _VIEW.sub(_dataset_of_view, text)
     text = redact_values(text)
-    text = _SENTENCE_END_NUMBER.sub("…", text)  # "...: 13." (redact_values keeps a number before a period)
     text = re.sub(r"`(?:``|[^`])*?\.\.\.`", "", text)
     return f"{text} ({condition})" if condition else text
