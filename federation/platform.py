@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
+import hashlib
 import os
 import secrets
 import threading
@@ -890,12 +891,12 @@ def _run_on_engine(state: State, plan: Plan, params, timeout: float, cancel: Can
 
 def _duckdb_schema(state: State, plan: Plan, params) -> pa.Schema | None:
     cache = state.schemas if not params else None
-    if cache is not None and plan.sql in cache:
-        return cache[plan.sql]
-    try:
-        probe = state.backend.execute(f"SELECT * FROM ({plan.sql}) AS quanta_schema LIMIT 0", params, 30.0)
-    except errors.Error:
-        return None  # the engine's own types, then
+    key = hashlib.sha256(plan.sql.encode("utf-8", "surrogatepass")).digest()  # not the text: it may be long
+    if cache is not None and key in cache:
+        return cache[key]
+    # DuckDB's answer is the reference: a query it cannot bind is refused with its error (never run on the
+    # cluster with types nobody checked)
+    probe = state.backend.execute(f"SELECT * FROM ({plan.sql}) AS quanta_schema LIMIT 0", params, 30.0)
     try:
         schema = probe.schema
     finally:
@@ -903,7 +904,7 @@ def _duckdb_schema(state: State, plan: Plan, params) -> pa.Schema | None:
     if cache is not None:
         if len(cache) > 1024:
             cache.clear()
-        cache[plan.sql] = schema
+        cache[key] = schema
     return schema
 
 
