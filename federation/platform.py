@@ -58,7 +58,7 @@ from .engine.duckdb_backend import CATALOG, Cancellation, DuckDBBackend, quote
 from .engine import secrets as server_secrets
 from .engine.registry import register_sources
 from .errors import Problem
-from .result import Result
+from .result import ENGINE_KEY, Result
 from .rewrite.context import Definition, Namespace, SystemTable
 from .rewrite.pipeline import PASSES, EngineSQL, Pipeline, Plan
 from .system import governance_tables
@@ -908,13 +908,6 @@ def _duckdb_schema(state: State, plan: Plan, params) -> pa.Schema | None:
     return schema
 
 
-ENGINE_KEY = b"quanta.engine"  # the schema metadata of a platform read's result: the engine it ran on
-
-
-def ran_on(table: pa.Table) -> str | None:
-    """The engine a ``Platform.read`` result was computed on (``"duckdb"``, ``"spark_connect"``)."""
-    value = (table.schema.metadata or {}).get(ENGINE_KEY)
-    return value.decode() if value is not None else None
 
 
 def _read_on_engine(state: State, sql: str, timeout: float):

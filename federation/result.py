@@ -255,3 +255,12 @@ def _unwrap(e: Exception) -> Exception:
         if prefix.lower() in text.lower():
             return cls(text)
     return duckdb.Error(text)
+
+
+ENGINE_KEY = b"quanta.engine"  # the schema metadata of a platform read's result: the engine it ran on
+
+
+def ran_on(table: pa.Table) -> str | None:
+    """The engine a ``Platform.read`` result was computed on (``"duckdb"``, ``"spark_connect"``)."""
+    value = (table.schema.metadata or {}).get(ENGINE_KEY)
+    return value.decode() if value is not None else None

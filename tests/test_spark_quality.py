@@ -24,7 +24,8 @@ from federation.governance.principals import Principal
 from federation.engine.spark_regex import Untranslatable, java_pattern
 from federation.onboarding import control
 from federation.onboarding.marts import refresh
-from federation.platform import Platform, ran_on
+from federation.platform import Platform
+from federation.result import ran_on
 from federation.quality.rules import FORMATS
 
 pytest.importorskip("pyspark.sql.connect.session")

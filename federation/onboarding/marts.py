@@ -39,7 +39,7 @@ def _source_versions(platform, ds: Dataset) -> dict[str, int | None]:
 def refresh(platform, name: str, principal, progress=None):
     """Rebuild the mart ``name`` from its sources and publish it as a new version; then the marts that
     read this one and ask for it are refreshed in turn."""
-    from ..platform import ran_on
+    from ..result import ran_on
     from .pipeline import onboard
 
     ds = dataset_of(platform, name)

@@ -106,7 +106,7 @@ def registered_target(platform, ds: Dataset, principal) -> Target:
     rel = ".".join(quote(p) for p in backend.relation(ds.quantum, ds.name))
 
     def trusted(sql: str) -> list[tuple]:  # contract rules, on raw data, through the platform's audited gateway
-        from ..platform import ran_on
+        from ..result import ran_on
 
         table = platform.read(sql, "quality", principal, [f"{ds.quantum}.{ds.name}"])
         target.engines.append(ran_on(table) or "duckdb")
