@@ -343,7 +343,7 @@ def test_cli_diff(tmp_path):
     data["schema"][0]["properties"] = [p for p in data["schema"][0]["properties"] if p["name"] != "currency"]
     (tmp_path / "new.yaml").write_text(yaml.safe_dump(data))
     out = cli("diff", str(root), str(tmp_path / "new.yaml"), check=1)
-    assert "BREAKING  column orders.currency was removed" in out.stdout and "needs a new major version" in out.stdout
+    assert "BREAKING  major  column orders.currency was removed" in out.stdout and "needs a new major version" in out.stdout
     data["version"] = "2.0.0"
     (tmp_path / "new.yaml").write_text(yaml.safe_dump(data))
     j = json.loads(cli("diff", str(root), str(tmp_path / "new.yaml"), "--json", check=0).stdout)

@@ -39,27 +39,48 @@ def contract_effective(quantum: str, mesh: str | None) -> None:
 
 
 @main.command()
-@click.argument("old", type=click.Path(exists=True, dir_okay=False))
-@click.argument("new", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (shape in README, 'quanta diff').")
 @friendly
 def diff(old, new, as_json):
-    """Classify each change between two contract files (OLD, NEW) as breaking or not; exit 1 when a
-    breaking change comes without a new major version."""
-    from ..onboarding.evolution import diff_files
+    """Classify every change between two ODCS contracts or two ODPS products (OLD, NEW): schema, types,
+    required/unique/keys, enums, classification, quality rules, SLAs, status, servers, roles and approvers,
+    ports. Each change needs a major, minor or patch version bump; the bump the versions declare is
+    compared with the one needed.
 
-    out = diff_files(old, new)
+    \b
+    Exit status:
+      0  the declared versions carry the bump the changes need (or only a patch bump is missing)
+      1  a breaking change without a new major version, or an addition without a new minor version
+      2  bad input: a file missing, unreadable, invalid YAML, not a contract nor a product, or of two
+         different kinds
+    """
+    from ..onboarding.evolution import DiffInputError, diff_files
+
+    try:
+        out = diff_files(old, new)
+    except DiffInputError as e:
+        fail(str(e), 2)
+        return
     if as_json:
         click.echo(json.dumps(out, indent=1))
     else:
         for c in out["changes"]:
-            click.secho(f"  {'BREAKING' if c['breaking'] else 'ok      '}  {c['message']}",
-                        fg="red" if c["breaking"] else None)
+            label = "BREAKING" if c["breaking"] else "ok      "
+            note = "  [governance review]" if c["review"] else ""
+            click.secho(f"  {label}  {c['bump']:<5}  {c['message']}{note}", fg="red" if c["breaking"] else None)
         click.echo(f"{len(out['changes'])} change(s), {'breaking' if out['breaking'] else 'none breaking'}; "
-                   f"version {out['old_version']} -> {out['new_version']}")
+                   f"needs a {out['required_bump']} bump; version {out['old_version']} -> {out['new_version']} "
+                   f"({out['declared_bump']})")
+        if out["needs_review"]:
+            click.secho("some changes need the governance team's review", fg="yellow")
         if out["needs_major_version"]:
             click.secho("a breaking change needs a new major version", fg="red", bold=True)
-    if out["needs_major_version"]:
+        elif not out["version_ok"]:
+            click.secho(f"the changes need a new {out['required_bump']} version", fg="red" if
+                        out["required_bump"] != "patch" else "yellow")
+    if not out["version_ok"] and out["required_bump"] in ("major", "minor"):
         sys.exit(1)
 
 
