@@ -33,11 +33,15 @@ __all__ = [
     "connect", "Connection", "Cursor", "Platform", "Result", "apilevel", "paramstyle", "threadsafety",
     "Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError", "IntegrityError",
     "InternalError", "ProgrammingError", "NotSupportedError", "AccessDenied", "StatementRefused", "QueryTimeout",
-    "CatalogError",
+    "CatalogError", "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID", "Date", "Time", "Timestamp",
+    "DateFromTicks", "TimeFromTicks", "TimestampFromTicks", "Binary",
 ]
 
 _LAZY = {"connect": "connection", "Connection": "connection", "Cursor": "connection", "apilevel": "connection",
-         "paramstyle": "connection", "threadsafety": "connection", "Platform": "platform", "Result": "result"}
+         "paramstyle": "connection", "threadsafety": "connection", "Platform": "platform", "Result": "result",
+         **{name: "dbtypes" for name in ("STRING", "BINARY", "NUMBER", "DATETIME", "ROWID", "Date", "Time",
+                                         "Timestamp", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks",
+                                         "Binary")}}
 
 
 def __getattr__(name: str):

@@ -14,13 +14,16 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from . import errors
+from .dbtypes import (BINARY, DATETIME, NUMBER, ROWID, STRING, Binary, Date, DateFromTicks, Time,  # noqa: F401
+                      TimeFromTicks, Timestamp, TimestampFromTicks)
+from .parameters import bind
 from .platform import Platform
 from .result import Result
 from .rewrite.context import Principal
 
 apilevel = "2.0"
 threadsafety = 2  # threads may share the module and connections
-paramstyle = "qmark"
+paramstyle = "qmark"  # also "numeric" ($1), "named" (:name, $name) and "pyformat" (%(name)s): see bind
 
 
 class Connection:
@@ -38,8 +41,10 @@ class Connection:
         """Run one query; the result streams (``.arrow()``, ``.pl()``, ``.record_batches()``...).
 
         ``timeout`` (seconds; else the connection's) may lower the mesh's ``query_timeout_seconds``, never
-        raise it."""
+        raise it. Parameters: ``?`` or ``$1`` with a sequence, ``:name``, ``$name`` or ``%(name)s`` with a dict
+        (``federation.parameters.bind``)."""
         self._check()
+        query, params = bind(query, params)
         return self.platform.query(query, self.principal, params, timeout=self.timeout if timeout is None else timeout,
                                    purpose=self.purpose)
 
