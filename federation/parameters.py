@@ -43,13 +43,13 @@ def _adjacent(a: Token, b: Token) -> bool:
     return a.end + 1 == b.start
 
 
-def placeholders(sql: str) -> list[Placeholder]:
-    """The parameters of ``sql``, in order. A statement the tokenizer cannot read has none here: the
-    pipeline reports its syntax error."""
+def placeholders(sql: str) -> list[Placeholder] | None:
+    """The parameters of ``sql``, in order; None when the tokenizer cannot read it (an unterminated string):
+    the pipeline reports that syntax error."""
     try:
         tokens = Dialect.get_or_raise("duckdb").tokenize(sql)
     except TokenError:
-        return []
+        return None
     found: list[Placeholder] = []
     i = 0
     while i < len(tokens):
@@ -93,6 +93,8 @@ def bind(sql: str, params: Any) -> tuple[str, list | dict | None]:
         raise ProgrammingError(f"parameters are a sequence (for ?) or a dict (for :name), not a "
                                f"{type(params).__name__}")
     found = placeholders(sql)
+    if found is None:
+        return sql, params  # unreadable: the pipeline's syntax error says where
     if not found:
         if params:
             raise ProgrammingError(f"the query has no parameter placeholder but {len(params)} value(s) were given")

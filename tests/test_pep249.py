@@ -142,6 +142,16 @@ def test_parameter_mismatch_is_a_clear_programming_error(conn, sql, params, mess
     assert message in str(e.value)
 
 
+def test_a_bound_value_is_data_not_sql(conn):
+    assert rows(conn, "select count(*) from crm.customers where region = :r", {"r": "EU' or 1=1 --"}) == [(0,)]
+    assert rows(conn, "select :r as r", {"r": ":s %(t)s $1 ?"}) == [(":s %(t)s $1 ?",)]
+
+
+def test_unreadable_statement_is_the_pipelines_syntax_error(conn):
+    with pytest.raises(errors.SyntaxError):
+        rows(conn, "select 'unterminated from crm.customers where id = :id", {"id": 1})
+
+
 def test_connection_still_serves_after_a_mismatch(conn):
     with pytest.raises(federation.ProgrammingError):
         rows(conn, "select :a", {})
