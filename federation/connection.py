@@ -14,8 +14,6 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from . import errors
-from .dbtypes import (BINARY, DATETIME, NUMBER, ROWID, STRING, Binary, Date, DateFromTicks, Time,  # noqa: F401
-                      TimeFromTicks, Timestamp, TimestampFromTicks)
 from .parameters import bind
 from .platform import Platform
 from .result import Result

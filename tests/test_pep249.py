@@ -7,10 +7,10 @@ import datetime
 import time
 
 import pytest
+from meshkit import shop_mesh
 
 import federation
 from federation import errors
-from meshkit import shop_mesh
 
 
 @pytest.fixture(scope="module")
