@@ -267,3 +267,37 @@ def test_help_documents_exit_codes():
     out = subprocess.run([QUANTA, "diff", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "Exit status" in out and "0  the declared versions" in out and "1  a breaking change" in out
     assert "2  bad input" in out
+
+
+def test_products_status_and_port_contract(tmp_path):
+    new = load(KPIS)
+    new["status"] = "retired"
+    new["outputPorts"][0]["contractId"] = "urn:greatparts:contract:sales_analytics:other"
+    got = {c["kind"]: c for c in diff_files(KPIS, write(tmp_path, "p.yaml", new))["changes"]}
+    assert got["port_contract_changed"]["breaking"] and got["port_contract_changed"]["bump"] == "major"
+    assert got["status_changed"]["breaking"] and "active to retired" in got["status_changed"]["message"]
+
+
+def test_publish_refuses_a_weakened_sla_without_a_major_version(tmp_path):
+    """publish runs the same comparison (schema and SLAs of the dataset's contract snapshot)."""
+    from onboardkit import items, lab_mesh
+
+    from federation.onboarding import onboard
+    from federation.onboarding.pipeline import OnboardingRejected
+    from federation.platform import Platform
+
+    root = lab_mesh(tmp_path / "lab")
+    p = Platform(root)
+    onboard(p, "lab.items", items(5), p.principal("dev"))
+    path = root / "contracts" / "lab.odcs.yaml"
+    data = yaml.safe_load(path.read_text())
+    next(s for s in data["slaProperties"] if s["property"] == "frequency")["value"] = 7  # daily -> weekly
+    data["version"] = "1.1.0"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = Platform(root)
+    with pytest.raises(OnboardingRejected, match=r"SLA frequency changed from 1 d to 7 d"):
+        onboard(p, "lab.items", items(5), p.principal("dev"))
+    data["version"] = "2.0.0"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = Platform(root)
+    assert onboard(p, "lab.items", items(5), p.principal("dev")).status == "published"
