@@ -16,7 +16,20 @@ Errors are one clear message on stderr and a non-zero exit status, never a trace
 
 from __future__ import annotations
 
-from . import access, contracts, demo, describe, lineage, publish, quality, query, serve, tokens, validate  # noqa: F401
+from . import (  # noqa: F401
+    access,
+    contract_tools,
+    contracts,
+    demo,
+    describe,
+    lineage,
+    publish,
+    quality,
+    query,
+    serve,
+    tokens,
+    validate,
+)
 from .common import format_table, friendly, main, mesh_option, user_option  # noqa: F401
 from .query import write_rows  # noqa: F401
 

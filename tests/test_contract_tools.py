@@ -1,0 +1,193 @@
+"""quanta contract init | export | lint: a contract from real data files, exports that other tools read,
+best-practice gaps; bad input gets one clear line naming the file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import duckdb
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+from meshkit import OPEN_GOVERNANCE, mesh_yaml, product, sql_to_file, write_yaml
+
+import federation
+from federation.catalog.contract_export import export_dbt, export_jsonschema, export_sql
+from federation.catalog.contract_lint import lint_contract, read_contract
+from federation.catalog.contract_tools import init_contract
+from federation.catalog.loader import _validator, load_mesh
+from federation.cli import main
+
+PEOPLE = ("select i as person_id, 'Given' || i as first_name, 'someone' || i || '@example.org' as contact, "
+          "'+32 470 ' || lpad((i % 97)::varchar, 2, '0') || ' 12 34' as mob, "
+          "'10.1.' || (i % 200) || '.' || (i % 250) as origin, "
+          "['gold', 'silver', 'bronze'][i % 3 + 1] as tier, "
+          "case when i % 4 = 0 then null else (i * 1.25)::decimal(10,2) end as spend, "
+          "timestamp '2026-01-01 00:00:00' + to_minutes(i) as updated_at "
+          "from range(1, 501) t(i)")
+SECRET_VALUES = ("Given1", "someone1@example.org", "+32 470 01 12 34", "10.1.1.1", "Given17")
+
+
+@pytest.fixture()
+def people(tmp_path):
+    return sql_to_file(tmp_path / "mesh" / "data" / "people.parquet", PEOPLE)
+
+
+def _props(doc):
+    return {p["name"]: p for p in doc["schema"][0]["properties"]}
+
+
+def test_init_profiles_types_keys_enums_and_personal_columns(people):
+    doc = init_contract(str(people))
+    assert list(_validator("odcs").iter_errors(doc)) == []
+    props = _props(doc)
+    assert props["person_id"]["logicalType"] == "integer" and props["person_id"]["primaryKey"] is True
+    assert props["person_id"]["required"] and props["person_id"]["unique"]
+    assert props["spend"]["logicalType"] == "number" and "required" not in props["spend"]
+    assert props["updated_at"]["logicalType"] == "timestamp"
+    # personal by name (first_name) and by values (contact: e-mails, mob: phones, origin: IPs)
+    for name in ("first_name", "contact", "mob", "origin"):
+        assert props[name]["classification"] == "pii", name
+        sugg = props[name]["customProperties"][0]["value"]
+        assert any(s.startswith("classification pii") for s in sugg), (name, sugg)
+    assert "looks like an e-mail" in " ".join(props["contact"]["customProperties"][0]["value"])
+    # the enum of a low-cardinality non-personal column, and only there
+    rule = props["tier"]["quality"][0]
+    assert rule["metric"] == "invalidValues" and rule["arguments"]["validValues"] == ["bronze", "gold", "silver"]
+    assert all("quality" not in props[n] for n in ("first_name", "contact", "mob", "origin"))
+    # every inferred fact is marked as a suggestion
+    assert "suggestions" == props["person_id"]["customProperties"][0]["property"]
+    # no data value of a personal column in the contract
+    text = yaml.safe_dump(doc)
+    for value in SECRET_VALUES:
+        assert value not in text
+
+
+def test_init_output_loads_and_queries_in_a_mesh(tmp_path, people):
+    root = tmp_path / "mesh"
+    mesh_yaml(root)
+    write_yaml(root / "governance.yaml", OPEN_GOVERNANCE)
+    out = root / "contracts" / "people.odcs.yaml"
+    out.parent.mkdir(parents=True)
+    result = CliRunner().invoke(main, ["contract", "init", str(people), "--dataset", "people", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = yaml.safe_load(out.read_text())
+    write_yaml(root / "products" / "crm.odps.yaml", product("crm", domain="crm", outputs=[doc["id"]]))
+    mesh = load_mesh(root)
+    assert [p for p in mesh.problems if p.severity == "error"] == []
+    assert "crm" in mesh.quanta
+    con = federation.connect(str(root), user="ana")
+    cur = con.cursor()
+    cur.execute("select count(*), count(distinct tier) from crm.people")
+    assert cur.fetchone() == (500, 3)
+
+
+def test_init_from_csv_duckdb_and_sqlite_tables(tmp_path):
+    csv = sql_to_file(tmp_path / "t.csv", "select i as id, 'x' || (i % 2) as kind from range(10) t(i)", "csv")
+    assert _props(init_contract(str(csv)))["kind"]["quality"][0]["arguments"]["validValues"] == ["x0", "x1"]
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create table items as select i as item_id, 'e' || i || '@x.io' as email from range(20) t(i)")
+    con.close()
+    doc = init_contract(str(db), table="items")
+    assert doc["servers"][0]["type"] == "duckdb" and _props(doc)["email"]["classification"] == "pii"
+    assert list(_validator("odcs").iter_errors(doc)) == []
+    lite = tmp_path / "s.sqlite"
+    sc = sqlite3.connect(lite)
+    sc.execute("create table t (a integer not null, phone text)")
+    sc.executemany("insert into t values (?, ?)", [(i, f"+1 555 010 {i:04d}") for i in range(30)])
+    sc.commit()
+    sc.close()
+    doc = init_contract(str(lite), table="t")
+    assert _props(doc)["phone"]["classification"] == "pii" and _props(doc)["a"]["unique"] is True
+
+
+def test_exports_parse_and_the_ddl_runs(tmp_path, people):
+    doc = init_contract(str(people), dataset="people")
+    dbt = yaml.safe_load(export_dbt(doc))
+    cols = {c["name"]: c for c in dbt["sources"][0]["tables"][0]["columns"]}
+    assert cols["person_id"]["data_tests"] == ["not_null", "unique"]
+    assert {"accepted_values": {"values": ["bronze", "gold", "silver"]}} in cols["tier"]["data_tests"]
+    assert "data_tests" not in cols["spend"]
+    schema = json.loads(export_jsonschema(doc))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    v = jsonschema.Draft202012Validator(schema)
+    row = {"person_id": 1, "first_name": "a", "contact": "a@b.c", "mob": "1", "origin": "1.2.3.4", "tier": "gold",
+           "spend": None, "updated_at": "2026-01-01T00:00:00"}
+    assert v.is_valid(row)
+    assert not v.is_valid(dict(row, tier="platinum")) and not v.is_valid(dict(row, person_id=None))
+    ddl = export_sql(doc, "duckdb")
+    con = duckdb.connect()
+    con.execute(ddl)
+    con.execute(f"insert into people select * from read_parquet('{people}')")
+    assert con.execute("select count(*) from people").fetchone() == (500,)
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("insert into people (person_id, first_name, contact, mob, origin, tier, updated_at) "
+                    "values (9999, 'z', 'z', 'z', 'z', 'platinum', now())")
+    with pytest.raises(duckdb.ConstraintException):  # primary key
+        con.execute("insert into people (person_id, first_name, contact, mob, origin, tier, updated_at) "
+                    "values (1, 'zz', 'zz', 'zz', 'zz', 'gold', now())")
+    pg = export_sql(doc, "postgres")
+    assert 'CREATE TABLE "people"' in pg and "TEXT" in pg and 'PRIMARY KEY ("person_id")' in pg
+
+
+def test_lint_finds_planted_gaps_with_paths(tmp_path):
+    contract = {
+        "apiVersion": "v3.1.0", "kind": "DataContract", "id": "urn:x", "version": "1.0.0", "status": "active",
+        "description": {"purpose": "Orders of the shop."},
+        "team": {"name": "shop", "members": [{"username": "olivia", "role": "owner"}]},
+        "support": [{"channel": "#shop", "url": "https://chat.example/shop"}],
+        "schema": [{"name": "orders", "description": "One row per order.", "properties": [
+            {"name": "order_id", "logicalType": "integer", "primaryKey": True, "description": "Key."},
+            {"name": "customer_email", "logicalType": "string", "description": "Who ordered."},
+            {"name": "placed_on", "logicalType": "date", "description": "When."},
+            {"name": "note", "logicalType": "string"},
+        ]}],
+        "slaProperties": [{"property": "latency", "value": 1, "unit": "d"},
+                          {"property": "retention", "value": 1, "unit": "y", "element": "orders.note"},
+                          {"property": "frequency", "value": 1, "unit": "d", "element": "orders.placed_on"}],
+    }
+    path = write_yaml(tmp_path / "c.odcs.yaml", contract)
+    doc, positions = read_contract(path)
+    gaps = {g.path: g for g in lint_contract(doc, positions)}
+    assert set(gaps) == {"schema[0].properties[1]", "schema[0].properties[3].description", "slaProperties[0]",
+                         "slaProperties[1].element"}, gaps
+    assert "e-mail" in gaps["schema[0].properties[1]"].message
+    assert gaps["slaProperties[1].element"].line == path.read_text().splitlines().index(
+        "  element: orders.note") + 1
+    r = CliRunner().invoke(main, ["contract", "lint", str(path)])
+    assert r.exit_code == 1 and "slaProperties[0]" in r.output
+    # fixed: no gap, exit 0
+    contract["schema"][0]["properties"][1]["classification"] = "pii"
+    contract["schema"][0]["properties"][3]["description"] = "Free text."
+    contract["slaProperties"] = [contract["slaProperties"][2]]
+    write_yaml(path, contract)
+    r = CliRunner().invoke(main, ["contract", "lint", str(path)])
+    assert r.exit_code == 0, r.output
+    # an owner-less, description-less contract
+    del contract["team"], contract["description"]
+    write_yaml(path, contract)
+    r = CliRunner().invoke(main, ["contract", "lint", str(path)])
+    assert r.exit_code == 1 and "team" in r.output and "description" in r.output
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["contract", "init", "{d}/missing.parquet"], "missing.parquet: no such file"),
+    (["contract", "init", "{d}/bad.parquet"], "bad.parquet: cannot read it as parquet"),
+    (["contract", "init", "{d}/notes.txt"], "notes.txt: not a source"),
+    (["contract", "lint", "{d}/broken.yaml"], "broken.yaml:2: invalid YAML"),
+    (["contract", "lint", "{d}/product.yaml"], "product.yaml: not an ODCS data contract"),
+    (["contract", "export", "{d}/missing.yaml", "--format", "dbt"], "missing.yaml"),
+    (["contract", "export", "{d}/broken.yaml", "--format", "sql"], "broken.yaml:2: invalid YAML"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, expected):
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "broken.yaml").write_text("kind: DataContract\n  schema: [\n")
+    write_yaml(tmp_path / "product.yaml", product("p"))
+    r = CliRunner().invoke(main, [a.replace("{d}", str(tmp_path)) for a in args])
+    assert r.exit_code != 0
+    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    assert expected in r.output, r.output
