@@ -188,6 +188,32 @@ def test_bad_input_is_one_clear_line(tmp_path, args, expected):
     (tmp_path / "broken.yaml").write_text("kind: DataContract\n  schema: [\n")
     write_yaml(tmp_path / "product.yaml", product("p"))
     r = CliRunner().invoke(main, [a.replace("{d}", str(tmp_path)) for a in args])
-    assert r.exit_code != 0
-    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    assert r.exit_code != 0 and isinstance(r.exception, SystemExit)  # an exit status, not an exception
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
     assert expected in r.output, r.output
+
+
+def test_init_from_a_postgresql_table_writes_no_credentials():
+    from pgserver import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.sql("CREATE SCHEMA crm",
+                   "CREATE TABLE crm.accounts (account_id bigint primary key, contact_email text, "
+                   "segment text not null, credit numeric(12,2))",
+                   "INSERT INTO crm.accounts SELECT i, 'buyer' || i || '@corp.example', "
+                   "CASE i % 2 WHEN 0 THEN 'smb' ELSE 'enterprise' END, i * 10 FROM generate_series(1, 300) i")
+        url = f"postgresql://postgres:postgres-admin@{server.host}:{server.port}/postgres"
+        doc = init_contract(url, table="crm.accounts")
+        assert list(_validator("odcs").iter_errors(doc)) == []
+        props = _props(doc)
+        assert props["account_id"]["primaryKey"] and props["credit"]["physicalType"] == "decimal(12,2)"
+        assert props["contact_email"]["classification"] == "pii"
+        assert props["segment"]["quality"][0]["arguments"]["validValues"] == ["enterprise", "smb"]
+        assert doc["servers"][0] == {"server": "postgres", "type": "postgres", "host": server.host,
+                                     "port": server.port, "database": "postgres", "schema": "crm"}
+        assert "postgres-admin" not in yaml.safe_dump(doc) and "buyer1@" not in yaml.safe_dump(doc)
+        r = CliRunner().invoke(main, ["contract", "init", url, "--table", "crm.nope"])
+        assert r.exit_code == 1 and "crm.nope" in r.output and "postgres-admin" not in r.output, r.output
+    finally:
+        server.stop()

@@ -111,14 +111,21 @@ def _open_source(source: str, table: str | None):
     con = scratch()
     if source.startswith(("postgresql://", "postgres://")):
         if not table:
-            raise errors.Error(f"{source.split('@')[-1]}: a PostgreSQL source needs --table (schema.table)")
-        _load_extension(con, "postgres_scanner")
-        schema, _, name = table.rpartition(".")
-        con.execute(f"ATTACH {_lit(source)} AS pg (TYPE postgres, READ_ONLY)")
-        con.execute(f"CREATE VIEW src AS SELECT * FROM pg.{_quote(schema or 'public')}.{_quote(name)}")
+            raise errors.Error("a PostgreSQL source needs --table ([schema.]table)")
         from urllib.parse import urlsplit
 
-        u = urlsplit(source)  # host, port and database only: credentials never go in a contract
+        u = urlsplit(source)  # host, port and database only: credentials never go in a contract nor a message
+        where = f"postgresql://{u.hostname or 'localhost'}:{u.port or 5432}{u.path}"
+        _load_extension(con, "postgres_scanner")
+        schema, _, name = table.rpartition(".")
+        try:
+            con.execute(f"ATTACH {_lit(source)} AS pg (TYPE postgres, READ_ONLY)")
+            con.execute(f"CREATE VIEW src AS SELECT * FROM pg.{_quote(schema or 'public')}.{_quote(name)}")
+        except duckdb.Error as e:
+            message = str(e).splitlines()[0]
+            if u.password:
+                message = message.replace(u.password, "***")
+            raise errors.Error(f"{where}: cannot read table {table!r}: {message}") from None
         server = {"server": "postgres", "type": "postgres", "host": u.hostname or "localhost",
                   "port": u.port or 5432, "database": u.path.lstrip("/") or "postgres",
                   "schema": schema or "public"}
