@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from federation.onboarding.evolution import DiffInputError, declared_bump, diff, diff_files
+from federation.onboarding.evolution import (
+    DiffInputError,
+    declared_bump,
+    diff,
+    diff_files,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "catalogs" / "greatparts"
@@ -26,7 +31,7 @@ QUANTA = shutil.which("quanta") or str(Path(sys.executable).parent / "quanta")
 def quanta_diff(*args, check=None):
     env = dict(os.environ)
     env.pop("QUANTA_MESH", None)
-    p = subprocess.run([QUANTA, "diff", *map(str, args)], capture_output=True, text=True, env=env, timeout=120)
+    p = subprocess.run([QUANTA, "diff", *map(str, args)], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert "Traceback" not in p.stderr + p.stdout, p.stderr
     if check is not None:
         assert p.returncode == check, (p.returncode, p.stdout, p.stderr)
@@ -264,7 +269,7 @@ def test_cli_different_kinds_and_missing_file_exit_2(tmp_path):
 
 
 def test_help_documents_exit_codes():
-    out = subprocess.run([QUANTA, "diff", "--help"], capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run([QUANTA, "diff", "--help"], capture_output=True, text=True, timeout=60, check=False).stdout
     assert "Exit status" in out and "0  the declared versions" in out and "1  a breaking change" in out
     assert "2  bad input" in out
 
