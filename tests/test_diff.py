@@ -178,6 +178,7 @@ def test_declared_bump():
     assert declared_bump("1.2.0", "1.2.0") == "none"
     assert declared_bump("2.0.0", "1.9.0") == "downgrade"
     assert declared_bump(None, "1.0.0") == "unknown"
+    assert declared_bump("1.0.0", "v2.0.0-rc.1") == "major" and declared_bump("1.0.0", "next") == "unknown"
 
 
 def test_cli_breaking_without_major_exits_1_and_json_shape(tmp_path):
@@ -306,3 +307,21 @@ def test_publish_refuses_a_weakened_sla_without_a_major_version(tmp_path):
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     p = Platform(root)
     assert onboard(p, "lab.items", items(5), p.principal("dev")).status == "published"
+
+
+def test_malformed_sections_are_compared_not_crashed_on(tmp_path):
+    """A document of the right kind with odd values (a list for a type, a number for rules, a mapping for
+    the servers) is compared as written: no traceback, a classified change."""
+    new = load(SALES)
+    prop(new, "orders", "order_id")["physicalType"] = ["bigint"]
+    prop(new, "orders", "region")["quality"] = 3
+    new["servers"] = {"orders-lake": "elsewhere"}
+    new["slaProperties"][0] = {"property": ["latency"], "value": {"a": 1}}
+    new["version"] = "next"  # not a semantic version
+    new["domain"] = "2026-12-03"  # YAML may read it as a date
+    path = tmp_path / "odd.yaml"
+    path.write_text(yaml.safe_dump(new, sort_keys=False).replace("'2026-12-03'", "2026-12-03"))
+    j = json.loads(quanta_diff(SALES, path, "--json", check=1).stdout)
+    kinds_ = {c["kind"] for c in j["changes"]}
+    assert {"type_narrowed", "enum_removed", "server_removed"} <= kinds_
+    assert j["declared_bump"] == "unknown" and not j["version_ok"]

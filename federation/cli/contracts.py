@@ -64,7 +64,7 @@ def diff(old, new, as_json):
         fail(str(e), 2)
         return
     if as_json:
-        click.echo(json.dumps(out, indent=1))
+        click.echo(json.dumps(out, indent=1, default=str))
     else:
         for c in out["changes"]:
             label = "BREAKING" if c["breaking"] else "ok      "

@@ -67,8 +67,27 @@ class Change:
                 "review": self.review, "message": self.message}
 
 
+def _list(v) -> list:
+    return v if isinstance(v, list) else []
+
+
+def _dict(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _named(items, key: str = "name") -> dict:
+    """The mappings of a list keyed by ``key`` (as text), skipping anything else."""
+    return {str(i.get(key)): i for i in _list(items) if isinstance(i, dict) and i.get(key) is not None}
+
+
 def _type(prop: dict) -> str:
-    t, _ = ctypes.declared_type(prop.get("logicalType"), prop.get("physicalType"), prop.get("items"))
+    lt, pt = prop.get("logicalType"), prop.get("physicalType")
+    if not isinstance(lt, (str, type(None))) or not isinstance(pt, (str, type(None))):
+        return f"{lt}/{pt}"
+    try:
+        t, _ = ctypes.declared_type(lt, pt, _dict(prop.get("items")) or None)
+    except Exception:  # an unknown or malformed type: compared as written
+        return f"{lt}/{pt}".upper()
     t = str(t).upper().replace(" ", "")
     return SYNONYMS.get(t, t)
 
@@ -102,12 +121,12 @@ def widens(old: str, new: str) -> bool:
 
 def _enum(prop: dict) -> set | None:
     values = None
-    for rule in prop.get("quality") or []:
+    for rule in _list(prop.get("quality")):
         if isinstance(rule, dict) and rule.get("metric") == "invalidValues":
-            vv = (rule.get("arguments") or {}).get("validValues") or rule.get("validValues")
+            vv = _dict(rule.get("arguments")).get("validValues") or rule.get("validValues")
             if isinstance(vv, list):
                 values = set(map(str, vv)) if values is None else values & set(map(str, vv))
-    opts = (prop.get("logicalTypeOptions") or {}).get("enum")
+    opts = _dict(prop.get("logicalTypeOptions")).get("enum")
     if isinstance(prop.get("enum"), list):  # ODCS 3.2: [{value: ...}] (or plain values)
         opts = [e.get("value") if isinstance(e, dict) else e for e in prop["enum"]]
     if isinstance(opts, list):
@@ -123,7 +142,7 @@ def _major(version) -> int | None:
 
 
 def _semver(version) -> tuple[int, int, int] | None:
-    m = re.match(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(version or ""))
+    m = re.fullmatch(r"\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+][0-9A-Za-z.+-]*)?\s*", str(version or ""))
     return (int(m[1]), int(m[2] or 0), int(m[3] or 0)) if m else None
 
 
@@ -141,7 +160,7 @@ def declared_bump(old_version, new_version) -> str:
 
 
 def _by(items, key: str) -> dict:
-    return {str(i.get(key)): i for i in items or [] if isinstance(i, dict) and i.get(key) is not None}
+    return _named(items, key)
 
 
 def _text(v) -> str:
@@ -151,10 +170,10 @@ def _text(v) -> str:
 def _quality(rules, where: str) -> dict:
     """Quality rules keyed by their name, else their metric/rule and the column they name."""
     out = {}
-    for i, r in enumerate(rules or []):
+    for i, r in enumerate(_list(rules)):
         if not isinstance(r, dict):
             continue
-        key = r.get("name") or r.get("id") or ":".join(str(r.get(k)) for k in ("metric", "rule", "type", "column")
+        key = str(r.get("name") or r.get("id") or "") or ":".join(str(r.get(k)) for k in ("metric", "rule", "type", "column")
                                                        if r.get(k) is not None) or f"#{i}"
         while key in out:
             key += "'"
@@ -267,7 +286,7 @@ def _diff_sla(old, new, out: list) -> None:
 
 def _by_sla(entries) -> dict:
     out = {}
-    for e in entries or []:
+    for e in _list(entries):
         if isinstance(e, dict) and e.get("property"):
             out[_sla_key(e)] = e
     return out
@@ -331,8 +350,7 @@ def _diff_roles(old, new, out: list) -> None:
 def diff(old: dict, new: dict) -> list[Change]:
     """Every change between two ODCS contracts (or contract snapshots with a subset of the sections)."""
     out: list[Change] = []
-    olds = {o.get("name"): o for o in old.get("schema") or [] if isinstance(o, dict)}
-    news = {o.get("name"): o for o in new.get("schema") or [] if isinstance(o, dict)}
+    olds, news = _named(old.get("schema")), _named(new.get("schema"))
     for name in sorted(olds.keys() - news.keys(), key=str):
         out.append(Change(f"schema.{name}", "dataset_removed", True, f"dataset {name} was removed"))
     for name in sorted(news.keys() - olds.keys(), key=str):
@@ -344,8 +362,7 @@ def diff(old: dict, new: dict) -> list[Change]:
         if o.get("description") != n.get("description"):
             out.append(Change(f"schema.{name}", "description_changed", False, f"description of {name} changed",
                               bump="patch"))
-        op = {p.get("name"): p for p in o.get("properties") or [] if isinstance(p, dict)}
-        np_ = {p.get("name"): p for p in n.get("properties") or [] if isinstance(p, dict)}
+        op, np_ = _named(o.get("properties")), _named(n.get("properties"))
         removed, added = op.keys() - np_.keys(), np_.keys() - op.keys()
         renamed = {}
         for r in removed:  # same physical column under a new name
@@ -408,8 +425,8 @@ def _diff_column(name: str, c: str, po: dict, pn: dict, out: list) -> None:
     if bool(po.get("deprecated")) != bool(pn.get("deprecated")):
         out.append(Change(path, "deprecated_changed", False, f"{label} is {'now' if pn.get('deprecated') else 'no longer'}"
                           " deprecated", bump="minor"))
-    qa = [r for r in po.get("quality") or [] if not (isinstance(r, dict) and r.get("metric") == "invalidValues")]
-    qb = [r for r in pn.get("quality") or [] if not (isinstance(r, dict) and r.get("metric") == "invalidValues")]
+    qa = [r for r in _list(po.get("quality")) if not (isinstance(r, dict) and r.get("metric") == "invalidValues")]
+    qb = [r for r in _list(pn.get("quality")) if not (isinstance(r, dict) and r.get("metric") == "invalidValues")]
     _diff_quality(qa, qb, path, label, out)
     if po.get("description") != pn.get("description"):
         out.append(Change(path, "description_changed", False, f"description of {label} changed", bump="patch"))
