@@ -217,3 +217,28 @@ def test_init_from_a_postgresql_table_writes_no_credentials():
         assert r.exit_code == 1 and "crm.nope" in r.output and "postgres-admin" not in r.output, r.output
     finally:
         server.stop()
+
+
+def test_init_finds_a_two_column_key_and_reads_json(tmp_path):
+    lines = sql_to_file(tmp_path / "lines.json", "select o as order_id, l as line_no, 'p' || (o * l % 7) as part "
+                        "from range(1, 41) a(o), range(1, 4) b(l)", "json")
+    props = _props(init_contract(str(lines)))
+    assert (props["order_id"]["primaryKey"], props["order_id"]["primaryKeyPosition"]) == (True, 1)
+    assert (props["line_no"]["primaryKey"], props["line_no"]["primaryKeyPosition"]) == (True, 2)
+    assert "primaryKey" not in props["part"]
+    assert "together are unique" in props["line_no"]["customProperties"][0]["value"][-1]
+
+
+def test_dbt_models_and_json_schema_options():
+    doc = {"apiVersion": "v3.1.0", "kind": "DataContract", "id": "urn:c", "version": "2.0.0", "status": "active",
+           "schema": [{"name": "codes", "properties": [
+               {"name": "code", "logicalType": "string", "required": True,
+                "logicalTypeOptions": {"pattern": "^[A-Z]{3}$", "maxLength": 3}},
+               {"name": "rank", "logicalType": "integer", "logicalTypeOptions": {"minimum": 1}}]}]}
+    models = yaml.safe_load(export_dbt(doc, kind="models"))["models"]
+    assert models[0]["name"] == "codes" and models[0]["config"]["contract"] == {"enforced": True}
+    assert models[0]["columns"][0]["constraints"] == [{"type": "not_null"}]
+    v = jsonschema.Draft202012Validator(json.loads(export_jsonschema(doc)))
+    assert v.is_valid({"code": "EUR", "rank": 2}) and v.is_valid({"code": "EUR", "rank": None})
+    assert not v.is_valid({"code": "eur"}) and not v.is_valid({"code": "EUR", "rank": 0})
+    assert not v.is_valid({"rank": 1})

@@ -15,6 +15,8 @@ from . import types as ctypes
 
 _JSON_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
                "object": "object", "array": "array"}
+_JSON_OPTIONS = {"pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                 "multipleOf", "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties"}
 _JSON_FORMATS = {"date": "date", "timestamp": "date-time", "time": "time"}
 
 
@@ -48,9 +50,9 @@ def valid_values(prop: dict) -> list | None:
     return None
 
 
-def export_dbt(doc: dict, only: str | None = None) -> str:
-    """dbt ``sources`` YAML (version 2): one source per contract, a table per dataset, tests from required,
-    unique and validValues."""
+def export_dbt(doc: dict, only: str | None = None, kind: str = "sources") -> str:
+    """dbt YAML (version 2) with tests from required, unique and validValues: ``sources`` (one source per
+    contract, a table per dataset) or ``models`` (a model per dataset, with its contract enforced)."""
     import yaml
 
     tables = []
@@ -79,6 +81,13 @@ def export_dbt(doc: dict, only: str | None = None) -> str:
             table["description"] = _text(obj.get("description"))
         table["columns"] = cols
         tables.append(table)
+    if kind == "models":
+        for t in tables:
+            t["config"] = {"contract": {"enforced": True}, "meta": {"contract_id": doc.get("id"),
+                                                                    "contract_version": doc.get("version")}}
+            t["columns"] = [dict(c, constraints=[{"type": "not_null"}]) if "not_null" in c.get("data_tests", ())
+                            else c for c in t["columns"]]
+        return yaml.safe_dump({"version": 2, "models": tables}, sort_keys=False, allow_unicode=True)
     source: dict[str, Any] = {"name": str(doc.get("name") or doc.get("id") or "contract").replace(":", "_")}
     if _text(doc.get("description")):
         source["description"] = _text(doc.get("description"))
@@ -151,6 +160,9 @@ def _json_property(p: dict) -> dict:
             schema["items"] = _json_property(p["items"])
         if logical == "object" and p.get("properties"):
             schema.update(_json_object(p))
+    options = p.get("logicalTypeOptions")
+    if isinstance(options, dict):  # ODCS names these as JSON Schema does
+        schema.update({k: v for k, v in options.items() if k in _JSON_OPTIONS})
     if not (p.get("required") or p.get("primaryKey")):
         schema["type"] = [schema["type"], "null"]
     if _text(p.get("description")):

@@ -234,6 +234,8 @@ def init_contract(source: str, table: str | None = None, dataset: str | None = N
         for c in cols:
             props.append(_property(con, c, total, pk_done))
             pk_done = pk_done or props[-1].get("primaryKey", False)
+        if not pk_done:
+            _composite_key(con, cols, props, total, progress)
     finally:
         con.close()
     return {
@@ -258,6 +260,41 @@ def init_contract(source: str, table: str | None = None, dataset: str | None = N
                                                   "are suggestions from the data: see each property's suggestions"},
         ],
     }
+
+
+_KEY_LIKE = re.compile(r"(^id$|_?id$|key$|_?(no|num|number|code|line|seq)$)", re.IGNORECASE)
+
+
+def _composite_key(con, cols: list[dict], props: list[dict], total: int, progress) -> None:
+    """A two-column primary-key candidate (order_id + line_no) when no single column is one: required,
+    key-like columns (by name) whose pairs are all distinct."""
+    if total < 2:
+        return
+    keys = [i for i, c in enumerate(cols) if c["non_null"] == total and _comparable(c["type"])
+            and logical_type(c["type"]) in ("integer", "string") and _KEY_LIKE.search(c["name"])][:6]
+    pairs = [(a, b) for n, a in enumerate(keys) for b in keys[n + 1:]]
+    if not pairs:
+        return
+
+    def row(a, b):
+        return f"row({_quote(cols[a]['name'])}, {_quote(cols[b]['name'])})"
+
+    approx = _run(con, "SELECT " + ", ".join(f"approx_count_distinct({row(a, b)})" for a, b in pairs)
+                  + " FROM src", progress, "looking for a two-column key")[0]
+    for (a, b), n in sorted(zip(pairs, approx), key=lambda x: -x[1]):
+        if n < 0.9 * total:
+            break
+        exact = _run(con, f"SELECT count(DISTINCT {row(a, b)}) FROM src", progress, "checking a two-column key")
+        if exact[0][0] == total:
+            for pos, i in enumerate((a, b), 1):
+                props[i]["primaryKey"] = True
+                props[i]["primaryKeyPosition"] = pos
+                note = (f"primaryKey (position {pos}): {cols[a]['name']} and {cols[b]['name']} together are "
+                        "unique and required in the data")
+                custom = props[i].setdefault("customProperties", [{"property": "suggestions", "value": []}])
+                custom[0]["value"].append(note)
+                props[i]["customProperties"] = props[i].pop("customProperties")  # last, as elsewhere
+            return
 
 
 def _property(con, c: dict, total: int, pk_done: bool) -> dict:

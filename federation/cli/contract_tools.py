@@ -55,10 +55,12 @@ def contract_init(source, table, dataset, output, force):
 @click.option("--format", "fmt", type=click.Choice(["dbt", "sql", "jsonschema"]), required=True)
 @click.option("--dialect", type=click.Choice(["duckdb", "postgres"]), default="duckdb", show_default=True,
               help="The SQL dialect of --format sql.")
+@click.option("--dbt", "dbt_kind", type=click.Choice(["sources", "models"]), default="sources", show_default=True,
+              help="What --format dbt describes: the contract's data as dbt sources, or dbt models (contract enforced).")
 @click.option("--dataset", default=None, help="Only this dataset of the contract.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
 @friendly
-def contract_export(contract_file, fmt, dialect, dataset, output):
+def contract_export(contract_file, fmt, dialect, dbt_kind, dataset, output):
     """Export CONTRACT as dbt sources YAML with tests (not_null, unique, accepted_values), SQL DDL
     (DuckDB or PostgreSQL) or a JSON Schema of a row."""
     from ..catalog import contract_export as ex
@@ -67,7 +69,7 @@ def contract_export(contract_file, fmt, dialect, dataset, output):
     doc, _ = read_contract(contract_file)
     try:
         if fmt == "dbt":
-            text = ex.export_dbt(doc, dataset)
+            text = ex.export_dbt(doc, dataset, dbt_kind)
         elif fmt == "sql":
             text = ex.export_sql(doc, dialect, dataset)
         else:
