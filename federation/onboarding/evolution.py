@@ -86,7 +86,7 @@ def _type(prop: dict) -> str:
         return f"{lt}/{pt}"
     try:
         t, _ = ctypes.declared_type(lt, pt, _dict(prop.get("items")) or None)
-    except Exception:  # an unknown or malformed type: compared as written
+    except (TypeError, ValueError, AttributeError, KeyError):  # a malformed type: compared as written
         return f"{lt}/{pt}".upper()
     t = str(t).upper().replace(" ", "")
     return SYNONYMS.get(t, t)
@@ -97,7 +97,7 @@ def widens(old: str, new: str) -> bool:
     if old == new:
         return True
     if new in ("VARCHAR", "TEXT", "STRING"):
-        return old.startswith("VARCHAR") or old in INT_RANK or old.startswith("DECIMAL") or old in (
+        return old.startswith(("VARCHAR", "DECIMAL")) or old in INT_RANK or old in (
             "DOUBLE", "FLOAT", "DATE", "TIMESTAMP", "BOOLEAN")
     vo, vn = re.match(r"VARCHAR\((\d+)\)", old), re.match(r"VARCHAR\((\d+)\)", new)
     if vo and vn:
@@ -114,9 +114,7 @@ def widens(old: str, new: str) -> bool:
         return int(dn[1]) - int(dn[2]) >= digits
     if old == "FLOAT" and new == "DOUBLE":
         return True
-    if old == "DATE" and new.startswith("TIMESTAMP"):
-        return True
-    return False
+    return old == "DATE" and new.startswith("TIMESTAMP")
 
 
 def _enum(prop: dict) -> set | None:
