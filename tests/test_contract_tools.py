@@ -16,7 +16,11 @@ from meshkit import OPEN_GOVERNANCE, mesh_yaml, product, sql_to_file, write_yaml
 import federation
 from federation.catalog.contract_export import export_dbt, export_jsonschema, export_sql
 from federation.catalog.contract_lint import lint_contract, read_contract
-from federation.catalog.contract_tools import init_contract
+from federation.catalog.contract_tools import (
+    init_contract,
+    personal_by_name,
+    personal_by_values,
+)
 from federation.catalog.loader import _validator, load_mesh
 from federation.cli import main
 
@@ -242,3 +246,28 @@ def test_dbt_models_and_json_schema_options():
     assert v.is_valid({"code": "EUR", "rank": 2}) and v.is_valid({"code": "EUR", "rank": None})
     assert not v.is_valid({"code": "eur"}) and not v.is_valid({"code": "EUR", "rank": 0})
     assert not v.is_valid({"rank": 1})
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["someone@example.org", "x.y@corp.example", "q@w.io"], "an e-mail address"),
+    (["+32 470 12 34 56", "(555) 010-1234", "0470/12.34.56"], "a phone number"),
+    (["10.0.0.1", "192.168.1.20", "fe80::1"], "an IP address"),
+    (["12 Main Street", "4 rue de la Paix, Paris", "Via Roma 12", "221B Baker St", "Kerkstraat 12"],
+     "a postal address"),
+    (["2024-01-01", "2024-02-03", "2025-12-31"], None),  # dates are not phones
+    (["12:30", "13:45:00", "09:00:01"], None),             # times are not IPv6 addresses
+    (["12.5", "-3", "100"], None),
+    (["gold", "silver", "bronze"], None),
+])
+def test_personal_values(values, expected):
+    assert personal_by_values(values) == expected
+
+
+def test_personal_names():
+    assert personal_by_name("customer_email") == "an e-mail address"
+    assert personal_by_name("last_name") == "a person's name"
+    assert personal_by_name("billing_address") == "an address"
+    assert personal_by_name("client_ip") == "an IP address"
+    assert personal_by_name("date_of_birth") == "an identity or account number"
+    for name in ("email_id", "product_name", "tier", "shipping_cost", "zip_count"):
+        assert personal_by_name(name) is None, name

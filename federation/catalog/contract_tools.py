@@ -39,11 +39,17 @@ PERSONAL_NAMES = [
     (re.compile(r"birth|(^|_)dob$|(^|_)ssn$|passport|national_id|tax_id|iban|credit_card|card_number"),
      "an identity or account number"),
 ]
+_STREET = (r"street|st|avenue|ave|road|rd|lane|ln|boulevard|blvd|drive|dr|way|place|pl|court|ct|square|sq"
+           r"|straat|strasse|straße|weg|laan|rue|via|calle|avenida|chemin")
 _VALUE_PATTERNS = [
     (re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"), "an e-mail address"),
-    (re.compile(r"^\+?[\d\s().-]{7,20}$"), "a phone number"),
-    (re.compile(r"^(\d{1,3}\.){3}\d{1,3}$|^[0-9A-Fa-f:]{2,39}:[0-9A-Fa-f]{1,4}$"), "an IP address"),
+    (re.compile(r"^\+?[\d\s()./-]{7,20}$"), "a phone number"),
+    (re.compile(r"^(\d{1,3}\.){3}\d{1,3}$|^(?=.*(::|(:.*){3}))([0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}$"),
+     "an IP address"),
+    (re.compile(rf"^(?=.*\d)(?=.*(\b({_STREET})\b|\w(straat|strasse|straße|weg|laan|gasse|vej|gatan)\b))"
+                rf"[\w .,'/-]{{6,120}}$", re.IGNORECASE), "a postal address"),
 ]
+_DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}$")
 
 _LOGICAL = [("DECIMAL", "number"), ("DOUBLE", "number"), ("FLOAT", "number"), ("REAL", "number"),
             ("HUGEINT", "integer"), ("INT", "integer"), ("BOOL", "boolean"), ("TIMESTAMP", "timestamp"),
@@ -66,8 +72,9 @@ def personal_by_values(values: list[str]) -> str | None:
         return None
     for pattern, what in _VALUE_PATTERNS:
         hits = sum(1 for v in values if pattern.match(v))
-        if what == "a phone number":  # digits alone are numbers, not phones
-            hits = sum(1 for v in values if pattern.match(v) and re.search(r"[\s+().-]", v))
+        if what == "a phone number":  # digits alone are numbers, and dates are dates, not phones
+            hits = sum(1 for v in values if pattern.match(v) and re.search(r"[\s+().-]", v)
+                       and sum(ch.isdigit() for ch in v) >= 8 and not _DATE_LIKE.match(v))
         if hits >= 0.8 * len(values):
             return what
     return None
