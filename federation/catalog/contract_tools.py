@@ -57,7 +57,7 @@ _LOGICAL = [("DECIMAL", "number"), ("DOUBLE", "number"), ("FLOAT", "number"), ("
 
 
 def personal_by_name(name: str) -> str | None:
-    n = name.lower()
+    n = re.sub(r"\W+", "_", name.strip().lower())
     if n.endswith(("_id", "_count")) or n == "id":
         return None
     for pattern, what in PERSONAL_NAMES:
