@@ -139,6 +139,7 @@ def test_schema_types_keys_enums_quality():
     new = load(SALES)
     prop(new, "orders", "order_id")["physicalType"] = "integer"  # narrowed
     prop(new, "orders", "order_id")["unique"] = False
+    prop(new, "orders", "order_id")["primaryKeyPosition"] = 2
     region = prop(new, "orders", "region")
     region["quality"][0]["arguments"]["validValues"] = ["EU", "US", "MX"]  # CA removed, MX added
     stores = next(d for d in new["schema"] if d["name"] == "stores")
@@ -148,6 +149,9 @@ def test_schema_types_keys_enums_quality():
     got = {(c.kind, c.path): c for c in diff(old, new)}
     assert got[("type_narrowed", "schema.orders.order_id")].breaking
     assert got[("key_changed", "schema.orders.order_id")].breaking
+    keys = [c.message for c in diff(old, new) if c.kind == "key_changed"]
+    assert sorted(keys) == ["primaryKeyPosition of orders.order_id changed from 1 to 2",
+                            "unique of orders.order_id changed from True to False"]
     assert got[("enum_values_removed", "schema.orders.region")].breaking
     assert not got[("enum_values_added", "schema.orders.region")].breaking
     assert got[("column_removed", "schema.stores.city")].breaking
@@ -278,10 +282,12 @@ def test_help_documents_exit_codes():
 def test_products_status_and_port_contract(tmp_path):
     new = load(KPIS)
     new["status"] = "retired"
+    new["id"] = "urn:greatparts:product:other"
     new["outputPorts"][0]["contractId"] = "urn:greatparts:contract:sales_analytics:other"
     got = {c["kind"]: c for c in diff_files(KPIS, write(tmp_path, "p.yaml", new))["changes"]}
     assert got["port_contract_changed"]["breaking"] and got["port_contract_changed"]["bump"] == "major"
     assert got["status_changed"]["breaking"] and "active to retired" in got["status_changed"]["message"]
+    assert got["id_changed"]["breaking"]
 
 
 def test_publish_refuses_a_weakened_sla_without_a_major_version(tmp_path):

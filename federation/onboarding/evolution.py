@@ -381,6 +381,7 @@ def diff(old: dict, new: dict) -> list[Change]:
                               f"column {name}.{a} was added{' (required)' if req else ''}"))
         for c in sorted(op.keys() & np_.keys(), key=str):
             _diff_column(name, c, op[c], np_[c], out)
+    _diff_id(old, new, out)
     if "slaProperties" in old or "slaProperties" in new:
         _diff_sla(old.get("slaProperties"), new.get("slaProperties"), out)
     if "status" in old or "status" in new:
@@ -403,6 +404,9 @@ def _diff_column(name: str, c: str, po: dict, pn: dict, out: list) -> None:
         out.append(Change(path, "required_added", True, f"{label} became required"))
     if po.get("required") and not pn.get("required"):
         out.append(Change(path, "required_removed", False, f"{label} is no longer required"))
+    if po.get("primaryKey") and pn.get("primaryKey") and po.get("primaryKeyPosition") != pn.get("primaryKeyPosition"):
+        out.append(Change(path, "key_changed", True, f"primaryKeyPosition of {label} changed from "
+                          f"{_text(po.get('primaryKeyPosition'))} to {_text(pn.get('primaryKeyPosition'))}"))
     for key in ("primaryKey", "unique"):
         if bool(po.get(key)) != bool(pn.get(key)):
             out.append(Change(path, "key_changed", True, f"{key} of {label} changed from "
@@ -458,8 +462,15 @@ def diff_products(old: dict, new: dict) -> list[Change]:
             if rest:
                 out.append(Change(f"{side}.{k}", "port_changed", False,
                                   f"{label} {k} changed ({', '.join(sorted(rest))})", bump="patch"))
+    _diff_id(old, new, out)
     _diff_status(old, new, out)
     return out
+
+
+def _diff_id(old: dict, new: dict, out: list) -> None:
+    if old.get("id") and new.get("id") and old.get("id") != new.get("id"):
+        out.append(Change("id", "id_changed", True, f"id changed from {old.get('id')} to {new.get('id')} (references "
+                          "to the old id break)"))
 
 
 def kind_of(doc, name: str) -> str:
