@@ -26,7 +26,8 @@ def contract_init(source, table, dataset, output, force):
     (with --table), or a postgresql:// URL (with --table; credentials from the URL or PG* variables, never
     written). Types come from the data; required, unique, primary key, enums and pii classifications are
     suggestions from a profile of the data, listed in each property's customProperties for review. No data
-    value is written except the enum values of low-cardinality columns that do not look personal."""
+    value is written except the enum values of low-cardinality columns that do not look personal. The
+    server's path is SOURCE as given: in a mesh, a relative path is read from the mesh's data folder."""
     import yaml
 
     from ..catalog.contract_tools import init_contract
