@@ -93,6 +93,22 @@ def test_same_query_two_users(ana, pia):
     assert {r[3] for r in masked} == {"US", "CA"}
 
 
+def test_names_qualified_by_the_mesh_as_catalog_are_governed_alike(platform, ana):
+    """BI tools write ``<catalog>.<schema>.<table>``; the catalog is the mesh (issue 16): the same dataset, the
+    same masks and filters; another catalog names nothing."""
+    mesh = platform.mesh.name
+    sql = "select id, full_name, email, region from crm.customers order by id"
+    plain = ana.sql(sql).fetchall()
+    assert len(plain) == 20 and all(r[1] == "****" for r in plain)
+    assert ana.sql(sql.replace("from crm.", f"from {mesh}.crm.")).fetchall() == plain
+    assert ana.sql(f'select {mesh}.crm.customers.email from "{mesh}".crm.customers order by id').fetchall() == \
+        [(r[2],) for r in plain]
+    with pytest.raises(errors.UnknownObject, match="the mesh is the only catalog"):
+        ana.sql("select * from elsewhere.crm.customers")
+    with pytest.raises(errors.UnknownObject):
+        ana.sql("select * from memory.crm.customers")  # DuckDB's own catalog is not a name of the mesh
+
+
 def test_result_carries_policies(ana, pia):
     r = ana.sql("select email, region from crm.customers")
     applied = {(p["policy"], p["column"]) for p in r.policies}

@@ -50,7 +50,7 @@ def test_meta_comment_does_not_skip_the_grant_check(platform, comment):
 @pytest.mark.parametrize("comment", META)
 def test_meta_comment_on_an_engine_relation_is_refused(platform, comment):
     for name in ("memory.crm.customers", "memory._quanta_system.query_log"):
-        with pytest.raises(errors.UnknownObject, match="without a catalog"):
+        with pytest.raises(errors.UnknownObject, match="the mesh is the only catalog"):
             run(platform, "ana", f"SELECT * FROM {name} {comment}")
 
 

@@ -143,7 +143,7 @@ REFUSED = [
     ("select 1; select 2", errors.StatementRefused, "one statement per query"),
     ("select 1; drop view shop.orders", errors.StatementRefused, "one statement per query"),
     ("summarize shop.orders", errors.StatementRefused, "is not"),
-    ("select * from memory.shop.orders", errors.UnknownObject, "without a catalog"),
+    ("select * from memory.shop.orders", errors.UnknownObject, "the mesh is the only catalog"),
     ("select * from _quanta_system.columns", errors.UnknownObject, "no quantum"),
     ("select * from main.orders", errors.UnknownObject, "no quantum"),
     ("select * from pg_catalog.pg_class", errors.UnknownObject, "no quantum"),

@@ -119,9 +119,33 @@ def _unqualify_columns(expression: exp.Expression) -> None:
             column.set("db", None)
 
 
+def _without_mesh_catalog(expression: exp.Expression, ctx: Context) -> None:
+    """``greatparts.sales.orders``: BI tools qualify names by the catalog (the database), which is the mesh;
+    its name (or an alias of the mesh setting ``pg_database_aliases``) is dropped, so the name resolves like
+    ``sales.orders``; any other catalog stays and is refused below. Columns qualified by the same catalog
+    (``greatparts.sales.orders.id``) lose it too when the query reads that table."""
+    mesh = ctx.namespace.mesh
+    names = {mesh.name.lower()} | {a.strip().lower() for a in str(mesh.settings.get("pg_database_aliases") or "")
+                                   .split(",") if a.strip()}
+
+    def ours(node: exp.Expression) -> bool:
+        catalog = node.args.get("catalog")
+        return isinstance(catalog, exp.Identifier) and catalog.name.lower() in names
+
+    stripped = set()
+    for table in expression.find_all(exp.Table):
+        if ours(table):
+            table.set("catalog", None)
+            stripped.add((table.text("db").lower(), table.name.lower()))
+    for column in expression.find_all(exp.Column):
+        if ours(column) and (column.text("db").lower(), column.table.lower()) in stripped:
+            column.set("catalog", None)
+
+
 def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
     ns = ctx.namespace
     _name_subquery_columns(expression, ctx)
+    _without_mesh_catalog(expression, ctx)
     _unqualify_columns(expression)
     for table, visible in tables_in_scope(expression):
         if ctx.mark_of(table) is not None:  # already resolved (inside an inlined derived dataset)
@@ -137,7 +161,8 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
             raise ctx.error(StatementRefused, f"{what} on a table is not supported in Quanta queries", table)
         if table.args.get("catalog"):
             raise ctx.error(UnknownObject, f"{table.sql(ctx.dialect)} does not exist: mesh datasets are named "
-                            "<quantum>.<dataset>, without a catalog", table)
+                            f"<quantum>.<dataset>, or {ns.mesh.name}.<quantum>.<dataset> (the mesh is the only "
+                            "catalog)", table)
         name = this.name
         schema = table.text("db")
         if not schema:
