@@ -271,3 +271,20 @@ def test_personal_names():
     assert personal_by_name("date_of_birth") == "an identity or account number"
     for name in ("email_id", "product_name", "tier", "shipping_cost", "zip_count"):
         assert personal_by_name(name) is None, name
+
+
+def test_lint_reports_schema_errors_and_init_suggestions(tmp_path, people):
+    out = tmp_path / "draft.odcs.yaml"
+    assert CliRunner().invoke(main, ["contract", "init", str(people), "-o", str(out)]).exit_code == 0
+    r = CliRunner().invoke(main, ["contract", "lint", str(out)])
+    assert r.exit_code == 1
+    assert "status is draft" in r.output and "suggestions not yet reviewed" in r.output
+    assert "review is needed" in r.output and "no team" in r.output
+    doc = yaml.safe_load(out.read_text())
+    doc["schema"][0]["properties"][0]["logicalType"] = "text"
+    write_yaml(out, doc)
+    gaps = lint_contract(*read_contract(out))
+    assert any(g.path == "schema[0].properties[0].logicalType" and "ODCS schema" in g.message for g in gaps)
+    # an existing output is kept unless --force
+    r = CliRunner().invoke(main, ["contract", "init", str(people), "-o", str(out)])
+    assert r.exit_code == 1 and "exists" in r.output
