@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from meshkit import OPEN_GOVERNANCE, mesh_yaml, product, sql_to_file, write_yaml
 
 import federation
-from federation.catalog.contract_export import export_dbt, export_jsonschema, export_sql
-from federation.catalog.contract_lint import lint_contract, read_contract
-from federation.catalog.contract_tools import (
+from federation.contracts.export import export_dbt, export_jsonschema, export_sql
+from federation.contracts.lint import lint_contract, read_contract
+from federation.contracts.infer import (
     init_contract,
     personal_by_name,
     personal_by_values,

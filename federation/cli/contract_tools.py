@@ -30,7 +30,7 @@ def contract_init(source, table, dataset, output, force):
     server's path is SOURCE as given: in a mesh, a relative path is read from the mesh's data folder."""
     import yaml
 
-    from ..catalog.contract_tools import init_contract
+    from ..contracts.infer import init_contract
     from ..progress import TerminalProgress
 
     if output and Path(output).exists() and not force:
@@ -64,8 +64,8 @@ def contract_init(source, table, dataset, output, force):
 def contract_export(contract_file, fmt, dialect, dbt_kind, dataset, output):
     """Export CONTRACT as dbt sources YAML with tests (not_null, unique, accepted_values), SQL DDL
     (DuckDB or PostgreSQL) or a JSON Schema of a row."""
-    from ..catalog import contract_export as ex
-    from ..catalog.contract_lint import read_contract
+    from ..contracts import export as ex
+    from ..contracts.lint import read_contract
 
     doc, _ = read_contract(contract_file)
     try:
@@ -88,7 +88,7 @@ def contract_export(contract_file, fmt, dialect, dbt_kind, dataset, output):
 @friendly
 def contract_lint(contract_file):
     """Report CONTRACT's best-practice gaps with their YAML paths; exit 1 when there is any."""
-    from ..catalog.contract_lint import lint_contract, read_contract
+    from ..contracts.lint import lint_contract, read_contract
 
     doc, positions = read_contract(contract_file)
     gaps = lint_contract(doc, positions)

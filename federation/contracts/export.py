@@ -11,7 +11,7 @@ import sqlglot
 import sqlglot.expressions as exp
 
 from .. import errors
-from . import types as ctypes
+from ..catalog import types as ctypes
 
 _JSON_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
                "object": "object", "array": "array"}

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
-from .contract_tools import personal_by_name
-from .yamlio import Positions, YamlError, format_path, load_yaml
+from .infer import personal_by_name
+from ..catalog.yamlio import Positions, YamlError, format_path, load_yaml
 
 # SLA properties that are measured on a time column (ODCS slaProperties)
 TIMED_SLAS = {"latency", "freshness", "retention", "timeofavailability", "frequency"}
@@ -58,7 +58,7 @@ def _custom(items: Any, name: str) -> Any:
 
 
 def lint_contract(doc: dict, positions: Positions | None = None) -> list[Gap]:
-    from .loader import _validator
+    from ..catalog.loader import _validator
 
     gaps: list[Gap] = []
 
