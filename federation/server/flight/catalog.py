@@ -584,15 +584,9 @@ def _conversions() -> dict[int, list[int]]:
 @functools.lru_cache(maxsize=1)
 def _keywords() -> list[str]:
     """DuckDB's reserved and unreserved keywords (its own list; no mesh data)."""
-    import duckdb
+    from ...engine.private import keywords
 
-    # not the gateway on purpose: a private, empty in-memory DuckDB that holds nothing of the mesh, asked once
-    # for the grammar's keyword list (a constant of the engine's version); no principal's query runs here
-    con = duckdb.connect()
-    try:
-        return [r[0].upper() for r in con.execute("SELECT keyword_name FROM duckdb_keywords() ORDER BY 1").fetchall()]
-    finally:
-        con.close()
+    return keywords()
 
 
 @functools.lru_cache(maxsize=1)
