@@ -332,6 +332,17 @@ class SparkCluster:
         return sum(app.get("cores", 0) for app in state.get("activeapps", []))
 
 
+def endpoint_of(request) -> tuple[str, str | None]:
+    """(``sc://`` URL without its token, token) of the Spark Connect server the tests use:
+    ``QUANTA_TEST_SPARK_URL=sc://localhost:PORT/;token=...`` when set, else the session's ``spark_cluster``."""
+    url = os.environ.get("QUANTA_TEST_SPARK_URL")
+    if url:
+        base, _, params = url.partition("/;")
+        return base.rstrip("/"), dict(p.split("=", 1) for p in params.split(";") if "=" in p).get("token")
+    cluster = request.getfixturevalue("spark_cluster")
+    return cluster.url_without_token.rstrip("/"), cluster.token
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the Python that started it dies, even by SIGKILL or a runner's
     time-out (Linux PR_SET_PDEATHSIG, kept across spark-class's exec of the JVM), so no cluster outlives its

@@ -11,10 +11,9 @@ sc://localhost:PORT/;token=...`` uses a running server instead.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
+import sparkkit
 from meshkit import mesh_yaml, shop_mesh
 from test_governance import GOVERNANCE
 
@@ -33,17 +32,11 @@ HASHED = {**GOVERNANCE, "policies": [
 
 @pytest.fixture(scope="module")
 def endpoint(request):
-    url = os.environ.get("QUANTA_TEST_SPARK_URL")
-    if url:
-        base, _, params = url.partition("/;")
-        token = dict(p.split("=", 1) for p in params.split(";") if "=" in p).get("token")
-    else:
-        cluster = request.getfixturevalue("spark_cluster")
-        base, token = cluster.url_without_token, cluster.token
+    base, token = sparkkit.endpoint_of(request)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(TOKEN_ENV, token or "")
         mp.setenv("QUANTA_MASK_SALT", SALT)
-        yield base.rstrip("/"), token
+        yield base, token
 
 
 @pytest.fixture(scope="module")

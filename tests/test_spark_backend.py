@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import re
 import socket
 import threading
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import sparkkit
 import yaml
 from meshkit import contract, mesh_yaml, product, prop, shop_mesh, write_yaml
 from test_governance import GOVERNANCE
@@ -68,17 +68,11 @@ QUERIES = [
 def endpoint(request):
     """(url without the token, token) of a Spark Connect server; the token in the environment variable
     TOKEN_ENV for the meshes' ``token_env``."""
-    url = os.environ.get("QUANTA_TEST_SPARK_URL")
-    if url:
-        base, _, params = url.partition("/;")
-        token = dict(p.split("=", 1) for p in params.split(";") if "=" in p).get("token")
-    else:
-        cluster = request.getfixturevalue("spark_cluster")
-        base, token = cluster.url_without_token, cluster.token
+    base, token = sparkkit.endpoint_of(request)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(TOKEN_ENV, token or "")
         mp.setenv("QUANTA_MASK_SALT", SALT)  # the same hash masks on both meshes
-        yield base.rstrip("/"), token
+        yield base, token
 
 
 def spark_settings(url: str, **extra) -> dict:
