@@ -33,6 +33,7 @@ from sqlglot.errors import ParseError
 
 from .. import settings as msettings
 from ..errors import CatalogError, Problem
+from . import standards
 from . import types as ctypes
 from .model import Column, Contract, Dataset, Domain, Mesh, Port, Quantum, Source
 from .model import custom_property as _custom
@@ -68,17 +69,11 @@ MESH_SCHEMA = {
 
 @lru_cache(maxsize=None)
 def _validator(kind: str):
-    """A compiled validator (jsonschema-rs: the ODCS schema's ``unevaluatedProperties`` makes the
-    pure-Python validator ~100x slower, 85 ms per contract)."""
-    if kind == "odcs":
-        schema = json.loads(resources.files("open_data_contract_standard").joinpath("schema.json").read_text())
-    elif kind == "odps":
-        schema = json.loads(
-            resources.files("federation.catalog").joinpath("schemas/odps-json-schema-v1.0.0.json").read_text()
-        )
-    else:
-        schema = MESH_SCHEMA
-    return jsonschema_rs.validator_for(schema)
+    """The validator of a kind of file: ODCS and ODPS documents are checked against the schema of their own
+    ``apiVersion`` (``standards.VersionedValidator``), mesh.yaml against ``MESH_SCHEMA``."""
+    if kind in standards.SCHEMAS:
+        return standards.VersionedValidator(kind)
+    return jsonschema_rs.validator_for(MESH_SCHEMA)
 
 
 def _text(value: Any) -> str | None:
@@ -95,6 +90,21 @@ def _text(value: Any) -> str | None:
 
 def _tags(value: Any) -> tuple[str, ...]:
     return tuple(str(t) for t in value) if isinstance(value, list) else ()
+
+
+def _synonyms(value: Any) -> tuple[str, ...]:
+    """ODCS v3.2 / ODPS v1.1 synonyms (``[{synonym, locale, status...}]``), those not deprecated."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(s["synonym"]) for s in value if isinstance(s, dict) and s.get("synonym") is not None
+                 and str(s.get("status") or "").lower() != "deprecated")
+
+
+def _enum_values(value: Any) -> tuple[str, ...]:
+    """ODCS v3.2 enum values (``[{value, label...}]``) as text."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(e["value"]) for e in value if isinstance(e, dict) and "value" in e)
 
 
 class _FileReport:
@@ -127,6 +137,21 @@ class _Reader:
         self.root = root
         self.problems: list[Problem] = []
         self.digest = hashlib.sha256()
+        self.variables: dict[str, str] = {}  # ${VAR} used -> a fingerprint of its value
+
+    def resolve(self, kind: str, data: dict, raw: bytes | OSError | None, report: _FileReport) -> dict:
+        """``data`` with its ``${VAR}`` variables resolved from the environment (ODCS v3.2.0, ODPS v1.1.0);
+        an unset variable without a default is an error naming the variable (never a value)."""
+        if not isinstance(raw, bytes) or b"${" not in raw or not standards.has_variables(kind, data):
+            return data
+        resolved, used, unset = standards.resolve_variables(data)
+        for u in unset:
+            report.add(u.path, f"variable ${{{u.name}}} is not set in the environment: set it, or give a "
+                       f"default (${{{u.name}:-default}})")
+        for name, value in sorted(used.items()):
+            self.variables[name] = standards.fingerprint(name, value)
+            self.digest.update(f"${name} {self.variables[name]}\0".encode())
+        return resolved
 
     def rel(self, path: Path) -> str:
         try:
@@ -280,7 +305,9 @@ def _cache_get(root: Path, key: str) -> Mesh | None:
             mesh = pickle.load(f)  # noqa: S301 - written by this code in the mesh's own state folder
     except Exception:  # noqa: BLE001 - no cache, an old format, a torn file: load from the files
         return None
-    return mesh if isinstance(mesh, Mesh) else None
+    if not isinstance(mesh, Mesh) or standards.environment_changed(getattr(mesh, "variables", {})):
+        return None  # a ${VAR} the mesh used has another value now
+    return mesh
 
 
 def _cache_put(root: Path, key: str, mesh: Mesh) -> None:
@@ -437,6 +464,7 @@ def _load_mesh(path: str | Path) -> Mesh:
         data_dir=data_dir,
         version=reader.digest.hexdigest()[:16],
         excluded=excluded,
+        variables=dict(reader.variables),
         raw=mesh_data,
     )
     _cache_put(root, cache_key, mesh)
@@ -451,6 +479,7 @@ def _read_contracts(reader: _Reader, files: list[tuple[Path, bytes | OSError]]):
         if data is None:
             continue
         _schema_check("odcs", data, report)
+        written, data = data, reader.resolve("odcs", data, raw, report)
         cid = data.get("id")
         if not isinstance(cid, str) or not cid:
             if not report.errors:
@@ -467,6 +496,7 @@ def _read_contracts(reader: _Reader, files: list[tuple[Path, bytes | OSError]]):
             api_version=data.get("apiVersion"),
             file=report.file,
             raw=data,
+            written=written if written is not data else None,
         )
         reports[cid] = report
     return contracts, reports
@@ -481,6 +511,7 @@ def _read_products(reader: _Reader, files: list[tuple[Path, bytes | OSError]], d
         if data is None:
             continue
         _schema_check("odps", data, report)
+        data = reader.resolve("odps", data, raw, report)
         name = _custom(data.get("customProperties"), "sqlName") or data.get("name")
         if not isinstance(name, str) or not name:
             report.add(["name"], "a data product needs a name (its SQL schema name)")
@@ -521,6 +552,10 @@ def _read_products(reader: _Reader, files: list[tuple[Path, bytes | OSError]], d
             owners=owners,
             team=members,
             tags=_tags(data.get("tags")),
+            type=str(data["type"]) if data.get("type") is not None else None,
+            api_version=data.get("apiVersion"),
+            synonyms=_synonyms(data.get("synonyms")),
+            deprecated=data.get("deprecated") is True,
             raw=data,
         )
         for direction, key in (("input", "inputPorts"), ("output", "outputPorts")):
@@ -562,6 +597,8 @@ def _read_datasets(q: Quantum, contract: Contract, report: _FileReport, root: Pa
             physical_name=obj.get("physicalName"),
             tags=_tags(obj.get("tags")),
             quality=tuple(obj.get("quality") or ()),
+            synonyms=_synonyms(obj.get("synonyms")),
+            deprecated=obj.get("deprecated") is True,
             raw=obj,
         )
         sql = _custom(obj.get("customProperties"), "sql")
@@ -621,6 +658,9 @@ def _read_columns(ds: Dataset, obj: dict, base: list, report: _FileReport) -> No
             quality=tuple(prop.get("quality") or ()),
             transform_source_objects=_tags(prop.get("transformSourceObjects")),
             transform_logic=prop.get("transformLogic"),
+            enum_values=_enum_values(prop.get("enum")),
+            synonyms=_synonyms(prop.get("synonyms")),
+            deprecated=prop.get("deprecated") is True,
             yaml_path=format_path(path),
             raw=prop,
         ))

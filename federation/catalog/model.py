@@ -47,6 +47,9 @@ class Column:
     quality: tuple[dict, ...] = ()
     transform_source_objects: tuple[str, ...] = ()
     transform_logic: str | None = None
+    enum_values: tuple[str, ...] = ()  # ODCS v3.2 enum (as text)
+    synonyms: tuple[str, ...] = ()  # ODCS v3.2
+    deprecated: bool = False  # ODCS v3.2: reading it warns
     yaml_path: str = ""
     raw: dict = field(default_factory=dict, repr=False)
 
@@ -87,6 +90,8 @@ class Dataset:
     reads: tuple[tuple[str, str], ...] = ()  # derived: (quantum, dataset) read by ``sql``
     materialized: bool = False  # a derived dataset published as versions (a mart)
     quality: tuple[dict, ...] = ()
+    synonyms: tuple[str, ...] = ()  # ODCS v3.2
+    deprecated: bool = False  # ODCS v3.2: reading it warns
     raw: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -114,7 +119,13 @@ class Contract:
     file: str
     quantum: str | None = None
     datasets: list[str] = field(default_factory=list)
-    raw: dict = field(default_factory=dict, repr=False)
+    raw: dict = field(default_factory=dict, repr=False)  # ${VAR} variables resolved (ODCS v3.2)
+    written: dict | None = field(default=None, repr=False)  # as written, when variables were resolved
+
+    @property
+    def as_written(self) -> dict:
+        """The document as the file says it, ``${VAR}`` tokens kept (what an edit of the file starts from)."""
+        return self.written if self.written is not None else self.raw
 
     @cached_property
     def model(self) -> OpenDataContractStandard | None:
@@ -161,6 +172,10 @@ class Quantum:
     owners: tuple[str, ...] = ()
     team: tuple[dict, ...] = ()
     tags: tuple[str, ...] = ()
+    type: str | None = None  # ODPS v1.1: sourceAligned, aggregate, consumerAligned...
+    api_version: str | None = None
+    synonyms: tuple[str, ...] = ()  # ODPS v1.1
+    deprecated: bool = False  # ODPS v1.1
     ports: list[Port] = field(default_factory=list)
     contracts: list[str] = field(default_factory=list)  # output contract ids
     datasets: dict[str, Dataset] = field(default_factory=dict)  # by lower-case name
@@ -191,6 +206,7 @@ class Mesh:
     data_dir: Path
     version: str  # a fingerprint of every file read: changes whenever the mesh changes
     excluded: dict[str, str] = field(default_factory=dict)  # quantum -> why it was left out
+    variables: dict[str, str] = field(default_factory=dict)  # ${VAR} used -> a digest of its value (never the value)
     raw: dict = field(default_factory=dict, repr=False)
 
     def dataset(self, quantum: str, name: str) -> Dataset | None:
