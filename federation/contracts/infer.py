@@ -246,7 +246,7 @@ def init_contract(source: str, table: str | None = None, dataset: str | None = N
     finally:
         con.close()
     return {
-        "apiVersion": "v3.1.0",
+        "apiVersion": "v3.2.0",
         "kind": "DataContract",
         "id": f"urn:contract:{name}",
         "name": name,

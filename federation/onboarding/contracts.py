@@ -140,10 +140,10 @@ def write_rules(platform, name: str, principal) -> Path:
         on_disk, _ = parse_yaml(raw)
     except (OSError, YamlError) as e:
         raise errors.DataError(f"{contract.file}: {e}") from None
-    if on_disk != contract.raw:
+    if on_disk != contract.as_written:  # ${VAR} tokens kept (ODCS v3.2)
         raise errors.ProgrammingError(f"{contract.file} changed since the mesh was loaded; reload and write again")
     edits = rule_edits(ds, found["rules"])
-    doc = _apply(copy.deepcopy(contract.raw), edits)
+    doc = _apply(copy.deepcopy(contract.as_written), edits)
     for err in _validator("odcs").iter_errors(doc):
         raise errors.DataError(f"{contract.file}: {format_path(list(err.instance_path))}: the contract would not "
                                f"validate against the ODCS schema: {err.message[:300]}")

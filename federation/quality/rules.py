@@ -2,7 +2,7 @@
 
 A dataset's rules come from three places: the ``quality`` lists of the schema object and of each
 property (ODCS ``type: library`` metrics and ``type: sql`` rules), the checks the schema implies
-(``required``, ``unique``, ``primaryKey``, ``logicalTypeOptions``), and rules added through the
+(``required``, ``unique``, ``primaryKey``, ``logicalTypeOptions``, the ODCS v3.2 ``enum``), and rules added through the
 control plane (which replace the contract's own list for that dataset).
 
 Library metrics (ODCS v3.1): ``nullValues``, ``missingValues``, ``invalidValues`` (``validValues``
@@ -185,7 +185,7 @@ def parse_rule(raw: dict, ds: Dataset, column: Column | None, index: int, origin
 
 
 def schema_rules(ds: Dataset) -> list[Rule]:
-    """The checks the schema implies: required, unique, primaryKey, logicalTypeOptions."""
+    """The checks the schema implies: required, unique, primaryKey, logicalTypeOptions, enum."""
     out: list[Rule] = []
     keys = [c for c in ds.columns if c.primary_key]
     for c in ds.columns:
@@ -210,6 +210,8 @@ def schema_rules(ds: Dataset) -> list[Rule]:
                             origin="schema", args={"pattern": FORMATS[fmt]}, severity="warning",
                             description=f"logicalTypeOptions.format: {fmt}"))
         enum = opts.get("enum") or _custom(c.raw.get("customProperties"), "enum")
+        if isinstance(c.raw.get("enum"), list):  # ODCS v3.2: [{value, label...}]
+            enum = [e["value"] for e in c.raw["enum"] if isinstance(e, dict) and "value" in e] or enum
         if isinstance(enum, list) and enum:
             out.append(Rule(f"{c.name}.enum", "schema", "invalidValues", (c.name,), dimension="conformity",
                             origin="schema", args={"validValues": enum}, description="enum values"))

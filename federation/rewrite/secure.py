@@ -93,6 +93,11 @@ def _pinned_decision(gov, ctx: Context, today: Dataset, pinned: Dataset, version
 
 
 def _contract_constraints(ds: Dataset, ctx: Context, node: exp.Expression) -> None:
+    if ds.deprecated:  # ODCS v3.2: a deprecated schema object warns like a deprecated contract
+        _warn(ctx, f"{ds.qualified_name} is deprecated (contract {ds.contract_id})")
+    product = ctx.namespace.mesh.quanta.get(ds.quantum.lower())
+    if product is not None and product.deprecated:  # ODPS v1.1
+        _warn(ctx, f"{ds.qualified_name}: data product {product.name} is deprecated")
     contract = ctx.namespace.mesh.contracts.get(ds.contract_id)
     if contract is None:
         return
@@ -184,6 +189,14 @@ def _record(ctx: Context, decision: Decision, retention: exp.Expression | None, 
                  "quantum": ds.quantum, "dataset": ds.name, "column": None}
         if entry not in ctx.policies:
             ctx.policies.append(entry)
+    for c in ds.columns:  # ODCS v3.2: reading a deprecated property warns
+        if c.deprecated and c.name.lower() in read:
+            _warn(ctx, f"{ds.qualified_name}.{c.name} is deprecated (contract {ds.contract_id})")
+
+
+def _warn(ctx: Context, warning: str) -> None:
+    if warning not in ctx.warnings:
+        ctx.warnings.append(warning)
 
 
 def _projection(decision: Decision, inlined: bool) -> list[exp.Expression]:

@@ -40,12 +40,16 @@ def quanta(mesh: Mesh) -> pa.Table:
     for q in sorted(mesh.quanta.values(), key=lambda q: q.name.lower()):
         rows.append((q.name, q.domain, q.status, ", ".join(q.owners) or None, q.description, q.version, q.id,
                      len(q.datasets), "derived" if any(d.sql for d in q.datasets.values()) else "source",
-                     list(q.tags), q.file, "available"))
+                     list(q.tags), q.file, "available", q.type, q.api_version, list(q.synonyms), q.deprecated))
     for name, why in sorted(mesh.excluded.items()):
-        rows.append((name, None, None, None, None, None, None, 0, None, [], None, "unavailable: " + why))
+        rows.append((name, None, None, None, None, None, None, 0, None, [], None, "unavailable: " + why,
+                     None, None, [], None))
     return _table([("quantum", STR), ("domain", STR), ("status", STR), ("owner", STR), ("description", STR),
                    ("version", STR), ("product_id", STR), ("datasets", pa.int64()), ("kind", STR),
-                   ("tags", LIST_STR), ("file", STR), ("availability", STR)], rows)
+                   ("tags", LIST_STR), ("file", STR), ("availability", STR),
+                   # ODPS v1.1: the product's architectural type (sourceAligned, aggregate, consumerAligned...)
+                   ("product_type", STR), ("api_version", STR), ("synonyms", LIST_STR), ("deprecated", pa.bool_())],
+                  rows)
 
 
 def datasets(mesh: Mesh) -> pa.Table:
@@ -57,10 +61,11 @@ def datasets(mesh: Mesh) -> pa.Table:
             rows.append((q.name, ds.name, ds.description, ds.kind, ds.contract_id,
                          contract.version if contract else None, contract.status if contract else None,
                          ds.business_name, list(ds.tags), len(ds.columns),
-                         src.kind if src else "sql", ds.sql, q.domain))
+                         src.kind if src else "sql", ds.sql, q.domain, list(ds.synonyms), ds.deprecated))
     return _table([("quantum", STR), ("dataset", STR), ("description", STR), ("kind", STR), ("contract_id", STR),
                    ("contract_version", STR), ("contract_status", STR), ("business_name", STR), ("tags", LIST_STR),
-                   ("columns", pa.int64()), ("format", STR), ("sql", STR), ("domain", STR)], rows)
+                   ("columns", pa.int64()), ("format", STR), ("sql", STR), ("domain", STR),
+                   ("synonyms", LIST_STR), ("deprecated", pa.bool_())], rows)
 
 
 def columns(mesh: Mesh) -> pa.Table:
@@ -71,12 +76,15 @@ def columns(mesh: Mesh) -> pa.Table:
                 rows.append((q.name, ds.name, c.name, c.ordinal, c.data_type, c.logical_type, c.physical_type,
                              c.physical_name, c.description, c.business_name, c.classification, list(c.tags),
                              c.required, c.unique, c.primary_key, list(c.examples),
-                             list(c.transform_source_objects), c.transform_logic))
+                             list(c.transform_source_objects), c.transform_logic,
+                             list(c.enum_values) or None, list(c.synonyms), c.deprecated))
     return _table([("quantum", STR), ("dataset", STR), ("column", STR), ("ordinal", pa.int64()),
                    ("data_type", STR), ("logical_type", STR), ("physical_type", STR), ("physical_name", STR),
                    ("description", STR), ("business_name", STR), ("classification", STR), ("tags", LIST_STR),
                    ("required", pa.bool_()), ("unique", pa.bool_()), ("primary_key", pa.bool_()),
-                   ("examples", LIST_STR), ("transform_source_objects", LIST_STR), ("transform_logic", STR)], rows)
+                   ("examples", LIST_STR), ("transform_source_objects", LIST_STR), ("transform_logic", STR),
+                   # ODCS v3.2: the allowed values (NULL: any), synonyms, deprecated
+                   ("enum_values", LIST_STR), ("synonyms", LIST_STR), ("deprecated", pa.bool_())], rows)
 
 
 def contracts(mesh: Mesh) -> pa.Table:
@@ -150,7 +158,7 @@ def _setting(value) -> str | None:
 
 DICTIONARY: dict[str, tuple[str, Callable[[Mesh], pa.Table]]] = {
     "domains": ("Business domains of the mesh", domains),
-    "quanta": ("Data quanta (data products): domain, status, owner", quanta),
+    "quanta": ("Data quanta (data products): domain, status, owner, type", quanta),
     "datasets": ("Datasets of every quantum: source or derived, contract", datasets),
     "columns": ("Columns of every dataset: types, descriptions, classification, tags, keys", columns),
     "contracts": ("ODCS data contracts: version, status, the datasets they describe", contracts),

@@ -50,7 +50,7 @@ class Snapshot:
 TERM = re.compile(r"[\w\-]+", re.UNICODE)
 
 # How much a match weighs, by where it is found.
-WEIGHTS = {"name": 6, "column": 4, "tag": 3, "domain": 3, "description": 1, "column_description": 1}
+WEIGHTS = {"name": 6, "synonym": 5, "column": 4, "tag": 3, "domain": 3, "description": 1, "column_description": 1}
 
 
 class Dictionary:
@@ -265,8 +265,8 @@ class Dictionary:
     # -- search -----------------------------------------------------------------------------------
 
     def search(self, text: str, limit: int = 50) -> dict:
-        """Datasets and quanta matching every word of ``text`` in their names, descriptions, tags,
-        domains or column names; best first, with what matched."""
+        """Datasets and quanta matching every word of ``text`` in their names, synonyms, descriptions, tags,
+        domains or column names (and column synonyms); best first, with what matched."""
         terms = [t.lower() for t in TERM.findall(text or "")]
         snap = self.snapshot()
         if not terms:
@@ -280,10 +280,12 @@ class Dictionary:
                 ("description", "description", f"{d['description'] or ''} {quantum.get('description') or ''}"),
                 ("tag", "tags", " ".join((d["tags"] or []) + (quantum.get("tags") or []))),
                 ("domain", "domain", d["domain"] or ""),
+                # ODCS v3.2 / ODPS v1.1 synonyms: the business's other names for the dataset or its product
+                ("synonym", "synonyms", " ".join((d.get("synonyms") or []) + (quantum.get("synonyms") or []))),
             ]
             for c in snap.columns_of.get((d["quantum"].lower(), d["dataset"].lower()), []):
                 fields.append(("column", f"column {c['column']}", f"{c['column']} {c['business_name'] or ''} "
-                               + " ".join(c["tags"] or [])))
+                               + " ".join((c["tags"] or []) + (c.get("synonyms") or []))))
                 fields.append(("column_description", f"column {c['column']}", c["description"] or ""))
             score, matched = _score(terms, fields)
             if score:
@@ -293,7 +295,8 @@ class Dictionary:
         quanta = []
         for q in snap.quanta:
             fields = [("name", "quantum", q["quantum"]), ("description", "description", q["description"] or ""),
-                      ("tag", "tags", " ".join(q["tags"] or [])), ("domain", "domain", q["domain"] or "")]
+                      ("tag", "tags", " ".join(q["tags"] or [])), ("domain", "domain", q["domain"] or ""),
+                      ("synonym", "synonyms", " ".join(q.get("synonyms") or []))]
             score, matched = _score(terms, fields)
             if score:
                 quanta.append({"quantum": q["quantum"], "domain": q["domain"], "description": q["description"],
