@@ -980,8 +980,8 @@ def setup_postgres(mesh_dir: str | Path, dsn: str, schema: str = "b2b_ops",
     live = mesh_dir / LIVE_DIR
     live.mkdir(exist_ok=True)
     product = {
-        "apiVersion": "v1.0.0", "kind": "DataProduct", "id": "urn:greatparts:product:b2b_live", "name": "b2b_live",
-        "version": "1.0.0", "status": "active", "domain": "b2b",
+        "apiVersion": "v1.1.0", "kind": "DataProduct", "id": "urn:greatparts:product:b2b_live", "name": "b2b_live",
+        "version": "1.0.0", "status": "active", "domain": "b2b", "type": "sourceAligned",
         "description": {"purpose": "B2B accounts read live from the B2B domain's operational PostgreSQL database.",
                         "usage": "Join with the file-based quanta: SQL over both, no copy."},
         "team": {"name": "b2b", "members": [{"username": "lucas", "role": "owner"}]},
@@ -989,10 +989,12 @@ def setup_postgres(mesh_dir: str | Path, dsn: str, schema: str = "b2b_ops",
                          "contractId": "urn:greatparts:contract:b2b_live:accounts-live-v1"}],
     }
     contract = {
-        "apiVersion": "v3.1.0", "kind": "DataContract", "id": "urn:greatparts:contract:b2b_live:accounts-live-v1",
+        "apiVersion": "v3.2.0", "kind": "DataContract", "id": "urn:greatparts:contract:b2b_live:accounts-live-v1",
         "version": "1.0.0", "status": "active", "domain": "b2b",
         "description": {"purpose": "Trade accounts, live from the ERP's PostgreSQL database."},
-        "servers": [{"server": "b2b-operational", "type": "postgres", "host": host, "port": port,
+        # ODCS v3.2 variables: GREATPARTS_PG_HOST / GREATPARTS_PG_PORT move the server without editing the contract
+        "servers": [{"server": "b2b-operational", "type": "postgres", "host": f"${{GREATPARTS_PG_HOST:-{host}}}",
+                     "port": f"${{GREATPARTS_PG_PORT:-{port}}}",
                      "database": dbname, "schema": schema, "environment": "prod"}],
         "schema": [{"name": "accounts", "description": "B2B accounts (live)", "properties": [
             {"name": "account_id", "logicalType": "integer", "physicalType": "bigint", "primaryKey": True,

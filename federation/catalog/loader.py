@@ -711,6 +711,8 @@ def _source(ds: Dataset, obj: dict, base: list, servers: list[dict], report: _Fi
                       schema=server.get("schema") or "main", server=server.get("server"), yaml_path=spath)
     if stype in ("postgres", "postgresql"):
         host, port, database = server.get("host"), server.get("port"), server.get("database")
+        if isinstance(port, str) and port.strip().isdigit():  # ODCS v3.2: a string (it may be a ${VAR})
+            port = int(port)
         return Source("postgres", f"postgresql://{host}:{port}/{database}", table=physical,
                       schema=server.get("schema") or "public", server=server.get("server"), yaml_path=spath,
                       options={"host": host, "port": port, "database": database})
