@@ -859,6 +859,9 @@ def _register_pinned(mesh: Mesh, engine: Backend, namespace: Namespace) -> None:
         ds = namespace.pinned_datasets.get((q, d, n))
         if ds is None:
             continue
+        if not isinstance(n, int):  # a dataset's quarantine (onboarding/quarantine.py): not on a data engine
+            namespace.pinned.pop((q, d, n), None)
+            continue
         source = Source("parquet", str(serving.version_dir(mesh, q, d, n) / "*.parquet"))
         try:
             engine.register_dataset(relation, ds, source, pinned=True)

@@ -235,21 +235,23 @@ def schema_check(con, relation: str, ds: Dataset, strict: bool, report: OnboardR
 
 def onboard(platform, name: str, source: Any, principal, *, fmt: str | None = None,
             on_error: str | None = None, strict: bool = False, dry_run: bool = False,
-            progress: Callable[[str], None] | None = None) -> OnboardReport:
+            progress: Callable[[str], None] | None = None,
+            commit_with: Callable[[int], list] | None = None) -> OnboardReport:
     """Onboard one batch as the new version of ``name`` (``quantum.dataset``); see the module doc.
     When the mesh sends OpenLineage events, the run is START, then COMPLETE or FAIL, with the
-    dataset's schema and the batch's quality (``dataQualityMetrics``, ``dataQualityAssertions``)."""
+    dataset's schema and the batch's quality (``dataQualityMetrics``, ``dataQualityAssertions``).
+    ``commit_with(version)``: statements committed with the version row (a quarantine release)."""
     import uuid
 
     lineage = platform.state.openlineage
     if not lineage.enabled or dry_run:
         return _onboard(platform, name, source, principal, fmt=fmt, on_error=on_error, strict=strict,
-                        dry_run=dry_run, progress=progress)
+                        dry_run=dry_run, progress=progress, commit_with=commit_with)
     run_id, job = str(uuid.uuid4()), f"{platform.mesh.name}.onboard.{name.lower()}"
     lineage.emit_run(job, "START", run_id)
     try:
         report = _onboard(platform, name, source, principal, fmt=fmt, on_error=on_error, strict=strict,
-                          dry_run=dry_run, progress=progress)
+                          dry_run=dry_run, progress=progress, commit_with=commit_with)
     except OnboardingRejected as e:
         lineage.emit_run(job, "FAIL", run_id, _lineage_inputs(platform, name, e.report), error=str(e))
         raise
@@ -274,7 +276,8 @@ def _lineage_inputs(platform, name: str, report: "OnboardReport") -> list:
 
 def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = None,
              on_error: str | None = None, strict: bool = False, dry_run: bool = False,
-             progress: Callable[[str], None] | None = None) -> OnboardReport:
+             progress: Callable[[str], None] | None = None,
+             commit_with: Callable[[int], list] | None = None) -> OnboardReport:
     """Onboard one batch as the new version of ``name`` (``quantum.dataset``); see the module doc.
     ``dry_run``: check the batch (schema, contract, quality) and publish or record nothing."""
     from ..quality import engine, rules as R
@@ -355,12 +358,14 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
                 report.seconds["total"] = round(time.perf_counter() - started, 4)
                 return report
             version = store.next_version(ds.quantum, ds.name, _highest_dir(folder))
+            quarantine_counts: dict = {}
             if quarantine_rules:
                 # the rare path: the staged rows become a table, the failing ones move out, the rest is rewritten
                 con.execute(f"CREATE TABLE _staged AS SELECT * FROM {staged}")
                 con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM _staged")
                 report.quarantine_path = str(folder / "_quarantine" / f"v{version}.parquet")
-                report.quarantined = _quarantine(con, ds, quarantine_rules, Path(report.quarantine_path))
+                report.quarantined, quarantine_counts = _quarantine(con, ds, quarantine_rules,
+                                                                    Path(report.quarantine_path))
                 run = engine.run_rules(rules, ds, target)  # again, on the rows kept
                 report.checks = run
                 bad = [r for r in run.results if r.status in ("fail", "error")]
@@ -397,6 +402,10 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
                 remove_tree(tmp)
         engine.record(store, run, version, principal.name, target="batch")
         summary = run.summary()
+        also = list(commit_with(version)) if commit_with is not None else []
+        if report.quarantined:  # the batch of the rows kept out, held until released or dropped (quarantine.py)
+            also.append(store.quarantine_stmt(ds.quantum, ds.name, version, "held", report.quarantine_path,
+                                              report.quarantined, quarantine_counts, principal.name))
         store.record_version(Version(
             ds.quantum.lower(), ds.name.lower(), version, contract.version if contract else None, iso(),
             report.rows_published, report.bytes, report.files, "published", summary, str(final), principal.name,
@@ -404,7 +413,8 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
                 kind="version_published", quantum=ds.quantum, dataset=ds.name, version=version,
                 principal=principal.name, message=f"{ds.qualified_name} v{version} published: "
                 f"{report.rows_published} rows" + (f", {report.quarantined} quarantined" if report.quarantined else ""),
-                details={"quality": summary, "warnings": report.warnings})] + changed, contract=snapshot)
+                details={"quality": summary, "warnings": report.warnings})] + changed, contract=snapshot,
+            also=also)
         _step("committed", None)
         _retention(platform, store, ds, folder)  # versions beyond versions_kept expire (their files stay a while)
         platform.reload(changed=True)  # a new state serves the new version here; other processes see the events
@@ -538,8 +548,9 @@ def _contract_gate(store, ds: Dataset, contract, snapshot: dict, report: Onboard
         + (f", {len(breaking)} breaking" if breaking else "")), details=[c.to_dict() for c in changes])]
 
 
-def _quarantine(con, ds: Dataset, rules, path: Path) -> int:
-    """Move the rows failing ``rules`` out of ``_staged`` into a Parquet file, with their reasons."""
+def _quarantine(con, ds: Dataset, rules, path: Path) -> tuple[int, dict[str, int]]:
+    """Move the rows failing ``rules`` out of ``_staged`` into a Parquet file, with their reasons
+    (``_quanta_reason``) and row numbers in the batch (``_quanta_row``); returns the count, and by rule."""
     from ..quality import rules as R
 
     names = {c.name: c for c in ds.columns}
@@ -561,11 +572,14 @@ def _quarantine(con, ds: Dataset, rules, path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     cols = ", ".join(f"s.{quote(c.source_name)} AS {quote(c.name)}" for c in ds.columns)
     tmp = path.with_suffix(".tmp")
-    con.execute(f"COPY (SELECT {cols}, r.r AS _quanta_reason FROM _staged s JOIN _reasons r ON s.rowid = "
-                f"r._quanta_row ORDER BY s.rowid) TO {literal(str(tmp))} (FORMAT parquet)")
+    con.execute(f"COPY (SELECT {cols}, r.r AS _quanta_reason, s.rowid + 1 AS _quanta_row FROM _staged s JOIN "
+                f"_reasons r ON s.rowid = r._quanta_row ORDER BY s.rowid) TO {literal(str(tmp))} (FORMAT parquet)")
     os.replace(tmp, path)
+    counts = {rule: k for rule, k in con.execute(
+        "SELECT rule, count(*) FROM (SELECT unnest(string_split(r, '; ')) AS rule FROM _reasons) GROUP BY rule "
+        "ORDER BY rule").fetchall()}
     con.execute("DELETE FROM _staged WHERE rowid IN (SELECT _quanta_row FROM _reasons)")
-    return n
+    return n, counts
 
 
 def _mask_macros(platform, con) -> None:

@@ -116,6 +116,9 @@ def register_pinned(mesh: Mesh, backend, state_dir: Path) -> tuple[dict[tuple[st
             key = (v.quantum, v.dataset, v.version)
             relations[key] = backend.relation(ds.quantum, pinned_name(ds.name, v.version))
             datasets[key] = pinned
+    from .quarantine_relation import register  # quantum."dataset@quarantine": the held quarantined rows, read alike
+
+    register(mesh, backend, state_dir, relations, datasets)
     return relations, datasets
 
 

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS rule_overrides (
 CREATE TABLE IF NOT EXISTS contract_snapshots (
     quantum TEXT NOT NULL, dataset TEXT NOT NULL, version INTEGER NOT NULL, contract_version TEXT, contract TEXT,
     PRIMARY KEY (quantum, dataset, version));
+CREATE TABLE IF NOT EXISTS quarantine (
+    quantum TEXT NOT NULL, dataset TEXT NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL, path TEXT,
+    rows INTEGER, rules TEXT, updated_at TEXT, principal TEXT, released_into INTEGER,
+    PRIMARY KEY (quantum, dataset, version));
 CREATE TABLE IF NOT EXISTS contract_status (
     contract_id TEXT NOT NULL, version TEXT NOT NULL, status TEXT NOT NULL, updated_at TEXT, principal TEXT,
     PRIMARY KEY (contract_id, version));
@@ -164,9 +168,11 @@ class Store:
                          (quantum.lower(), dataset.lower()))[0]
         return max(row[0] or 0, taken) + 1
 
-    def record_version(self, v: Version, events: list[dict], contract: dict | None = None) -> None:
+    def record_version(self, v: Version, events: list[dict], contract: dict | None = None,
+                       also: list[tuple[str, tuple]] | None = None) -> None:
         """Insert a version row, the contract it was published under, and its events in one transaction
-        (the commit point of a publish)."""
+        (the commit point of a publish); ``also``: more statements of the same commit (a quarantine
+        release records what it released with the version that publishes it)."""
         stmts = []
         if contract is not None:
             stmts.append(("INSERT OR REPLACE INTO contract_snapshots VALUES (?, ?, ?, ?, ?)",
@@ -176,7 +182,7 @@ class Store:
                   (v.quantum.lower(), v.dataset.lower(), v.version, v.contract_version, v.created_at, v.rows,
                    v.bytes, v.files, v.status, json.dumps(v.quality_summary) if v.quality_summary else None,
                    v.path, v.principal, v.message, v.quarantined, v.quarantine_path))]
-        stmts += [self._event_stmt(**e) for e in events]
+        stmts += [self._event_stmt(**e) for e in events] + list(also or [])
         self._tx(stmts, f"record version {v.version} of {v.quantum}.{v.dataset}")
 
     def set_status(self, quantum: str, dataset: str, changes: dict[int, str], events: list[dict]) -> None:
@@ -282,3 +288,35 @@ class Store:
 
     def contract_statuses(self) -> dict[tuple[str, str], str]:
         return {(c, v): s for c, v, s, _, _ in self._rows("SELECT * FROM contract_status")}
+
+    # -- quarantine ------------------------------------------------------------------------------------
+    # A version's quarantined rows are a *batch* (``<q>.<d>.v<N>``): held until released or dropped. Its row in
+    # ``quarantine`` (written with the version, then by release and drop) says where its file is now and how
+    # many rows it holds; a version from before this table counts as held with the file it was published with.
+
+    @staticmethod
+    def quarantine_stmt(quantum: str, dataset: str, version: int, status: str, path: str | None, rows: int,
+                        rules: dict, principal: str | None, released_into: int | None = None) -> tuple[str, tuple]:
+        return ("INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (quantum.lower(), dataset.lower(), version, status, path, rows, json.dumps(rules), iso(), principal,
+                 released_into))
+
+    def quarantine_batches(self, quantum: str | None = None, dataset: str | None = None) -> list[dict]:
+        """Every quarantine batch: quantum, dataset, version, status (held | released | dropped), path, rows,
+        rules ({rule: rows}), quarantined_at, updated_at, principal, released_into."""
+        state = {(q, d, v): dict(status=s, path=p, rows=n, rules=json.loads(r) if r else {}, updated_at=at,
+                                 principal=who, released_into=into)
+                 for q, d, v, s, p, n, r, at, who, into in self._rows("SELECT * FROM quarantine")}
+        out = []
+        for v in self.versions(quantum, dataset):
+            if not v.quarantine_path:
+                continue
+            row = state.get((v.quantum, v.dataset, v.version)) or dict(
+                status="held", path=v.quarantine_path, rows=v.quarantined, rules={}, updated_at=v.created_at,
+                principal=v.principal, released_into=None)
+            out.append({"quantum": v.quantum, "dataset": v.dataset, "version": v.version,
+                        "quarantined_at": v.created_at, **row})
+        return out
+
+    def set_quarantine(self, stmt: tuple[str, tuple], events: list[dict]) -> None:
+        self._tx([stmt] + [self._event_stmt(**e) for e in events], "record the quarantine change")

@@ -40,6 +40,9 @@ SCHEMAS = {
     "slo_history": [("at", TS), ("quantum", STR), ("dataset", STR), ("property", STR), ("target", STR),
                     ("measured", STR), ("status", STR), ("message", STR)],
     "availability_probes": [("at", TS), ("quantum", STR), ("dataset", STR), ("ok", pa.bool_()), ("reason", STR)],
+    # never read: a query names it and the rewrite reads the governed quarantine relations (rewrite/quarantine.py)
+    "quarantine": [("quarantine_id", STR), ("quantum", STR), ("dataset", STR), ("version", I64),
+                   ("row_number", I64), ("rules", STR), ("row", STR)],
 }
 DESCRIPTIONS = {
     "versions": "Published, failed and rolled-back versions of onboarded datasets",
@@ -50,6 +53,8 @@ DESCRIPTIONS = {
     "slo_history": "History of SLO evaluations",
     "availability_probes": "Probes of each dataset (can it be read?), the measure of the availability SLO",
     "marts": "Materialised marts: current version, the source versions it was built from, and whether it is stale",
+    "quarantine": "Rows kept out by onboardings, with the rules they fail: each governed like its dataset (grants, "
+                  "row filters, masks); the row as JSON",
 }
 
 
@@ -88,7 +93,7 @@ def _observability_rows(mesh: Mesh, store: Store | None) -> dict[str, list[dict]
         except R.RuleError as e:
             rule_rows.append({"quantum": ds.quantum, "dataset": ds.name, "problem": str(e)})
     out = {"quality_rules": rule_rows, "versions": [], "events": [], "quality_results": [], "slo_status": [],
-           "slo_history": [], "availability_probes": [], "marts": mart_rows(mesh, store)}
+           "slo_history": [], "availability_probes": [], "marts": mart_rows(mesh, store), "quarantine": []}
     if store is None:
         return out
     served = {k: v.version for k, v in store.served().items()}

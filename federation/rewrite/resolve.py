@@ -177,6 +177,11 @@ def resolve_tables(expression: exp.Expression, ctx: Context) -> exp.Expression:
             raise ctx.error(UnknownObject, f"table {name} does not exist: mesh datasets are named "
                             f"<quantum>.<dataset>{hint}", table)
         key = (schema.lower(), name.lower())
+        if key == ("system", "quarantine"):  # a query over the governed quarantine relations, not a table
+            from .quarantine import expand
+
+            expand(table, ctx, _pinned)
+            continue
         if key in ns.system_tables:
             st = ns.system_tables[key]
             ns.prepare(st.relation)
@@ -213,15 +218,20 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
     """A pinned version, ``quantum."dataset@v3"``: read like the dataset (same grants, filters, masks, as a
     subquery tagged with the dataset) from the view of that published version."""
     base, _, version = name.rpartition("@")
-    if not version[:1].lower() == "v" or not version[1:].isdigit():
+    quarantine = version.lower() == "quarantine"  # its quarantined rows (onboarding/quarantine.py), read alike
+    if not quarantine and (version[:1].lower() != "v" or not version[1:].isdigit()):
         return False
     ds = ctx.namespace.dataset(schema, base)
     if ds is None:
         raise _unknown(ctx, table, schema, base)
     pinned = ctx.namespace.pinned
-    relation = pinned.get((ds.quantum.lower(), ds.name.lower(), int(version[1:])))
+    number = "quarantine" if quarantine else int(version[1:])
+    relation = pinned.get((ds.quantum.lower(), ds.name.lower(), number))
+    if relation is None and quarantine:
+        raise ctx.error(UnknownObject, f"{ds.qualified_name} has no rows in quarantine", table)
     if relation is None:
-        have = sorted(v for (q, d, v) in pinned if (q, d) == (ds.quantum.lower(), ds.name.lower()))
+        have = sorted(v for (q, d, v) in pinned if (q, d) == (ds.quantum.lower(), ds.name.lower())
+                      and isinstance(v, int))
         raise ctx.error(UnknownObject, f"version {version[1:]} of {ds.qualified_name} is not available (kept "
                         f"versions: {', '.join('v' + str(v) for v in have) or 'none'})", table)
     ctx.read(ds.quantum, ds.name)
@@ -231,7 +241,7 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
     alias = table.args.get("alias")
     subquery = exp.Subquery(this=inner, alias=alias.copy() if alias else exp.TableAlias(
         this=exp.to_identifier(ds.name)))
-    key = (ds.quantum.lower(), ds.name.lower(), int(version[1:]))
+    key = (ds.quantum.lower(), ds.name.lower(), number)
     # the version number tells the governance pass to use that version's contract snapshot
     ctx.mark(subquery, ("derived",) + key if key in ctx.namespace.pinned_datasets else ("derived",) + key[:2])
     ctx.placements.place(relation)  # read bare inside the pinned subquery, secured around it

@@ -1,0 +1,84 @@
+"""The relation ``<quantum>."<dataset>@quarantine"``: the held quarantined rows of a dataset, registered when a
+state is built (``serving.register_pinned``) and resolved like a pinned version, so the governance pass
+secures it with the dataset's own decision (``onboarding/quarantine.py`` says why). It sits low in the
+import graph: the store, the catalog and the engine's quoting only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..catalog.model import Column, Dataset, Mesh
+from ..engine.duckdb_backend import literal, quote
+from .store import Store
+
+SUFFIX = "quarantine"  # the relation <quantum>."<dataset>@quarantine"
+REASON, VERSION, ROW = "_quanta_reason", "_quanta_version", "_quanta_row"
+META = (REASON, VERSION, ROW)
+
+
+def relation_name(dataset: str) -> str:
+    return f"{dataset.lower()}@{SUFFIX}"
+
+
+def batch_id(quantum: str, dataset: str, version: int) -> str:
+    return f"{quantum.lower()}.{dataset.lower()}.v{version}"
+
+
+def quarantine_dataset(ds: Dataset) -> Dataset:
+    """``ds`` with the three quarantine columns after its own (no classification, no tags: they hold rule
+    names and numbers, not data); governed as ``ds`` (same quantum, name and contract)."""
+    n = len(ds.columns)
+    extra = [Column(REASON, n + 1, "VARCHAR", description="The rules the row fails"),
+             Column(VERSION, n + 2, "BIGINT", description="The version the row was kept out of (its batch)"),
+             Column(ROW, n + 3, "BIGINT", description="The row's number in its batch")]
+    return dataclasses.replace(ds, columns=list(ds.columns) + extra)
+
+
+def held(batches: list[dict]) -> list[dict]:
+    return [b for b in batches if b["status"] == "held" and b["path"] and Path(b["path"]).exists()]
+
+
+def register(mesh: Mesh, backend, state_dir: Path, relations: dict, datasets: dict) -> None:
+    """Create ``<quantum>."<dataset>@quarantine"`` over the held batches of each dataset that has some, and add
+    it to the pinned relations (``relations``/``datasets``, keyed ``(quantum, dataset, "quarantine")``)."""
+    if not Store.exists(state_dir):
+        return
+    store = Store.open(state_dir)
+    try:
+        batches = held(store.quarantine_batches())
+    finally:
+        store.close()
+    by_dataset: dict[tuple[str, str], list[dict]] = {}
+    for b in batches:
+        by_dataset.setdefault((b["quantum"], b["dataset"]), []).append(b)
+    for (q, d), found in by_dataset.items():
+        ds = mesh.dataset(q, d)
+        if ds is None or ds.source is None:
+            continue
+        parts = []
+        for b in found:
+            try:
+                backend.allow_path(b["path"])
+                have = {r[0].lower() for r in backend.db.execute(
+                    f"DESCRIBE SELECT * FROM read_parquet({literal(b['path'])})").fetchall()}
+            except Exception:  # noqa: BLE001 - an unreadable batch file is left out, the others are served
+                continue
+            cols = [f"TRY_CAST({quote(c.name)} AS {c.data_type}) AS {quote(c.name)}" if c.name.lower() in have
+                    else f"CAST(NULL AS {c.data_type}) AS {quote(c.name)}" for c in ds.columns]
+            cols.append(f"CAST({quote(REASON)} AS VARCHAR) AS {quote(REASON)}")
+            cols.append(f"CAST({int(b['version'])} AS BIGINT) AS {quote(VERSION)}")
+            cols.append(f"CAST({quote(ROW)} AS BIGINT) AS {quote(ROW)}" if ROW in have
+                        else f"CAST(NULL AS BIGINT) AS {quote(ROW)}")
+            parts.append(f"SELECT {', '.join(cols)} FROM read_parquet({literal(b['path'])})")
+        if not parts:
+            continue
+        view = relation_name(ds.name)
+        try:
+            backend.create_view(ds.quantum, view, " UNION ALL ".join(parts))
+        except Exception:  # noqa: BLE001 - not served: reads of it are refused as unknown
+            continue
+        key = (ds.quantum.lower(), ds.name.lower(), SUFFIX)
+        relations[key] = backend.relation(ds.quantum, view)
+        datasets[key] = quarantine_dataset(ds)
