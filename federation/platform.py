@@ -46,7 +46,8 @@ from .governance import audit
 from .governance.authorize import allowed
 from .governance.loader import check_expressions, load_governance
 from .governance.policies import Governance
-from .governance.principals import Principal
+from .governance import oidc
+from .governance.principals import Identity, Principal
 from .governance.policies import Grant
 from .governance.requests import AccessRequest, AccessRequests
 from .governance.tokens import TokenStore
@@ -107,6 +108,7 @@ class Platform:
         self.state_dir = state_dir(self.path)
         self.audit: audit.AuditLog | None = None  # opened once the folder is known to be a mesh
         self._tokens: TokenStore | None = None
+        self.keys = oidc.KeyCache()  # the identity providers' JWKS (kept across governance reloads)
         self._access: AccessRequests | None = None
         self.counters = live.Counters(self.state_dir)
         self._build_lock = threading.Lock()  # one build at a time (the watcher and in-process writers)
@@ -590,16 +592,40 @@ class Platform:
 
     # -- queries ----------------------------------------------------------------------------------
 
-    def principal(self, user: str | None) -> Principal:
-        """The principal named ``user`` in the governance file (an unknown name holds only ``public``)."""
-        return self._state.governance.principal(user)
+    def principal(self, user: str | None, claims: oidc.Claims | None = None) -> Principal:
+        """The principal named ``user`` in the governance file (an unknown name holds only ``public``); with
+        a verified JWT's ``claims``, united with what they may grant (``oidc.principal_of``)."""
+        if claims is None:
+            return self._state.governance.principal(user)
+        return oidc.principal_of(self._state.governance, claims)
+
+    def identify(self, credential: str | None) -> Identity:
+        """Who a credential proves to be: the one authentication of every interface (HTTP bearer, the
+        PostgreSQL wire password, Flight SQL bearer and basic). A Quanta token (``qt_...``), or a JWT of an
+        issuer ``governance.yaml`` declares (``oidc.verify``). ``AuthenticationError`` says why not, never
+        echoing the credential."""
+        if not credential:
+            raise errors.AuthenticationError("no token given")
+        if credential.startswith("qt_"):
+            name = self.tokens.verify(credential)
+            if name is None:
+                raise errors.AuthenticationError("a valid token is required")
+            return Identity(name, token_id=credential[3:].partition("_")[0])
+        gov = self._state.governance
+        issuers = getattr(gov, "issuers", ())
+        if not issuers or not oidc.looks_like_jwt(credential):
+            raise errors.AuthenticationError("a valid token is required")
+        try:
+            claims = oidc.verify(credential, issuers, self.keys)
+            oidc.check_claims(gov, claims)
+        except oidc.TokenError as e:
+            raise errors.AuthenticationError(f"JWT refused: {e}") from None
+        return Identity(claims.name, claims=claims, expires_at=claims.expires_at)
 
     def authenticate(self, token: str | None) -> Principal:
-        """The principal of a bearer token; ``AuthenticationError`` when there is no valid token."""
-        name = self.tokens.verify(token) if token else None
-        if name is None:
-            raise errors.AuthenticationError("a valid token is required" if token else "no token given")
-        return self.principal(name)
+        """The principal of a bearer token (``identify``); ``AuthenticationError`` when there is no valid token."""
+        identity = self.identify(token)
+        return self.principal(identity.name, identity.claims)
 
     def require_purpose(self, principal: Principal, purpose: str | None, sql: Any = None,
                         interface: str | None = None) -> None:

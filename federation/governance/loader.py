@@ -26,6 +26,7 @@ from ..catalog.loader import read_mesh_file
 from ..catalog.yamlio import Positions, YamlError, format_path, parse_yaml
 from ..errors import CatalogError, Problem
 from ..rewrite import functions
+from . import oidc
 from .policies import KINDS, MASKS, Condition, Governance, Grant, Policy, Selector
 from .principals import Principal
 
@@ -62,6 +63,26 @@ POLICY_SCHEMA = {
         "unless": _CONDITION,
     },
 }
+_CLAIM = {"type": "string", "minLength": 1, "pattern": r"^[^\s]+$"}  # a claim's name or dotted path
+ISSUER_SCHEMA = {  # an OpenID Connect issuer whose JWTs identify principals (governance/oidc.py)
+    "type": "object",
+    "required": ["issuer", "audience", "jwks_url"],
+    "additionalProperties": False,
+    "properties": {
+        "issuer": {"type": "string", "minLength": 1},
+        "audience": {"anyOf": [{"type": "string", "minLength": 1},
+                               {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}]},
+        "jwks_url": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "principal_claim": _CLAIM, "roles_claim": _CLAIM, "groups_claim": _CLAIM,
+        "attribute_claims": {"type": "object", "additionalProperties": _CLAIM,
+                             "propertyNames": {"not": {"enum": list(oidc.RESERVED_ATTRIBUTES)}}},
+        "algorithms": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(oidc.ASYMMETRIC)}},
+        "leeway_seconds": {"type": "number", "minimum": 0, "maximum": 600},
+        "jwks_cache_seconds": {"type": "number", "minimum": 0},
+        "jwks_refresh_seconds": {"type": "number", "minimum": 0},
+    },
+}
 GOVERNANCE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -92,6 +113,7 @@ GOVERNANCE_SCHEMA = {
                 "expires": {"type": "string", "format": "date"},
                 "approvers": _LIST, "purposes": _LIST}}},
         "policies": {"type": "array", "items": POLICY_SCHEMA},
+        "issuers": {"type": "array", "items": ISSUER_SCHEMA},
     },
 }
 
@@ -180,6 +202,8 @@ def load_governance(mesh: Mesh) -> tuple[Governance, list[Problem], dict[str, li
         principals[name] = Principal(name, _tuple(p.get("roles")), _tuple(p.get("groups")),
                                      {k: list(_tuple(v)) for k, v in (p.get("attributes") or {}).items()})
 
+    issuers = _issuers(data.get("issuers") or [], base, report)
+
     grants: list[Grant] = []
     for i, g in enumerate(data.get("grants") or []):
         (kind, grantee), = g["to"].items()
@@ -241,7 +265,28 @@ def load_governance(mesh: Mesh) -> tuple[Governance, list[Problem], dict[str, li
                 policies.append(pol)
     gov = Governance(principals, grants, policies, roles, digest.hexdigest()[:16], settings)
     gov.owners = {q.name.lower(): tuple(q.owners) for q in mesh.quanta.values()}
+    gov.issuers = issuers
     return gov, problems, local_problems
+
+
+def _issuers(raw: list, base: list, report: _Report) -> tuple[oidc.Issuer, ...]:
+    """The OpenID Connect issuers the governance trusts (checked beyond the schema: one entry per issuer,
+    a JWKS address that cannot be tampered with on the way)."""
+    out: list[oidc.Issuer] = []
+    for i, item in enumerate(raw):
+        path = base + ["issuers", i]
+        if any(o.issuer == item["issuer"] for o in out):
+            report.add(path + ["issuer"], f"issuer {item['issuer']!r} is declared twice")
+        problem = oidc.check_jwks_url(item["jwks_url"])
+        if problem:
+            report.add(path + ["jwks_url"], f"jwks_url of issuer {item['issuer']!r} {problem}")
+        out.append(oidc.Issuer(
+            item["issuer"], _tuple(item["audience"]), item["jwks_url"], item.get("principal_claim", "sub"),
+            item.get("roles_claim"), item.get("groups_claim"), tuple((item.get("attribute_claims") or {}).items()),
+            tuple(item.get("algorithms") or oidc.ASYMMETRIC), float(item.get("leeway_seconds", oidc.DEFAULT_LEEWAY)),
+            float(item.get("jwks_cache_seconds", oidc.DEFAULT_CACHE)),
+            float(item.get("jwks_refresh_seconds", oidc.REFRESH_INTERVAL))))
+    return tuple(out)
 
 
 def _known_target(mesh: Mesh, on: str) -> bool:

@@ -1,5 +1,10 @@
 """Principals: who runs a query. Users with roles, groups and attributes, defined in the mesh's
-governance file. Every principal implicitly holds the role ``public`` (like PostgreSQL's PUBLIC)."""
+governance file or vouched for by an identity provider it trusts (a JWT's claims, ``oidc``). Every
+principal implicitly holds the role ``public`` (like PostgreSQL's PUBLIC).
+
+An ``Identity`` is who a credential proved to be: a name, and the Quanta token or the JWT claims it came
+with. Its principal is made again from the current governance whenever it changes (``Platform.principal``),
+so a reload applies to open connections while a JWT's claims keep counting."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ class Principal:
     roles: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     attributes: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    known: bool = True  # defined in the governance file (an unknown user holds only ``public``)
+    known: bool = True  # in the governance file or a trusted issuer's token (an unknown user holds only ``public``)
 
     @property
     def all_roles(self) -> frozenset[str]:
@@ -37,3 +42,13 @@ class Principal:
 
 
 SYSTEM_PRINCIPAL = Principal("quanta-system", roles=("system",))  # Quanta's own SQL (definitions, probes)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a credential proved to be (``Platform.identify``)."""
+
+    name: str
+    token_id: str | None = None  # the Quanta token's id (its revocation ends sessions opened with it)
+    claims: Any = None  # a JWT's ``oidc.Claims``
+    expires_at: float | None = None  # epoch seconds when the credential stops being valid (a JWT's exp)

@@ -1,8 +1,9 @@
 """Who calls: the ``authorization`` header of every Flight call, checked by a server middleware.
 
-Two forms, the same tokens as HTTP (``platform.authenticate``):
+Two forms, the same credentials as HTTP (``platform.identify``: a Quanta token, or a JWT of an identity
+provider ``governance.yaml`` declares):
 
-- ``Bearer <token>``: a Quanta token (``quanta token create``), or a session token this server gave.
+- ``Bearer <token>``: a Quanta token (``quanta token create``), a JWT, or a session token this server gave.
 - ``Basic base64(principal:token)``: what ADBC and JDBC send for a user name and password. The driver
   calls ``Handshake`` with it and reads ``authorization: Bearer <session token>`` from the response
   headers, then sends that bearer on every call (the scheme of pyarrow's own
@@ -10,8 +11,9 @@ Two forms, the same tokens as HTTP (``platform.authenticate``):
 
 A session token is random, kept only in this server's memory, and tied to its principal and to the token
 it was opened with: it ends when that token is revoked or expires (checked on each call: one indexed read
-of the token store) and after ``flight_session_timeout_seconds`` without a call. Every refusal says the
-same "invalid credentials" whatever was wrong, so a caller never learns whether a user exists.
+of the token store; a JWT's expiry), and after ``flight_session_timeout_seconds`` without a call. A refusal
+of a Quanta token says the same "invalid credentials" whatever was wrong, so a caller never learns whether a
+user exists; a JWT's refusal says why (expired, wrong audience...), which names no user.
 
 The principal is looked up on each call in the platform's current state, so a governance reload (roles,
 groups, attributes taken away) applies to the next call of an open client. A declared purpose travels as
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 
 import pyarrow.flight as flight
 
+from ... import errors
+
 PURPOSE_HEADER = "x-quanta-purpose"
 SESSION_PREFIX = "qfs_"
 MAX_PER_PRINCIPAL = 1000  # open sessions of one principal (each Handshake opens one)
@@ -42,8 +46,16 @@ INVALID = "invalid credentials: send 'authorization: Bearer <token>' (a Quanta t
 @dataclass
 class Session:
     principal: str
-    token_id: str
+    token_id: str | None  # the Quanta token it was opened with (None: a JWT)
     expires: float  # monotonic; moved on by each call
+    claims: object = None  # the JWT's claims (governance.oidc.Claims)
+    credential_expires: float | None = None  # the JWT's expiry (epoch seconds)
+
+    def ended(self, platform) -> bool:
+        """Whether the credential it was opened with is no longer valid."""
+        if self.credential_expires is not None and time.time() > self.credential_expires:
+            return True
+        return self.token_id is not None and not platform.tokens.active(self.token_id)
 
 
 class Sessions:
@@ -55,14 +67,15 @@ class Sessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
 
-    def open(self, principal: str, token_id: str) -> str:
+    def open(self, principal: str, token_id: str | None, claims=None, credential_expires: float | None = None) -> str:
         """A new session token (a principal holding MAX_PER_PRINCIPAL sessions loses its least recently used)."""
         token = SESSION_PREFIX + secrets.token_urlsafe(32)
         with self._lock:
             mine = [(s.expires, t) for t, s in self._sessions.items() if s.principal == principal]
             if len(mine) >= MAX_PER_PRINCIPAL:
                 del self._sessions[min(mine)[1]]
-            self._sessions[token] = Session(principal, token_id, time.monotonic() + self.timeout())
+            self._sessions[token] = Session(principal, token_id, time.monotonic() + self.timeout(), claims,
+                                            credential_expires)
         return token
 
     def get(self, token: str) -> Session | None:
@@ -89,12 +102,14 @@ class Sessions:
 
 
 class Caller(flight.ServerMiddleware):
-    """One call's authenticated caller: a principal name (looked up again on each call), the purpose it
-    declares, and the session token to send back from a basic-auth ``Handshake``."""
+    """One call's authenticated caller: a principal name and its JWT's claims if any (the principal is made
+    again on each call: ``platform.principal(user, claims)``), the purpose it declares, and the session token
+    to send back from a basic-auth ``Handshake``."""
 
-    def __init__(self, user: str, purpose: str | None, answer: str | None = None):
+    def __init__(self, user: str, purpose: str | None, answer: str | None = None, claims=None):
         self.user = user
         self.purpose = purpose
+        self.claims = claims
         self._answer = answer
 
     def sending_headers(self):
@@ -127,31 +142,39 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
         scheme = scheme.lower()
         if scheme == "bearer" and credential.startswith(SESSION_PREFIX):
             session = self.sessions.get(credential)
-            if session is None or not self.platform.tokens.active(session.token_id):
+            if session is None or session.ended(self.platform):
                 if session is not None:
                     self.sessions.end(credential)
                 raise flight.FlightUnauthenticatedError("invalid credentials: the session ended (its token was "
                                                         "revoked or expired, or it was idle too long): log in again")
-            return Caller(session.principal, purpose)
+            return Caller(session.principal, purpose, claims=session.claims)
         if scheme == "bearer":
-            user = self.platform.tokens.verify(credential)
-            if user is None:
-                raise flight.FlightUnauthenticatedError(INVALID)
-            return Caller(user, purpose)
+            identity = self._identify(credential)
+            return Caller(identity.name, purpose, claims=identity.claims)
         if scheme == "basic":
             try:
-                user, sep, token = base64.b64decode(credential, validate=True).decode("utf-8").partition(":")
+                padded = credential + "=" * (-len(credential) % 4)  # ADBC's Go driver sends it unpadded
+                user, sep, token = base64.b64decode(padded, validate=True).decode("utf-8").partition(":")
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 raise flight.FlightUnauthenticatedError("invalid credentials: malformed basic authentication") \
                     from None
-            owner = self.platform.tokens.verify(token) if sep else None
-            if owner is None or owner != user:
+            identity = self._identify(token) if sep else None
+            if identity is None or identity.name != user:
                 raise flight.FlightUnauthenticatedError(INVALID)
             answer = None
             if info.method == flight.FlightMethod.HANDSHAKE:
-                answer = self.sessions.open(user, token[len("qt_"):].partition("_")[0])
-            return Caller(user, purpose, answer)
+                answer = self.sessions.open(user, identity.token_id, identity.claims, identity.expires_at)
+            return Caller(user, purpose, answer, identity.claims)
         raise flight.FlightUnauthenticatedError(INVALID)
+
+    def _identify(self, credential: str):
+        """``platform.identify``, its refusal as UNAUTHENTICATED (a JWT's says why; a Quanta token's never)."""
+        try:
+            return self.platform.identify(credential)
+        except errors.AuthenticationError as e:
+            if credential.startswith("qt_") or not e.message.startswith("JWT"):
+                raise flight.FlightUnauthenticatedError(INVALID) from None
+            raise flight.FlightUnauthenticatedError(f"invalid credentials: {e.message}") from None
 
 
 class NoOpAuthHandler(flight.ServerAuthHandler):

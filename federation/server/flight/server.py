@@ -244,7 +244,7 @@ class FlightSqlServer(flight.FlightServerBase):
         caller = context.get_middleware(MIDDLEWARE)
         if caller is None:
             raise flight.FlightUnauthenticatedError("no credentials")
-        return caller, self.platform.principal(caller.user)  # looked up in the current state
+        return caller, self.platform.principal(caller.user, caller.claims)  # made in the current state
 
     # -- Flight RPC ------------------------------------------------------------------------------
 

@@ -8,10 +8,21 @@ Every token of a principal shares the principal's salt, so the server sends the 
 which token the client holds, then checks the client's proof against each of the principal's verifiers
 (one scramp server each, all with the same nonce, hence the same server-first-message). A matching
 verifier is accepted only while its token is still active (not revoked, not expired).
+
+JWTs of an identity provider (``governance.oidc``) cannot go through SCRAM: the server must see the token to
+verify its signature. When ``governance.yaml`` declares ``issuers``, the server asks for the password itself
+(AuthenticationCleartextPassword, as Neon, Azure Database for PostgreSQL with Entra ID tokens and Amazon RDS
+with IAM tokens do) on a TLS connection or one from a loopback address (``password_login``); the password is
+then a JWT or a Quanta token, both checked by ``platform.identify``, and its principal must be the startup
+packet's user. Other connections keep SCRAM (Quanta tokens only): a token never travels unencrypted over a
+network. The choice depends on the connection and the mesh only, never on the user, so it does not tell
+whether a user exists or holds tokens. (PostgreSQL 18's SASL OAUTHBEARER would carry a bearer token too, but
+needs libpq 18 built with OAuth support and a token flow configured in each client: not what clients have.)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 
 from scramp import ScramException, ScramMechanism
@@ -19,8 +30,8 @@ from scramp.utils import ServerError
 
 from ...governance.tokens import ScramVerifiers, Verifier, derive
 
-__all__ = ["MECHANISM", "ScramError", "ScramServer", "Verifier", "derive", "register_token", "store_for",
-           "token_active"]
+__all__ = ["MECHANISM", "ScramError", "ScramServer", "Verifier", "derive", "password_login", "register_token",
+           "store_for", "token_active"]
 
 MECHANISM = "SCRAM-SHA-256"
 _MECHANISM = ScramMechanism(MECHANISM)
@@ -38,6 +49,22 @@ def register_token(platform, token: str) -> None:
     if principal is None:
         raise ValueError("not a valid token")
     store_for(platform).add(token[3:].partition("_")[0], principal, token)
+
+
+def password_login(platform, tls_active: bool, sock) -> bool:
+    """Whether to ask for the password itself (a JWT may be it): the mesh trusts identity providers and the
+    password cannot be read on the way (TLS, or a loopback connection)."""
+    if not getattr(platform.state.governance, "issuers", ()):
+        return False
+    if tls_active:
+        return True
+    try:
+        host = sock.getpeername()[0]
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except (OSError, ValueError, IndexError, TypeError):
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def token_active(platform, token_id: str) -> bool:

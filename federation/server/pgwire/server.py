@@ -54,6 +54,7 @@ import sqlglot.expressions as exp
 from cachetools import LRUCache
 
 from ... import errors
+from ...governance.principals import Identity
 from ...platform import Cancellation
 from ...rewrite.limits import check_sql
 from ...settings import DEFAULTS
@@ -303,6 +304,8 @@ class Connection:
         self.session: Session | None = None
         self._user: str | None = None  # who authenticated, with which token: the principal is looked up again
         self._token_id: str | None = None  # on each new state, the token checked again every TOKEN_RECHECK s
+        self._claims = None  # a JWT's claims (governance.oidc): they count again on each new state
+        self._expires_at: float | None = None  # a JWT's expiry: the session ends with it
         self._principal = None
         self._principal_state = None
         self._token_checked = 0.0
@@ -445,7 +448,9 @@ class Connection:
             self.flush()
             return False
         try:
-            self._principal, self._token_id = self.authenticate(user)
+            identity = self.authenticate(user)
+            self._token_id, self._claims, self._expires_at = identity.token_id, identity.claims, identity.expires_at
+            self._principal = self.platform.principal(user, identity.claims)
             self._user, self._principal_state, self._token_checked = user, self.platform.state, time.monotonic()
         except (auth.ScramError, errors.Error, WireError) as e:
             self.send(error_message(e) if not isinstance(e, errors.Error)
@@ -470,18 +475,26 @@ class Connection:
         self.reader.deadline = None  # started: from now on the idle time-out
         return True
 
-    def authenticate(self, user: str):
-        if self.server.allow_cleartext:
+    def authenticate(self, user: str) -> Identity:
+        """Who the client proves to be (``auth``): SCRAM-SHA-256 with a Quanta token, or the password itself
+        (AuthenticationCleartextPassword) when the mesh trusts identity providers and the connection is
+        encrypted or local (``auth.password_login``): then a JWT or a Quanta token, checked by
+        ``platform.identify`` like every interface's credential."""
+        if self.server.allow_cleartext or auth.password_login(self.platform, self.tls_active, self.sock):
             self.send(pm.AUTH_CLEARTEXT)
             self.flush()
             kind, body = self.reader.message()
             if kind != b"p":
                 raise pm.ProtocolViolation("expected a password message")
             password = pm.Buffer(body).cstring()
-            principal = self.platform.authenticate(password)
-            if principal.name != user:
+            try:
+                identity = self.platform.identify(password)
+            except errors.AuthenticationError as e:  # a JWT's refusal says why (no user is named by it)
+                why = "" if password.startswith("qt_") else f": {e.message}"
+                raise auth.ScramError(f'password authentication failed for user "{user}"{why}') from None
+            if identity.name != user:
                 raise auth.ScramError(f'password authentication failed for user "{user}"')
-            return principal, password[len("qt_"):].partition("_")[0]
+            return identity
         store = auth.store_for(self.platform)
         scram = auth.ScramServer(store, user)
         self.send(pm.authentication(10, pm.cstr(auth.MECHANISM) + b"\0"))
@@ -504,7 +517,7 @@ class Connection:
         if not auth.token_active(self.platform, verifier.token_id):
             raise auth.ScramError(f'password authentication failed for user "{user}"')
         self.send(pm.authentication(12, final.encode()))
-        return self.platform.principal(user), verifier.token_id
+        return Identity(user, token_id=verifier.token_id)
 
     @property
     def principal(self):
@@ -514,12 +527,14 @@ class Connection:
             return None
         state = self.platform.state
         if self._principal_state is not state:
-            self._principal, self._principal_state = self.platform.principal(self._user), state
+            self._principal, self._principal_state = self.platform.principal(self._user, self._claims), state
         return self._principal
 
     def token_revoked(self) -> bool:
         """Whether the token this connection logged in with was revoked or expired (checked at most every
         TOKEN_RECHECK seconds: one indexed read)."""
+        if self._expires_at is not None and time.time() > self._expires_at:
+            return True
         if self._token_id is None or time.monotonic() - self._token_checked < TOKEN_RECHECK:
             return False
         self._token_checked = time.monotonic()

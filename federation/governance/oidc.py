@@ -1,0 +1,358 @@
+"""Identities from an identity provider: OpenID Connect access tokens (JWTs) verified against the issuer's
+published keys (JWKS), and the principal their claims name.
+
+``governance.yaml`` declares the issuers it trusts (``issuers:``, read by ``loader``)::
+
+    issuers:
+      - issuer: https://idp.example.com/realms/acme   # the token's iss, exactly
+        audience: quanta                              # the token's aud must hold it (a string or a list)
+        jwks_url: https://idp.example.com/realms/acme/protocol/openid-connect/certs
+        principal_claim: preferred_username           # default sub
+        roles_claim: realm_access.roles               # dotted paths into the claims; none by default
+        groups_claim: groups
+        attribute_claims: {region: region}            # principal attribute -> claim
+        algorithms: [RS256]                           # default: every asymmetric one
+        leeway_seconds: 60                            # clock skew allowed on exp, nbf, iat
+        jwks_cache_seconds: 300
+
+Verification (PyJWT: no hand-written JOSE): the token's ``iss`` chooses the issuer (an undeclared issuer is
+refused before any key is fetched); its header's ``alg`` must be an asymmetric algorithm the issuer allows
+(``none`` and HS* are refused whatever the key: the classic confusion of an RSA public key used as an HMAC
+secret cannot happen), its ``kid`` must name a key of the issuer's JWKS whose type fits the algorithm; the
+signature, ``exp`` (required), ``nbf``, ``iat``, ``iss`` and ``aud`` are checked with the leeway. Errors say
+what is wrong without echoing the token or its claims; tokens are never logged.
+
+The JWKS is fetched over HTTPS (plain HTTP only from a loopback address) with a time-out and a size cap,
+kept ``jwks_cache_seconds``, and fetched again when a token names an unknown ``kid`` (a key rotation), at
+most once per ``REFRESH_INTERVAL`` seconds per issuer, so a flood of made-up key ids cannot hammer the
+identity provider. When it cannot be fetched, tokens are refused (fail closed).
+
+What claims may grant (``principal_of``): the principal's name comes from ``principal_claim`` and must not
+be one of Quanta's own (``quanta-*``, ``anonymous``); roles, groups and the mapped attributes come from the
+named claims. A claim may not carry ``system`` (Quanta's own principal's), the auditor role or the
+data-engineer role (the governance settings' ``auditor_role`` and ``data_engineer_role``): those come only
+from ``governance.yaml``, and a token claiming one is refused. When the governance declares its ``roles``,
+claimed roles it does not declare are ignored (an identity provider sends many of its own). Attributes
+come only from the claims the issuer maps (``attribute_claims``), never ``name``, ``roles`` or ``groups``.
+A principal also defined in ``governance.yaml`` holds both (roles and groups united), the file's
+attributes winning.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from jwt.exceptions import InvalidKeyError, PyJWKError, PyJWTError
+
+from .principals import Principal
+
+ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}  # the JWK kty each algorithm family needs
+EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+RESERVED_ROLES = ("system",)  # Quanta's own principal's; the settings' auditor and data-engineer roles too
+RESERVED_ATTRIBUTES = ("name", "roles", "groups")  # principal.name/roles/groups in filters are not attributes
+RESERVED_NAMES = ("anonymous",)  # and every name starting with RESERVED_PREFIX
+RESERVED_PREFIX = "quanta-"
+DEFAULT_LEEWAY = 60
+DEFAULT_CACHE = 300
+FETCH_TIMEOUT = 5.0  # seconds to fetch a JWKS
+MAX_JWKS_BYTES = 1 << 20
+REFRESH_INTERVAL = 10.0  # at most one fetch per issuer per this many seconds on unknown key ids
+MAX_NAME = 256
+
+
+class TokenError(Exception):
+    """Why a JWT is refused (the message names the problem, never the token)."""
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """One issuer ``governance.yaml`` declares."""
+
+    issuer: str
+    audience: tuple[str, ...]
+    jwks_url: str
+    principal_claim: str = "sub"
+    roles_claim: str | None = None
+    groups_claim: str | None = None
+    attribute_claims: tuple[tuple[str, str], ...] = ()
+    algorithms: tuple[str, ...] = ASYMMETRIC
+    leeway_seconds: float = DEFAULT_LEEWAY
+    jwks_cache_seconds: float = DEFAULT_CACHE
+    jwks_refresh_seconds: float = REFRESH_INTERVAL
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a verified token says of its principal (before the governance's rules of ``principal_of``)."""
+
+    issuer: str
+    name: str
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    attributes: dict[str, list] = field(default_factory=dict, hash=False, compare=False)
+    expires_at: float | None = None  # when the token stops being accepted: its exp plus the leeway (epoch s)
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Three base64url parts (JWS compact serialisation)."""
+    parts = token.split(".")
+    return len(parts) == 3 and all(parts[:2]) and len(token) < 16384
+
+
+def check_jwks_url(url: str) -> str | None:
+    """Why a JWKS address is not acceptable, or None: HTTPS, or HTTP to a loopback address only."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return None
+    if parsed.scheme == "http" and parsed.hostname:
+        host = parsed.hostname
+        try:
+            if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            pass
+        return "must be an https:// address (plain http only to a loopback address: the keys must not be " \
+               "replaceable on the way)"
+    return "must be an https:// address"
+
+
+# -- the keys -------------------------------------------------------------------------------------------
+
+
+class _KeySet:
+    """One issuer's JWKS: kid -> JWK (dict), fetched at ``fetched``."""
+
+    def __init__(self):
+        self.keys: dict[str | None, dict] = {}
+        self.fetched = float("-inf")  # monotonic time of the last successful fetch
+        self.tried = float("-inf")  # monotonic time of the last fetch attempt
+        self.lock = threading.Lock()
+
+
+class KeyCache:
+    """The JWKS of every issuer, fetched on demand and kept (one per platform: it outlives governance
+    reloads; keyed by the issuer and its JWKS address)."""
+
+    def __init__(self, timeout: float = FETCH_TIMEOUT):
+        self.timeout = timeout
+        self._sets: dict[tuple[str, str], _KeySet] = {}
+        self._lock = threading.Lock()
+        self.fetches = 0  # how many times a JWKS was fetched (tests, metrics)
+
+    def key(self, issuer: Issuer, kid: str | None) -> dict:
+        """The JWK ``kid`` names (the only key when the token names none and the set holds one)."""
+        with self._lock:
+            ks = self._sets.setdefault((issuer.issuer, issuer.jwks_url), _KeySet())
+        now = time.monotonic()
+        if now - ks.fetched > issuer.jwks_cache_seconds:  # never fetched, or too old: fetch (fail closed)
+            self._refresh(issuer, ks, force=True)
+        found = self._find(ks, kid)
+        if found is None and kid is not None:  # a rotated key, perhaps: fetch again (rate-limited)
+            self._refresh(issuer, ks, force=False)
+            found = self._find(ks, kid)
+        if found is None:
+            raise TokenError("the token's key id (kid) is not one of the issuer's keys" if kid is not None else
+                             "the token names no key id (kid) and the issuer publishes several keys")
+        return found
+
+    @staticmethod
+    def _find(ks: _KeySet, kid: str | None) -> dict | None:
+        keys = ks.keys
+        if kid is None:
+            return next(iter(keys.values())) if len(keys) == 1 else None
+        return keys.get(kid)
+
+    def _refresh(self, issuer: Issuer, ks: _KeySet, force: bool) -> None:
+        """Fetch the set again: ``force`` when it is missing or too old, else for an unknown kid. Either way at
+        most once per ``jwks_refresh_seconds`` after an attempt that failed or found no such kid."""
+        with ks.lock:
+            now = time.monotonic()
+            if force and now - ks.fetched <= issuer.jwks_cache_seconds:
+                return  # another thread fetched it meanwhile
+            if now - ks.tried < issuer.jwks_refresh_seconds:
+                if force:  # the last attempt failed a moment ago: do not hammer a failing identity provider
+                    raise TokenError("the identity provider's keys (JWKS) could not be fetched")
+                return  # fetched a moment ago: an unknown kid does not fetch again before the interval
+            ks.tried = now
+            try:
+                ks.keys = self._fetch(issuer)
+                ks.fetched = time.monotonic()
+            except TokenError:
+                if force:  # keys older than jwks_cache_seconds are not used when a fresh set cannot be had
+                    ks.keys = {}
+                    raise
+
+    def _fetch(self, issuer: Issuer) -> dict[str | None, dict]:
+        self.fetches += 1
+        request = urllib.request.Request(issuer.jwks_url, headers={"Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - checked url
+                body = response.read(MAX_JWKS_BYTES + 1)
+        except (urllib.error.URLError, OSError, ValueError):
+            raise TokenError("the identity provider's keys (JWKS) could not be fetched") from None
+        if len(body) > MAX_JWKS_BYTES:
+            raise TokenError("the identity provider's JWKS is too large")
+        try:
+            data = json.loads(body)
+            keys = data["keys"]
+            if not isinstance(keys, list):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise TokenError("the identity provider's JWKS is not a JSON key set") from None
+        out: dict[str | None, dict] = {}
+        for k in keys:
+            if isinstance(k, dict) and k.get("use", "sig") == "sig" and k.get("kty") in ("RSA", "EC", "OKP"):
+                out[str(k["kid"]) if "kid" in k else None] = k
+        return out
+
+
+# -- verification ---------------------------------------------------------------------------------------
+
+
+def _header(token: str) -> dict:
+    try:
+        header = jwt.get_unverified_header(token)
+    except PyJWTError:
+        raise TokenError("not a well-formed JWT") from None
+    return header
+
+
+def _unverified_issuer(token: str) -> Any:
+    try:
+        return jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except PyJWTError:
+        raise TokenError("not a well-formed JWT") from None
+
+
+def verify(token: str, issuers: tuple[Issuer, ...], cache: KeyCache) -> Claims:
+    """The claims of a valid token of one of ``issuers``; ``TokenError`` says why not."""
+    header = _header(token)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg.lower() == "none":
+        raise TokenError("unsigned tokens (alg none) are refused")
+    if alg.startswith("HS"):
+        raise TokenError(f"symmetric algorithm {alg} is refused: identity providers sign with their private key")
+    iss = _unverified_issuer(token)
+    issuer = next((i for i in issuers if isinstance(iss, str) and i.issuer == iss), None)
+    if issuer is None:
+        raise TokenError("the token's issuer (iss) is not one declared in governance.yaml")
+    if alg not in issuer.algorithms or alg not in ASYMMETRIC:
+        raise TokenError(f"algorithm {alg} is not accepted for this issuer (accepted: {', '.join(issuer.algorithms)})")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise TokenError("the token's key id (kid) is not a string")
+    jwk = cache.key(issuer, kid)
+    if jwk.get("kty") != KEY_TYPES[alg[:2]] or (alg in EC_CURVES and jwk.get("crv") != EC_CURVES[alg]) \
+            or (jwk.get("alg") not in (None, alg)):
+        raise TokenError(f"the issuer's key {kid or ''} is not a key for algorithm {alg}".replace("  ", " "))
+    try:
+        key = jwt.PyJWK(jwk, alg)
+    except (PyJWKError, InvalidKeyError, ValueError, TypeError):
+        raise TokenError("the issuer's key could not be read") from None
+    try:
+        claims = jwt.decode(token, key, algorithms=[alg], audience=list(issuer.audience), issuer=issuer.issuer,
+                            leeway=issuer.leeway_seconds,
+                            options={"require": ["exp", "iss", "aud"], "verify_signature": True})
+    except jwt.ExpiredSignatureError:
+        raise TokenError("the token expired") from None
+    except jwt.ImmatureSignatureError:
+        raise TokenError("the token is not valid yet (nbf or iat in the future)") from None
+    except jwt.InvalidAudienceError:
+        raise TokenError(f"the token's audience (aud) is not {' or '.join(issuer.audience)}") from None
+    except jwt.InvalidIssuerError:
+        raise TokenError("the token's issuer (iss) is not one declared in governance.yaml") from None
+    except jwt.MissingRequiredClaimError as e:
+        raise TokenError(f"the token has no {e.claim} claim") from None
+    except jwt.InvalidSignatureError:
+        raise TokenError("the token's signature does not verify") from None
+    except PyJWTError as e:
+        raise TokenError(f"the token is not valid: {type(e).__name__}") from None
+    return _claims(issuer, claims)
+
+
+def _path(claims: dict, path: str) -> Any:
+    """A claim by name, or by a dotted path into nested objects (``realm_access.roles``)."""
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _strings(claims: dict, path: str | None, what: str) -> tuple[str, ...]:
+    if not path:
+        return ()
+    value = _path(claims, path)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TokenError(f"the token's {what} claim {path!r} is not a string or a list of strings")
+    return tuple(dict.fromkeys(value))
+
+
+def _claims(issuer: Issuer, claims: dict) -> Claims:
+    name = _path(claims, issuer.principal_claim)
+    if not isinstance(name, str) or not name.strip():
+        raise TokenError(f"the token has no principal: claim {issuer.principal_claim!r} is missing or not a string")
+    if len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise TokenError(f"the token's principal claim {issuer.principal_claim!r} is not an acceptable name")
+    if name.lower() in RESERVED_NAMES or name.lower().startswith(RESERVED_PREFIX):
+        raise TokenError(f"the token's principal claim {issuer.principal_claim!r} names one of Quanta's own "
+                         "principals")
+    attributes = {}
+    for attr, path in issuer.attribute_claims:
+        values = _strings(claims, path, f"attribute {attr}")
+        if values:
+            attributes[attr] = list(values)
+    exp = claims.get("exp")
+    return Claims(issuer.issuer, name, _strings(claims, issuer.roles_claim, "roles"),
+                  _strings(claims, issuer.groups_claim, "groups"), attributes,
+                  float(exp) + issuer.leeway_seconds if isinstance(exp, (int, float)) else None)
+
+
+# -- the principal --------------------------------------------------------------------------------------
+
+
+def reserved_roles(gov) -> frozenset[str]:
+    """Roles a claim may never carry: Quanta's own and those the governance treats specially."""
+    return frozenset({*RESERVED_ROLES, gov.auditor_role, gov.engineer_role})
+
+
+def check_claims(gov, claims: Claims) -> None:
+    """``TokenError`` when a token claims what only ``governance.yaml`` may grant."""
+    reserved = reserved_roles(gov)
+    bad = [r for r in claims.roles if r in reserved]
+    if bad:
+        raise TokenError(f"the token claims the role {bad[0]!r}, which only governance.yaml grants")
+
+
+def principal_of(gov, claims: Claims) -> Principal:
+    """The principal of verified claims under the governance ``gov``: the file's principal of that name (if
+    any) united with what the claims may grant (reserved roles never; undeclared roles ignored when the
+    governance declares its roles; the file's attributes win). Claims of an issuer the governance no
+    longer declares grant nothing."""
+    file = gov.principals.get(claims.name)
+    if not any(i.issuer == claims.issuer for i in getattr(gov, "issuers", ())):
+        return file or Principal(claims.name, known=False)
+    reserved = reserved_roles(gov)
+    roles = [r for r in claims.roles if r not in reserved and r != "public" and (not gov.roles or r in gov.roles)]
+    attributes = {**claims.attributes, **(file.attributes if file else {})}
+    if file is None:
+        return Principal(claims.name, tuple(roles), claims.groups, attributes, known=True)
+    return Principal(claims.name, tuple(dict.fromkeys(file.roles + tuple(roles))),
+                     tuple(dict.fromkeys(file.groups + claims.groups)), attributes, known=True)
