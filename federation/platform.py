@@ -49,7 +49,7 @@ from .governance.policies import Governance
 from .governance import oidc
 from .governance.principals import Identity, Principal
 from .governance.policies import Grant
-from .governance.requests import AccessRequest, AccessRequests
+from .governance.requests import AccessRequest, AccessRequests, approval_levels, names_principal
 from .governance.tokens import TokenStore
 from .lineage.inheritance import DEFAULT_ANONYMISING, Lineage, inherit
 from .lineage.openlineage import OpenLineage
@@ -135,16 +135,23 @@ class Platform:
         """Approvers named in the contract's roles, the quantum's owners, and data engineers."""
         return allowed(self, principal, "approve", ds).allowed
 
+    def approval_levels(self, quantum: str, dataset: str) -> list[tuple[str, ...]]:
+        """Who approves a dataset's access requests, level by level (``governance.requests.approval_levels``)."""
+        return approval_levels(self._state.mesh, self._state.governance, quantum, dataset)
+
     def request_access(self, principal: Principal, dataset: str, purpose: str | None, days: int = 90) -> AccessRequest:
-        """Ask for read access to ``quantum.dataset`` for ``days`` days; the approvers see it pending."""
-        ds = self._dataset(dataset)
+        """Ask for read access to ``quantum.dataset`` for ``days`` days; the approvers see it pending (one
+        approval, or two in order when the contract names second-level approvers)."""
         if not principal.known:
-            raise errors.AccessDenied(f"{principal.name} is not a principal of this mesh")
+            raise errors.AccessDenied(f"{principal.name} is not a principal of this mesh: only principals of the "
+                                      "governance may request access")
+        ds = self._dataset(dataset)
         if not 1 <= int(days) <= 366:
             raise errors.ProgrammingError("an access request lasts between 1 and 366 days")
         if self._state.governance.grant_for(principal, ds) is not None:
             raise errors.ProgrammingError(f"{principal.name} can already read {ds.qualified_name}")
-        req = self.access_requests.create(principal.name, ds.quantum, ds.name, purpose, int(days))
+        levels = max(1, len(self.approval_levels(ds.quantum, ds.name)))
+        req = self.access_requests.create(principal.name, ds.quantum, ds.name, purpose, int(days), levels)
         self._access_changed(principal, f"ACCESS REQUEST {req.request_id}: {ds.qualified_name} for {days} days"
                              f" ({purpose or 'no purpose given'})", "access_requested", req)
         return req
@@ -166,10 +173,23 @@ class Platform:
             raise errors.AccessDenied(decision.reason)
         if days is not None and not 1 <= int(days) <= 366:
             raise errors.ProgrammingError("an access grant lasts between 1 and 366 days")
+        named = self.approval_levels(ds.quantum, ds.name)
+        levels, level = max(req.levels, len(named), 1), req.pending_level or 1
+        if approve and levels > 1:  # each level by its own approvers, by name or group (owners do not stand in)
+            if level > len(named) or names_principal(named[level - 1], principal) is None:
+                who = ", ".join(named[level - 1]) if level <= len(named) else "nobody is named"
+                raise errors.AccessDenied(
+                    f"{principal.name} may not give the level-{level} approval of access request {req.request_id} "
+                    f"to {ds.qualified_name}: it waits for its level-{level} approval, by {who}")
         try:
-            req = self.access_requests.decide(req.request_id, principal.name, approve, days, reason)
+            req = self.access_requests.decide(req.request_id, principal.name, approve, days, reason, level, levels)
         except LookupError:
             raise errors.UnknownObject(f"there is no pending access request {request_id}") from None
+        if req.status == "pending":  # one level given, the next one waits
+            self._access_changed(principal, f"ACCESS APPROVED LEVEL {level} {req.request_id}: {ds.qualified_name} "
+                                 f"for {req.principal}; waits for level {req.pending_level}", "access_level_approved",
+                                 req)
+            return req
         verb = "APPROVED" if approve else "DENIED"
         self._access_changed(principal, f"ACCESS {verb} {req.request_id}: {ds.qualified_name} for {req.principal}"
                              + (f" until {req.expires}" if req.expires else ""),
@@ -219,17 +239,29 @@ class Platform:
 
     def _access_table(self, mesh: Mesh, governance: Governance) -> pa.Table:
         rows = self.access_requests.all()
+        members: dict[str, set[str]] = {}  # group -> its principals: a group's members see what it may approve
+        for p in governance.principals.values():
+            for g in p.groups:
+                members.setdefault(g, set()).add(p.name)
         approvers = []
         for r in rows:
             ds = mesh.dataset(r.quantum, r.dataset)
             q = mesh.quanta.get(r.quantum.lower())
-            approvers.append(sorted(set(governance.approvers(ds) if ds else []) | set(q.owners if q else ())))
+            named = set(governance.approvers(ds) if ds else [])
+            named |= {a for level in approval_levels(mesh, governance, r.quantum, r.dataset) for a in level}
+            approvers.append(sorted(named | set(q.owners if q else ()) | {m for n in named for m in members.get(n, ())}))
         names = ["request_id", "principal", "quantum", "dataset", "purpose", "days", "status", "requested_at",
-                 "decided_by", "decided_at", "reason", "expires", "revoked_by", "revoked_at"]
+                 "decided_by", "decided_at", "reason", "expires", "revoked_by", "revoked_at", "levels",
+                 "pending_level"]
         cols = {n: [getattr(r, "effective_status" if n == "status" else n) for r in rows] for n in names}
-        table = pa.table({n: pa.array(v, pa.int64() if n in ("request_id", "days") else pa.string())
-                          for n, v in cols.items()})
-        return table.append_column("approvers", pa.array(approvers, pa.list_(pa.string())))
+        table = pa.table({n: pa.array(v, pa.int64() if n in ("request_id", "days", "levels", "pending_level")
+                                      else pa.string()) for n, v in cols.items()})
+        strings = pa.list_(pa.string())
+        table = table.append_column("approved_by", pa.array([[a["approver"] for a in r.approvals] for r in rows],
+                                                            strings))  # who gave level 1, level 2
+        table = table.append_column("approved_at", pa.array([[a["approved_at"] for a in r.approvals] for r in rows],
+                                                            strings))
+        return table.append_column("approvers", pa.array(approvers, strings))
 
     @property
     def tokens(self) -> TokenStore:

@@ -17,8 +17,13 @@ from federation.server.http import Server, create_app
 
 @pytest.fixture
 def mesh(demo_path, tmp_path):
+    """The demo mesh with one approval level on b2b (its finance role names cfo-office as second-level
+    approvers in the demo: tests/test_approvals.py covers two levels)."""
     target = tmp_path / "greatparts"
     shutil.copytree(demo_path, target, ignore=shutil.ignore_patterns(".quanta", "warehouse"))
+    b2b = target / "contracts" / "b2b.odcs.yaml"
+    text = b2b.read_text()
+    b2b.write_text(text.replace("    secondLevelApprovers: cfo-office\n", ""))
     return target
 
 

@@ -26,8 +26,12 @@ def access_request(dataset: str, mesh: str | None, user: str | None, purpose: st
 
     platform = Platform.open(mesh or default_mesh())
     req = platform.request_access(platform.principal(user), dataset, purpose, days)
-    ds = platform.mesh.dataset(req.quantum, req.dataset)
-    who = ", ".join(platform.state.governance.approvers(ds)) or "the quantum's owners"
+    levels = platform.approval_levels(req.quantum, req.dataset)
+    if len(levels) > 1:  # two approvals, in order, by two principals
+        who = ", then ".join(f"level {i}: {', '.join(names)}" for i, names in enumerate(levels, 1))
+    else:
+        ds = platform.mesh.dataset(req.quantum, req.dataset)
+        who = ", ".join(platform.state.governance.approvers(ds)) or "the quantum's owners"
     click.echo(f"access request {req.request_id}: {dataset} for {days} days, pending; approvers: {who}")
 
 
@@ -41,8 +45,9 @@ def access_list(mesh: str | None, user: str | None) -> None:
 
     conn = connect(mesh, user=user)
     click.echo(format_table(conn.sql(
-        "select request_id, principal, quantum || '.' || dataset as dataset, purpose, days, status, decided_by, "
-        "expires from system.access_requests order by request_id").arrow(), max_rows=10_000))
+        "select request_id, principal, quantum || '.' || dataset as dataset, purpose, days, status, pending_level, "
+        "array_to_string(approved_by, ', ') as approved_by, decided_by, expires from system.access_requests "
+        "order by request_id").arrow(), max_rows=10_000))
 
 
 def _decide(request_id: int, mesh: str | None, user: str | None, approve: bool, days: int | None,
@@ -51,7 +56,13 @@ def _decide(request_id: int, mesh: str | None, user: str | None, approve: bool, 
 
     platform = Platform.open(mesh or default_mesh())
     req = platform.decide_access(platform.principal(user), request_id, approve, days, reason)
-    if approve:
+    if req.status == "pending":  # one level of two given
+        named = platform.approval_levels(req.quantum, req.dataset)
+        level = req.pending_level
+        who = ", ".join(named[level - 1]) if level <= len(named) else "the next level's approvers"
+        click.echo(f"approved level {level - 1} of {req.request_id}: it waits for its level-{level} approval "
+                   f"by {who}")
+    elif approve:
         click.echo(f"approved {req.request_id}: {req.principal} may read {req.quantum}.{req.dataset} until {req.expires}")
     else:
         click.echo(f"denied {req.request_id}")
@@ -64,7 +75,9 @@ def _decide(request_id: int, mesh: str | None, user: str | None, approve: bool, 
 @click.option("--days", default=None, type=int, help="Grant for this many days (default: as requested).")
 @friendly
 def access_approve(request_id: int, mesh: str | None, user: str | None, days: int | None) -> None:
-    """Approve a pending request: a grant with an expiry, effective at once."""
+    """Approve a pending request: a grant with an expiry, effective at once. When the contract names
+    second-level approvers, the first approval is the first level's and the request waits for a second
+    approval by another principal, a second-level approver."""
     _decide(request_id, mesh, user, True, days, None)
 
 

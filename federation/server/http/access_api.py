@@ -3,7 +3,8 @@
 
     POST /api/v1/datasets/<q>/<d>/access-requests   {purpose, days}     ask for read access
     GET  /api/v1/access-requests                                         mine, and those I may approve
-    POST /api/v1/access-requests/<id>/approve       {days}              a grant with an expiry, at once
+    POST /api/v1/access-requests/<id>/approve       {days}              a grant with an expiry, at once (or
+                                                                         the first of two levels: pending_level)
     POST /api/v1/access-requests/<id>/deny          {reason}
     POST /api/v1/access-requests/<id>/revoke        {reason}            end an approved grant, at once
 """
@@ -65,7 +66,8 @@ def _decide(request_id: int, approve: bool):
 
 @bp.post("/access-requests/<int:request_id>/approve")
 def approve(request_id: int):
-    """Approve a pending request (approvers named in the contract, owners, data engineers)."""
+    """Approve a pending request (approvers named in the contract, owners, data engineers); with two levels
+    named, the approval of its pending level (the answer says ``pending_level`` and ``approvals``)."""
     return _decide(request_id, True)
 
 
