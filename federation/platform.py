@@ -736,7 +736,8 @@ class Platform:
             except RecursionError:
                 raise errors.QueryTooComplex("statement too complex: the query nests too deeply to compile "
                                              "(setting max_sql_depth)") from None
-            entry.rewritten_sql = plan.sql
+            entry.rewritten_sql = plan.sql if plan.explain is None else (
+                f"EXPLAIN {'ANALYZE ' if plan.explain.analyze else ''}{plan.explain.sql}")
             entry._plan_datasets = plan.datasets  # type: ignore[attr-defined]
             if state.openlineage.queries:
                 state.openlineage.emit_query(run_id, "START", principal.name, entry.sql, plan.datasets)
@@ -751,7 +752,11 @@ class Platform:
             if remaining <= 0:
                 raise admission.timed_out(timeout, f"waiting for a slot and compiling took {timeout - remaining:.2f} s")
             try:
-                if plan.engine_sql is not None:  # mesh data on the data engine (Spark)
+                if plan.explain is not None:  # the plan of the governed query, shown as governance allows
+                    from . import explain
+
+                    execution = explain.run(state.backend, plan, params, remaining, cancel)
+                elif plan.engine_sql is not None:  # mesh data on the data engine (Spark)
                     execution = _run_on_engine(state, plan, params, remaining, cancel)
                 else:
                     execution = state.backend.execute(plan.sql, params, remaining, cancel)

@@ -251,7 +251,7 @@ class Grammar:
                               f"SHOW {self.relation(env)[0]}", "SHOW memory.crm.customers"])
         if kind == "from":
             return f"{self.kw('from')}{self.c()}{self.from_item(env, 1)[0]}"
-        if kind == "other":  # not reads, several statements, plans: all refused before the engine
+        if kind == "other":  # not reads, several statements: refused before the engine; plans: of the governed query
             path = self.pick(self.paths)
             return self.pick([f"EXPLAIN {self.query(env, 1)[0]}", f"EXPLAIN ANALYZE {self.query(env, 1)[0]}",
                               f"{self.query(env, 1)[0]}; SELECT * FROM duckdb_views()",
@@ -675,7 +675,8 @@ class Oracle:
         mesh dataset's or a system table's, every bare one a CTE of the query, every table function a
         generator."""
         plan = self.platform.compile(query, self.platform.principal(user))  # the cached plan that ran
-        tree = json.loads(_PARSER.execute("select json_serialize_sql(?)", [plan.sql]).fetchone()[0])
+        sql = plan.sql if getattr(plan, "explain", None) is None else plan.explain.sql  # an EXPLAIN: what it ran
+        tree = json.loads(_PARSER.execute("select json_serialize_sql(?)", [sql]).fetchone()[0])
         if tree.get("error"):
             return [f"the executed SQL does not parse: {tree.get('error_message')}"]
         ctes: set[str] = set()

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import sqlglot
@@ -28,6 +28,7 @@ from ..errors import NotSupportedError, ProgrammingError, StatementRefused, Synt
 from ..governance.principals import Principal
 from .context import Context, Definition, Namespace
 from .describe import describe_and_show
+from .explain import ExplainRequest, explain_request
 from .limits import check_sql
 from .postgres import postgres_semantics
 from .resolve import resolve_tables
@@ -71,6 +72,22 @@ class Plan:
     # the same governed tree in the data engine's SQL, when that engine is not the embedded DuckDB (Spark) and
     # the query reads mesh data; None: ``sql`` runs on the embedded engine (system tables, constants)
     engine_sql: str | None = None
+    # an EXPLAIN: what it explains (the governed SQL); ``sql`` is then the shape of its result (a query of no
+    # rows with the plan's one column and the query's placeholders), which is what the interfaces describe
+    explain: "Explained | None" = None
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The governed query an EXPLAIN plan is of (``federation/explain.py`` renders it)."""
+
+    sql: str  # the governed SQL, as it would run (never shown: it holds the policies' literals)
+    analyze: bool
+    format: str  # "text" | "json"
+
+    @property
+    def column(self) -> str:
+        return "QUERY PLAN"
 
 
 @dataclass(frozen=True)
@@ -142,6 +159,9 @@ class Pipeline:
         return statements[0]
 
     def _compile(self, sql: str, principal: Principal, dialect: str, purpose: str | None) -> Plan:
+        request = explain_request(sql, dialect)
+        if request is not None:
+            return self._explain(request, principal, dialect, purpose)
         expression = self.parse(sql, dialect)
         ctx = Context(self.namespace, principal, sql, dialect, purpose)
         for rewrite in self.passes:
@@ -166,6 +186,23 @@ class Pipeline:
                 raise
         return Plan(out, tuple(ctx.datasets), tuple(ctx.system_tables), tuple(ctx.warnings),
                     tuple(ctx.policies), params, tuple(ctx.columns), engine_sql)
+
+    def _explain(self, request: ExplainRequest, principal: Principal, dialect: str, purpose: str | None) -> Plan:
+        """An EXPLAIN: the query compiled as it would run (refused as it would be), explained on DuckDB."""
+        plan = self._compile(request.sql, principal, dialect, purpose)
+        if plan.explain is not None:
+            raise StatementRefused("EXPLAIN explains a query, not another EXPLAIN")
+        if plan.engine_sql is not None:
+            raise NotSupportedError(f"EXPLAIN of a query on mesh data is not supported on the {self.engine.name} "
+                                    "engine (its plan is the cluster's): EXPLAIN runs on the embedded engine only")
+        explained = Explained(plan.sql, request.analyze, request.format)
+        placeholders = [p.sql(dialect=self.backend_dialect) for p in
+                        sqlglot.parse_one(plan.sql, read=self.backend_dialect).find_all(exp.Placeholder)
+                        ] if ("?" in plan.sql or "$" in plan.sql) else []
+        shape = f'SELECT CAST(NULL AS VARCHAR) AS "{explained.column}"'
+        if placeholders:  # the same parameters as the query: describing and binding see the same ones
+            shape += f" FROM (SELECT {', '.join(placeholders)}) AS quanta_parameters"
+        return replace(plan, sql=shape + " WHERE false", explain=explained)
 
     def resolve_definition(self, sql: str, principal: Principal) -> Definition:
         """Resolve a derived dataset's SQL (mesh names -> backend relations, derived -> inlined)."""

@@ -1147,6 +1147,8 @@ def _typed_parameters(st: Statement, oids: list[int]) -> str | None:
     """The query with each ``$n`` cast to its parameter's type, for the engine to type the result without
     values (the text itself when there are no parameters: its compiled plan is cached for Execute)."""
     expression = st.expression
+    if isinstance(expression, exp.Command) and str(expression.this).upper() == "EXPLAIN":
+        return st.text  # one text column whatever the parameters' types (federation/explain.py)
     if not isinstance(expression, exp.Query):
         return None
     if not pparams.parameters(expression):
