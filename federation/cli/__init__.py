@@ -25,6 +25,7 @@ from . import (  # noqa: F401
     lineage,
     publish,
     quality,
+    quarantine,
     query,
     serve,
     tokens,
