@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from . import errors
-from .parameters import bind
 from .platform import Platform
 from .result import Result
 from .rewrite.context import Principal
@@ -40,11 +39,10 @@ class Connection:
 
         ``timeout`` (seconds; else the connection's) may lower the mesh's ``query_timeout_seconds``, never
         raise it. Parameters: ``?`` or ``$1`` with a sequence, ``:name``, ``$name`` or ``%(name)s`` with a dict
-        (``federation.parameters.bind``)."""
+        (``federation.parameters.bind``, run by ``Platform.query``: a mismatch is audited like a refused query)."""
         self._check()
-        query, params = bind(query, params)
         return self.platform.query(query, self.principal, params, timeout=self.timeout if timeout is None else timeout,
-                                   purpose=self.purpose)
+                                   purpose=self.purpose, named_parameters=True)
 
     def execute(self, query: str, params: Sequence[Any] | dict | None = None) -> "Cursor":
         cur = self.cursor()

@@ -1,7 +1,8 @@
 """Query parameters of the Python API: ``?`` and ``$1`` with a sequence, ``:name``, ``%(name)s`` and ``$name``
 with a dict.
 
-``bind`` runs once, in the connection, before ``Platform.query``: it reads the statement with sqlglot's
+``bind`` runs once, in ``Platform.query`` (the connection asks for it: ``named_parameters=True``), before the
+statement is compiled, so a mismatch is audited like any refused query: it reads the statement with sqlglot's
 DuckDB tokenizer (so a ``:x`` inside a string literal, a ``$$...$$`` string or a comment, a ``::`` cast, a
 ``[lo:hi]`` or ``[:hi]`` slice or a ``{'k':v}`` struct is never taken for a parameter), spells every named parameter
 ``$name`` (DuckDB binds those from a dict natively) and checks that the values match the placeholders:

@@ -53,6 +53,7 @@ from .governance.requests import AccessRequest, AccessRequests, approval_levels,
 from .governance.tokens import TokenStore
 from .lineage.inheritance import DEFAULT_ANONYMISING, Lineage, inherit
 from .lineage.openlineage import OpenLineage
+from .parameters import bind
 from .catalog.model import Dataset, Mesh
 from .engine.backend import Backend
 from .engine.duckdb_backend import CATALOG, Cancellation, DuckDBBackend, quote
@@ -691,8 +692,13 @@ class Platform:
 
     def query(self, sql: str, principal: Principal, params: Sequence[Any] | dict | None = None,
               dialect: str = "duckdb", timeout: float | None = None, purpose: str | None = None,
-              interface: str = "python", cancel: Cancellation | None = None) -> Result:
+              interface: str = "python", cancel: Cancellation | None = None,
+              named_parameters: bool = False) -> Result:
         """Run one query for ``principal``: compile (cached), execute, stream; every query is audited.
+
+        ``named_parameters``: the Python API's parameters (``:name``, ``%(name)s``, ``$name`` with a dict; ``?``
+        and ``$1`` with a sequence) are checked and bound here (``federation.parameters.bind``), so a mismatch
+        is refused and audited like any other refused query.
 
         The server's limits hold here for every interface (``federation.admission``): ``timeout`` may lower
         the mesh's ``query_timeout_seconds``, never raise it, and counts from now (waiting for a slot and
@@ -722,6 +728,8 @@ class Platform:
             return "cancelled" if isinstance(e, (errors.QueryTimeout, errors.QueryCancelled)) else "error"
 
         try:
+            if named_parameters:
+                sql, params = bind(sql, params)
             if params is not None and not isinstance(params, (list, tuple, dict)):
                 raise errors.ProgrammingError("parameters are a list, a tuple or a dict")
             timeout = admission.effective_timeout(timeout, state.mesh.settings["query_timeout_seconds"])

@@ -4,6 +4,7 @@ exception hierarchy, and parameters (``?``, ``$1``, ``:name``, ``$name``, ``%(na
 from __future__ import annotations
 
 import datetime
+import re
 import time
 
 import pytest
@@ -162,3 +163,27 @@ def test_executemany_with_named_parameters(conn):
     cur = conn.cursor()
     cur.executemany("select order_id from shop.orders where order_id = :id", [{"id": 1}, {"id": 2}, {"id": 999}])
     assert cur.rowcount == 2
+
+
+@pytest.mark.parametrize("sql, params, message", [
+    ("select :a, :b as audited_missing", {"a": 1}, "no value for parameter :b"),
+    ("select :a as audited_extra", {"a": 1, "zz": 2}, "no parameter named zz"),
+    ("select ? as audited_count", [1, 2], "1 ? parameter(s) but 2 value(s)"),
+])
+def test_a_parameter_mismatch_is_audited(conn, sql, params, message):
+    """Binding runs inside Platform.query: the refusal is in the audit log, with the statement as sent and
+    the error naming the parameter; the values are not logged."""
+    with pytest.raises(errors.ProgrammingError, match=re.escape(message)):
+        conn.cursor().execute(sql, params)
+    entries = [e for e in conn.platform.audit.history().to_pylist() if e["sql"] == sql]
+    assert entries, "the refused statement is not in the audit log"
+    entry = entries[-1]
+    assert entry["status"] == "error" and entry["principal"] == "ana" and entry["interface"] == "python"
+    assert message in entry["error"]
+
+
+def test_a_bound_query_is_audited_as_written(conn):
+    sql = "select count(*) as audited_bound from crm.customers where region = :r"
+    assert rows(conn, sql, {"r": "US"}) == [(10,)]
+    entry = [e for e in conn.platform.audit.history().to_pylist() if e["sql"] == sql][-1]
+    assert entry["status"] == "ok" and "$r" in entry["rewritten_sql"]
