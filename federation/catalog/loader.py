@@ -15,15 +15,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import json
 import os
 import pickle
 import re
 import sys
+from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from contextvars import ContextVar
 from typing import Any, Iterator
 
 import jsonschema_rs
