@@ -13,6 +13,10 @@ quantum's owners and data engineers, as ``federation.onboarding.control`` decide
     POST /api/v1/datasets/<q>/<d>/checks              run the quality rules now
     PUT  /api/v1/datasets/<q>/<d>/rules               replace the quality rules (a JSON list of ODCS rules)
     POST /api/v1/datasets/<q>/<d>/rollback            ``{"version": N}``: serve version N again
+    GET  /api/v1/quarantine[?dataset=q.d&all=true]    quarantine batches: id, rows, rules (no value)
+    GET  /api/v1/quarantine/<id>[?limit=N]            a batch and its rows, read as the token's principal
+    POST /api/v1/quarantine/<id>/release              re-check; publish the rows that pass as a new version
+    DELETE /api/v1/quarantine/<id>                    drop the batch (a ``quarantine_dropped`` event)
 """
 
 from __future__ import annotations
@@ -137,3 +141,67 @@ def rollback(quantum: str, dataset: str):
     except errors.Error:
         raise
     return jsonify(v.__dict__)
+
+
+# -- quarantine (federation.onboarding.quarantine decides who may; an unknown id is a 404) --------------------
+
+
+def _quarantine_call(fn):
+    try:
+        return fn()
+    except errors.UnknownObject as e:
+        raise ApiError(404, "not_found", str(e)) from None
+
+
+@bp.get("/quarantine")
+def quarantine_list():
+    """The quarantine batches the token's principal runs the control plane of (rule names and counts)."""
+    from ...onboarding import quarantine
+
+    principal = current_principal()
+    rows = _quarantine_call(lambda: quarantine.list_batches(
+        _platform(), principal, request.args.get("dataset") or None, _flag(request.args.get("all"))))
+    return Response(dumps({"quarantine": rows, "count": len(rows)}), mimetype="application/json")
+
+
+@bp.get("/quarantine/<ident>")
+def quarantine_show(ident: str):
+    """A batch and its rows, read through governance as the token's principal."""
+    from ...onboarding import quarantine
+
+    principal = current_principal()
+    limit = request.args.get("limit")
+    if limit is not None and not limit.isdigit():
+        raise ApiError(400, "bad_request", "limit is a number of rows")
+    summary, table = _quarantine_call(lambda: quarantine.show(_platform(), ident, principal,
+                                                              int(limit) if limit else None))
+    return Response(dumps({**summary, "rows_shown": table.to_pylist()}), mimetype="application/json")
+
+
+@bp.post("/quarantine/<ident>/release")
+def quarantine_release(ident: str):
+    """Re-check the batch; publish the rows that now pass as a new version (409: nothing to release)."""
+    from ...onboarding import quarantine
+    from ...onboarding.pipeline import OnboardingRejected
+
+    principal = current_principal()
+    try:
+        report, summary = _quarantine_call(lambda: quarantine.release(_platform(), ident, principal))
+    except OnboardingRejected as e:
+        current_app.extensions["quanta.events"].publish()
+        return jsonify({"error": {"code": "batch_refused", "message": str(e).split(":\n")[0], "sqlstate": "22000"},
+                        "report": e.report.to_dict()}), 422
+    current_app.extensions["quanta.events"].publish()
+    return Response(dumps({"report": report.to_dict(), "quarantine": summary}), status=201,
+                    mimetype="application/json")
+
+
+@bp.delete("/quarantine/<ident>")
+def quarantine_drop(ident: str):
+    """Drop the batch: its rows are deleted, the drop recorded as an event."""
+    from ...onboarding import quarantine
+
+    principal = current_principal()
+    summary = _quarantine_call(lambda: quarantine.drop(_platform(), ident, principal))
+    current_app.extensions["quanta.events"].publish()
+    return Response(dumps({"quarantine": summary}), mimetype="application/json")

@@ -29,6 +29,7 @@ _Q = {"name": "q", "in": "query", "required": False, "description": "Words to se
 _QUANTUM = _path_param("quantum", "The quantum's name.")
 _DATASET = _path_param("dataset", "The dataset's name in its quantum.")
 _OBJ = {"type": "object", "additionalProperties": True}
+_QUARANTINE = _path_param("quarantine_id", "A quarantine batch: <quantum>.<dataset>.v<N>.")
 
 SPEC: dict = {
     "openapi": "3.1.0",
@@ -182,6 +183,29 @@ SPEC: dict = {
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["version"], "properties": {"version": {"type": "integer"}}}}}},
             "responses": {"200": _json(_OBJ), "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
+        "/api/v1/quarantine": {"get": {
+            "summary": "Quarantine batches of the datasets whose control plane the token's principal runs (rule "
+                       "names and counts)", "operationId": "listQuarantine", "security": [{"bearer": []}],
+            "parameters": [{"name": "dataset", "in": "query", "required": False, "schema": {"type": "string"},
+                            "description": "Only this dataset (<quantum>.<dataset>)."},
+                           {"name": "all", "in": "query", "required": False, "schema": {"type": "boolean"},
+                            "description": "Released and dropped batches too."}],
+            "responses": {"200": _json(_OBJ), "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+        "/api/v1/quarantine/{quarantine_id}": {
+            "get": {"summary": "A quarantine batch and its rows, read as the token's principal (masks, row filters)",
+                    "operationId": "showQuarantine", "security": [{"bearer": []}], "parameters": [_QUARANTINE, {
+                        "name": "limit", "in": "query", "required": False, "schema": {"type": "integer"},
+                        "description": "At most this many rows."}],
+                    "responses": {"200": _json(_OBJ), "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR}},
+            "delete": {"summary": "Drop a quarantine batch (recorded as an event)", "operationId": "dropQuarantine",
+                       "security": [{"bearer": []}], "parameters": [_QUARANTINE],
+                       "responses": {"200": _json(_OBJ), "401": _ERROR, "403": _ERROR, "404": _ERROR,
+                                     "409": _ERROR}}},
+        "/api/v1/quarantine/{quarantine_id}/release": {"post": {
+            "summary": "Re-check a quarantine batch; publish the rows that pass as a new version",
+            "operationId": "releaseQuarantine", "security": [{"bearer": []}], "parameters": [_QUARANTINE],
+            "responses": {"201": _json(_OBJ, "Published"), "409": _ERROR, "422": _json(_OBJ, "Refused, with the report"),
+                          "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
         "/api/v1/contracts/{contract_id}": {"get": {
             "summary": "The ODCS contract file (YAML)", "operationId": "getContract",
             "parameters": [_path_param("contract_id", "The contract's id.")],
