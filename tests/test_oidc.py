@@ -95,7 +95,8 @@ def issuers(idp) -> list[dict]:
         {"issuer": ISSUER, "audience": AUDIENCE, "jwks_url": f"{idp.url}/jwks", "principal_claim": "preferred_username",
          "roles_claim": "realm_access.roles", "groups_claim": "groups", "attribute_claims": {"regions": "regions"},
          "leeway_seconds": 5, "jwks_refresh_seconds": 0},
-        {"issuer": FLOOD_ISSUER, "audience": [AUDIENCE, "other"], "jwks_url": f"{idp.url}/flood"},
+        {"issuer": FLOOD_ISSUER, "audience": [AUDIENCE, "other"], "jwks_url": f"{idp.url}/flood",
+         "principal_prefix": "partner:"},
         {"issuer": DOWN_ISSUER, "audience": AUDIENCE, "jwks_url": "http://127.0.0.1:9/jwks"},
     ]
 
@@ -185,7 +186,12 @@ def test_wrong_audience_and_issuer(platform, keys):
     refused(platform, mint(keys, aud="someone-else"), "audience")
     refused(platform, mint(keys, iss="https://evil.test/"), "issuer", "not one declared")
     assert platform.identify(mint(keys, iss=FLOOD_ISSUER, aud="other", preferred_username=None, sub="zoe")).name \
-        == "zoe"  # the second issuer: two audiences, the default principal claim sub
+        == "partner:zoe"  # the second issuer: two audiences, the default principal claim sub, a prefix
+
+
+def test_a_prefixed_issuer_cannot_speak_for_file_principals(platform, keys):
+    p = platform.authenticate(mint(keys, iss=FLOOD_ISSUER, sub="pia", roles=["pii_reader"]))
+    assert p.name == "partner:pia" and p.roles == () and "pii_reader" not in p.all_roles
 
 
 def test_tampered_signature_and_payload(platform, keys):
@@ -241,12 +247,25 @@ def test_a_flood_of_unknown_key_ids_does_not_hammer_the_idp(platform, keys, idp)
     def token(kid):
         return mint(keys, "zoe", kid=kid, key=keys["k1"], iss=FLOOD_ISSUER, sub="zoe")
 
-    assert platform.identify(token("k1")).name == "zoe"
+    assert platform.identify(token("k1")).name == "partner:zoe"
     before = idp.hits["/flood"]
     for _ in range(50):
         refused(platform, token(secrets.token_hex(8)), "key id")
     assert idp.hits["/flood"] <= before + 1
-    assert platform.identify(token("k1")).name == "zoe"  # the known key still verifies
+    assert platform.identify(token("k1")).name == "partner:zoe"  # the known key still verifies
+
+
+def test_claims_of_an_issuer_no_longer_declared_grant_nothing(platform, keys):
+    import copy
+
+    from federation.governance import oidc
+    claims = platform.identify(mint(keys, "ana", roles=["pii_reader"], groups=["sales"])).claims
+    gov = copy.copy(platform.state.governance)
+    assert set(oidc.principal_of(gov, claims).roles) == {"analyst", "pii_reader"}
+    gov.issuers = ()  # a reload that removed the issuer: an open session keeps only what the file grants
+    assert oidc.principal_of(gov, claims).roles == ("analyst",) and oidc.principal_of(gov, claims).groups == ()
+    claims = platform.identify(mint(keys, "zoe", roles=["analyst"])).claims
+    assert oidc.principal_of(gov, claims).roles == () and not oidc.principal_of(gov, claims).known
 
 
 def test_an_unreachable_jwks_refuses(platform, keys):
@@ -344,6 +363,13 @@ def test_pgwire_password_may_be_a_jwt(platform, keys, tokens):
         assert "audience" in str(info.value)
         with psycopg.connect(dsn, password=tokens["ana"]) as conn:  # the server keeps serving
             assert conn.execute("select 1").fetchone() == (1,)
+        token = mint(keys, "ana", ttl=-4)  # accepted within the 5 s leeway: valid for about one more second
+        with psycopg.connect(dsn, password=token) as conn:
+            until = platform.identify(token).expires_at
+            time.sleep(max(until - time.time(), 0) + 1.1)
+            with pytest.raises(psycopg.OperationalError) as info:  # the session ends with its JWT
+                conn.execute("select 1").fetchone()
+            assert "expired" in str(info.value)
 
 
 def test_flight_bearer_and_basic_jwt(platform, keys, tokens):
@@ -366,7 +392,23 @@ def test_flight_bearer_and_basic_jwt(platform, keys, tokens):
             with conn.cursor() as cur:
                 cur.execute(CUSTOMERS)
                 assert [tuple(r) for r in cur.fetchall()] == expected
+        from federation.server.flight import messages as m
+
+        def info(client, options):
+            command = m.pack(m.CommandStatementQuery(query="select count(*) as n from crm.customers"))
+            return client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
+
+        token = mint(keys, "ana", ttl=-4)  # a basic-auth session opened with a JWT ends with it
+        until = platform.identify(token).expires_at
         client = flight.connect(server.location)
+        header = client.authenticate_basic_token("ana", token)
+        assert header[1].startswith(b"Bearer qfs_")
+        session = flight.FlightCallOptions(headers=[header])
+        assert client.do_get(info(client, session).endpoints[0].ticket, session).read_all().to_pylist() == [{"n": 20}]
+        time.sleep(max(until - time.time(), 0) + 1.1)
+        with pytest.raises(flight.FlightUnauthenticatedError) as err:
+            info(client, session)
+        assert "session ended" in str(err.value)
         bad = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {mint(keys, 'ana', ttl=-120)}".encode())])
         with pytest.raises(flight.FlightUnauthenticatedError) as info:
             list(client.list_actions(bad))

@@ -74,7 +74,7 @@ ISSUER_SCHEMA = {  # an OpenID Connect issuer whose JWTs identify principals (go
                                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}]},
         "jwks_url": {"type": "string", "minLength": 1},
         "description": {"type": "string"},
-        "principal_claim": _CLAIM, "roles_claim": _CLAIM, "groups_claim": _CLAIM,
+        "principal_claim": _CLAIM, "roles_claim": _CLAIM, "groups_claim": _CLAIM, "principal_prefix": {"type": "string"},
         "attribute_claims": {"type": "object", "additionalProperties": _CLAIM,
                              "propertyNames": {"not": {"enum": list(oidc.RESERVED_ATTRIBUTES)}}},
         "algorithms": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(oidc.ASYMMETRIC)}},
@@ -285,7 +285,7 @@ def _issuers(raw: list, base: list, report: _Report) -> tuple[oidc.Issuer, ...]:
             item.get("roles_claim"), item.get("groups_claim"), tuple((item.get("attribute_claims") or {}).items()),
             tuple(item.get("algorithms") or oidc.ASYMMETRIC), float(item.get("leeway_seconds", oidc.DEFAULT_LEEWAY)),
             float(item.get("jwks_cache_seconds", oidc.DEFAULT_CACHE)),
-            float(item.get("jwks_refresh_seconds", oidc.REFRESH_INTERVAL))))
+            float(item.get("jwks_refresh_seconds", oidc.REFRESH_INTERVAL)), str(item.get("principal_prefix", ""))))
     return tuple(out)
 
 

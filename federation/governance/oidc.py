@@ -8,6 +8,7 @@ published keys (JWKS), and the principal their claims name.
         audience: quanta                              # the token's aud must hold it (a string or a list)
         jwks_url: https://idp.example.com/realms/acme/protocol/openid-connect/certs
         principal_claim: preferred_username           # default sub
+        principal_prefix: ""                          # e.g. "partner:" so that this issuer names only its own
         roles_claim: realm_access.roles               # dotted paths into the claims; none by default
         groups_claim: groups
         attribute_claims: {region: region}            # principal attribute -> claim
@@ -35,11 +36,13 @@ from ``governance.yaml``, and a token claiming one is refused. When the governan
 claimed roles it does not declare are ignored (an identity provider sends many of its own). Attributes
 come only from the claims the issuer maps (``attribute_claims``), never ``name``, ``roles`` or ``groups``.
 A principal also defined in ``governance.yaml`` holds both (roles and groups united), the file's
-attributes winning.
+attributes winning. Each issuer is trusted for every name it asserts (the owners named by products, the
+principals of the file): an issuer that should speak only for its own users gets a ``principal_prefix``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import threading
@@ -51,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from cachetools import LRUCache
 from jwt.exceptions import InvalidKeyError, PyJWKError, PyJWTError
 
 from .principals import Principal
@@ -68,6 +72,8 @@ FETCH_TIMEOUT = 5.0  # seconds to fetch a JWKS
 MAX_JWKS_BYTES = 1 << 20
 REFRESH_INTERVAL = 10.0  # at most one fetch per issuer per this many seconds on unknown key ids
 MAX_NAME = 256
+VERIFIED_SECONDS = 60.0  # a verified token is remembered at most this long (and never past its expiry)
+VERIFIED_TOKENS = 10_000  # remembered tokens (least recently used first out)
 
 
 class TokenError(Exception):
@@ -89,6 +95,7 @@ class Issuer:
     leeway_seconds: float = DEFAULT_LEEWAY
     jwks_cache_seconds: float = DEFAULT_CACHE
     jwks_refresh_seconds: float = REFRESH_INTERVAL
+    principal_prefix: str = ""  # put before the claimed name ("partner:"): an issuer that may not speak for others
 
 
 @dataclass(frozen=True)
@@ -133,8 +140,8 @@ class _KeySet:
     """One issuer's JWKS: kid -> JWK (dict), fetched at ``fetched``."""
 
     def __init__(self):
-        self.keys: dict[str | None, dict] = {}
-        self.fetched = float("-inf")  # monotonic time of the last successful fetch
+        self.current: tuple[dict[str | None, dict], float] = ({}, float("-inf"))  # (keys, monotonic time of
+        # the fetch that found them): one attribute, replaced whole, so a reader sees keys and time together
         self.tried = float("-inf")  # monotonic time of the last fetch attempt
         self.lock = threading.Lock()
 
@@ -147,37 +154,56 @@ class KeyCache:
         self.timeout = timeout
         self._sets: dict[tuple[str, str], _KeySet] = {}
         self._lock = threading.Lock()
+        self._verified: LRUCache = LRUCache(maxsize=VERIFIED_TOKENS)  # (sha256, issuers) -> (claims, until)
         self.fetches = 0  # how many times a JWKS was fetched (tests, metrics)
 
-    def key(self, issuer: Issuer, kid: str | None) -> dict:
-        """The JWK ``kid`` names (the only key when the token names none and the set holds one)."""
+    def remembered(self, digest: bytes, issuers: tuple, now: float) -> Claims | None:
+        """A token verified before, while it is not expired and its issuer's keys were not fetched again
+        since (a key withdrawn from the JWKS stops its tokens at once)."""
         with self._lock:
-            ks = self._sets.setdefault((issuer.issuer, issuer.jwks_url), _KeySet())
-        now = time.monotonic()
-        if now - ks.fetched > issuer.jwks_cache_seconds:  # never fetched, or too old: fetch (fail closed)
+            hit = self._verified.get((digest, issuers))
+        if hit is None:
+            return None
+        claims, until, ks, fetched = hit
+        return claims if now < until and ks.current[1] == fetched else None
+
+    def remember(self, digest: bytes, issuers: tuple, claims: Claims, until: float, ks: "_KeySet",
+                 fetched: float) -> None:
+        with self._lock:
+            self._verified[(digest, issuers)] = (claims, until, ks, fetched)
+
+    def keyset(self, issuer: Issuer) -> "_KeySet":
+        with self._lock:
+            return self._sets.setdefault((issuer.issuer, issuer.jwks_url), _KeySet())
+
+    def key(self, issuer: Issuer, kid: str | None) -> tuple[dict, _KeySet, float]:
+        """The JWK ``kid`` names (the only key when the token names none and the set holds one), its set and
+        when that set was fetched."""
+        ks = self.keyset(issuer)
+        if time.monotonic() - ks.current[1] > issuer.jwks_cache_seconds:  # never fetched or too old (fail closed)
             self._refresh(issuer, ks, force=True)
-        found = self._find(ks, kid)
+        found, fetched = self._find(ks, kid)
         if found is None and kid is not None:  # a rotated key, perhaps: fetch again (rate-limited)
             self._refresh(issuer, ks, force=False)
-            found = self._find(ks, kid)
+            found, fetched = self._find(ks, kid)
         if found is None:
             raise TokenError("the token's key id (kid) is not one of the issuer's keys" if kid is not None else
                              "the token names no key id (kid) and the issuer publishes several keys")
-        return found
+        return found, ks, fetched
 
     @staticmethod
-    def _find(ks: _KeySet, kid: str | None) -> dict | None:
-        keys = ks.keys
+    def _find(ks: _KeySet, kid: str | None) -> tuple[dict | None, float]:
+        keys, fetched = ks.current
         if kid is None:
-            return next(iter(keys.values())) if len(keys) == 1 else None
-        return keys.get(kid)
+            return (next(iter(keys.values())) if len(keys) == 1 else None), fetched
+        return keys.get(kid), fetched
 
     def _refresh(self, issuer: Issuer, ks: _KeySet, force: bool) -> None:
         """Fetch the set again: ``force`` when it is missing or too old, else for an unknown kid. Either way at
         most once per ``jwks_refresh_seconds`` after an attempt that failed or found no such kid."""
         with ks.lock:
             now = time.monotonic()
-            if force and now - ks.fetched <= issuer.jwks_cache_seconds:
+            if force and now - ks.current[1] <= issuer.jwks_cache_seconds:
                 return  # another thread fetched it meanwhile
             if now - ks.tried < issuer.jwks_refresh_seconds:
                 if force:  # the last attempt failed a moment ago: do not hammer a failing identity provider
@@ -185,11 +211,11 @@ class KeyCache:
                 return  # fetched a moment ago: an unknown kid does not fetch again before the interval
             ks.tried = now
             try:
-                ks.keys = self._fetch(issuer)
-                ks.fetched = time.monotonic()
+                keys = self._fetch(issuer)
+                ks.current = (keys, time.monotonic())
             except TokenError:
                 if force:  # keys older than jwks_cache_seconds are not used when a fresh set cannot be had
-                    ks.keys = {}
+                    ks.current = ({}, ks.current[1])
                     raise
 
     def _fetch(self, issuer: Issuer) -> dict[str | None, dict]:
@@ -219,30 +245,33 @@ class KeyCache:
 # -- verification ---------------------------------------------------------------------------------------
 
 
-def _header(token: str) -> dict:
-    try:
-        header = jwt.get_unverified_header(token)
-    except PyJWTError:
-        raise TokenError("not a well-formed JWT") from None
-    return header
-
-
-def _unverified_issuer(token: str) -> Any:
-    try:
-        return jwt.decode(token, options={"verify_signature": False}).get("iss")
-    except PyJWTError:
-        raise TokenError("not a well-formed JWT") from None
-
-
 def verify(token: str, issuers: tuple[Issuer, ...], cache: KeyCache) -> Claims:
-    """The claims of a valid token of one of ``issuers``; ``TokenError`` says why not."""
-    header = _header(token)
+    """The claims of a valid token of one of ``issuers``; ``TokenError`` says why not. A token verified
+    a moment ago is remembered by its SHA-256 (``KeyCache.verified``) until it expires, at most
+    ``VERIFIED_SECONDS``: a client sending the same token on each request pays the signature once."""
+    digest = hashlib.sha256(token.encode()).digest()
+    now = time.time()
+    remembered = cache.remembered(digest, issuers, now)
+    if remembered is not None:
+        return remembered
+    claims, ks, fetched = _verify(token, issuers, cache)
+    if claims.expires_at is not None:
+        cache.remember(digest, issuers, claims, min(claims.expires_at, now + VERIFIED_SECONDS), ks, fetched)
+    return claims
+
+
+def _verify(token: str, issuers: tuple[Issuer, ...], cache: KeyCache) -> tuple[Claims, _KeySet, float]:
+    """The claims, and the key set (and when it was fetched) whose key verified them."""
+    try:
+        unverified = jwt.decode_complete(token, options={"verify_signature": False})
+    except PyJWTError:
+        raise TokenError("not a well-formed JWT") from None
+    header, iss = unverified["header"], unverified["payload"].get("iss")
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
         raise TokenError("unsigned tokens (alg none) are refused")
     if alg.startswith("HS"):
         raise TokenError(f"symmetric algorithm {alg} is refused: identity providers sign with their private key")
-    iss = _unverified_issuer(token)
     issuer = next((i for i in issuers if isinstance(iss, str) and i.issuer == iss), None)
     if issuer is None:
         raise TokenError("the token's issuer (iss) is not one declared in governance.yaml")
@@ -251,7 +280,7 @@ def verify(token: str, issuers: tuple[Issuer, ...], cache: KeyCache) -> Claims:
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise TokenError("the token's key id (kid) is not a string")
-    jwk = cache.key(issuer, kid)
+    jwk, ks, fetched = cache.key(issuer, kid)
     if jwk.get("kty") != KEY_TYPES[alg[:2]] or (alg in EC_CURVES and jwk.get("crv") != EC_CURVES[alg]) \
             or (jwk.get("alg") not in (None, alg)):
         raise TokenError(f"the issuer's key {kid or ''} is not a key for algorithm {alg}".replace("  ", " "))
@@ -277,7 +306,7 @@ def verify(token: str, issuers: tuple[Issuer, ...], cache: KeyCache) -> Claims:
         raise TokenError("the token's signature does not verify") from None
     except PyJWTError as e:
         raise TokenError(f"the token is not valid: {type(e).__name__}") from None
-    return _claims(issuer, claims)
+    return _claims(issuer, claims), ks, fetched
 
 
 def _path(claims: dict, path: str) -> Any:
@@ -309,6 +338,7 @@ def _claims(issuer: Issuer, claims: dict) -> Claims:
     name = _path(claims, issuer.principal_claim)
     if not isinstance(name, str) or not name.strip():
         raise TokenError(f"the token has no principal: claim {issuer.principal_claim!r} is missing or not a string")
+    name = issuer.principal_prefix + name
     if len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise TokenError(f"the token's principal claim {issuer.principal_claim!r} is not an acceptable name")
     if name.lower() in RESERVED_NAMES or name.lower().startswith(RESERVED_PREFIX):
