@@ -9,7 +9,7 @@ onboarding, quality, SLOs, versions and the observability tables.
     samples(platform, "sales.orders", principal)       failing rows of the latest check, read as principal
     rollback(platform, "sales.orders", 2, principal)    serve version 2 again
     set_contract_status(platform, contract_id, version, "deprecated" | "retired", principal)
-    quarantine(platform, "sales.orders", principal, version=None)   the rows kept out, with reasons
+    quarantine(platform, "sales.orders", principal, version=None)   the rows kept out, with reasons (governed)
     versions(platform, "sales.orders")                  the version history
 
 Only the quantum's owners and principals with the role ``data_engineer`` may change anything
@@ -23,7 +23,6 @@ them for each reader), and a control-plane rule may not reveal what its author m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -232,17 +231,23 @@ def rollback(platform, name: str, version: int, principal) -> Version:
 
 
 def quarantine(platform, name: str, principal, version: int | None = None) -> pa.Table:
-    """The rows an onboarding kept out, with ``_quanta_reason``; owners and data engineers only."""
-    import pyarrow.parquet as pq
+    """The held rows an onboarding kept out (of ``version``, or every held batch), with ``_quanta_reason``,
+    ``_quanta_version`` and ``_quanta_row``; owners and data engineers only. Read through the query pipeline
+    as ``principal`` (``quantum."dataset@quarantine"``): their masks, row filters and denials apply."""
+    from .quarantine_relation import ROW, SUFFIX, VERSION, relation_name
 
     ds = dataset_of(platform, name)
     authorize(platform, principal, ds.quantum, "read the quarantine")
-    rows = [v for v in store_of(platform).versions(ds.quantum, ds.name)
-            if v.quarantine_path and (version is None or v.version == version)]
-    tables = [pq.read_table(v.quarantine_path) for v in rows if Path(v.quarantine_path).exists()]
-    if not tables:
+    if (ds.quantum.lower(), ds.name.lower(), SUFFIX) not in platform.state.namespace.pinned:
         return pa.table({"_quanta_reason": pa.array([], pa.string())})
-    return pa.concat_tables(tables, promote_options="default")
+    where = f' WHERE "{VERSION}" = ?' if version is not None else ""
+    result = platform.query(f'SELECT * FROM "{ds.quantum.lower()}"."{relation_name(ds.name)}"{where} '
+                            f'ORDER BY "{VERSION}", "{ROW}"', principal, [version] if version is not None else None,
+                            interface="control")
+    try:
+        return result.arrow()
+    finally:
+        result.close()
 
 
 def set_contract_status(platform, contract_id: str, version: str, status: str, principal) -> None:
