@@ -21,7 +21,8 @@
    ``on_error="quarantine"`` (mesh setting ``onboarding_on_error``), and **rejects** the batch
    otherwise; a failing dataset-level rule (rowCount, sql) or a rule that could not run rejects the
    batch. Quarantined rows go, with the names of the rules they failed in ``_quanta_reason``, to
-   ``<warehouse>/<q>/<d>/_quarantine/v<N>.parquet`` (owners read it with ``control.quarantine``);
+   ``<warehouse>/<q>/<d>/_quarantine/v<N>.parquet``, a batch held until released or dropped
+   (``onboarding/quarantine.py``; read governed as ``system.quarantine`` and ``quantum."dataset@quarantine"``);
    the rules are then measured again on the rows kept.
 4. **Publish**: the staged files are fsynced and their folder renamed to ``v<N>`` (atomic); then the
    version row is committed in the control store (SQLite WAL) with its events: **the commit is the
