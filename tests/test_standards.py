@@ -55,7 +55,8 @@ def side_by_side(root: Path) -> Path:
         servers=[local_server("legacy/{model}.parquet")]))
     write_yaml(root / "products" / "shop.odps.yaml", product(
         "shop", outputs=["shop-contract"], apiVersion="v1.1.0", type="consumerAligned",
-        synonyms=[{"synonym": "storefront", "locale": "en"}]))
+        synonyms=[{"synonym": "storefront", "locale": "en"}])
+        | {"outputPorts": [{"name": "orders", "contractId": "shop-contract", "synonyms": [{"synonym": "webshop"}]}]})
     write_yaml(root / "contracts" / "shop.odcs.yaml", new_contract("shop-contract", [{
         "name": "orders", "description": "Orders of the shop",
         "synonyms": [{"synonym": "purchases"}],
@@ -206,6 +207,7 @@ def test_synonyms_are_found_by_the_http_dictionary_search(both):
         assert hits[0]["matched"] == ["column customer_id"]
         quanta = search("storefront")["quanta"]
         assert [(h["quantum"], h["matched"]) for h in quanta] == [("shop", ["synonyms"])]
+        assert [h["quantum"] for h in search("webshop")["quanta"]] == ["shop"]  # an output port's synonym
         # the same words through the quanta listing's filter
         r = requests.get(server.url + "/api/v1/quanta", params={"q": "storefront"}, timeout=60)
         assert [x["quantum"] for x in r.json()["quanta"]] == ["shop"]
@@ -342,3 +344,24 @@ def test_the_demo_mesh_is_on_the_new_versions(demo_path):
     assert {q.api_version for q in mesh.quanta.values()} == {"v1.1.0"}
     assert mesh.quanta["sales_analytics"].type == "aggregate"
     assert mesh.dataset("loyalty", "members").column("tier").enum_values == ("bronze", "silver", "gold", "platinum")
+
+
+def test_map_and_vector_logical_types(tmp_path):
+    root = tmp_path / "m"
+    mesh_yaml(root)
+    write_yaml(root / "governance.yaml", OPEN_GOVERNANCE)
+    sql_to_file(root / "data" / "docs.parquet",
+                "select i as id, map(['lang'], ['en' || i]) as labels, [i, 0.5, 1]::float[3] as embedding "
+                "from range(3) t(i)")
+    write_yaml(root / "products" / "ml.odps.yaml", product("ml", outputs=["ml-contract"], apiVersion="v1.1.0"))
+    write_yaml(root / "contracts" / "ml.odcs.yaml", new_contract("ml-contract", [{
+        "name": "docs", "properties": [
+            prop("id", "integer"),
+            prop("labels", "map", map={"key": {"logicalType": "string"}, "value": {"logicalType": "string"}}),
+            prop("embedding", "vector", logicalTypeOptions={"dimensions": 3, "elementType": "float32"}),
+        ]}], servers=[local_server("docs.parquet")]))
+    p = Platform(root)
+    assert p.mesh.errors == []
+    assert q(p, "select \"column\", data_type from system.columns order by ordinal") == [
+        ("id", "BIGINT"), ("labels", "MAP(VARCHAR, VARCHAR)"), ("embedding", "FLOAT[3]")]
+    assert q(p, "select labels['lang'], embedding[2] from ml.docs order by id limit 1") == [("en0", 0.5)]

@@ -365,6 +365,10 @@ def _load_mesh(path: str | Path) -> Mesh:
     settings, wrong = msettings.check(mesh_data.get("settings"))
     for key, message in wrong:
         report.add(["settings"] + ([key] if key is not None else []), message)
+    from ..webhooks import check_config as check_webhooks  # the webhooks block (federation/webhooks.py)
+
+    for where, message, severity in check_webhooks(mesh_data.get("webhooks"))[1]:
+        report.add(["webhooks"] + where, message, severity)
     if report.errors:
         raise CatalogError(f"invalid {mesh_file.name}", reader.problems)
 
@@ -553,7 +557,10 @@ def _read_products(reader: _Reader, files: list[tuple[Path, bytes | OSError]], d
             tags=_tags(data.get("tags")),
             type=str(data["type"]) if data.get("type") is not None else None,
             api_version=data.get("apiVersion"),
-            synonyms=_synonyms(data.get("synonyms")),
+            # ODPS v1.1: the product's synonyms and its output ports'
+            synonyms=tuple(dict.fromkeys(_synonyms(data.get("synonyms")) + tuple(
+                s for port in data.get("outputPorts") or [] if isinstance(port, dict)
+                for s in _synonyms(port.get("synonyms"))))),
             deprecated=data.get("deprecated") is True,
             raw=data,
         )
@@ -635,7 +642,7 @@ def _read_columns(ds: Dataset, obj: dict, base: list, report: _FileReport) -> No
             continue
         seen.add(name.lower())
         logical, physical = prop.get("logicalType"), prop.get("physicalType")
-        dtype, problem = ctypes.declared_type(logical, physical, prop.get("items"))
+        dtype, problem = ctypes.declared_type(logical, physical, prop.get("items"), prop)
         if problem:
             report.add(path + ["physicalType" if physical else "logicalType"], problem)
         examples = prop.get("examples") or ()

@@ -23,6 +23,8 @@ LOGICAL_TO_DUCKDB = {
     "time": "TIME",
     "object": "JSON",
     "array": "VARCHAR[]",
+    "map": "MAP(VARCHAR, VARCHAR)",  # ODCS v3.2; with its map.key/map.value: see _v32_type
+    "vector": "FLOAT[]",  # ODCS v3.2; with its dimensions: FLOAT[n]
 }
 
 _T = exp.DataType.Type
@@ -98,9 +100,18 @@ def _is_sized_string(dt: exp.DataType) -> bool:
     return isinstance(inner, exp.DataType) and _FAMILY_OF.get(inner.this) == "string" and bool(dt.args.get("values"))
 
 
+# ODCS v3.2 vector element types (RFC 0042) -> DuckDB; bfloat16/float16 are read as FLOAT, binary bits as BOOLEAN
+VECTOR_ELEMENTS = {"float32": "FLOAT", "float64": "DOUBLE", "float16": "FLOAT", "bfloat16": "FLOAT", "int8": "TINYINT",
+                   "uint8": "UTINYINT", "binary": "BOOLEAN"}
+
+
 def declared_type(logical_type: str | None, physical_type: str | None,
-                  items: dict | None = None) -> tuple[str, str | None]:
-    """The DuckDB type for a contract property, and a problem message when the types are unusable."""
+                  items: dict | None = None, prop: dict | None = None) -> tuple[str, str | None]:
+    """The DuckDB type for a contract property, and a problem message when the types are unusable.
+    ``prop``: the whole property, for the ODCS v3.2 ``map`` (its ``map.key``/``map.value``) and ``vector``
+    (``logicalTypeOptions.dimensions``/``elementType``) logical types."""
+    if logical_type in ("map", "vector") and isinstance(prop, dict) and not physical_type:
+        return _v32_type(logical_type, prop)
     if items is None and isinstance(logical_type, (str, type(None))) and isinstance(physical_type, (str, type(None))):
         return _declared_scalar(logical_type, physical_type)  # a large mesh repeats a few dozen spellings
     return _declared_type(logical_type, physical_type, items)
@@ -131,6 +142,21 @@ def _declared_type(logical_type: str | None, physical_type: str | None,
     if physical_type:
         return "VARCHAR", f"physicalType {physical_type!r} is not a DuckDB type and no logicalType is given"
     return "VARCHAR", None
+
+
+def _v32_type(logical_type: str, prop: dict) -> tuple[str, str | None]:
+    if logical_type == "map":
+        m = prop.get("map") if isinstance(prop.get("map"), dict) else {}
+        k, v = m.get("key") or {}, m.get("value") or {}
+        key, p1 = declared_type(k.get("logicalType"), k.get("physicalType"), k.get("items"), k)
+        value, p2 = declared_type(v.get("logicalType"), v.get("physicalType"), v.get("items"), v)
+        return f"MAP({key}, {value})", p1 or p2
+    opts = prop.get("logicalTypeOptions") if isinstance(prop.get("logicalTypeOptions"), dict) else {}
+    element = VECTOR_ELEMENTS.get(str(opts.get("elementType") or "float32"), "FLOAT")
+    dims = opts.get("dimensions")
+    if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
+        return f"{element}[]", "a vector needs logicalTypeOptions.dimensions (a positive integer)"
+    return f"{element}[{dims}]", None
 
 
 def compatible(data_type: str, declared: str, text_format: bool = False) -> bool:
