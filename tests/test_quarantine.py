@@ -265,3 +265,30 @@ def test_http_control_plane(lab, served):
     assert call("DELETE", f"{base}/lab.items.v8", tokens["dev"]).status_code == 404
     r = call("POST", f"{url}/api/v1/query", tokens["dev"], json={"sql": "select count(*) as n from lab.items"})
     assert r.status_code == 200 and "7" in r.text
+
+
+def test_a_contract_purpose_governs_the_quarantine_too(lab):
+    import yaml
+
+    path = lab.path / "contracts" / "lab.odcs.yaml"
+    contract = yaml.safe_load(path.read_text())
+    contract["customProperties"] = [{"property": "purposes", "value": ["audit"]}]
+    path.write_text(yaml.safe_dump(contract, sort_keys=False))
+    p = Platform(lab.path)
+    with pytest.raises(errors.AccessDenied, match="purposes audit"):
+        p.query("select * from lab.items", p.principal("pia"))  # the dataset refuses: so does its quarantine
+    with pytest.raises(errors.AccessDenied, match="purposes audit"):
+        p.query('select * from lab."items@quarantine"', p.principal("pia"))
+    assert rows(p, "select * from system.quarantine", "pia") == []  # left out, not refused
+
+
+def test_a_crashed_release_leaves_no_file_behind(lab):
+    dev = lab.principal("dev")
+    batch = Path(control.store_of(lab).quarantine_batches()[0]["path"])
+    orphan = batch.with_name("v1.deadbeef.parquet")  # what a release that crashed before its commit wrote
+    orphan.write_bytes(batch.read_bytes())
+    control.set_rules(lab, "lab.items", NO_SPACE, dev)
+    Q.release(lab, "lab.items.v1", dev)
+    left = control.store_of(lab).quarantine_batches()[0]["path"]
+    assert sorted(p.name for p in batch.parent.iterdir()) == [Path(left).name]
+    assert len(rows(lab, "select * from system.quarantine", "pia")) == 1

@@ -161,6 +161,7 @@ def release(platform, ident: str, principal):
             raise errors.Conflict(f"quarantine {ident} is {b['status']}: nothing to release")
         if not b["path"] or not Path(b["path"]).exists():
             raise errors.Unavailable(f"the file of quarantine {ident} is missing ({b['path']})")
+        _sweep(Path(b["path"]), b["version"])
         con = private.staging(platform.mesh.settings["threads"])
         remaining_path = None
         try:
@@ -251,6 +252,13 @@ def drop(platform, ident: str, principal) -> dict:
     platform.reload(changed=True)
     refresh(platform)
     return _summary(_find(platform, ds, b["version"], ident))
+
+
+def _sweep(path: Path, version: int) -> None:
+    """Remove the files of a release that crashed before its commit (the batch's row names another file)."""
+    for f in path.parent.glob(f"v{version}.*.parquet"):
+        if f != path:
+            f.unlink(missing_ok=True)
 
 
 def _counts(con, table: str) -> dict[str, int]:
