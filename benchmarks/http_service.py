@@ -11,12 +11,19 @@ the clients are threads of this process using ``requests``. Measured in one run:
 - a ``--rows``-row result (default 10 million) as an Arrow stream read with pyarrow's IPC reader,
   against the in-process ``.arrow()`` of the same query, alternated ``--repeat`` times (medians);
 - the server's resident memory above idle while it streams that result (sampled every 10 ms from
-  /proc, and the kernel's peak after resetting it).
+  /proc, and the kernel's peak after resetting it);
+- what an identity provider's JWT costs (``--auth-only`` runs just this): the mesh declares an OIDC issuer
+  whose JWKS a loopback HTTP server of this process serves (an RSA-2048 key made here, RS256 tokens).
+  In-process ``Platform.identify`` per call with the JWKS cached: a token seen for the first time (the
+  signature checked), the same token again (remembered by its SHA-256), a Quanta ``qt_`` token; then the
+  HTTP round trip of one point query by one client with a ``qt_`` token, the same JWT, and a new JWT on
+  each request, interleaved (medians).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import signal
 import subprocess
@@ -34,9 +41,98 @@ import yaml  # noqa: E402
 
 ARROW = "application/vnd.apache.arrow.stream"
 SMALL_ROWS = 1000
+ISSUER = "https://idp.bench.test"
+POINT = "select id, name, score from bench.small where id = ?"
 
 
-def build_mesh(root: Path, rows: int) -> Path:
+class IdentityProvider:
+    """An RSA key and its JWKS served on a loopback port (a thread of this process), minting RS256 tokens."""
+
+    def __init__(self):
+        import jwt
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwks = json.dumps({"keys": [{**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key())),
+                                     "kid": "bench", "use": "sig", "alg": "RS256"}]}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(jwks)))
+                self.end_headers()
+                self.wfile.write(jwks)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks"
+        self._n = 0
+
+    def mint(self, ttl: int = 3600) -> str:
+        import jwt
+        self._n += 1  # a distinct token each time
+        now = int(time.time())
+        return jwt.encode({"iss": ISSUER, "aud": "quanta", "sub": "bench", "iat": now, "exp": now + ttl,
+                           "jti": str(self._n)}, self.key, algorithm="RS256", headers={"kid": "bench"})
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(10)
+
+
+def auth_costs(mesh: Path, url: str, token: str, idp: IdentityProvider, n: int) -> list[list[str]]:
+    """Rows of the JWT table: in-process identify per call, and the HTTP round trip per credential."""
+    from federation.platform import Platform
+
+    platform = Platform(mesh)
+    platform.identify(idp.mint())  # fetches the JWKS once
+    fresh = [idp.mint() for _ in range(n)]
+    same = idp.mint()
+
+    def per_call(credentials) -> float:
+        t = time.perf_counter()
+        for c in credentials:
+            platform.identify(c)
+        return (time.perf_counter() - t) / len(credentials) * 1e6
+
+    first, again, quanta = per_call(fresh), per_call([same] * n), per_call([token] * n)
+    rows = [["JWT, first time seen (RS256 signature checked)", f"{n:,} calls", f"{first:.0f} us/call",
+             "Platform.identify, JWKS cached", ""],
+            ["JWT, the same token again (remembered)", f"{n:,} calls", f"{again:.1f} us/call",
+             "Platform.identify", ""],
+            ["Quanta qt_ token", f"{n:,} calls", f"{quanta:.0f} us/call", "Platform.identify (SQLite lookup)", ""]]
+    times: dict[str, list[float]] = {"qt_ token": [], "same JWT": [], "new JWT each request": []}
+    credentials = {"qt_ token": lambda i: token, "same JWT": lambda i: same,
+                   "new JWT each request": lambda i: fresh_http[i]}
+    fresh_http = [idp.mint() for _ in range(n)]
+    with requests.Session() as s:
+        for kind in credentials:  # warm up: connection, plan cache, the server's JWKS
+            s.post(url + "/api/v1/query", json={"sql": POINT, "parameters": [1]},
+                   headers={"Authorization": f"Bearer {credentials[kind](0)}"}).raise_for_status()
+        for i in range(n):
+            for kind, credential in credentials.items():
+                t = time.perf_counter()
+                r = s.post(url + "/api/v1/query", json={"sql": POINT, "parameters": [i % SMALL_ROWS]},
+                           headers={"Authorization": f"Bearer {credential(i)}"})
+                times[kind].append(time.perf_counter() - t)
+                if r.status_code != 200:
+                    raise SystemExit(f"{kind}: HTTP {r.status_code} {r.text[:200]}")
+    base = median(times["qt_ token"])
+    for kind, values in times.items():
+        m = median(values)
+        rows.append([f"HTTP point query, {kind}", f"median of {n:,}", f"{m * 1000:.2f} ms",
+                     "one client, keep-alive", "" if kind == "qt_ token" else f"{(m - base) * 1e6:+.0f} us vs qt_"])
+    return rows
+
+
+def build_mesh(root: Path, rows: int, jwks_url: str | None = None) -> Path:
     """A one-quantum mesh: ``bench.events`` (``rows`` rows of Parquet) and ``bench.small`` (1,000 rows)."""
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -53,8 +149,10 @@ def build_mesh(root: Path, rows: int) -> Path:
     dump = lambda path, obj: path.write_text(yaml.safe_dump(obj, sort_keys=False))  # noqa: E731
     dump(root / "mesh.yaml", {"name": "httpbench", "description": "HTTP benchmark", "domains": [{"name": "bench"}],
                               "settings": {"threads": 2}})
-    dump(root / "governance.yaml", {"principals": [{"name": "bench"}],
-                                    "grants": [{"to": {"user": "bench"}, "on": "*"}]})
+    governance = {"principals": [{"name": "bench"}], "grants": [{"to": {"user": "bench"}, "on": "*"}]}
+    if jwks_url:
+        governance["issuers"] = [{"issuer": ISSUER, "audience": "quanta", "jwks_url": jwks_url}]
+    dump(root / "governance.yaml", governance)
     (root / "products").mkdir(exist_ok=True)
     (root / "contracts").mkdir(exist_ok=True)
     dump(root / "products" / "bench.odps.yaml", {
@@ -168,15 +266,24 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--auth-requests", type=int, default=300, help="calls and requests per credential kind")
+    ap.add_argument("--auth-only", action="store_true", help="only the JWT costs (no throughput, no stream)")
     args = ap.parse_args()
 
     import federation
     from federation.platform import Platform
 
-    mesh = build_mesh(WORK / "http", args.rows)
+    idp = IdentityProvider()
+    mesh = build_mesh(WORK / "http", SMALL_ROWS if args.auth_only else args.rows, idp.url)
     token = Platform(mesh).tokens.create("bench", 1)[0]
     proc, url = start_server(mesh, args.port)
     try:
+        progress(f"JWT costs: {args.auth_requests} calls and requests per credential ...")
+        auth = auth_costs(mesh, url, token, idp, args.auth_requests)
+        auth_md = table(["measure", "runs", "result", "detail", "note"], auth, align="lllll")
+        if args.auth_only:
+            print(auth_md)
+            return 0
         progress(f"server {url} (pid {proc.pid}); small queries: {args.clients} clients x {args.queries} ...")
         small = small_queries(url, token, args.clients, args.queries)
         sql = "select * from bench.events"
@@ -199,6 +306,7 @@ def main() -> int:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        idp.stop()
 
     http_s, local_s = median(http_times), median(local_times)
     ratio = local_s / http_s
@@ -219,6 +327,7 @@ def main() -> int:
                f"< 300 MB extra server memory: {'met' if max(peaks) / 1024 < 300 else 'NOT met'}."]
     print(md)
     print("\n".join(targets))
+    print(auth_md)
     if not args.no_write:
         body = "\n".join(environment_lines() + [
             f"- Command: `python benchmarks/http_service.py --rows {args.rows} --clients {args.clients} "
@@ -228,7 +337,10 @@ def main() -> int:
             "1,000-row Parquet dataset answered as JSON over keep-alive connections. The stream is read with "
             "pyarrow's IPC reader into a table; the in-process side is `federation.connect(...).sql(q).arrow()`; "
             "the two alternate. Memory is the server's RSS above its idle RSS, sampled every 10 ms.", "",
-            md, "", *targets])
+            md, "", *targets, "",
+            "Identities from an identity provider: the mesh declares an OIDC issuer whose JWKS a loopback server "
+            "of the benchmark serves (RSA-2048, RS256). In-process `Platform.identify` per call with the JWKS "
+            "cached, then one client's point query over HTTP with each credential, interleaved.", "", auth_md])
         write_section("HTTP service: throughput, Arrow streaming, memory", body)
         progress("written: benchmarks/RESULTS.md")
     return 0
