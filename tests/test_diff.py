@@ -331,3 +331,118 @@ def test_malformed_sections_are_compared_not_crashed_on(tmp_path):
     kinds_ = {c["kind"] for c in j["changes"]}
     assert {"type_narrowed", "enum_removed", "server_removed"} <= kinds_
     assert j["declared_bump"] == "unknown" and not j["version_ok"]
+
+
+# -- the gates: publish compares always; validate refuses a breaking change without a new major version ----------
+
+QUANTA_ENV = {k: v for k, v in os.environ.items() if k != "QUANTA_MESH"}
+
+
+def _lab(tmp_path):
+    from onboardkit import items, lab_mesh
+
+    from federation.onboarding import onboard
+    from federation.platform import Platform
+
+    root = lab_mesh(tmp_path / "lab")
+    p = Platform(root)
+    onboard(p, "lab.items", items(5), p.principal("dev"))
+    return root
+
+
+def _edit_lab(root: Path, edit) -> Path:
+    path = root / "contracts" / "lab.odcs.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _publish(root: Path):
+    from onboardkit import items
+
+    from federation.onboarding import onboard
+    from federation.platform import Platform
+
+    p = Platform(root)
+    return onboard(p, "lab.items", items(5), p.principal("dev"))
+
+
+def quanta_validate(root: Path):
+    p = subprocess.run([QUANTA, "validate", str(root)], capture_output=True, text=True, env=QUANTA_ENV, timeout=180,
+                       check=False)
+    assert "Traceback" not in p.stderr + p.stdout, p.stderr
+    return p
+
+
+def test_publish_compares_even_when_schema_and_version_are_unchanged(tmp_path):
+    """An SLA cut with the same schema and the same version was not compared: now it is refused."""
+    from federation.onboarding.pipeline import OnboardingRejected
+
+    root = _lab(tmp_path)
+    _edit_lab(root, lambda d: next(s for s in d["slaProperties"] if s["property"] == "frequency").update(value=7))
+    with pytest.raises(OnboardingRejected, match=r"SLA frequency changed from 1 d to 7 d.*publish it as version 2\.0\.0"):
+        _publish(root)
+
+
+def test_publish_compares_servers_roles_and_status(tmp_path):
+    from federation.onboarding.pipeline import OnboardingRejected
+
+    root = _lab(tmp_path)
+    _edit_lab(root, lambda d: d.update(roles=[{"role": "readers", "access": "read"}], version="1.1.0"))
+    assert _publish(root).status == "published"  # a role added: minor, declared minor
+    _edit_lab(root, lambda d: d.update(roles=[{"role": "readers", "access": "write"}], version="1.1.1"))
+    with pytest.raises(OnboardingRejected, match=r"access of role readers changed.*publish it as version 2\.0\.0"):
+        _publish(root)
+    _edit_lab(root, lambda d: d.update(roles=[{"role": "readers", "access": "read"}], status="deprecated"))
+    report = _publish(root)  # a status moving on is the version's own lifecycle (patch): published, warned
+    assert report.status == "published" and any("deprecated" in w for w in report.warnings)
+
+
+def test_validate_refuses_a_breaking_change_since_the_published_version(tmp_path):
+    root = _lab(tmp_path)
+    assert quanta_validate(root).returncode == 0
+
+    def drop_kind(d):
+        d["schema"][0]["properties"] = [p for p in d["schema"][0]["properties"] if p["name"] != "kind"]
+        d["version"] = "1.1.0"
+
+    path = _edit_lab(root, drop_kind)
+    p = quanta_validate(root)
+    assert p.returncode == 1, p.stdout
+    assert str(path) in p.stdout or "lab.odcs.yaml" in p.stdout
+    assert "column items.kind was removed" in p.stdout and "declare version 2.0.0" in p.stdout
+    assert "lab.items v1 was published" in p.stdout
+    _edit_lab(root, lambda d: d.update(version="2.0.0"))
+    assert quanta_validate(root).returncode == 0
+
+
+def test_validate_refuses_a_breaking_change_since_the_committed_copy(tmp_path):
+    """A mesh in a git work tree, nothing published: the contract is compared with its copy at HEAD."""
+    import shutil as sh
+
+    from meshkit import shop_mesh
+
+    if sh.which("git") is None:
+        pytest.skip("git is not installed")
+    root = shop_mesh(tmp_path / "shop")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "contracts"], check=True)
+    assert quanta_validate(root).returncode == 0
+    path = root / "contracts" / "shop.odcs.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["slaProperties"] = [{"property": "retention", "value": 1, "unit": "y"}]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    subprocess.run(git + ["commit", "-q", "-am", "retention"], check=True)
+    data["slaProperties"][0]["value"] = 30
+    data["slaProperties"][0]["unit"] = "d"  # a retention cut, version still 1.0.0
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = quanta_validate(root)
+    assert p.returncode == 1, p.stdout
+    assert "shop.odcs.yaml" in p.stdout and "git HEAD" in p.stdout and "retention" in p.stdout
+    assert "declare version 2.0.0" in p.stdout
+    data["version"] = "2.0.0"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert quanta_validate(root).returncode == 0

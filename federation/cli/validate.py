@@ -17,7 +17,9 @@ from .common import friendly, main, mesh_option
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @friendly
 def validate(mesh_path: str | None, mesh: str | None, as_json: bool) -> None:
-    """Check a mesh: JSON Schemas, mesh rules, data against contracts. Exit 1 on any error."""
+    """Check a mesh: JSON Schemas, mesh rules, data against contracts, and each contract against its last
+    published version and its copy at git HEAD (a breaking change needs a new major version). Exit 1 on any
+    error."""
     from ..platform import Platform
 
     from ..governance.coverage import coverage
@@ -25,6 +27,9 @@ def validate(mesh_path: str | None, mesh: str | None, as_json: bool) -> None:
     path = mesh_path or mesh or default_mesh()
     platform = Platform(path)
     m = platform.mesh
+    from ..onboarding.evolution import mesh_problems
+
+    m.problems.extend(mesh_problems(platform))  # a breaking change without a new major version
     errs = [p for p in m.problems if p.severity == "error"]
     warns = [p for p in m.problems if p.severity != "error"]
     covered = coverage(platform.state.governance, m, platform.lineage.edges)

@@ -518,3 +518,161 @@ def diff_files(old: str | Path, new: str | Path) -> dict:
             "needs_major_version": needed == "major" and not ok,
             "needs_review": any(c.review for c in changes),
             "changes": [c.to_dict() for c in changes]}
+
+
+# -- the gates: publishing a version, validating a mesh --------------------------------------------------------
+
+# what a published version keeps of its contract besides the dataset's schema (compared at the next publish)
+SNAPSHOT_SECTIONS = ("slaProperties", "status", "servers", "roles")
+
+
+def contract_snapshot(dataset: dict, contract: dict) -> dict:
+    """What a version is published under: the contract's id and version, this dataset's schema, and the
+    contract's SLAs, status, servers and roles (every section a consumer's assumption rests on)."""
+    snap = {"id": contract.get("id"), "version": contract.get("version"), "schema": [dataset]}
+    for key in SNAPSHOT_SECTIONS:
+        if key in contract:
+            snap[key] = contract[key]
+    return snap
+
+
+@dataclass
+class Verdict:
+    """A contract compared with its previous version: every change, the bump they need, and the refusal."""
+
+    changes: list[Change]
+    required: str  # none | patch | minor | major
+    old_version: object
+    new_version: object
+
+    @property
+    def refused(self) -> bool:
+        """A change that needs a major version, without a new major version."""
+        if self.required != "major":
+            return False
+        old, new = _major(self.old_version), _major(self.new_version)
+        return old is None or new is None or new <= old
+
+    @property
+    def declared(self) -> str:
+        return declared_bump(self.old_version, self.new_version)
+
+    @property
+    def under_declared(self) -> bool:
+        """The versions declare a smaller bump than the changes need (a downgrade or no version: too)."""
+        declared = self.declared
+        return self.required != "none" and (declared not in BUMPS or BUMPS.index(declared) < BUMPS.index(self.required))
+
+    def warning(self, since: str) -> str:
+        first = self.changes[0].message if self.changes else ""
+        return (f"the contract changed since {since} ({first}" + (f" and {len(self.changes) - 1} more" if
+                len(self.changes) > 1 else "") + f"), which needs a {self.required} version, but its version went "
+                f"{self.old_version} -> {self.new_version}")
+
+    @property
+    def needed_version(self) -> str:
+        return f"{(_major(self.old_version) or 0) + 1}.0.0"
+
+    def refusal(self, since: str, advice: str = "publish it as version") -> str:
+        """The reason of a refusal: the changes, the versions, and the version to declare."""
+        major = [c for c in self.changes if c.bump == "major"]
+        return (f"the contract changed in a breaking way since {since} (" + "; ".join(c.message for c in major[:5])
+                + (f"; and {len(major) - 5} more" if len(major) > 5 else "")
+                + f") without a new major version ({self.old_version} -> {self.new_version}); {advice} "
+                f"{self.needed_version}")
+
+
+def compare(before: dict, after: dict, kind: str = "contract") -> Verdict:
+    """Every change from ``before`` to ``after``, always (whatever changed, the version or not). Sections
+    an older snapshot did not keep are not compared (a snapshot written before they were kept)."""
+    if kind == "contract" and "schema" in before and "kind" not in before:  # a snapshot: compare its sections
+        after = {k: v for k, v in after.items() if k in before or k in ("id", "version", "schema")}
+    changes = diff(before, after) if kind == "contract" else diff_products(before, after)
+    required = max((c.bump for c in changes), key=BUMPS.index, default="none")
+    return Verdict(changes, required, before.get("version"), after.get("version"))
+
+
+def mesh_problems(platform) -> list:
+    """``quanta validate``'s evolution check: each contract compared with its last published version (the
+    snapshot kept with the dataset's newest kept version in the control store) and, for a mesh in a git
+    work tree, with the contract file's copy at HEAD (what was last committed). A change that needs a major
+    version without a new major version is an error naming the file, the change and the version to declare."""
+    from ..errors import Problem
+    from .serving import KEPT_STATUSES
+    from .store import Store
+
+    mesh = platform.mesh
+    out: list[Problem] = []
+    flagged: set[str] = set()
+    if Store.exists(platform.state_dir):
+        from .common import store_of
+
+        store = store_of(platform)
+        for ds in mesh.datasets():
+            contract = mesh.contracts.get(ds.contract_id) if ds.contract_id else None
+            if contract is None:
+                continue
+            kept = [v for v in store.versions(ds.quantum, ds.name) if v.status in KEPT_STATUSES]
+            before = store.contract_snapshot(ds.quantum, ds.name, kept[-1].version) if kept else None
+            if before is None:
+                continue
+            verdict = compare(before, contract_snapshot(ds.raw, contract.raw))
+            if verdict.refused:
+                out.append(_problem(contract, verdict, f"{ds.qualified_name} v{kept[-1].version} was published "
+                                    f"(contract version {before.get('version')})", ds.quantum))
+                flagged.add(contract.file)
+    for contract in mesh.contracts.values():
+        if contract.file in flagged:
+            continue
+        file = Path(contract.file)
+        old = committed_document(file if file.is_absolute() else Path(mesh.path) / file)
+        if not isinstance(old, dict) or kind_of_or_none(old) != "contract":
+            continue
+        verdict = compare(old, contract.as_written)
+        if verdict.refused:
+            out.append(_problem(contract, verdict, "the copy committed at git HEAD", contract.quantum))
+    return out
+
+
+def _problem(contract, verdict: Verdict, since: str, quantum):
+    from ..errors import Problem
+
+    first = next(c for c in verdict.changes if c.bump == "major")
+    return Problem(contract.file, first.path, verdict.refusal(since, "declare version"), None, quantum)
+
+
+def kind_of_or_none(doc) -> str | None:
+    try:
+        return kind_of(doc, "")
+    except DiffInputError:
+        return None
+
+
+def committed_document(path: Path) -> dict | None:
+    """The YAML document of ``path`` as committed at git HEAD; None when the file is not in a git work tree,
+    not committed, unchanged since, or git is not there."""
+    import shutil
+    import subprocess
+
+    from ..catalog.yamlio import YamlError, parse_yaml
+
+    git = shutil.which("git")
+    if git is None or not path.is_file():
+        return None
+    folder = str(path.resolve().parent)
+    try:
+        top = subprocess.run([git, "-C", folder, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             timeout=10)
+        if top.returncode != 0:
+            return None
+        rel = path.resolve().relative_to(Path(top.stdout.strip()).resolve()).as_posix()
+        shown = subprocess.run([git, "-C", folder, "show", f"HEAD:{rel}"], capture_output=True, timeout=10)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    if shown.returncode != 0 or shown.stdout == path.read_bytes():
+        return None
+    try:
+        doc, _ = parse_yaml(shown.stdout)
+    except YamlError:
+        return None  # the committed copy was broken: nothing to compare with
+    return doc

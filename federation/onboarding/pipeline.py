@@ -510,16 +510,16 @@ def _reject(platform, store, ds, contract, report: OnboardReport, principal, why
 
 
 def _snapshot(ds: Dataset, contract) -> dict:
-    """What a version was published under: the contract's id, version, this dataset's schema, SLAs."""
-    raw = contract.raw if contract else {}
-    return {"id": raw.get("id"), "version": raw.get("version"), "schema": [ds.raw],
-            "slaProperties": raw.get("slaProperties")}
+    """What a version was published under (``evolution.contract_snapshot``: schema, SLAs, status, servers, roles)."""
+    from .evolution import contract_snapshot
+
+    return contract_snapshot(ds.raw, contract.raw if contract else {})
 
 
 def _contract_gate(store, ds: Dataset, contract, snapshot: dict, report: OnboardReport) -> list[dict]:
     """Contract status (retired: refused; deprecated: a warning) and evolution: a breaking change since
     the previous version needs a new major version. Returns the ``contract_changed`` events to emit."""
-    from .evolution import _major, diff
+    from .evolution import compare
 
     version = contract.version if contract else None
     status = store.contract_statuses().get((ds.contract_id, str(version))) or (contract.status if contract else None)
@@ -532,16 +532,15 @@ def _contract_gate(store, ds: Dataset, contract, snapshot: dict, report: Onboard
     if not previous:
         return []
     before = store.contract_snapshot(ds.quantum, ds.name, previous[-1].version)
-    if before is None or (before.get("schema"), before.get("version")) == (snapshot["schema"], snapshot["version"]):
+    if before is None:
         return []
-    changes = diff(before, snapshot)
+    verdict = compare(before, snapshot)  # always: an SLA, status, server or role change counts as a schema one
+    changes = verdict.changes
     breaking = [c for c in changes if c.breaking]
-    old_major, new_major = _major(before.get("version")), _major(snapshot.get("version"))
-    if breaking and (old_major is None or new_major is None or new_major <= old_major):
-        report.problems.append(
-            f"the contract changed in a breaking way since v{previous[-1].version} ("
-            + "; ".join(c.message for c in breaking[:5]) + f") without a new major version ({before.get('version')} "
-            f"-> {snapshot.get('version')}); publish it as version {(old_major or 0) + 1}.0.0")
+    if verdict.refused:
+        report.problems.append(verdict.refusal(f"v{previous[-1].version}"))
+    elif verdict.under_declared and verdict.required != "patch":
+        report.warnings.append(verdict.warning(f"v{previous[-1].version}"))
     if not changes:
         return []
     return [dict(kind="contract_changed", quantum=ds.quantum, dataset=ds.name, message=(
