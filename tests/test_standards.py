@@ -365,3 +365,20 @@ def test_map_and_vector_logical_types(tmp_path):
     assert q(p, "select \"column\", data_type from system.columns order by ordinal") == [
         ("id", "BIGINT"), ("labels", "MAP(VARCHAR, VARCHAR)"), ("embedding", "FLOAT[3]")]
     assert q(p, "select labels['lang'], embedding[2] from ml.docs order by id limit 1") == [("en0", 0.5)]
+
+
+def test_writing_rules_back_keeps_the_variables_as_written(tmp_path, monkeypatch):
+    from federation.onboarding import contracts
+
+    monkeypatch.setenv(ORDERS_DIR, "shopdata")
+    p = Platform(side_by_side(tmp_path / "m"))
+    owner = p.principal("olivia")
+    control.set_rules(p, "shop.orders", [{"metric": "nullValues", "column": "status", "mustBe": 0}], owner)
+    shown = contracts.served_contract_text(p, "shop-contract")
+    assert "${STD_TEST_ORDERS_DIR}/orders.parquet" in shown and "shopdata" not in shown
+    path = contracts.write_rules(p, "shop.orders", owner)
+    text = path.read_text()
+    assert "${STD_TEST_ORDERS_DIR}/orders.parquet" in text and "shopdata" not in text
+    assert "nullValues" in text
+    fresh = Platform(p.path)
+    assert fresh.mesh.errors == [] and q(fresh, "select count(*) from shop.orders") == [(20,)]

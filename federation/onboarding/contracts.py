@@ -102,7 +102,7 @@ def served_contract(platform, contract_id: str) -> dict | None:
     contract = platform.mesh.contracts.get(contract_id)
     if contract is None:
         return None
-    return with_rules_in_force(platform, contract_id, copy.deepcopy(contract.raw))
+    return with_rules_in_force(platform, contract_id, copy.deepcopy(contract.as_written))  # ${VAR} kept
 
 
 def served_contract_text(platform, contract_id: str) -> str | None:
@@ -117,7 +117,7 @@ def served_contract_text(platform, contract_id: str) -> str | None:
     # ruamel.yaml, imported only where a file is edited
     from ..catalog.yamledit import edited
 
-    return edited(text, _apply(copy.deepcopy(contract.raw), edits), edits, contract.file)
+    return edited(text, _apply(copy.deepcopy(contract.as_written), edits), edits, contract.file)
 
 
 def write_rules(platform, name: str, principal) -> Path:
