@@ -272,6 +272,42 @@ def test_an_unreachable_jwks_refuses(platform, keys):
     refused(platform, mint(keys, "zoe", iss=DOWN_ISSUER), "could not be fetched")
 
 
+def signed(keys, header: dict, payload) -> str:
+    """A JWS over any header and payload, signed by k1 (RS256): what PyJWT would never write."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    signing = f"{b64(json.dumps(header).encode())}.{b64(body)}"
+    signature = keys["k1"].sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing}.{b64(signature)}"
+
+
+def test_malformed_tokens_are_refused_cleanly(platform, keys):
+    """Whatever the header or claims hold, the answer is an AuthenticationError, never another exception."""
+    now = int(time.time())
+    good = {"iss": ISSUER, "aud": AUDIENCE, "preferred_username": "zoe", "exp": now + 300}
+    rs = {"alg": "RS256", "kid": "k1"}
+    cases = [
+        (rs, b"not json"), (rs, b"[1, 2]"), ({"alg": 5, "kid": "k1"}, good), ({"alg": "RS256", "kid": ["k1"]}, good),
+        ({"alg": "RS256"}, good), ({"alg": "XX999", "kid": "k1"}, good), (rs, {**good, "iss": [ISSUER]}),
+        (rs, {**good, "exp": "tomorrow"}), (rs, {**good, "aud": 5}), (rs, {**good, "nbf": "x"}),
+        (rs, {**good, "preferred_username": 5}), (rs, {**good, "preferred_username": "a\nb"}),
+        (rs, {**good, "preferred_username": "x" * 300}), (rs, {**good, "realm_access": {"roles": "analyst"}}),
+        (rs, {**good, "realm_access": {"roles": [1, 2]}}), (rs, {**good, "groups": {"a": 1}}),
+        (rs, {**good, "regions": [["EU"]]}),
+    ]
+    outcomes = []
+    for header, payload in cases:
+        try:
+            outcomes.append(platform.authenticate(signed(keys, header, payload)).roles)
+        except errors.AuthenticationError as e:
+            outcomes.append(e.message)
+    assert outcomes[13] == ("analyst",)  # a single role as a string is a list of one
+    refusals = [o for i, o in enumerate(outcomes) if i != 13]
+    assert all(isinstance(o, str) and o.startswith("JWT refused") for o in refusals), outcomes
+    assert platform.authenticate(signed(keys, rs, good)).name == "zoe"  # the same signer, well-formed: accepted
+
+
 def test_garbage_and_qt_tokens(platform, tokens):
     for bad in ("", "x", "a.b.c", "eyJ.eyJ.sig", "qt_nope_nope"):
         with pytest.raises(errors.AuthenticationError):
@@ -414,3 +450,60 @@ def test_flight_bearer_and_basic_jwt(platform, keys, tokens):
             list(client.list_actions(bad))
         assert "expired" in str(info.value)
         client.close()
+
+
+def non_loopback_address() -> str | None:
+    import socket
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: the route's source address
+            address = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def self_signed(tmp_path, host: str):
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+    key = rsa_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "server.crt", tmp_path / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+def test_pgwire_jwt_needs_tls_off_loopback(platform, keys, tokens, tmp_path):
+    """From another address, a JWT travels only over TLS: without it the server asks for SCRAM (a Quanta token
+    still logs in, a JWT cannot); with TLS it asks for the password and the JWT logs in."""
+    psycopg = pytest.importorskip("psycopg")
+    from federation.server.pgwire import PgServer
+    host = non_loopback_address()
+    if host is None:
+        pytest.skip("no non-loopback address on this machine")
+    cert, key = self_signed(tmp_path, host)
+    srv = PgServer(platform, host=host, port=0, tls_cert=cert, tls_key=key).start()
+    try:
+        dsn = f"host={host} port={srv.port} user=ana dbname={pgkit.DATABASE}"
+        with pytest.raises(psycopg.OperationalError) as info:
+            psycopg.connect(dsn + " sslmode=disable", password=mint(keys, "ana"))
+        assert "password authentication failed" in str(info.value)
+        with psycopg.connect(dsn + " sslmode=disable require_auth=scram-sha-256", password=tokens["ana"]) as conn:
+            assert conn.execute("select count(*) from crm.customers").fetchone() == (20,)
+        with psycopg.connect(dsn + " sslmode=require", password=mint(keys, "ana")) as conn:
+            assert conn.pgconn.ssl_in_use
+            assert conn.execute("select count(*) from crm.customers").fetchone() == (20,)
+    finally:
+        srv.stop()

@@ -268,7 +268,9 @@ def _verify(token: str, issuers: tuple[Issuer, ...], cache: KeyCache) -> tuple[C
         raise TokenError("not a well-formed JWT") from None
     header, iss = unverified["header"], unverified["payload"].get("iss")
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg.lower() == "none":
+    if not isinstance(alg, str):
+        raise TokenError("the token's header names no algorithm (alg)")
+    if alg.lower() == "none":
         raise TokenError("unsigned tokens (alg none) are refused")
     if alg.startswith("HS"):
         raise TokenError(f"symmetric algorithm {alg} is refused: identity providers sign with their private key")
@@ -304,8 +306,8 @@ def _verify(token: str, issuers: tuple[Issuer, ...], cache: KeyCache) -> tuple[C
         raise TokenError(f"the token has no {e.claim} claim") from None
     except jwt.InvalidSignatureError:
         raise TokenError("the token's signature does not verify") from None
-    except PyJWTError as e:
-        raise TokenError(f"the token is not valid: {type(e).__name__}") from None
+    except PyJWTError as e:  # PyJWT's own words name the claim at fault, never its value
+        raise TokenError(f"the token is not valid: {str(e)[:200] or type(e).__name__}") from None
     return _claims(issuer, claims), ks, fetched
 
 
