@@ -382,3 +382,17 @@ def test_writing_rules_back_keeps_the_variables_as_written(tmp_path, monkeypatch
     assert "nullValues" in text
     fresh = Platform(p.path)
     assert fresh.mesh.errors == [] and q(fresh, "select count(*) from shop.orders") == [(20,)]
+
+
+def test_a_value_from_a_variable_is_not_echoed_by_later_checks(tmp_path, monkeypatch):
+    secret = "csv-s3cr3t-format"
+    monkeypatch.setenv(ORDERS_DIR, "shopdata")
+    monkeypatch.setenv("STD_TEST_FORMAT", secret)
+    root = side_by_side(tmp_path / "m")
+    path = root / "contracts" / "shop.odcs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["servers"][0]["format"] = "${STD_TEST_FORMAT}"  # valid for the schema, refused by Quanta afterwards
+    write_yaml(path, doc)
+    mesh = load_mesh(root)
+    problem = next(p for p in mesh.errors if p.path == "servers[0].format")
+    assert "${STD_TEST_FORMAT}" in problem.message and secret not in str(mesh.problems)

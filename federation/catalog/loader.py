@@ -112,9 +112,12 @@ class _FileReport:
     def __init__(self, problems: list[Problem], file: str, positions: Positions | None, quantum: str | None = None):
         self.problems, self.file, self.positions, self.quantum = problems, file, positions, quantum
         self.errors = 0
+        self.hidden: dict[str, str] = {}  # values of the file's ${VAR} variables -> their names
 
     def add(self, path: tuple | list, message: str, severity: str = "error") -> None:
         line = self.positions.line(path) if self.positions else None
+        for value, name in self.hidden.items():  # a variable may hold a secret: a message shows its name
+            message = message.replace(value, f"${{{name}}}")
         problem = Problem(self.file, format_path(path), message, line, self.quantum, severity)
         if problem in self.problems:
             return
@@ -148,6 +151,8 @@ class _Reader:
             report.add(u.path, f"variable ${{{u.name}}} is not set in the environment: set it, or give a "
                        f"default (${{{u.name}:-default}})")
         for name, value in sorted(used.items()):
+            if value is not None and len(value) >= 3:
+                report.hidden[value] = name
             self.variables[name] = standards.fingerprint(name, value)
             self.digest.update(f"${name} {self.variables[name]}\0".encode())
         return resolved

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema_rs
 
@@ -48,7 +49,7 @@ class SchemaError:
     message: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(kind: str, api_version: str):
     """The compiled validator of one version (jsonschema-rs: the ODCS schema's ``unevaluatedProperties``
     makes the pure-Python validator ~100x slower)."""
@@ -67,7 +68,7 @@ class VersionedValidator:
         version = doc.get("apiVersion") if isinstance(doc, dict) else None
         if isinstance(doc, dict) and "apiVersion" in doc and version not in SCHEMAS[self.kind]:
             shown = repr(version) if isinstance(version, str) and len(version) <= 40 else "this value"
-            yield SchemaError(["apiVersion"], f"apiVersion {shown} is not a {NAMES[self.kind]} version Quanta "
+            yield SchemaError(["apiVersion"], f"apiVersion {shown} is not an {NAMES[self.kind]} version Quanta "
                               f"reads (accepted: {accepted(self.kind)})")
             return
         # no apiVersion: the newest schema says it is required (and checks the rest)
