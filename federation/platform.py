@@ -116,10 +116,12 @@ class Platform:
         self._serial = 0
         self.reload_problems: list[Problem] = []  # why the newest reload failed (the last good state serves)
         self._watcher: live.Watcher | None = None
+        self._deliverer = None  # webhooks.Deliverer of a serving process (started by ``watch``)
         self._unavailable_retry = 0.0
         self._ephemeral_salt: str | None = None
         self._state = self._build(self.fingerprint())
         self.seen = self._state.fingerprint  # the changes applied (a refresh of observations moves it on)
+        self._webhooks_changed()  # the outbox takes the events recorded while no process pumped
 
     @property
     def lineage(self):
@@ -236,7 +238,21 @@ class Platform:
                                         message=what, details=req.to_dict())
         except Exception:  # noqa: BLE001 - the event stream must not undo a recorded decision
             pass
+        self._webhooks_changed()
         self.refresh_observability()
+
+    def _webhooks_changed(self) -> None:
+        """Enqueue the new events for the mesh's webhooks now (the deliverer sends them; a process without
+        one leaves them to the next that pumps: the events are in the state files, nothing is lost)."""
+        from . import webhooks
+
+        try:
+            if webhooks.pump(self) and self._deliverer is not None:
+                self._deliverer.wake()
+        except Exception as e:  # noqa: BLE001 - nor the outbox: the events stay, the next pump takes them
+            import logging
+
+            logging.getLogger("quanta.webhooks").warning("quanta: webhooks: %s", e)
 
     def _access_table(self, mesh: Mesh, governance: Governance) -> pa.Table:
         rows = self.access_requests.all()
@@ -434,6 +450,9 @@ class Platform:
         with self._lock:
             if self._watcher is None:
                 self._watcher = live.Watcher(self, interval).start()
+                from .webhooks import Deliverer
+
+                self._deliverer = Deliverer(self).start()  # and deliver the mesh's webhooks from its outbox
             return self._watcher
 
     def _build(self, fingerprint: live.Fingerprint, files: dict[Path, bytes] | None = None,

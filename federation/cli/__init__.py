@@ -30,6 +30,7 @@ from . import (  # noqa: F401
     serve,
     tokens,
     validate,
+    webhooks,
 )
 from .common import format_table, friendly, main, mesh_option, user_option  # noqa: F401
 from .query import write_rows  # noqa: F401
