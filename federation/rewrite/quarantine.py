@@ -2,7 +2,7 @@
 its dataset.
 
     FROM system.quarantine
-      -> FROM (SELECT 'sales' AS quantum, 'orders' AS dataset, ..., <the governed row as JSON> AS "row"
+      -> FROM (SELECT 'sales' AS quantum, 'orders' AS dataset, ..., <the governed row as JSON text> AS "row"
                FROM sales."orders@quarantine" AS _q
                UNION ALL ...) AS quarantine
 
@@ -22,7 +22,7 @@ import sqlglot.expressions as exp
 from .context import Context, swap
 
 COLUMNS = (("quarantine_id", "VARCHAR"), ("quantum", "VARCHAR"), ("dataset", "VARCHAR"), ("version", "BIGINT"),
-           ("row_number", "BIGINT"), ("rules", "VARCHAR"), ("row", "JSON"))
+           ("row_number", "BIGINT"), ("rules", "VARCHAR"), ("row", "VARCHAR"))
 META = ("_quanta_reason", "_quanta_version", "_quanta_row")
 
 
@@ -59,7 +59,7 @@ def expand(table: exp.Table, ctx: Context, resolve_pinned) -> None:
         parts.append(
             f"SELECT {_text(f'{q}.{d}.v')} || _q._quanta_version AS quarantine_id, {qs} AS quantum, {ds_} AS dataset, "
             f"_q._quanta_version AS version, _q._quanta_row AS row_number, _q._quanta_reason AS rules, "
-            f"json_merge_patch(to_json(_q), '{strip}') AS \"row\" FROM {_ident(q)}.{_ident(d + '@quarantine')} AS _q")
+            f"CAST(json_merge_patch(to_json(_q), '{strip}') AS VARCHAR) AS \"row\" FROM {_ident(q)}.{_ident(d + '@quarantine')} AS _q")
     if not parts:
         parts = ["SELECT " + ", ".join(f"CAST(NULL AS {t}) AS \"{c}\"" for c, t in COLUMNS) + " WHERE false"]
     query = sqlglot.parse_one(" UNION ALL ".join(parts), read="duckdb")
