@@ -496,6 +496,8 @@ class Deliverer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if not Path(self.platform.path).exists():  # the mesh folder is gone (a removed test mesh)
+                return
             try:
                 self.run_once()
             except (errors.Error, sqlite3.Error, OSError) as e:

@@ -20,7 +20,9 @@ from onboardkit import lab_mesh as onboard_mesh
 
 from federation import errors
 from federation.onboarding.pipeline import OnboardingRejected, onboard
+from federation.client import Client
 from federation.platform import Platform
+from federation.server.http import Server, create_app
 from federation.webhooks import Deliverer, check_config, outbox_of, verify
 
 SECRET = "whsec-test-7c1f0b9e"
@@ -171,6 +173,27 @@ def test_deliveries_are_retried_signed_and_carry_no_data(tmp_path, receiver):
     leaked = [v for v in data_values(good) | data_values(bad) if v in everything]
     assert leaked == []
     assert "nobody else reads" not in everything and SECRET not in everything
+
+
+def test_a_server_delivers_in_the_background(tmp_path, receiver):
+    recv = receiver(["500"])
+    root = with_hooks(lab_mesh(tmp_path / "lab"), [{"url": recv.url, "secret_env": ENV,
+                                                   "events": ["access_requested", "access_approved"]}])
+    p = Platform(root)
+    server = Server(create_app(p), port=0).start()  # its platform's deliverer starts with its watcher
+    try:
+        tokens = {u: p.tokens.create(u, 1)[0] for u in ("zoe", "olivia")}
+        req = Client(server.url, tokens["zoe"]).request_access("lab", "items", purpose="over http", days=2)
+        Client(server.url, tokens["olivia"]).approve_access(req["request_id"])
+        wait_for(lambda: len(recv.accepted()) == 2)
+    finally:
+        server.stop()
+        p._deliverer.stop()
+    bodies = sorted((verified(r) for r in recv.accepted()), key=lambda b: b["occurred_at"] + b["kind"])
+    assert {b["kind"] for b in bodies} == {"access_requested", "access_approved"}
+    assert all(b["request"]["id"] == req["request_id"] for b in bodies) and recv.requests[0]["action"] == "500"
+    approved = next(b for b in bodies if b["kind"] == "access_approved")
+    assert approved["request"]["by"] == "olivia" and approved["request"]["expires"]
 
 
 def test_nothing_is_lost_across_a_restart(tmp_path, receiver):
