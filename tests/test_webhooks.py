@@ -19,8 +19,8 @@ from onboardkit import GOVERNANCE, items
 from onboardkit import lab_mesh as onboard_mesh
 
 from federation import errors
-from federation.onboarding.pipeline import OnboardingRejected, onboard
 from federation.client import Client
+from federation.onboarding.pipeline import OnboardingRejected, onboard
 from federation.platform import Platform
 from federation.server.http import Server, create_app
 from federation.webhooks import Deliverer, check_config, outbox_of, verify
