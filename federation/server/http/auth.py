@@ -1,7 +1,9 @@
 """Bearer-token authentication: ``Authorization: Bearer <token>`` -> the token's principal.
 
-The token store (salted hashes) and the principals belong to the platform; this module only reads
-the header and asks ``platform.authenticate``, which raises ``AuthenticationError`` (401).
+The token is a Quanta token or a JWT of an identity provider ``governance.yaml`` declares (``issuers``).
+The token store (salted hashes), the identity providers' keys and the principals belong to the platform;
+this module only reads the header and asks ``platform.authenticate``, which raises ``AuthenticationError``
+(401, saying why a JWT is refused, never echoing it).
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ SPEC: dict = {
     "servers": [{"url": "/"}],
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                       "description": "A token from `quanta token create USER`."}},
+                                       "description": "A token from `quanta token create USER`, or a JWT of an "
+                                                      "identity provider the governance declares (`issuers`)."}},
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                 "type": "object", "required": ["code", "message", "sqlstate"], "properties": {
