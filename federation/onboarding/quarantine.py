@@ -36,7 +36,7 @@ import pyarrow as pa
 from .. import errors
 from ..catalog.model import Dataset
 from ..engine.duckdb_backend import literal, quote
-from .common import dataset_of, store_of
+from .common import dataset_of, remove_tree, store_of
 from .quarantine_relation import REASON, ROW, VERSION, batch_id, relation_name  # noqa: F401 - re-exported
 from .store import Store
 
@@ -163,7 +163,7 @@ def release(platform, ident: str, principal):
             raise errors.Unavailable(f"the file of quarantine {ident} is missing ({b['path']})")
         _sweep(Path(b["path"]), b["version"])
         con = private.staging(platform.mesh.settings["threads"])
-        remaining_path = None
+        remaining_path, staging = None, None
         try:
             con.execute(f"CREATE TABLE _held AS SELECT * FROM read_parquet({literal(b['path'])})")
             have = {r[0].lower() for r in con.execute("DESCRIBE _held").fetchall()}
@@ -179,28 +179,32 @@ def release(platform, ident: str, principal):
                 why = ", ".join(f"{r} ({n} row{'s' if n != 1 else ''})" for r, n in sorted(counts.items()))
                 raise NothingToRelease(f"nothing to release from quarantine {ident}: all {total} row(s) still fail "
                                        f"the rules in force: {why}; fix the rows' source or the rules first")
-            names = [c.name for c in ds.columns]
-            passing = _arrow(con, f"SELECT {', '.join(quote(n) if n.lower() in have else f'NULL AS {quote(n)}' for n in names)} "
-                             f"FROM _checked WHERE {quote(REASON)} = '' ORDER BY {quote(ROW)}")
+            # the new version's batch: the current version's files as they are, and the rows that pass, written
+            # with the same names and types (read together by the onboarding; nothing is held in memory)
             current = store_of(platform).current(ds.quantum, ds.name)
-            batch = passing
-            if current is not None:
-                folder = serving.version_dir(platform.mesh, ds.quantum, ds.name, current.version)
-                files = literal(str(folder / "*.parquet"))
-                found = {r[0].lower(): r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({files})").fetchall()}
-                cols = []
-                for c in ds.columns:
-                    key = next((k for k in (c.source_name.lower(), c.name.lower()) if k in found), None)
-                    cols.append(f"{quote(found[key])} AS {quote(c.name)}" if key else f"NULL AS {quote(c.name)}")
-                now = _arrow(con, f"SELECT {', '.join(cols)} FROM read_parquet({files})")
-                batch = pa.concat_tables([now.cast(passing.schema, safe=False) if now.schema != passing.schema
-                                          else now, passing], promote_options="default")
+            files = sorted(str(f) for f in serving.version_dir(platform.mesh, ds.quantum, ds.name,
+                                                                current.version).glob("*.parquet")) if current else []
+            found = {r[0].lower(): r[0] for r in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet([{', '.join(literal(f) for f in files)}])").fetchall()} \
+                if files else {}
+            select = [f"CAST({quote(c.name) if c.name.lower() in have else 'NULL'} AS {c.data_type}) AS "
+                      f"{quote(found.get(c.source_name.lower()) or found.get(c.name.lower()) or c.source_name)}"
+                      for c in ds.columns]
+            staging = Path(b["path"]).parent / f".release-{uuid.uuid4().hex[:8]}"
+            staging.mkdir()
+            con.execute(f"COPY (SELECT {', '.join(select)} FROM _checked WHERE {quote(REASON)} = '' ORDER BY "
+                        f"{quote(ROW)}) TO {literal(str(staging / 'released.parquet'))} (FORMAT parquet)")
+            batch = files + [str(staging / "released.parquet")]
             if failing:
                 remaining_path = str(Path(b["path"]).with_name(f"v{b['version']}.{uuid.uuid4().hex[:8]}.parquet"))
                 tmp = remaining_path + ".tmp"
                 con.execute(f"COPY (SELECT * FROM _checked WHERE {quote(REASON)} <> '' ORDER BY {quote(ROW)}) TO "
                             f"{literal(tmp)} (FORMAT parquet)")
                 os.replace(tmp, remaining_path)
+        except BaseException:
+            if staging is not None:
+                remove_tree(staging)
+            raise
         finally:
             con.close()
         released = total - failing
@@ -217,12 +221,14 @@ def release(platform, ident: str, principal):
                         {"quarantine": ident, "released": released, "still_failing": failing, "rules": rules_left})]
 
         try:
-            report = onboard(platform, ds.qualified_name, batch, principal, on_error="quarantine",
+            report = onboard(platform, ds.qualified_name, batch, principal, fmt="parquet", on_error="quarantine",
                              commit_with=commit_with)
         except BaseException:
             if remaining_path:
                 Path(remaining_path).unlink(missing_ok=True)
             raise
+        finally:
+            remove_tree(staging)
         if remaining_path != b["path"]:
             Path(b["path"]).unlink(missing_ok=True)  # after the commit: the batch's rows live in the new file
     platform.reload(changed=True)
@@ -259,21 +265,11 @@ def _sweep(path: Path, version: int) -> None:
     for f in path.parent.glob(f"v{version}.*.parquet"):
         if f != path:
             f.unlink(missing_ok=True)
+    for d in path.parent.glob(".release-*"):
+        remove_tree(d)
 
 
 def _counts(con, table: str) -> dict[str, int]:
     rows = con.execute(f"SELECT rule, count(*) FROM (SELECT unnest(string_split({quote(REASON)}, '; ')) AS rule "
                        f"FROM {table}) WHERE rule <> '' GROUP BY rule ORDER BY rule").fetchall()
     return {r: n for r, n in rows}
-
-
-def _arrow(con, sql: str) -> pa.Table:
-    cur = con.execute(sql)
-    return cur.to_arrow_table() if hasattr(cur, "to_arrow_table") else cur.fetch_arrow_table()
-
-
-def counts_of(con, table: str) -> dict[str, int]:
-    """{rule: rows} of a table with ``_quanta_reason`` (the pipeline's quarantine)."""
-    return _counts(con, table)
-
-
