@@ -1,7 +1,7 @@
 """The PostgreSQL wire server: one thread per connection, every query through ``platform.query``.
 
     PgServer(platform, host="127.0.0.1", port=5433).start()   # background thread
-    psql "host=127.0.0.1 port=5433 user=ana dbname=greatparts"   # password: a Quanta token
+    psql "host=127.0.0.1 port=5433 user=ana dbname=greatparts"   # password: a Quanta token (or a JWT: auth.py)
 
 What the wire layer answers itself (never the pipeline): the startup and authentication, session
 statements (SET/SHOW/RESET, BEGIN/COMMIT/ROLLBACK, DISCARD), cursors (DECLARE [BINARY] [[NO] SCROLL]
