@@ -229,3 +229,22 @@ def test_two_levels_over_http_and_the_cli(mesh):
     assert listing.returncode == 0 and "lucas" in listing.stdout, listing.stderr
     out = quanta("access", "approve", rid, "-u", "fiona")
     assert out.returncode == 0 and "marco may read b2b.accounts until" in out.stdout, out.stderr
+
+
+def test_a_watching_server_shows_a_first_level_approval_made_elsewhere(mesh):
+    import time
+
+    server = Platform(mesh)
+    server.watch(0.05)
+    other = Platform(mesh)  # another process's view of the same state folder
+    req = other.request_access(other.principal("ana"), "b2b.accounts", None, days=5)
+    other.decide_access(other.principal("lucas"), req.request_id, True)
+    audrey = federation.Connection(server, server.principal("audrey"))
+    deadline = time.monotonic() + 60
+    while True:
+        row = audrey.sql("select pending_level, approved_by from system.access_requests where request_id = ?",
+                         [req.request_id]).fetchone()
+        if row == (2, ["lucas"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert row == (2, ["lucas"])
