@@ -288,3 +288,20 @@ def test_flight_sql(platform):
             text = "\n".join(table.column(0).to_pylist())
             assert f"Rows: {ANA_ROWS}" in text and not FORBIDDEN.search(text) and not numbers(text) & {30, 10}
             cur.close()
+
+
+def test_explain_on_the_spark_engine_is_refused_clearly(platform):
+    """With Spark as the data engine, a query on mesh data runs on the cluster: its EXPLAIN is refused with a
+    clear error (the pipeline of the same namespace, rendering for Spark with the real Spark dialect)."""
+    from federation.engine import spark_dialect
+    from federation.rewrite.pipeline import EngineSQL, Pipeline
+
+    state = platform.state
+    spark = Pipeline(state.namespace, engine=EngineSQL(spark_dialect.check, lambda tree: spark_dialect.render(
+        tree, lambda table: f"spark_{table.name}")))
+    ana = platform.principal("ana")
+    assert spark.compile("select id from crm.customers", ana).engine_sql  # a data query runs on Spark
+    with pytest.raises(errors.NotSupportedError, match="EXPLAIN of a query on mesh data is not supported on the "
+                                                       "Spark engine"):
+        spark.compile("EXPLAIN select id from crm.customers", ana)
+    assert spark.compile("EXPLAIN select 1", ana).explain is not None  # no mesh data: explained on DuckDB
