@@ -84,6 +84,10 @@ def run(backend, plan, params, timeout: float, cancel=None) -> PlanExecution:
         tree = None
         withheld = (f"the operators are withheld: rows of {', '.join(filtered)} are filtered for you, and the "
                     f"engine's plan depends on statistics of the rows hidden")
+    elif explained.opaque:  # a system table's rows of others, the rows a derived dataset's definition leaves out
+        tree = None
+        withheld = (f"the operators are withheld: you read part of the rows of {', '.join(explained.opaque)}, and "
+                    f"the engine's plan depends on statistics of all of them")
     if explained.format == "json":
         out: dict[str, Any] = {"plan": tree, "policies": policies, "withheld": withheld}
         if explained.analyze:

@@ -84,6 +84,9 @@ class Explained:
     sql: str  # the governed SQL, as it would run (never shown: it holds the policies' literals)
     analyze: bool
     format: str  # "text" | "json"
+    # relations read of which the principal may not read every row (system tables filtered per principal, derived
+    # datasets: the rows their definition leaves out): the engine's statistics of them must not shape the plan
+    opaque: tuple[str, ...] = ()
 
     @property
     def column(self) -> str:
@@ -108,6 +111,12 @@ def _plan_bytes(plan: Plan) -> int:
     """About what a cached plan holds: its SQL texts and what it names (for the cache's bound)."""
     return 1024 + 2 * (len(plan.sql) + len(plan.engine_sql or "")) + 64 * (len(plan.columns) + len(plan.policies)
                                                                             + len(plan.warnings))
+
+
+def _inlined(ds) -> bool:
+    """A derived dataset read by inlining its definition (not a mart served from its own versions); an unknown
+    one counts as one (fail closed)."""
+    return ds is None or (ds.sql is not None and ds.source is None)
 
 
 class Pipeline:
@@ -195,7 +204,8 @@ class Pipeline:
         if plan.engine_sql is not None:
             raise NotSupportedError(f"EXPLAIN of a query on mesh data is not supported on the {self.engine.name} "
                                     "engine (its plan is the cluster's): EXPLAIN runs on the embedded engine only")
-        explained = Explained(plan.sql, request.analyze, request.format)
+        derived = [f"{q}.{d}" for q, d in plan.datasets if _inlined(self.namespace.dataset(q, d))]
+        explained = Explained(plan.sql, request.analyze, request.format, tuple(plan.system_tables) + tuple(derived))
         placeholders = [p.sql(dialect=self.backend_dialect) for p in
                         sqlglot.parse_one(plan.sql, read=self.backend_dialect).find_all(exp.Placeholder)
                         ] if ("?" in plan.sql or "$" in plan.sql) else []
