@@ -9,6 +9,7 @@
     quanta check | quality ...          quality rules, results, samples  (quality)
     quanta contract | diff | deprecate | retire   data contracts  (contracts)
     quanta access request|list|approve|deny|revoke, token create|list|revoke   access, tokens  (access, tokens)
+    quanta webhooks list|deliver|retry  the outbox of the mesh's webhooks  (webhooks)
     quanta openlineage emit             lineage as OpenLineage events  (lineage)
 
 Errors are one clear message on stderr and a non-zero exit status, never a traceback.
