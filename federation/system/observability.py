@@ -12,7 +12,8 @@
   ``access_denied``, any ``access...`` kind) is shown as ``system.access_requests`` shows the request:
   to the requester, the dataset's approvers and the quantum's owners, auditors and data engineers. Any
   other event about a dataset is shown to its readers; an event about no dataset (a contract's status)
-  to everyone, as the dictionary shows the contracts.
+  to everyone, as the dictionary shows the contracts. An event's message and details count rows ("5 rows,
+  3 quarantined"): they are NULL for a reader whose row filter hides part of the dataset, like the figures.
 
 The filter lists the datasets the principal may read as literals (the row's ``quantum.dataset``, lower
 case); the rewrite applies it under everything the query says, like a row filter. ``None``: the
@@ -47,7 +48,9 @@ def readable(gov: Governance, mesh: Mesh, principal: Principal) -> set[str]:
 # the columns that carry figures measured on every row of a dataset (counts, measured values, messages)
 FIGURES = {"quality_results": ("measured", "failing_rows", "message"), "slo_status": ("measured", "message"),
            "slo_history": ("measured", "message"), "versions": ("rows", "bytes", "quality_summary", "quarantined",
-                                                                  "message")}
+                                                                  "message"),
+           # an event's message and details count rows ("5 rows, 3 quarantined", "12 rows released")
+           "events": ("message", "details")}
 
 
 def observability_figures(gov: Governance | None, mesh: Mesh, principal: Principal,
