@@ -84,7 +84,8 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_ATTEMPTS = 12
 BASE_DELAY = 2.0
 MAX_DELAY = 1800.0
-BATCH = 500
+BATCH = 500  # events read at once
+BATCH_SENT = 10  # deliveries taken at once (under one lease)
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYS = {"name", "url", "events", "secret_env", "timeout", "max_attempts"}
 
@@ -350,11 +351,12 @@ class Outbox:
                     break
         return added
 
-    def _claim(self, now: float, due_by: float, limit: int, lease: float) -> list[dict]:
+    def _claim(self, now: float, due_by: float, limit: int, lease: float, after_id: int) -> list[dict]:
         with self._lock, statedb.transaction(self._db, self.path, "take webhook deliveries"):
             rows = self._db.execute(
                 f"SELECT {', '.join(COLUMNS)} FROM deliveries WHERE status = 'pending' AND next_at <= ? AND "
-                "lease_until <= ? ORDER BY delivery_id LIMIT ?", (due_by, now, limit)).fetchall()
+                "lease_until <= ? AND delivery_id > ? ORDER BY delivery_id LIMIT ?",
+                (due_by, now, after_id, limit)).fetchall()
             for r in rows:
                 self._db.execute("UPDATE deliveries SET lease_until = ? WHERE delivery_id = ?", (now + lease, r[0]))
         return [dict(zip(COLUMNS, r)) for r in rows]
@@ -373,17 +375,19 @@ class Outbox:
         return Attempt(row["delivery_id"], row["hook"], "retry" if status == "pending" else status, http_status,
                        error)
 
-    def deliver_due(self, hooks: list[Hook], base_delay: float = BASE_DELAY, limit: int = 50,
-                    stop: threading.Event | None = None, due_by: float | None = None) -> list[Attempt]:
-        """Send the deliveries that are due (``next_at`` before ``due_by``, default now; each once, under a
-        lease), recording every outcome."""
+    def deliver_due(self, hooks: list[Hook], base_delay: float = BASE_DELAY, limit: int = BATCH_SENT,
+                    stop: threading.Event | None = None, due_by: float | None = None,
+                    after_id: int = 0) -> list[Attempt]:
+        """Send at most ``limit`` deliveries that are due (``next_at`` before ``due_by``, default now;
+        ``delivery_id`` above ``after_id``), each once under a lease, recording every outcome."""
         if self.read_only:
             return []
         by_name = {h.name: h for h in hooks}
-        lease = max([h.timeout for h in hooks] + [DEFAULT_TIMEOUT]) + 30.0
+        # taken for as long as sending them all may take (each attempt is bounded by its hook's time-out)
+        lease = limit * max([h.timeout for h in hooks] + [DEFAULT_TIMEOUT]) + 30.0
         done = []
         now = time.time()
-        for row in self._claim(now, now if due_by is None else due_by, limit, lease):
+        for row in self._claim(now, now if due_by is None else due_by, limit, lease, after_id):
             if stop is not None and stop.is_set():
                 with self._lock:  # give it back at once
                     self._db.execute("UPDATE deliveries SET lease_until = 0 WHERE delivery_id = ?",
@@ -498,10 +502,13 @@ class Deliverer:
         while not self._stop.is_set():
             if not Path(self.platform.path).exists():  # the mesh folder is gone (a removed test mesh)
                 return
+            sent = []
             try:
-                self.run_once()
+                sent = self.run_once()
             except (errors.Error, sqlite3.Error, OSError) as e:
                 log.warning("quanta: webhook deliveries: %s (retried)", e)
+            if len(sent) >= BATCH_SENT:
+                continue  # more may be due: go on at once
             self._wake.wait(self.interval)
             self._wake.clear()
 

@@ -60,7 +60,13 @@ def webhooks_deliver(mesh: str | None, user: str | None, now: bool) -> None:
         fail("the mesh declares no webhooks (a webhooks: block in mesh.yaml)")
     box = outbox_of(platform)
     box.pump(platform.mesh.name, hooks, platform.access_requests)
-    attempts = box.deliver_due(hooks, due_by=float("inf") if now else None)
+    attempts: list = []
+    while True:  # in batches (each under its lease), every due delivery once
+        batch = box.deliver_due(hooks, due_by=float("inf") if now else None,
+                                after_id=max((a.delivery_id for a in attempts), default=0))
+        if not batch:
+            break
+        attempts += batch
     for a in attempts:
         click.echo(f"delivery {a.delivery_id} to {a.hook}: {a.status}"
                    + (f" (HTTP {a.http_status})" if a.http_status else "") + (f": {a.error}" if a.error else ""))
