@@ -27,6 +27,7 @@ from federation.platform import Platform
 ISSUER = "https://idp.test/realms/acme"
 FLOOD_ISSUER = "https://idp.test/realms/flood"  # the default refresh interval: unknown kids are rate-limited
 DOWN_ISSUER = "https://idp.test/realms/down"  # its JWKS address answers nothing
+MOVED_ISSUER = "https://idp.test/realms/moved"  # its JWKS address redirects to plain http elsewhere
 AUDIENCE = "quanta"
 CUSTOMERS = "select id, full_name, email, region from crm.customers order by id"
 
@@ -54,6 +55,12 @@ class IdP:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 idp.hits[self.path] = idp.hits.get(self.path, 0) + 1
+                if self.path == "/moved":
+                    self.send_response(302)
+                    self.send_header("Location", "http://192.0.2.1/jwks")  # a network address over plain http
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 keys = idp.sets.get(self.path)
                 body = json.dumps({"keys": keys}).encode() if keys is not None else b"{}"
                 self.send_response(200 if keys is not None else 404)
@@ -98,6 +105,7 @@ def issuers(idp) -> list[dict]:
         {"issuer": FLOOD_ISSUER, "audience": [AUDIENCE, "other"], "jwks_url": f"{idp.url}/flood",
          "principal_prefix": "partner:"},
         {"issuer": DOWN_ISSUER, "audience": AUDIENCE, "jwks_url": "http://127.0.0.1:9/jwks"},
+        {"issuer": MOVED_ISSUER, "audience": AUDIENCE, "jwks_url": f"{idp.url}/moved"},
     ]
 
 
@@ -270,6 +278,11 @@ def test_claims_of_an_issuer_no_longer_declared_grant_nothing(platform, keys):
 
 def test_an_unreachable_jwks_refuses(platform, keys):
     refused(platform, mint(keys, "zoe", iss=DOWN_ISSUER), "could not be fetched")
+
+
+def test_a_jwks_redirect_to_plain_http_is_not_followed(platform, keys, idp):
+    refused(platform, mint(keys, "zoe", iss=MOVED_ISSUER), "could not be fetched")
+    assert idp.hits["/moved"] == 1
 
 
 def signed(keys, header: dict, payload) -> str:

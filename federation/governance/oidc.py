@@ -136,8 +136,20 @@ def check_jwks_url(url: str) -> str | None:
 # -- the keys -------------------------------------------------------------------------------------------
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """A JWKS address may redirect only to another acceptable address (never from https:// to plain http)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if check_jwks_url(newurl) is not None:
+            raise urllib.error.URLError("redirected to an address that is not acceptable for keys")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_Redirects)
+
+
 class _KeySet:
-    """One issuer's JWKS: kid -> JWK (dict), fetched at ``fetched``."""
+    """One issuer's JWKS: ``current`` = (kid -> JWK as a dict, the monotonic time of the fetch)."""
 
     def __init__(self):
         self.current: tuple[dict[str | None, dict], float] = ({}, float("-inf"))  # (keys, monotonic time of
@@ -222,9 +234,19 @@ class KeyCache:
         self.fetches += 1
         request = urllib.request.Request(issuer.jwks_url, headers={"Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - checked url
-                body = response.read(MAX_JWKS_BYTES + 1)
-        except (urllib.error.URLError, OSError, ValueError):
+            deadline = time.monotonic() + 2 * self.timeout  # the whole answer, not only each read (a slow drip)
+            with _OPENER.open(request, timeout=self.timeout) as response:  # noqa: S310 - checked url
+                chunks, size = [], 0
+                while size <= MAX_JWKS_BYTES:
+                    chunk = response.read(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if time.monotonic() > deadline:
+                        raise TimeoutError
+                body = b"".join(chunks)
+        except (urllib.error.URLError, OSError, ValueError):  # TimeoutError is an OSError
             raise TokenError("the identity provider's keys (JWKS) could not be fetched") from None
         if len(body) > MAX_JWKS_BYTES:
             raise TokenError("the identity provider's JWKS is too large")
