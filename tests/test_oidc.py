@@ -47,8 +47,9 @@ def public_jwk(key, kid: str) -> dict:
 class IdP:
     """A JWKS per path served by ThreadingHTTPServer in a thread; ``hits`` counts the fetches of each path."""
 
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
         self.sets: dict[str, list[dict]] = {}
+        self.moved_to = "http://192.0.2.1/jwks"  # where /moved redirects
         self.hits: dict[str, int] = {}
         idp = self
 
@@ -57,7 +58,7 @@ class IdP:
                 idp.hits[self.path] = idp.hits.get(self.path, 0) + 1
                 if self.path == "/moved":
                     self.send_response(302)
-                    self.send_header("Location", "http://192.0.2.1/jwks")  # a network address over plain http
+                    self.send_header("Location", idp.moved_to)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -72,10 +73,10 @@ class IdP:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
 
     def stop(self):
         self.httpd.shutdown()
@@ -281,8 +282,18 @@ def test_an_unreachable_jwks_refuses(platform, keys):
 
 
 def test_a_jwks_redirect_to_plain_http_is_not_followed(platform, keys, idp):
-    refused(platform, mint(keys, "zoe", iss=MOVED_ISSUER), "could not be fetched")
-    assert idp.hits["/moved"] == 1
+    """/moved redirects to a JWKS served over plain http on a network address: a man in the middle's keys."""
+    host = non_loopback_address()
+    if host is None:
+        pytest.skip("no non-loopback address on this machine")
+    elsewhere = IdP(host)
+    try:
+        elsewhere.sets["/jwks"] = [public_jwk(keys["k1"], "k1")]
+        idp.moved_to = f"{elsewhere.url}/jwks"
+        refused(platform, mint(keys, "zoe", iss=MOVED_ISSUER), "could not be fetched")
+        assert idp.hits["/moved"] == 1 and elsewhere.hits == {}
+    finally:
+        elsewhere.stop()
 
 
 def signed(keys, header: dict, payload) -> str:
