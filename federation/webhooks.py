@@ -470,6 +470,23 @@ def outbox_of(platform) -> Outbox:
         return box
 
 
+def deliveries_for(platform, principal, status: str | None = None) -> list[dict]:
+    """The deliveries, for the auditor and data-engineer roles only (they name requesters and approvers):
+    ``errors.AccessDenied`` for anyone else, ``errors.ProgrammingError`` for an unknown status."""
+    from .governance.authorize import allowed
+
+    decision = allowed(platform, principal, "review_requests", what="see webhook deliveries")
+    if not decision:
+        raise errors.AccessDenied(decision.reason)
+    if status not in (None, "pending", "delivered", "dead"):
+        raise errors.ProgrammingError(f"no delivery status {status!r}: pending, delivered or dead")
+    rows = outbox_of(platform).deliveries(status)
+    for r in rows:
+        r["body"] = json.loads(r["body"])
+        r.pop("lease_until", None)
+    return rows
+
+
 def pump(platform) -> int:
     """Enqueue ``platform``'s new events for its mesh's hooks (nothing when none is declared)."""
     hooks = hooks_of(platform.mesh)

@@ -248,3 +248,28 @@ def test_a_watching_server_shows_a_first_level_approval_made_elsewhere(mesh):
             break
         time.sleep(0.05)
     assert row == (2, ["lucas"])
+
+
+def test_an_access_db_of_an_older_quanta_is_upgraded(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "access.db"
+    with sqlite3.connect(path) as db:  # the schema before approval levels
+        db.executescript("""
+            CREATE TABLE access_requests (
+                request_id INTEGER PRIMARY KEY, principal TEXT NOT NULL, quantum TEXT NOT NULL, dataset TEXT NOT NULL,
+                purpose TEXT, days INTEGER NOT NULL, status TEXT NOT NULL, requested_at TEXT NOT NULL,
+                decided_by TEXT, decided_at TEXT, reason TEXT, expires TEXT);
+            INSERT INTO access_requests VALUES (1, 'ana', 'b2b', 'accounts', 'old', 5, 'pending',
+                                                '2026-01-01T00:00:00+00:00', NULL, NULL, NULL, NULL);
+        """)
+    db.close()
+    store = AccessRequests(path)
+    old = store.get(1)
+    assert (old.levels, old.pending_level, old.approvals) == (1, 1, [])
+    # the contract asks two levels now: the old request needs them too
+    half = store.decide(1, "lucas", True, None, None, level=1, levels=2)
+    assert (half.status, half.levels, half.pending_level) == ("pending", 2, 2)
+    assert store.decide(1, "fiona", True, None, None, level=2, levels=2).status == "approved"
+    assert [e["kind"] for e in store.events_after(0)] == ["access_level_approved", "access_approved"]
+    store.close()

@@ -310,3 +310,32 @@ def test_the_webhooks_block_is_validated(tmp_path):
     assert "mesh.yaml" in line and "webhooks[0].url" in line
     with pytest.raises(errors.Error, match="webhooks"):
         Platform(root)
+
+
+def test_deliveries_over_http_for_engineers_only(tmp_path, receiver):
+    recv = receiver()
+    root = with_hooks(lab_mesh(tmp_path / "lab"), [{"url": recv.url, "secret_env": ENV,
+                                                   "events": ["access_requested"]}])
+    p = Platform(root)
+    p.request_access(p.principal("zoe"), "lab.items", "between us", days=2)
+    server = Server(create_app(p), port=0).start()
+    try:
+        wait_for(lambda: len(recv.accepted()) == 1)
+        tokens = {u: p.tokens.create(u, 1)[0] for u in ("dev", "ana")}
+        import requests
+
+        r = requests.get(server.url + "/api/v1/webhook-deliveries", params={"status": "delivered"}, timeout=30,
+                         headers={"Authorization": f"Bearer {tokens['dev']}"})
+        assert r.status_code == 200, r.text
+        [row] = r.json()["deliveries"]
+        assert row["kind"] == "access_requested" and row["body"]["request"]["requester"] == "zoe"
+        assert "between us" not in r.text
+        r = requests.get(server.url + "/api/v1/webhook-deliveries", timeout=30,
+                         headers={"Authorization": f"Bearer {tokens['ana']}"})
+        assert r.status_code == 403 and "may not see webhook deliveries" in r.text
+        r = requests.get(server.url + "/api/v1/webhook-deliveries", params={"status": "lost"}, timeout=30,
+                         headers={"Authorization": f"Bearer {tokens['dev']}"})
+        assert r.status_code == 400 and "pending, delivered or dead" in r.text
+    finally:
+        server.stop()
+        p._deliverer.stop()

@@ -35,9 +35,11 @@ def webhooks() -> None:
 @friendly
 def webhooks_list(mesh: str | None, user: str | None, status: str | None) -> None:
     """The deliveries, oldest first: hook, event kind, status, attempts, the last answer or error."""
-    from ..webhooks import outbox_of
+    from ..platform import Platform
+    from ..webhooks import deliveries_for
 
-    rows = outbox_of(_open(mesh, user)).deliveries(status)
+    platform = Platform.open(mesh or default_mesh())
+    rows = deliveries_for(platform, platform.principal(user), status)
     names = ["delivery_id", "hook", "kind", "status", "attempts", "last_status", "last_error", "created_at",
              "delivered_at", "event_id"]
     click.echo(format_table(pa.table({n: pa.array([r[n] for r in rows], pa.int64() if n in (

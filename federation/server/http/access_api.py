@@ -7,6 +7,7 @@
                                                                          the first of two levels: pending_level)
     POST /api/v1/access-requests/<id>/deny          {reason}
     POST /api/v1/access-requests/<id>/revoke        {reason}            end an approved grant, at once
+    GET  /api/v1/webhook-deliveries?status=                              the webhook outbox (auditors, engineers)
 """
 
 from __future__ import annotations
@@ -87,3 +88,12 @@ def revoke(request_id: int):
     req = _platform().revoke_access(principal, request_id, reason)
     current_app.extensions["quanta.events"].publish()
     return jsonify(req.to_dict())
+
+
+@bp.get("/webhook-deliveries")
+def webhook_deliveries():
+    """The mesh's webhook deliveries (``status``: pending, delivered or dead), for auditors and data engineers."""
+    from ...webhooks import deliveries_for
+
+    rows = deliveries_for(_platform(), current_principal(), request.args.get("status"))
+    return jsonify({"deliveries": rows, "count": len(rows)})

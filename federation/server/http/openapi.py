@@ -148,6 +148,12 @@ SPEC: dict = {
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"reason": {"type": "string"}}}}}},
             "responses": {"200": _json(_OBJ), "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+        "/api/v1/webhook-deliveries": {"get": {
+            "summary": "The mesh's webhook deliveries: event, hook, status, attempts, last answer (auditors and "
+                       "data engineers)", "operationId": "listWebhookDeliveries", "security": [{"bearer": []}],
+            "parameters": [{"name": "status", "in": "query", "required": False, "schema": {
+                "type": "string", "enum": ["pending", "delivered", "dead"]}}],
+            "responses": {"200": _json(_OBJ), "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
         "/api/v1/datasets/{quantum}/{dataset}/versions": {
             "get": {"summary": "The dataset's versions (for principals who may read it)", "operationId": "listVersions",
                     "security": [{"bearer": []}], "parameters": [_QUANTUM, _DATASET],
