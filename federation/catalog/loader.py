@@ -374,10 +374,6 @@ def _load_mesh(path: str | Path) -> Mesh:
 
     for where, message, severity in check_webhooks(mesh_data.get("webhooks"))[1]:
         report.add(["webhooks"] + where, message, severity)
-    from ..webhooks import check_config as check_webhooks  # the webhooks block (federation/webhooks.py)
-
-    for where, message, severity in check_webhooks(mesh_data.get("webhooks"))[1]:
-        report.add(["webhooks"] + where, message, severity)
     if report.errors:
         raise CatalogError(f"invalid {mesh_file.name}", reader.problems)
 
