@@ -83,3 +83,63 @@ def test_explain_does_not_probe_rows_a_derived_dataset_leaves_out(platform):
     same_plans(platform, ["select 1 from report.cheap_orders where order_id > 98",
                           "select 1 from report.cheap_orders where order_id > 99",
                           "select 1 from report.cheap_orders where order_id > 100000"])
+
+
+# -- quarantine -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lab(tmp_path):
+    from meshkit import write_yaml as _write
+    from onboardkit import items, lab_mesh
+    from test_quarantine import GOV, MAILS
+
+    from federation.onboarding import onboard
+
+    root = lab_mesh(tmp_path / "lab")
+    _write(root / "governance.yaml", GOV)
+    p = Platform(root)
+    report = onboard(p, "lab.items", items(8, mail=MAILS), p.principal("dev"))
+    assert report.status == "published" and report.quarantined == 3  # batch lab.items.v1 is held
+    return p
+
+
+def test_quarantine_control_plane_tells_no_one_else_which_batches_exist(lab):
+    """ana (a reader) and out (no grant) run no control plane: the held batch lab.items.v1 and the batch
+    lab.items.v7 that never was must be refused alike, else the errors enumerate the onboardings that kept
+    rows out (and for out, of a dataset it may not even read)."""
+    from federation import errors
+    from federation.onboarding import quarantine as Q
+
+    for user in ("ana", "out"):
+        for fn in (Q.show, Q.release, Q.drop):
+            for ident in ("lab.items.v1", "lab.items.v7"):
+                with pytest.raises(errors.AccessDenied):
+                    fn(lab, ident, lab.principal(user))
+    with pytest.raises(errors.UnknownObject):  # the owner is told
+        Q.show(lab, "lab.items.v7", lab.principal("olivia"))
+    with pytest.raises(errors.UnknownObject):  # a malformed id says so to anyone: it tells nothing
+        Q.show(lab, "lab.items", lab.principal("ana"))
+
+
+def test_quarantine_relation_escapes_are_governed(lab):
+    """Spellings of the quarantine relation: case, the mesh as a catalog, a look-alike '@', a trailing space.
+    Each is either the governed relation (ana: e-mails masked, kinds b and c filtered, score denied) or unknown."""
+    from federation import errors
+
+    ana = lab.principal("ana")
+    for name in ('LAB."ITEMS@QUARANTINE"', '"lab"."items@Quarantine"', 'testmesh.lab."items@quarantine"'):
+        got = lab.query(f"select * from {name}", ana).arrow().to_pylist()
+        assert [r["id"] for r in got] == [1] and got[0]["email"] != "bad" and "score" not in got[0]
+        with pytest.raises(errors.AccessDenied):
+            lab.query(f"select * from {name}", lab.principal("out"))
+    for name in ('lab."items\uff20quarantine"', 'lab."items@quarantine "', 'lab."items@quarantine@v1"'):
+        with pytest.raises(errors.UnknownObject):
+            lab.query(f"select * from {name}", ana)
+    # joined, in a subquery, aggregated: still ana's one row
+    assert lab.query('select count(*) from lab."items@quarantine" a join lab."items@quarantine" b using (id)',
+                     ana).fetchall() == [(1,)]
+    assert lab.query('select count(*) from lab.items where id in (select id from lab."items@quarantine")',
+                     ana).fetchall() == [(0,)]
+    assert lab.query("select count(*) from system.quarantine where \"row\"::varchar like '%zz%'",
+                     ana).fetchall() == [(0,)]

@@ -57,13 +57,15 @@ def _authorize(platform, principal, ds: Dataset, words: str) -> None:
         raise errors.AccessDenied(verdict.reason)
 
 
-def _batch(platform, ident: str) -> tuple[Dataset, dict]:
-    """The dataset and batch of an id ``<quantum>.<dataset>.v<N>``; UnknownObject otherwise."""
+def _batch(platform, ident: str, principal, words: str) -> tuple[Dataset, dict]:
+    """The dataset and batch of an id ``<quantum>.<dataset>.v<N>``; UnknownObject otherwise. Whoever may not
+    ``words`` on the dataset is refused before the batch is looked for: which batches exist is not theirs to learn."""
     parts = str(ident).strip().split(".")
     if len(parts) != 3 or not parts[2][:1].lower() == "v" or not parts[2][1:].isdigit():
         raise errors.UnknownObject(f"{ident!r} is not a quarantine id: they read <quantum>.<dataset>.v<N> "
                                    "(quanta quarantine list)")
     ds = dataset_of(platform, f"{parts[0]}.{parts[1]}")
+    _authorize(platform, principal, ds, words)
     return ds, _find(platform, ds, int(parts[2][1:]), ident)
 
 
@@ -104,8 +106,7 @@ def list_batches(platform, principal, name: str | None = None, every: bool = Fal
 def show(platform, ident: str, principal, limit: int | None = None):
     """The batch's summary and its rows, read through the query pipeline as ``principal`` (their masks,
     row filters and denied columns apply, as to the dataset): (summary, pyarrow Table)."""
-    ds, b = _batch(platform, ident)
-    _authorize(platform, principal, ds, "read the quarantine")
+    ds, b = _batch(platform, ident, principal, "read the quarantine")
     summary = _summary(b)
     if b["status"] != "held":
         return summary, pa.table({})
@@ -153,8 +154,7 @@ def release(platform, ident: str, principal):
     from .common import rules_of
     from .tables import refresh
 
-    ds, b = _batch(platform, ident)
-    _authorize(platform, principal, ds, "release quarantined rows")
+    ds, b = _batch(platform, ident, principal, "release quarantined rows")
     with dataset_lock(platform.mesh, ds):
         b = _find(platform, ds, b["version"], ident)  # again, under the lock
         if b["status"] != "held":
@@ -242,8 +242,7 @@ def drop(platform, ident: str, principal) -> dict:
     from .pipeline import dataset_lock
     from .tables import refresh
 
-    ds, b = _batch(platform, ident)
-    _authorize(platform, principal, ds, "drop quarantined rows")
+    ds, b = _batch(platform, ident, principal, "drop quarantined rows")
     with dataset_lock(platform.mesh, ds):
         b = _find(platform, ds, b["version"], ident)
         if b["status"] != "held":
