@@ -112,7 +112,8 @@ def issuers(idp) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory, idp):
-    governance = {**pgkit.shop_governance(), "issuers": issuers(idp)}
+    governance = {**pgkit.shop_governance(principals=[{"name": "gus", "groups": ["finance-team"]}]),
+                  "issuers": issuers(idp)}
     return pgkit.governed_shop(tmp_path_factory.mktemp("oidc"), governance=governance)
 
 
@@ -173,6 +174,18 @@ def test_file_principal_and_claims_merge_with_the_file_attributes_winning(platfo
 def test_reserved_roles_in_claims_are_refused(platform, keys):
     for role in ("system", "data_engineer", "auditor"):
         refused(platform, mint(keys, "zoe", roles=["analyst", role]), "JWT refused", repr(role), "governance.yaml")
+
+
+def test_names_cannot_pass_for_groups_or_principals(platform, keys):
+    refused(platform, mint(keys, "zoe", groups=["ana"]), "group 'ana'", "name of a principal")
+    refused(platform, mint(keys, "zoe", groups=["olivia"]), "group 'olivia'")  # an owner of the quanta
+    refused(platform, mint(keys, "finance-team"), "named like a group")
+    assert platform.authenticate(mint(keys, "zoe", groups=["sales"])).groups == ("sales",)
+
+
+def test_unmapped_claims_grant_nothing(platform, keys):
+    p = platform.authenticate(mint(keys, "zoe", purposes=["marketing"], department="finance", roles=["analyst"]))
+    assert p.attributes == {} and p.roles == ("analyst",)  # only attribute_claims' claims become attributes
 
 
 def test_a_claim_cannot_name_quantas_own_principal(platform, keys):

@@ -33,7 +33,9 @@ be one of Quanta's own (``quanta-*``, ``anonymous``); roles, groups and the mapp
 named claims. A claim may not carry ``system`` (Quanta's own principal's), the auditor role or the
 data-engineer role (the governance settings' ``auditor_role`` and ``data_engineer_role``): those come only
 from ``governance.yaml``, and a token claiming one is refused. When the governance declares its ``roles``,
-claimed roles it does not declare are ignored (an identity provider sends many of its own). Attributes
+claimed roles it does not declare are ignored (an identity provider sends many of its own). Approvers and
+grants name users and groups alike, so a token is refused when its principal is named like a group of the
+governance, or one of its groups like a principal or an owner. Attributes
 come only from the claims the issuer maps (``attribute_claims``), never ``name``, ``roles`` or ``groups``.
 A principal also defined in ``governance.yaml`` holds both (roles and groups united), the file's
 attributes winning. Each issuer is trusted for every name it asserts (the owners named by products, the
@@ -388,11 +390,25 @@ def reserved_roles(gov) -> frozenset[str]:
 
 
 def check_claims(gov, claims: Claims) -> None:
-    """``TokenError`` when a token claims what only ``governance.yaml`` may grant."""
+    """``TokenError`` when a token claims what only ``governance.yaml`` may grant: a reserved role, or a name
+    that would pass for another (approvers and grants name users and groups alike): a principal named like a
+    group of the governance, or a group named like one of its principals or owners."""
     reserved = reserved_roles(gov)
     bad = [r for r in claims.roles if r in reserved]
     if bad:
         raise TokenError(f"the token claims the role {bad[0]!r}, which only governance.yaml grants")
+    if claims.name not in gov.principals and claims.name in _groups(gov):
+        raise TokenError("the token's principal is named like a group of the governance")
+    people = set(gov.principals) | {o for owners in getattr(gov, "owners", {}).values() for o in owners}
+    bad = [g for g in claims.groups if g in people]
+    if bad:
+        raise TokenError(f"the token claims the group {bad[0]!r}, which is the name of a principal")
+
+
+def _groups(gov) -> set[str]:
+    """The groups the governance names: its principals' and its grants' to a group."""
+    return {g for p in gov.principals.values() for g in p.groups} | \
+        {g.grantee for g in gov.grants if g.grantee_kind == "group"}
 
 
 def principal_of(gov, claims: Claims) -> Principal:
