@@ -11,7 +11,10 @@ and row filter constants never appear; an EXPLAIN of a denied query is denied an
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 
 import pgkit
 import pyarrow as pa
@@ -260,6 +263,15 @@ def test_pgwire_clients_get_a_query_plan_column(platform):
             with pytest.raises(psycopg.Error) as info:
                 cur.execute("EXPLAIN ANALYZE select amount from shop.orders")
             assert info.value.sqlstate == "42501"
+        if shutil.which("psql"):  # psql prints the plan as it prints PostgreSQL's: one column, QUERY PLAN
+            done = subprocess.run(["psql", "-X", "-h", "127.0.0.1", "-p", str(server.port), "-U", "ana", "-d",
+                                   pgkit.DATABASE, "-c", "EXPLAIN ANALYZE select * from crm.customers"],
+                                  capture_output=True, text=True, timeout=60,
+                                  env={**os.environ, "PGPASSWORD": tokens["ana"], "PGSSLMODE": "disable"})
+            assert done.returncode == 0, done.stderr
+            lines = done.stdout.splitlines()
+            assert lines[0].strip() == "QUERY PLAN" and set(lines[1].strip()) == {"-"}
+            assert f"Rows: {ANA_ROWS}" in done.stdout and not FORBIDDEN.search(done.stdout)
 
 
 def test_http_query_api(platform):
