@@ -397,32 +397,44 @@ def check_claims(gov, claims: Claims) -> None:
     bad = [r for r in claims.roles if r in reserved]
     if bad:
         raise TokenError(f"the token claims the role {bad[0]!r}, which only governance.yaml grants")
-    if claims.name not in gov.principals and claims.name in _groups(gov):
+    groups, people = _names(gov)
+    if claims.name not in gov.principals and claims.name in groups:
         raise TokenError("the token's principal is named like a group of the governance")
-    people = set(gov.principals) | {o for owners in getattr(gov, "owners", {}).values() for o in owners}
     bad = [g for g in claims.groups if g in people]
     if bad:
         raise TokenError(f"the token claims the group {bad[0]!r}, which is the name of a principal")
 
 
-def _groups(gov) -> set[str]:
-    """The groups the governance names: its principals' and its grants' to a group."""
-    return {g for p in gov.principals.values() for g in p.groups} | \
-        {g.grantee for g in gov.grants if g.grantee_kind == "group"}
+def _names(gov) -> tuple[frozenset[str], frozenset[str]]:
+    """(the groups the governance names: its principals' and its grants' to a group; the people it names: its
+    principals and the quanta's owners), kept on the governance while its principals and grants stay."""
+    key = (len(gov.principals), len(gov.grants))
+    cached = gov.__dict__.get("_oidc_names")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    groups = frozenset({g for p in gov.principals.values() for g in p.groups} |
+                       {g.grantee for g in gov.grants if g.grantee_kind == "group"})
+    people = frozenset(set(gov.principals) | {o for owners in getattr(gov, "owners", {}).values() for o in owners})
+    gov.__dict__["_oidc_names"] = (key, (groups, people))
+    return groups, people
 
 
 def principal_of(gov, claims: Claims) -> Principal:
     """The principal of verified claims under the governance ``gov``: the file's principal of that name (if
     any) united with what the claims may grant (reserved roles never; undeclared roles ignored when the
-    governance declares its roles; the file's attributes win). Claims of an issuer the governance no
-    longer declares grant nothing."""
+    governance declares its roles; groups named like a principal never; the file's attributes win). Claims
+    of an issuer the governance no longer declares grant nothing (an open session after a reload)."""
     file = gov.principals.get(claims.name)
     if not any(i.issuer == claims.issuer for i in getattr(gov, "issuers", ())):
         return file or Principal(claims.name, known=False)
+    groups_of_gov, people = _names(gov)
+    if file is None and claims.name in groups_of_gov:  # a reload made the name a group's: nothing from claims
+        return Principal(claims.name, known=False)
     reserved = reserved_roles(gov)
     roles = [r for r in claims.roles if r not in reserved and r != "public" and (not gov.roles or r in gov.roles)]
+    groups = tuple(g for g in claims.groups if g not in people)
     attributes = {**claims.attributes, **(file.attributes if file else {})}
     if file is None:
-        return Principal(claims.name, tuple(roles), claims.groups, attributes, known=True)
+        return Principal(claims.name, tuple(roles), groups, attributes, known=True)
     return Principal(claims.name, tuple(dict.fromkeys(file.roles + tuple(roles))),
-                     tuple(dict.fromkeys(file.groups + claims.groups)), attributes, known=True)
+                     tuple(dict.fromkeys(file.groups + groups)), attributes, known=True)
