@@ -143,3 +143,24 @@ def test_quarantine_relation_escapes_are_governed(lab):
                      ana).fetchall() == [(0,)]
     assert lab.query("select count(*) from system.quarantine where \"row\"::varchar like '%zz%'",
                      ana).fetchall() == [(0,)]
+
+
+def test_quarantine_and_versions_of_a_dataset_one_may_not_read_are_refused_alike(lab):
+    """out holds no grant on lab.items: naming its quarantine or a version must be refused the same way whether
+    rows are held, which versions are kept (the error listed them) or not."""
+    from federation import errors
+    from federation.onboarding import quarantine as Q
+
+    def refusal(sql):
+        with pytest.raises(errors.AccessDenied) as info:
+            lab.query(sql, lab.principal("out"))
+        return str(info.value)
+
+    shapes = ['select * from lab."items@{}"', 'select email\n  from lab."items@{}" as q',
+              'select 1 from lab.items x, lab."items@{}"']
+    held = [refusal(s.format("quarantine")) for s in shapes]
+    assert [refusal(s.format("v1")) for s in shapes] == [refusal(s.format("v9")) for s in shapes]
+    Q.drop(lab, "lab.items.v1", lab.principal("dev"))
+    assert [refusal(s.format("quarantine")) for s in shapes] == held
+    with pytest.raises(errors.UnknownObject, match="no rows in quarantine"):  # a reader is told
+        lab.query('select * from lab."items@quarantine"', lab.principal("ana"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 
+import sqlglot
 import sqlglot.expressions as exp
 
 from ..errors import StatementRefused, Unavailable, UnknownObject
@@ -227,6 +228,20 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
     pinned = ctx.namespace.pinned
     number = "quarantine" if quarantine else int(version[1:])
     relation = pinned.get((ds.quantum.lower(), ds.name.lower(), number))
+    if relation is None and not _may_read(ctx, ds):  # refused by the governance pass, as a relation that exists
+        # is: whether rows are held, which versions are kept, is not for whoever may not read the dataset
+        nulls = ", ".join(f"CAST(NULL AS {c.data_type}) AS {exp.to_identifier(c.name, quoted=True).sql('duckdb')}"
+                          for c in ds.columns) or "NULL AS _none"
+        inner = exp.select("*").from_(exp.Subquery(this=sqlglot.parse_one(f"SELECT {nulls} WHERE false",
+                                                                         read="duckdb"),
+                                                   alias=exp.TableAlias(this=exp.to_identifier("_none"))))
+        alias = table.args.get("alias")
+        subquery = exp.Subquery(this=inner, alias=alias.copy() if alias else exp.TableAlias(
+            this=exp.to_identifier(ds.name)))
+        ctx.read(ds.quantum, ds.name)
+        ctx.mark(subquery, ("derived", ds.quantum.lower(), ds.name.lower()))
+        swap(table, subquery)
+        return True
     if relation is None and quarantine:
         raise ctx.error(UnknownObject, f"{ds.qualified_name} has no rows in quarantine", table)
     if relation is None:
@@ -247,6 +262,12 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
     ctx.placements.place(relation)  # read bare inside the pinned subquery, secured around it
     swap(table, subquery)
     return True
+
+
+def _may_read(ctx: Context, ds) -> bool:
+    from .quarantine import _readable
+
+    return _readable(ctx, ds)
 
 
 def definition_reads(definition: Definition) -> list[tuple[str, str]]:
