@@ -51,6 +51,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sqlite3
 import ssl
 import threading
@@ -438,19 +439,39 @@ def send(hook: Hook, row: dict) -> tuple[int | None, str | None]:
             parts.hostname, parts.port, timeout=hook.timeout, context=ssl.create_default_context())
     else:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=hook.timeout)
+    cut = threading.Event()
+
+    def deadline() -> None:  # the whole attempt, not each read: a receiver dripping bytes is cut too
+        cut.set()
+        sock = conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(hook.timeout, deadline)
+    timer.daemon = True
+    timer.start()
     try:
         conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
-        response.read(65536)  # the answer is not used; read a little so the connection closes cleanly
         status = response.status
+        try:
+            response.read(65536)  # the answer is not used; read a little so the connection closes cleanly
+        except (OSError, http.client.HTTPException):
+            pass
         if 200 <= status < 300:
             return status, None
         if 300 <= status < 400:
             return status, f"HTTP {status}: redirects are not followed (declare the final URL)"
         return status, f"HTTP {status} {response.reason}"[:200]
     except (OSError, http.client.HTTPException) as e:
+        if cut.is_set():
+            return None, f"timed out: no answer within {hook.timeout:g} s"
         return None, f"{type(e).__name__}: {e}"[:200]
     finally:
+        timer.cancel()
         conn.close()
 
 
@@ -484,6 +505,7 @@ def deliveries_for(platform, principal, status: str | None = None) -> list[dict]
     for r in rows:
         r["body"] = json.loads(r["body"])
         r.pop("lease_until", None)
+        r.pop("url", None)  # receivers' URLs often hold a secret path (Slack, Teams): the hook's name says which
     return rows
 
 

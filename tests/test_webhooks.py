@@ -285,6 +285,41 @@ def test_a_slow_receiver_times_out(tmp_path):
         listener.close()
 
 
+def test_a_receiver_dripping_its_answer_is_cut_at_the_time_out(tmp_path):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip():  # a byte of a 200 answer every 0.1 s, for up to a minute: each read is quick, the whole is not
+        conn, _ = listener.accept()
+        with conn:
+            for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"." * 600:
+                if stop.wait(0.1):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        root = with_hooks(lab_mesh(tmp_path / "lab"), [{"url": url, "secret_env": ENV, "timeout": 1,
+                                                       "events": ["access_requested"]}])
+        p = Platform(root)
+        p.request_access(p.principal("zoe"), "lab.items", None, days=3)
+        attempts = Deliverer(p).run_once()
+        assert [a.status for a in attempts] == ["retry"]
+        assert attempts[0].error == "timed out: no answer within 1 s"
+    finally:
+        stop.set()
+        listener.close()
+
+
 def test_the_webhooks_block_is_validated(tmp_path):
     hooks, problems = check_config([
         {"url": "ftp://example.com/x", "events": ["access_requested"], "secret_env": ENV},
@@ -329,7 +364,7 @@ def test_deliveries_over_http_for_engineers_only(tmp_path, receiver):
         assert r.status_code == 200, r.text
         [row] = r.json()["deliveries"]
         assert row["kind"] == "access_requested" and row["body"]["request"]["requester"] == "zoe"
-        assert "between us" not in r.text
+        assert "between us" not in r.text and recv.url not in r.text
         r = requests.get(server.url + "/api/v1/webhook-deliveries", timeout=30,
                          headers={"Authorization": f"Bearer {tokens['ana']}"})
         assert r.status_code == 403 and "may not see webhook deliveries" in r.text
