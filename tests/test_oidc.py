@@ -248,6 +248,19 @@ def test_hs256_signed_with_the_public_key_is_refused(platform, keys):
         refused(platform, token, "symmetric algorithm")
 
 
+def test_keys_named_by_the_token_itself_are_ignored(platform, keys, idp):
+    """jwk, jku and x5u headers would let the token bring its own key: only the issuer's JWKS counts."""
+    attacker = rsa_key()
+    jwk = public_jwk(attacker, "evil")
+    before = dict(idp.hits)
+    for header in ({"kid": "evil", "jwk": jwk}, {"kid": "evil", "jku": f"{idp.url}/evil"},
+                   {"kid": "k1", "jwk": jwk}, {"kid": "k1", "x5u": f"{idp.url}/evil"}):
+        token = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "preferred_username": "pia", "exp": int(time.time()) + 60},
+                           attacker, algorithm="RS256", headers=header)
+        refused(platform, token, "key id" if header["kid"] == "evil" else "signature does not verify")
+    assert "/evil" not in idp.hits and set(idp.hits) <= set(before) | {"/jwks"}
+
+
 def test_algorithm_must_fit_the_key(platform, keys):
     # an ES256 header naming the RSA key's kid, signed by the EC key: the key's type does not fit
     refused(platform, mint(keys, "zoe", kid="k1", alg="ES256", key=keys["ec"]), "not a key for algorithm ES256")
