@@ -3,7 +3,7 @@
 Declared in ``mesh.yaml``::
 
     webhooks:
-      - name: approvals                       # optional (default: the URL); the outbox's key
+      - name: approvals                       # optional (default: host#digest of the URL); its key
         url: https://hooks.example.com/quanta # http or https; no credentials in it; redirects are not followed
         events: [access_requested, access_approved, access_denied]   # or ["*"]: every kind below
         secret_env: QUANTA_WEBHOOK_SECRET     # the environment variable holding the HMAC secret
@@ -148,7 +148,8 @@ def check_config(raw: Any) -> tuple[list[Hook], list[tuple[list, str, str]]]:
             except ValueError:
                 port_ok = False
             if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-                bad("url", f"webhook url {url!r} is not an http(s) URL with a host")
+                bad("url", f"a webhook url is an http(s) URL with a host, not {parts.scheme or 'no'!r} scheme "
+                    f"{'with' if parts.hostname else 'without'} a host")  # never the URL: its path may be secret
                 parts = None
             elif parts.username is not None or parts.password is not None:
                 bad("url", "a webhook url carries no credentials: the receiver checks the signature instead")
@@ -185,11 +186,13 @@ def check_config(raw: Any) -> tuple[list[Hook], list[tuple[list, str, str]]]:
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 50:
             bad("max_attempts", "max_attempts is a whole number from 1 to 50")
             attempts = None
-        name = item.get("name", url)
-        if not isinstance(name, str) or not name.strip():
+        name = item.get("name")
+        if name is None:
+            name = _default_name(url, parts)  # None for a bad URL, reported above
+        elif not isinstance(name, str) or not name.strip():
             bad("name", "a webhook's name is a non-empty string")
             name = None
-        elif name in names:
+        if name is not None and name in names:
             bad("name", f"two webhooks are named {name!r}: name them apart (name:)")
             name = None
         if name is not None:
@@ -197,6 +200,14 @@ def check_config(raw: Any) -> tuple[list[Hook], list[tuple[list, str, str]]]:
         if sum(p[2] == "error" for p in problems) == errors_before:  # a hook with any error is not used
             hooks.append(Hook(name, url, frozenset(kinds), secret_env, float(timeout), attempts))
     return hooks, problems
+
+
+def _default_name(url: Any, parts) -> str | None:
+    """A hook's name when none is given: its host and a digest of its URL (never the URL: its path may be a
+    secret, as Slack's and Teams' are)."""
+    if parts is None:
+        return None
+    return f"{parts.hostname}#{hashlib.sha256(str(url).encode()).hexdigest()[:8]}"
 
 
 def hooks_of(mesh) -> list[Hook]:

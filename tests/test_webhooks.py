@@ -329,7 +329,7 @@ def test_the_webhooks_block_is_validated(tmp_path):
         {"url": "https://example.com/z", "events": ["slo_breached"], "secret_env": ENV, "timeout": 600},
     ])
     text = {(tuple(path), severity): message for path, message, severity in problems}
-    assert "not an http(s) URL" in text[((0, "url"), "error")]
+    assert "is an http(s) URL with a host, not 'ftp' scheme" in text[((0, "url"), "error")]
     assert "no credentials" in text[((1, "url"), "error")]
     assert "unknown event kind 'access_exploded'" in text[((2, "events", 0), "error")]
     assert "secret_env names the environment variable" in text[((2, "secret_env"), "error")]
@@ -341,8 +341,8 @@ def test_the_webhooks_block_is_validated(tmp_path):
                                                    "secret_env": ENV}])
     out = subprocess.run(["quanta", "validate", str(root)], capture_output=True, text=True, check=False)
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    line = next(ln for ln in (out.stdout + out.stderr).splitlines() if "gopher" in ln)
-    assert "mesh.yaml" in line and "webhooks[0].url" in line
+    line = next(ln for ln in (out.stdout + out.stderr).splitlines() if "webhooks[0].url" in ln)
+    assert "mesh.yaml" in line and "'gopher' scheme" in line
     with pytest.raises(errors.Error, match="webhooks"):
         Platform(root)
 
