@@ -370,7 +370,7 @@ def _load_mesh(path: str | Path) -> Mesh:
     settings, wrong = msettings.check(mesh_data.get("settings"))
     for key, message in wrong:
         report.add(["settings"] + ([key] if key is not None else []), message)
-    from ..webhooks import check_config as check_webhooks  # the webhooks block (federation/webhooks.py)
+    from ..webhook_config import check_config as check_webhooks  # the webhooks block of mesh.yaml
 
     for where, message, severity in check_webhooks(mesh_data.get("webhooks"))[1]:
         report.add(["webhooks"] + where, message, severity)
