@@ -164,3 +164,119 @@ def test_quarantine_and_versions_of_a_dataset_one_may_not_read_are_refused_alike
     assert [refusal(s.format("quarantine")) for s in shapes] == held
     with pytest.raises(errors.UnknownObject, match="no rows in quarantine"):  # a reader is told
         lab.query('select * from lab."items@quarantine"', lab.principal("ana"))
+
+
+# -- OIDC / JWT -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def idp_keys():
+    from test_oidc import rsa_key
+
+    return {"k1": rsa_key()}
+
+
+@pytest.fixture(scope="module")
+def oidc(tmp_path_factory, idp_keys):
+    """The shop mesh (pgkit's governance) trusting one issuer whose JWKS a real loopback server publishes."""
+    import pgkit
+    from test_oidc import IdP, issuers, public_jwk
+
+    server = IdP()
+    server.sets["/jwks"] = [public_jwk(idp_keys["k1"], "k1")]
+    governance = {**pgkit.SHOP_GOVERNANCE, "issuers": issuers(server)[:1]}
+    p = pgkit.governed_shop(tmp_path_factory.mktemp("rt16oidc"), governance=governance)
+    yield p, server
+    server.stop()
+
+
+def test_jwt_attributes_with_sql_in_them_stay_literals(oidc, idp_keys):
+    """An identity provider may let users edit their profile: a claimed attribute that the residency row filter
+    binds (principal.regions) is a literal, whatever quotes, backslashes or comments it holds."""
+    from test_oidc import mint
+
+    p, _ = oidc
+    sql = "select count(*) from crm.customers where region = 'EU'"
+    for regions in (["x' OR true OR 'a"], ["EU') OR true --"], ["x\\' OR true OR \\'a", "US"], ["\u2019 or 1=1 --"]):
+        zoe = p.authenticate(mint(idp_keys, "zoe", roles=["analyst"], regions=regions))
+        assert zoe.attributes == {"regions": regions}
+        assert p.query(sql, zoe).fetchall() == [(0,)]  # no EU row: the filter's literal list holds no 'EU'
+    eve = p.authenticate(mint(idp_keys, "eve", roles=["analyst"], regions=["EU"]))
+    assert p.query(sql, eve).fetchall() == [(10,)]  # the same claim path does grant when it says EU
+
+
+def test_jwt_names_like_a_file_principal_are_not_that_principal(oidc, idp_keys):
+    """Case, spaces, zero-width and Cyrillic look-alikes of 'pia' (pii_reader, finance in the file) get only
+    what their own claims give: none of pia's roles or attributes, none of her query-log rows."""
+    from test_oidc import mint
+
+    p, _ = oidc
+    pia = p.principal("pia")
+    p.query("select 1 as pia_was_here", pia).fetchall()
+    for name in ("PIA", "Pia", " pia", "pia ", "pia\u200b", "\u0440ia", "pia\u00a0"):
+        other = p.authenticate(mint(idp_keys, name, roles=["analyst"]))
+        assert other.name == name and other.roles == ("analyst",) and other.attributes == {}
+        assert "pii_reader" not in other.all_roles
+        log = p.query("select principal, sql from system.query_log", other).fetchall()
+        assert all(r[0] == name for r in log) and not any("pia_was_here" in r[1] for r in log)
+
+
+def test_jwt_kid_injection_and_huge_tokens(oidc, idp_keys):
+    """A kid is only a key of the issuer's JWKS: a path, a URL or a long string is an unknown key, nothing is
+    fetched but the JWKS; a token past the size limit is refused as no token, not parsed."""
+    import jwt as pyjwt
+    from test_oidc import mint
+
+    from federation import errors
+
+    p, server = oidc
+    for kid in ("../../../../etc/passwd", f"{server.url}/evil", "k1\u0000", "k" * 4000, "*", "k1 "):
+        token = pyjwt.encode({"iss": "https://idp.test/realms/acme", "aud": "quanta", "preferred_username": "pia",
+                              "exp": 2_000_000_000}, idp_keys["k1"], algorithm="RS256", headers={"kid": kid})
+        with pytest.raises(errors.AuthenticationError, match="key id"):
+            p.identify(token)
+    assert set(server.hits) <= {"/jwks"}
+    huge = mint(idp_keys, "zoe", roles=["analyst"], padding="x" * 20000)
+    with pytest.raises(errors.AuthenticationError) as info:
+        p.identify(huge)
+    assert "x" * 50 not in str(info.value)
+    for bad in ({"preferred_username": ["pia"]}, {"preferred_username": {"name": "pia"}},
+                {"preferred_username": 7}, {"preferred_username": "   "}, {"realm_access": {"roles": {"a": 1}}},
+                {"preferred_username": "pia\nadmin"}):
+        with pytest.raises(errors.AuthenticationError):
+            p.identify(mint(idp_keys, "zoe", **bad))
+
+
+def test_hostile_credentials_over_http_and_pgwire_are_refused_cleanly(oidc, idp_keys):
+    """A huge JWT, a JWT of a reserved role, a token of garbage: 401 over HTTP, 28P01 over the wire (cleartext
+    password on loopback), never a 500 or a dropped server; the server serves a good JWT afterwards."""
+    import pgkit
+    import psycopg
+    import requests
+    from test_oidc import mint
+
+    from federation.server.http import Server, create_app
+
+    p, _ = oidc
+    hostile = [mint(idp_keys, "zoe", padding="x" * 20000), mint(idp_keys, "zoe", roles=["auditor"]),
+               "a.b.c", "e30.e30.", "x" * 70000, mint(idp_keys, "quanta-system")]
+    good = mint(idp_keys, "ana")
+    server = Server(create_app(p), port=0).start()
+    try:
+        for credential in hostile:
+            r = requests.post(server.url + "/api/v1/query", json={"sql": "select 1"},
+                              headers={"Authorization": f"Bearer {credential}"}, timeout=60)
+            assert r.status_code in (401, 431), r.text[:200]
+            assert credential.split(".")[-1][:40] not in r.text or len(credential.split(".")[-1]) < 8
+        r = requests.post(server.url + "/api/v1/query", json={"sql": "select 1 as one"},
+                          headers={"Authorization": f"Bearer {good}"}, timeout=60)
+        assert r.status_code == 200 and r.json()["rows"] == [[1]]
+    finally:
+        server.stop()
+    with pgkit.running_server(p) as pg:
+        for credential in hostile[:4] + [hostile[5]]:
+            with pytest.raises(psycopg.OperationalError) as info:
+                psycopg.connect(pgkit.dsn(pg.port, {"ana": credential}), connect_timeout=30).close()
+            assert "password authentication failed" in str(info.value)
+        with psycopg.connect(pgkit.dsn(pg.port, {"ana": good}), autocommit=True) as conn:
+            assert conn.execute("select 1").fetchall() == [(1,)]
