@@ -191,6 +191,24 @@ USER_AGENTS = [
 # helpers
 # ---------------------------------------------------------------------------------------------
 
+def _allow_variables(text: str, names: tuple[str, ...]) -> str:
+    """mesh.yaml's text letting contracts read ``names`` (settings: contract_variables), when it does not yet
+    (a demo mesh copied before the setting existed): a contract's ${VAR} resolves only when the mesh allows it."""
+    import yaml
+
+    data = yaml.safe_load(text) or {}
+    settings = data.get("settings") if isinstance(data, dict) else None
+    listed = (settings or {}).get("contract_variables") if isinstance(settings, dict) else None
+    if isinstance(listed, list) and all(n in listed for n in names):
+        return text
+    if isinstance(settings, dict) and listed is None and "\nsettings:\n" in text:
+        return text.replace("\nsettings:\n", f"\nsettings:\n  contract_variables: [{', '.join(names)}]   "
+                            "# written by quanta demo --postgres\n", 1)
+    if settings is None and "\nsettings:" not in text:
+        return text.rstrip("\n") + f"\nsettings:\n  contract_variables: [{', '.join(names)}]\n"
+    raise ValueError(f"mesh.yaml must let contracts read {', '.join(names)}: add them to settings.contract_variables")
+
+
 def _lit(value) -> str:
     """A SQL literal for a Python str / int / float / bool / list."""
     if isinstance(value, bool):
@@ -1019,7 +1037,8 @@ def setup_postgres(mesh_dir: str | Path, dsn: str, schema: str = "b2b_ops",
         f.write(yaml.safe_dump({"servers": {"b2b-operational": {
             k: v for k, v in (("user", fields.get("user")), ("password", fields.get("password"))) if v}}}))
     mesh_file = mesh_dir / "mesh.yaml"
-    text = mesh_file.read_text()
+    text = _allow_variables(mesh_file.read_text(), ("GREATPARTS_PG_HOST", "GREATPARTS_PG_PORT"))
+    mesh_file.write_text(text)
     if "\nsecrets:" not in text:
         mesh_file.write_text(text.rstrip("\n") + f"\nsecrets: {LIVE_DIR}/secrets.yaml   # written by quanta demo --postgres\n")
     report(f"quantum b2b_live: {rows:,} accounts served live from PostgreSQL")

@@ -32,7 +32,8 @@ MIN_MEMORY = 16 * 2**20  # below this the engine cannot even start its first que
 @dataclass(frozen=True)
 class Setting:
     """One setting: its ``kind`` is ``integer``, ``number``, ``string``, ``choice``, ``size`` (a DuckDB
-    memory size such as ``4GB``) or ``openlineage`` (a mapping of ``file``, ``url``, ``queries``)."""
+    memory size such as ``4GB``), ``openlineage`` (a mapping of ``file``, ``url``, ``queries``) or ``variables``
+    (a list of environment variable names and ``PREFIX_*`` patterns)."""
 
     name: str
     kind: str
@@ -92,13 +93,16 @@ class Setting:
             return dict(value)
         if kind == "engine":
             return engine(value)
+        if kind == "variables":
+            return variables(value)
         raise AssertionError(f"setting {self.name}: unknown kind {kind!r}")
 
     @property
     def type_name(self) -> str:
         if self.kind == "choice":
             return " or ".join(self.choices)
-        return {"size": "memory size", "openlineage": "mapping", "engine": "mapping"}.get(self.kind, self.kind)
+        return {"size": "memory size", "openlineage": "mapping", "engine": "mapping",
+                "variables": "list of names"}.get(self.kind, self.kind)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -162,6 +166,12 @@ SETTINGS: tuple[Setting, ...] = (
     # hot reload (live.py)
     Setting("live_poll_seconds", "number", 0.2, "how often a running server looks for changes of the mesh "
             "files and the state", above=0, maximum=3600),
+    # contracts (catalog/standards.py)
+    Setting("contract_variables", "variables", (), "the environment variables a contract's `${VAR}` may read "
+            "(ODCS v3.2), in its servers block only: names or `PREFIX_*` patterns, e.g. `[GREATPARTS_PG_HOST, "
+            "GREATPARTS_PG_PORT]`. Any other variable is an error and its quantum is not served; secrets are "
+            "never readable (names with PASSWORD, SECRET, TOKEN, KEY..., `QUANTA_*`, and every `*_env` of the "
+            "mesh)"),
     # lineage (lineage/openlineage.py)
     Setting("openlineage", "openlineage", None, "where OpenLineage events go: {file, url, queries}"),
 )
@@ -273,6 +283,61 @@ def engine(value: Any) -> dict:
     return out
 
 
+# -- contract variables: what a contract's ${VAR} may never read ------------------------------------------
+# A contract is written by a domain team, and what it says is served to anyone (the dictionary is open):
+# a variable naming one of the server's secrets would publish it. These names are refused even when the
+# mesh lists them (case-insensitive; a name is split into words at "_").
+SECRET_WORDS_IN = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "PRIVATE", "APIKEY",
+                   "ACCESSKEY", "SIGNATURE")
+SECRET_WORDS = frozenset({"KEY", "KEYS", "PASS", "PWD", "AUTH", "SALT", "DSN", "COOKIE", "SESSION", "CERT",
+                          "CONN", "CONNECTION", "PASSFILE", "HMAC", "JWT", "BEARER", "OAUTH"})
+SECRET_NAMES = frozenset({"DATABASE_URL"})
+SECRET_PREFIXES = ("QUANTA_",)  # Quanta's own: state folder, mask salt, server credentials, webhook secrets
+_VARIABLE_PATTERN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\*)?$")
+
+
+def secret_like(name: str) -> str | None:
+    """Why an environment variable's name says it holds a secret (or is Quanta's own), else None."""
+    upper = name.upper()
+    if upper in SECRET_NAMES:
+        return "it commonly holds credentials"
+    if upper.startswith(SECRET_PREFIXES):
+        return "QUANTA_* variables are Quanta's own"
+    words = [w for w in upper.split("_") if w]
+    for w in SECRET_WORDS_IN:
+        if w in upper.replace("_", ""):
+            return f"its name says it holds a secret ({w})"
+    for w in words:
+        if w in SECRET_WORDS:
+            return f"its name says it holds a secret ({w})"
+    return None
+
+
+def variables(value: Any) -> tuple[str, ...]:
+    """The ``contract_variables`` setting: a list of environment variable names and ``PREFIX_*`` patterns;
+    ``ValueError`` for another value, a bare ``*`` or a name or prefix that looks like a secret."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be a list of environment variable names or PREFIX_* patterns, not {_show(value)}")
+    out: list[str] = []
+    for item in value:
+        m = _VARIABLE_PATTERN.match(item) if isinstance(item, str) else None
+        if m is None:
+            hint = " (name the variables, or a prefix such as GREATPARTS_*)" if item == "*" else ""
+            raise ValueError(f"entries must be environment variable names (letters, digits and _) or "
+                             f"PREFIX_* patterns, not {_show(item)}{hint}")
+        reason = secret_like(m.group(1))
+        if reason:
+            raise ValueError(f"may not allow {item!r}: {reason}; a contract's author would choose to "
+                             "read it")
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
 def memory_size(text: str) -> int | None:
     """The bytes of a DuckDB memory size (``4GB``, ``1.5 GiB``), or None when it is not one."""
     m = _SIZE.match(text)
@@ -292,6 +357,8 @@ def table() -> str:
     rows = ["| setting | type | default | what it does |", "| --- | --- | --- | --- |"]
     for s in SETTINGS:
         default = "" if s.default is None else (f"{s.default:g}" if isinstance(s.default, float) else s.default)
+        if isinstance(default, tuple):
+            default = ", ".join(default)
         if isinstance(default, Mapping):
             default = "{" + ", ".join(f"{k}: {v}" for k, v in default.items()) + "}"
         rows.append(f"| `{s.name}` | {s.type_name} | {f'`{default}`' if default != '' else '-'} | {s.help} |")

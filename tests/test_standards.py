@@ -23,12 +23,15 @@ from onboardkit import items, lab_mesh
 
 from federation.catalog.loader import _validator, load_mesh
 from federation.catalog.yamlio import parse_yaml
+from federation.errors import CatalogError
 from federation.onboarding import control, onboard
 from federation.onboarding.pipeline import OnboardingRejected
 from federation.platform import Platform
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "standards"
 ORDERS_DIR = "STD_TEST_ORDERS_DIR"  # the v3.2 contract's server path is ${STD_TEST_ORDERS_DIR}/orders.parquet
+# the variables the test mesh lets its contracts read (settings: contract_variables)
+ALLOWED = [ORDERS_DIR, "STD_TEST_FORMAT", "STD_TEST_DESC"]
 
 
 def new_contract(cid: str, schema: list[dict], **extra) -> dict:
@@ -39,7 +42,7 @@ def side_by_side(root: Path) -> Path:
     """Quantum ``legacy`` (ODPS v1.0.0, ODCS v3.1.0) and quantum ``shop`` (ODPS v1.1.0, ODCS v3.2.0: an enum, a
     deprecated property, synonyms, a ${VAR} in its server path) in one mesh; ``shop`` reads nothing of legacy,
     a query joins both."""
-    mesh_yaml(root)
+    mesh_yaml(root, settings={"contract_variables": ALLOWED})
     write_yaml(root / "governance.yaml", OPEN_GOVERNANCE)
     data = root / "data"
     sql_to_file(data / "legacy" / "customers.parquet",
@@ -326,15 +329,45 @@ def test_an_old_version_has_no_variables(tmp_path):
 
 
 def test_resolution_leaves_keys_and_other_types_alone():
-    from federation.catalog.standards import resolve_variables
+    from federation.catalog.standards import VariablePolicy, resolve_variables
 
+    policy = VariablePolicy(("A", "B", "C"), places=("${A}", "l", "x"))
     doc = {"${A}": "${A}-${B:-two}", "n": 3, "l": ["${A}", True, None]}
-    out, used, unset = resolve_variables(doc, {"A": "one"})
+    out, used, unset = resolve_variables(doc, {"A": "one"}, policy)
     assert out == {"${A}": "one-two", "n": 3, "l": ["one", True, None]}
     assert used == {"A": "one", "B": None} and unset == []
     assert doc["l"][0] == "${A}"  # the document itself is unchanged
-    _, _, unset = resolve_variables({"x": [{"y": "${C}"}]}, {})
+    _, _, unset = resolve_variables({"x": [{"y": "${C}"}]}, {}, policy)
     assert [(u.path, u.name) for u in unset] == [(["x", 0, "y"], "C")]
+
+
+def test_a_policy_resolves_only_what_it_allows():
+    from federation.catalog.standards import (
+        RefusedVariable,
+        VariablePolicy,
+        resolve_variables,
+    )
+
+    env = {"PGPASSWORD": "pw-value-1", "GP_HOST": "db1", "GP_PORT": "5432", "OTHER": "other-value-2",
+           "GP_TOKEN": "token-value-3", "GP_HOOK": "hook-value-4"}
+    doc = {"servers": [{"host": "${GP_HOST}", "port": "${GP_PORT}", "a": "${OTHER:-d}", "b": "${PGPASSWORD}",
+                        "c": "${GP_TOKEN}", "d": "${GP_HOOK}"}], "description": "${GP_HOST}"}
+    # nothing is allowed by default: every token stays as written, the environment is never read
+    out, used, problems = resolve_variables(doc, env)
+    assert out == doc and used == {} and all(isinstance(p, RefusedVariable) for p in problems)
+    policy = VariablePolicy(("GP_*", "PGPASSWORD"), frozenset({"GP_HOOK"}), ("servers",))
+    out, used, problems = resolve_variables(doc, env, policy)
+    server = out["servers"][0]
+    assert (server["host"], server["port"]) == ("db1", "5432") and used == {"GP_HOST": "db1", "GP_PORT": "5432"}
+    assert (server["a"], server["b"], server["c"], server["d"]) == ("${OTHER:-d}", "${PGPASSWORD}", "${GP_TOKEN}",
+                                                                    "${GP_HOOK}")
+    assert out["description"] == "${GP_HOST}"  # outside the servers block: never resolved
+    why = {p.name + "@" + str(p.path[-1]): p.reason for p in problems}
+    assert "does not allow" in why["OTHER@a"]  # a default does not make an undeclared variable acceptable
+    assert "secret" in why["PGPASSWORD@b"] and "secret" in why["GP_TOKEN@c"]  # listed or matched: never
+    assert "mesh's secrets" in why["GP_HOOK@d"]
+    assert "servers block" in why["GP_HOST@description"]
+    assert not any(f"value-{i}" in str(why) for i in range(1, 5))
 
 
 def test_the_demo_mesh_is_on_the_new_versions(demo_path):
@@ -396,3 +429,132 @@ def test_a_value_from_a_variable_is_not_echoed_by_later_checks(tmp_path, monkeyp
     mesh = load_mesh(root)
     problem = next(p for p in mesh.errors if p.path == "servers[0].format")
     assert "${STD_TEST_FORMAT}" in problem.message and secret not in str(mesh.problems)
+
+
+# -- which variables a contract may read (settings: contract_variables) ------------------------------------
+
+LEAKS = {"PGPASSWORD": "pg-s3cr3t-9f41", "AWS_SECRET_ACCESS_KEY": "aws-s3cr3t-77ab", "STD_TEST_DESC": "desc-v4lue-31c",
+         "STD_TEST_UNLISTED": "unlisted-v4lue-5d0"}
+
+
+def leaky(root: Path) -> Path:
+    """The side-by-side mesh whose shop contract tries to read the server's secrets: an undeclared secret in a
+    description, a declared variable outside the servers block, an undeclared one in the server block."""
+    side_by_side(root)
+    path = root / "contracts" / "shop.odcs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["schema"][0]["description"] = "Orders ${PGPASSWORD}"
+    doc["schema"][0]["properties"][0]["description"] = "${STD_TEST_DESC}"  # listed, but not in servers
+    doc["servers"][0]["description"] = "${AWS_SECRET_ACCESS_KEY:-none}"
+    doc["servers"][0]["environment"] = "${STD_TEST_UNLISTED}"
+    write_yaml(path, doc)
+    return root
+
+
+def test_an_undeclared_secret_is_refused_and_its_value_never_served(tmp_path, monkeypatch):
+    from federation.server.http import Server, create_app
+
+    monkeypatch.setenv(ORDERS_DIR, "shopdata")
+    for name, value in LEAKS.items():
+        monkeypatch.setenv(name, value)
+    p = Platform(leaky(tmp_path / "m"))
+    refused = {(e.file, e.path): e.message for e in p.mesh.errors if "refused" in e.message}
+    assert set(refused) == {("contracts/shop.odcs.yaml", "schema[0].description"),
+                            ("contracts/shop.odcs.yaml", "schema[0].properties[0].description"),
+                            ("contracts/shop.odcs.yaml", "servers[0].description"),
+                            ("contracts/shop.odcs.yaml", "servers[0].environment")}
+    assert "${PGPASSWORD} is refused" in refused[("contracts/shop.odcs.yaml", "schema[0].description")]
+    assert "servers block" in refused[("contracts/shop.odcs.yaml", "schema[0].properties[0].description")]
+    assert "${STD_TEST_UNLISTED} is refused" in refused[("contracts/shop.odcs.yaml", "servers[0].environment")]
+    assert "contract_variables" in refused[("contracts/shop.odcs.yaml", "servers[0].environment")]
+    assert "shop" in p.mesh.excluded and "legacy" in p.mesh.quanta  # the quantum is not served, the others are
+    # by construction: the model never holds a refused variable's value
+    assert "${PGPASSWORD}" in p.mesh.contracts["shop-contract"].raw["schema"][0]["description"]
+    seen = [str(p.mesh.problems), str(p.mesh.excluded), repr(p.mesh.contracts), repr(p.mesh.variables)]
+    seen += [str(q(p, f"select * from system.{t}")) for t in ("quanta", "datasets", "columns", "ports")]
+    assert q(p, "select quantum from system.datasets") == [("legacy", "customers")[:1]]
+    server = Server(create_app(p), port=0).start()
+    try:
+        for url in ("/api/v1/quanta", "/api/v1/datasets", "/api/v1/search?q=orders", "/api/v1/domains",
+                    "/api/v1/contracts/shop-contract", "/readyz", "/", "/quanta/legacy", "/search?q=orders"):
+            r = requests.get(server.url + url, timeout=60)
+            assert r.status_code == 200, url
+            seen.append(r.text)
+        assert "legacy" in requests.get(server.url + "/api/v1/quanta", timeout=60).text
+        assert "${PGPASSWORD}" in requests.get(server.url + "/api/v1/contracts/shop-contract", timeout=60).text
+    finally:
+        server.stop()
+    for value in LEAKS.values():
+        assert not any(value in text for text in seen), value
+
+
+def test_a_declared_variable_resolves_and_an_undeclared_one_does_not(tmp_path, monkeypatch):
+    monkeypatch.setenv(ORDERS_DIR, "shopdata")
+    root = side_by_side(tmp_path / "m")
+    assert load_mesh(root).dataset("shop", "orders").source.location.endswith("/shopdata/orders.parquet")
+    mesh_yaml(root, settings={"contract_variables": ["STD_TEST_FORMAT"]})  # no longer listed
+    mesh = load_mesh(root)
+    [problem] = mesh.errors
+    assert (problem.file, problem.path) == ("contracts/shop.odcs.yaml", "servers[0].path")
+    assert "${STD_TEST_ORDERS_DIR} is refused" in problem.message and "shopdata" not in problem.message
+    assert "shop" in mesh.excluded
+    mesh_yaml(root, settings={"contract_variables": ["STD_TEST_*"]})  # a prefix pattern
+    assert load_mesh(root).dataset("shop", "orders").source.location.endswith("/shopdata/orders.parquet")
+
+
+def test_the_mesh_secrets_are_never_readable_even_when_listed(tmp_path, monkeypatch):
+    monkeypatch.setenv(ORDERS_DIR, "shopdata")
+    monkeypatch.setenv("STD_TEST_HOOK", "hook-s3cr3t-e2")
+    root = side_by_side(tmp_path / "m")
+    # a secret-like name, or Quanta's own variables, cannot be listed: mesh.yaml is invalid
+    for listed in (["PGPASSWORD"], ["QUANTA_*"], ["*"], ["GREATPARTS_API_KEY"]):
+        mesh_yaml(root, settings={"contract_variables": [ORDERS_DIR] + listed})
+        with pytest.raises(CatalogError) as e:
+            load_mesh(root)
+        assert [(p.file, p.path) for p in e.value.problems] == [("mesh.yaml", "settings.contract_variables")]
+    # a webhook's secret variable listed by name: an error of mesh.yaml
+    hook = {"url": "https://example.org/hook", "events": ["access_requested"], "secret_env": "STD_TEST_HOOK"}
+    mesh_yaml(root, settings={"contract_variables": [ORDERS_DIR, "STD_TEST_HOOK"]}, webhooks=[hook])
+    with pytest.raises(CatalogError) as e:
+        load_mesh(root)
+    assert ("mesh.yaml", "settings.contract_variables[1]") in [(p.file, p.path) for p in e.value.problems]
+    # ... or matched by a pattern: the contract's variable is refused, its value never shown
+    mesh_yaml(root, settings={"contract_variables": ["STD_TEST_*"]}, webhooks=[hook])
+    path = root / "contracts" / "shop.odcs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["servers"][0]["description"] = "${STD_TEST_HOOK}"
+    write_yaml(path, doc)
+    mesh = load_mesh(root)
+    [problem] = mesh.errors
+    assert problem.path == "servers[0].description" and "mesh's secrets" in problem.message
+    assert "hook-s3cr3t-e2" not in str(mesh.problems) + repr(mesh.contracts)
+    # a governance.yaml's mask salt variable too
+    write_yaml(root / "governance.yaml", OPEN_GOVERNANCE | {"settings": {"mask_salt_env": "STD_TEST_HOOK"}})
+    mesh_yaml(root, settings={"contract_variables": ["STD_TEST_*"]})
+    [problem] = load_mesh(root).errors
+    assert "mesh's secrets" in problem.message
+
+
+def test_an_odps_product_has_no_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv(ORDERS_DIR, "shopdata")
+    root = side_by_side(tmp_path / "m")
+    ppath = root / "products" / "shop.odps.yaml"
+    write_yaml(ppath, dict(yaml.safe_load(ppath.read_text()), description={"purpose": "${STD_TEST_ORDERS_DIR}"}))
+    mesh = load_mesh(root)
+    [problem] = mesh.errors
+    assert (problem.file, problem.path) == ("products/shop.odps.yaml", "description.purpose")
+    assert "no field of this document" in problem.message and "shop" in mesh.excluded
+
+
+def test_the_demo_mesh_declares_its_variables(demo_path):
+    from federation.demo import _allow_variables
+    from federation.settings import check
+
+    names = ("GREATPARTS_PG_HOST", "GREATPARTS_PG_PORT")
+    assert load_mesh(demo_path).settings["contract_variables"] == names
+    # quanta demo --postgres adds them to a mesh.yaml copied before the setting existed
+    for old in ("name: m\nsettings:\n  threads: 2\n", "name: m\n"):
+        settings, wrong = check(yaml.safe_load(_allow_variables(old, names))["settings"])
+        assert wrong == [] and settings["contract_variables"] == names
+    text = (demo_path / "mesh.yaml").read_text()
+    assert _allow_variables(text, names) == text

@@ -13,6 +13,7 @@ Checking the data itself (declared columns exist with compatible types) needs th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import os
@@ -135,21 +136,27 @@ def _schema_check(kind: str, data: Any, report: _FileReport) -> None:
 
 
 class _Reader:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, policy: standards.VariablePolicy | None = None):
         self.root = root
+        self.policy = policy or standards.VariablePolicy()
         self.problems: list[Problem] = []
         self.digest = hashlib.sha256()
         self.variables: dict[str, str] = {}  # ${VAR} used -> a fingerprint of its value
 
     def resolve(self, kind: str, data: dict, raw: bytes | OSError | None, report: _FileReport) -> dict:
-        """``data`` with its ``${VAR}`` variables resolved from the environment (ODCS v3.2.0, ODPS v1.1.0);
-        an unset variable without a default is an error naming the variable (never a value)."""
+        """``data`` with its ``${VAR}`` variables resolved from the environment (ODCS v3.2.0, ODPS v1.1.0) as
+        the mesh's policy allows; a refused variable, or an unset one without a default, is an error naming the
+        variable (never a value)."""
         if not isinstance(raw, bytes) or b"${" not in raw or not standards.has_variables(kind, data):
             return data
-        resolved, used, unset = standards.resolve_variables(data)
+        policy = dataclasses.replace(self.policy, places=standards.PLACES[kind])
+        resolved, used, unset = standards.resolve_variables(data, policy=policy)
         for u in unset:
-            report.add(u.path, f"variable ${{{u.name}}} is not set in the environment: set it, or give a "
-                       f"default (${{{u.name}:-default}})")
+            if isinstance(u, standards.RefusedVariable):
+                report.add(u.path, f"variable ${{{u.name}}} is refused: {u.reason}")
+            else:
+                report.add(u.path, f"variable ${{{u.name}}} is not set in the environment: set it, or give a "
+                           f"default (${{{u.name}:-default}})")
         for name, value in sorted(used.items()):
             if value is not None and len(value) >= 3:
                 report.hidden[value] = name
@@ -374,13 +381,15 @@ def _load_mesh(path: str | Path) -> Mesh:
 
     for where, message, severity in check_webhooks(mesh_data.get("webhooks"))[1]:
         report.add(["webhooks"] + where, message, severity)
+    reader.policy = _variable_policy(root, mesh_data, settings, report)
     if report.errors:
         raise CatalogError(f"invalid {mesh_file.name}", reader.problems)
 
     data_dir = (root / mesh_data.get("data", "data")).resolve()
     contract_files = [(p, _read_bytes(p)) for p in _find_files(root, data_dir, (".odcs.yaml", ".odcs.yml"))]
     product_files = [(p, _read_bytes(p)) for p in _find_files(root, data_dir, (".odps.yaml", ".odps.yml"))]
-    cache_key = _cache_key(root, [(mesh_file, mesh_raw)] + contract_files + product_files)
+    cache_key = _cache_key(root, [(mesh_file, mesh_raw), (Path("<contract_variables>"), reader.policy.stamp())]
+                           + contract_files + product_files)
     cached = _cache_get(root, cache_key)
     if cached is not None:
         return cached
@@ -477,6 +486,52 @@ def _load_mesh(path: str | Path) -> Mesh:
     )
     _cache_put(root, cache_key, mesh)
     return mesh
+
+
+def _env_names(node: Any) -> Iterator[str]:
+    """The environment variable names a configuration holds: the values of its ``*_env`` keys."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(key, str) and key.endswith("_env") and isinstance(value, str):
+                yield value
+            else:
+                yield from _env_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _env_names(value)
+
+
+def _variable_policy(root: Path, mesh_data: dict, settings: msettings.Settings,
+                     report: _FileReport) -> standards.VariablePolicy:
+    """Which ``${VAR}`` contracts may read: the ``contract_variables`` setting, less the mesh's secrets (every
+    ``*_env`` of mesh.yaml, governance.yaml and the secrets file: a webhook's secret, the engine's token, the
+    mask salt, a server's password). Listing one of them is an error of mesh.yaml."""
+    import yaml
+
+    secrets = set(_env_names(mesh_data))
+    files = [root / "governance.yaml"]
+    if isinstance(mesh_data.get("secrets"), str):
+        files.append(root / mesh_data["secrets"])
+    for path in files:
+        raw = read_mesh_file(path) if path.name == "governance.yaml" else _read_secrets(path)
+        if isinstance(raw, bytes):
+            try:
+                secrets.update(_env_names(yaml.safe_load(raw)))
+            except yaml.YAMLError:  # its own loader reports it
+                pass
+    allowed = tuple(settings["contract_variables"] or ())
+    for i, name in enumerate(allowed):
+        if name.upper() in {s.upper() for s in secrets}:
+            report.add(["settings", "contract_variables", i], f"contract_variables may not allow {name!r}: it is "
+                       "one of the mesh's secrets (a *_env of mesh.yaml, governance.yaml or the secrets file)")
+    return standards.VariablePolicy(allowed, frozenset(secrets))
+
+
+def _read_secrets(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _read_contracts(reader: _Reader, files: list[tuple[Path, bytes | OSError]]):

@@ -7,7 +7,12 @@ which the official examples still say) the v1.0.0 schema. So a v3.2-only field (
 ``schemas/`` (Apache 2.0, ``ODCS-LICENSE``, ``ODPS-LICENSE``), copied unchanged from the Bitol project.
 
 ``${VAR}`` and ``${VAR:-default}`` in strings (ODCS v3.2.0 / ODPS v1.1.0, RFC 0050) resolve from the
-environment: ``resolve_variables``. Older versions have no variables: their strings are read as written.
+server's environment: ``resolve_variables``. Older versions have no variables: their strings are read as written.
+A contract is written by a domain team and served to anyone, so a variable resolves only when the mesh's
+``VariablePolicy`` allows it (fail closed): its name is listed in the ``contract_variables`` setting, it is not
+one of the mesh's secrets (a ``*_env`` of mesh.yaml, governance.yaml or the secrets file) nor named like one
+(``settings.secret_like``), and it sits in a contract's ``servers`` block, where a deployment differs (host,
+port, database, path). Any other is a ``RefusedVariable``: left as written, never read, an error.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from importlib import resources
 from typing import Any
 
 import jsonschema_rs
+
+from ..settings import secret_like
 
 NAMES = {"odcs": "ODCS", "odps": "ODPS"}
 # apiVersion -> schema file, newest first
@@ -89,17 +96,63 @@ class UnsetVariable(Exception):
         self.path, self.name = path, name
 
 
+class RefusedVariable(UnsetVariable):
+    """A variable the mesh does not let a contract read: ``reason`` says why (never a value)."""
+
+    def __init__(self, path: list, name: str, reason: str):
+        super().__init__(path, name)
+        self.reason = reason
+
+
+# where a document's variables may be: the top-level keys of each kind (ODPS has no server block)
+PLACES = {"odcs": ("servers",), "odps": ()}
+
+
+@dataclass(frozen=True)
+class VariablePolicy:
+    """Which ``${VAR}`` a document may read: ``allowed`` names and ``PREFIX_*`` patterns (the mesh's
+    ``contract_variables``), never one of ``secrets`` (the mesh's ``*_env`` names) nor a secret-like name,
+    and only under the top-level keys ``places``. The default allows nothing."""
+
+    allowed: tuple[str, ...] = ()
+    secrets: frozenset[str] = frozenset()
+    places: tuple[str, ...] = ()
+
+    def refusal(self, path: list, name: str) -> str | None:
+        """Why ``${name}`` at ``path`` may not be resolved, or None when it may."""
+        if not path or path[0] not in self.places:
+            where = f"a contract's {' or '.join(self.places)} block" if self.places else "no field of this document"
+            return (f"variables are resolved only in {where} (the mesh's rule: what a contract says is served "
+                    "to anyone); write the value itself")
+        if not any(name == a or (a.endswith("*") and name.startswith(a[:-1])) for a in self.allowed):
+            return ("the mesh does not allow it: the platform team lists the variables contracts may read in "
+                    "mesh.yaml (settings: contract_variables)")
+        if name.upper() in {s.upper() for s in self.secrets}:
+            return "it is one of the mesh's secrets (a *_env of mesh.yaml, governance.yaml or the secrets file)"
+        reason = secret_like(name)
+        if reason:
+            return f"{reason}: secrets are never readable by a contract"
+        return None
+
+    def stamp(self) -> bytes:
+        """What a loaded mesh depends on of this policy (part of the cache key)."""
+        return repr((self.allowed, sorted(self.secrets), self.places)).encode()
+
+
 def has_variables(kind: str, doc: Any) -> bool:
     return isinstance(doc, dict) and doc.get("apiVersion") in WITH_VARIABLES[kind]
 
 
-def resolve_variables(doc: Any, environ: dict[str, str] | None = None) -> tuple[Any, dict[str, str | None], list]:
-    """``doc`` with every ``${VAR}`` / ``${VAR:-default}`` in its strings replaced from the environment,
-    the variables used (name -> value, None when unset and defaulted: for the cache and the mesh's
-    fingerprint, never shown), and the
-    unset ones as ``UnsetVariable`` (a YAML path and a name: an unset variable without a default is never
-    quietly an empty string). Keys are not resolved, only values. ``doc`` itself is not changed."""
+def resolve_variables(doc: Any, environ: dict[str, str] | None = None, policy: VariablePolicy | None = None
+                      ) -> tuple[Any, dict[str, str | None], list]:
+    """``doc`` with every ``${VAR}`` / ``${VAR:-default}`` in its strings that ``policy`` allows (by default
+    none) replaced from the environment, the variables used (name -> value, None when unset and defaulted:
+    for the cache and the mesh's fingerprint, never shown), and the problems: ``RefusedVariable`` for one
+    the policy refuses (left as written, its environment never read, even with a default), ``UnsetVariable``
+    for an unset one without a default (never quietly an empty string); each a YAML path and a name. Keys are
+    not resolved, only values. ``doc`` itself is not changed."""
     env = os.environ if environ is None else environ
+    policy = policy or VariablePolicy()
     used: dict[str, str | None] = {}
     unset: list[UnsetVariable] = []
 
@@ -109,6 +162,10 @@ def resolve_variables(doc: Any, environ: dict[str, str] | None = None) -> tuple[
 
         def one(m: re.Match) -> str:
             name, default = m.group(1), m.group(2)
+            reason = policy.refusal(path, name)
+            if reason is not None:
+                unset.append(RefusedVariable(path, name, reason))
+                return m.group(0)
             if name in env:
                 used[name] = env[name]
                 return env[name]
