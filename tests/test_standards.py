@@ -558,3 +558,21 @@ def test_the_demo_mesh_declares_its_variables(demo_path):
         assert wrong == [] and settings["contract_variables"] == names
     text = (demo_path / "mesh.yaml").read_text()
     assert _allow_variables(text, names) == text
+
+
+def test_the_effective_contract_shows_variables_as_written(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv(ORDERS_DIR, "shop-data-dir-7e")
+    root = side_by_side(tmp_path / "m")
+    (root / "data" / "shopdata").rename(root / "data" / "shop-data-dir-7e")
+    assert load_mesh(root).errors == []  # the variable resolves: the quantum is served
+    quanta = str(Path(sys.executable).parent / "quanta")
+    run = subprocess.run([quanta, "contract", "effective", "shop", "--mesh", str(root)], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    doc = yaml.safe_load(run.stdout.split("---", 1)[1])
+    assert doc["servers"][0]["path"] == "${STD_TEST_ORDERS_DIR}/orders.parquet"
+    assert doc["schema"][0]["properties"][0]["physicalType"] == "bigint"  # and what it inherits is filled in
+    assert "shop-data-dir-7e" not in run.stdout + run.stderr

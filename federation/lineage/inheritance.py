@@ -215,13 +215,14 @@ def _sla_problems(mesh: Mesh, ds: Dataset) -> list[Problem]:
 
 def effective_contract(mesh: Mesh, quantum: str) -> list[dict]:
     """The ODCS contracts of a quantum with what it inherits filled in (classification, tags,
-    transformSourceObjects, transformLogic), as plain dicts ready for YAML."""
+    transformSourceObjects, transformLogic), as plain dicts ready for YAML. Each starts from the contract as
+    written: its ``${VAR}`` variables (ODCS v3.2) are shown as tokens, never their values."""
     import copy
 
     q = mesh.quanta[quantum.lower()]
     out = []
     for cid in q.contracts:
-        raw = copy.deepcopy(mesh.contracts[cid].raw)
+        raw = copy.deepcopy(mesh.contracts[cid].as_written)
         for obj in raw.get("schema") or []:
             ds = q.datasets.get(str(obj.get("name", "")).lower())
             if ds is None:
