@@ -374,3 +374,43 @@ def test_deliveries_over_http_for_engineers_only(tmp_path, receiver):
     finally:
         server.stop()
         p._deliverer.stop()
+
+
+def test_demo_events_never_carry_demo_values(demo_path, tmp_path, receiver):
+    """On the demo: a failed check of customers (its failing rows are e-mails, masked for most readers) and a
+    two-level access request; no value of the customers file reaches the receiver."""
+    import shutil
+
+    import duckdb
+
+    from federation.onboarding import control
+
+    recv = receiver()
+    root = tmp_path / "greatparts"
+    shutil.copytree(demo_path, root, ignore=shutil.ignore_patterns(".quanta", "warehouse"))
+    with (root / "mesh.yaml").open("a") as f:
+        f.write(f"webhooks:\n  - name: demo\n    url: {recv.url}\n    events: ['*']\n    secret_env: {ENV}\n")
+    contract = root / "contracts" / "customers.odcs.yaml"  # a rule every e-mail fails (in the contract)
+    text = contract.read_text()
+    anchor = "        examples: [sofia.muller84@gmx.de]\n        quality:\n"
+    assert text.count(anchor) == 1
+    contract.write_text(text.replace(anchor, anchor + "          - {type: library, metric: invalidValues, "
+                                     "arguments: {pattern: '^nobody$'}, mustBe: 0, severity: error}\n"))
+    p = Platform(root)
+    dev = p.principal("dev")
+    assert control.check(p, "customers.customers", dev).status == "fail"
+    req = p.request_access(p.principal("ana"), "customers.customers", "a purpose", days=3)
+    p.decide_access(p.principal("sofia"), req.request_id, True)
+    assert p.decide_access(p.principal("audrey"), req.request_id, True).status == "approved"  # dpo
+    deliverer = Deliverer(p)
+    while outbox_of(p).deliveries("pending"):
+        assert all(a.status == "delivered" for a in deliverer.run_once())
+    bodies = [verified(r) for r in recv.accepted()]
+    assert sorted(b["kind"] for b in bodies) == ["access_approved", "access_level_approved", "access_requested",
+                                                 "quality_failed"]
+    with duckdb.connect() as con:
+        rows = con.execute(f"select * from read_parquet('{root}/data/customers/customers.parquet')").fetchall()
+    values = {str(v) for row in rows for v in row if v is not None and len(str(v)) >= 5}
+    assert any("@" in v for v in values)  # the e-mails are among them
+    everything = b"".join(r["body"] for r in recv.requests).decode()
+    assert [v for v in values if v in everything] == []
