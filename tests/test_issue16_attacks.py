@@ -280,3 +280,41 @@ def test_hostile_credentials_over_http_and_pgwire_are_refused_cleanly(oidc, idp_
             assert "password authentication failed" in str(info.value)
         with psycopg.connect(pgkit.dsn(pg.port, {"ana": good}), autocommit=True) as conn:
             assert conn.execute("select 1").fetchall() == [(1,)]
+
+
+def test_quarantine_follows_grants_of_access_requests(tmp_path):
+    """zoe has no grant: an approved access request lets her read lab.items and its quarantine alike (the
+    dataset's masks on both), and its revocation takes both away, in system.quarantine too."""
+    from meshkit import write_yaml as _write
+    from onboardkit import GOVERNANCE as LAB, items, lab_mesh
+    from test_quarantine import MAILS
+
+    from federation import errors
+    from federation.onboarding import onboard
+
+    root = lab_mesh(tmp_path / "lab")
+    _write(root / "governance.yaml", {**LAB, "principals": LAB["principals"] + [{"name": "zoe", "roles": []}]})
+    p = Platform(root)
+    assert onboard(p, "lab.items", items(8, mail=MAILS), p.principal("dev")).quarantined == 3
+
+    def zoe_reads():
+        zoe = p.principal("zoe")
+        out = {}
+        for name, sql in (("dataset", "select email from lab.items"),
+                          ("quarantine", 'select email from lab."items@quarantine"'),
+                          ("system", "select \"row\" from system.quarantine")):
+            try:
+                out[name] = [str(r[0]) for r in p.query(sql, zoe).fetchall()]
+            except errors.AccessDenied:
+                out[name] = None
+        return out
+
+    assert zoe_reads() == {"dataset": None, "quarantine": None, "system": []}
+    req = p.request_access(p.principal("zoe"), "lab.items", "checking the held rows", days=3)
+    p.decide_access(p.principal("olivia"), req.request_id, True)
+    granted = zoe_reads()
+    assert len(granted["dataset"]) == 5 and len(granted["quarantine"]) == 3 and len(granted["system"]) == 3
+    assert not {"bad", "x y", "zz"} & set(granted["quarantine"])  # masked for her as in the dataset
+    assert not any(m in r for r in granted["system"] for m in ("\"bad\"", "x y", "\"zz\""))
+    p.revoke_access(p.principal("olivia"), req.request_id, "done")
+    assert zoe_reads() == {"dataset": None, "quarantine": None, "system": []}
