@@ -576,3 +576,40 @@ def test_the_effective_contract_shows_variables_as_written(tmp_path, monkeypatch
     assert doc["servers"][0]["path"] == "${STD_TEST_ORDERS_DIR}/orders.parquet"
     assert doc["schema"][0]["properties"][0]["physicalType"] == "bigint"  # and what it inherits is filled in
     assert "shop-data-dir-7e" not in run.stdout + run.stderr
+
+
+def test_describe_shows_type_synonyms_values_and_deprecated_flags(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv(ORDERS_DIR, "shopdata")
+    root = side_by_side(tmp_path / "m")
+    path = root / "contracts" / "shop.odcs.yaml"
+    ppath = root / "products" / "shop.odps.yaml"
+    doc = yaml.safe_load(ppath.read_text())
+    doc["outputPorts"][0]["deprecated"] = True
+    write_yaml(ppath, doc)
+    quanta = str(Path(sys.executable).parent / "quanta")
+
+    def describe(name: str) -> str:
+        run = subprocess.run([quanta, "describe", name, "--mesh", str(root)], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    out = describe("shop")
+    assert "consumerAligned data product" in out and "synonyms: storefront, webshop" in out
+    assert "output port orders -> contract shop-contract (deprecated)" in out
+    assert "DEPRECATED" not in out  # the product is not
+    out = describe("shop.orders")
+    assert "synonyms: purchases" in out
+    rows = {line.split("│")[2].strip(): line for line in out.splitlines() if line.count("│") > 5}
+    assert "open,shipped,cancelled" in rows["status"] and "client number" in rows["customer_id"]
+    assert "deprecated" in rows["legacy_code"] and "deprecated" not in rows["status"]
+    write_yaml(path, yaml.safe_load(path.read_text()) | {"schema": [
+        yaml.safe_load(path.read_text())["schema"][0] | {"deprecated": True}]})
+    write_yaml(ppath, doc | {"deprecated": True})
+    out = describe("shop.orders")
+    assert "DEPRECATED: this dataset is deprecated" in out and "its data product shop is deprecated" in out
+    assert "DEPRECATED: this data product is deprecated" in describe("shop")
+    assert "deprecated: Orders of the shop" in describe("shop")

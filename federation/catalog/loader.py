@@ -629,7 +629,9 @@ def _read_products(reader: _Reader, files: list[tuple[Path, bytes | OSError]], d
                 if isinstance(port, dict):
                     q.ports.append(Port(name, direction, port.get("name"), port.get("contractId"),
                                         str(port["version"]) if port.get("version") is not None else None,
-                                        port.get("type"), _text(port.get("description"))))
+                                        port.get("type"), _text(port.get("description")),
+                                        deprecated=port.get("deprecated") is True,
+                                        synonyms=_synonyms(port.get("synonyms"))))
         if not any(p.direction == "output" for p in q.ports):
             report.add(["outputPorts"], "a data product needs at least one output port referencing a contract")
         quanta[name.lower()] = q

@@ -158,6 +158,8 @@ class Port:
     type: str | None = None
     description: str | None = None
     source_quantum: str | None = None  # input ports: the quantum whose contract is referenced
+    deprecated: bool = False  # ODPS v1.1
+    synonyms: tuple[str, ...] = ()  # ODPS v1.1, output ports
 
 
 @dataclass

@@ -28,17 +28,25 @@ def describe(name: str, mesh: str | None) -> None:
         fail(f"there is no quantum {parts[0]!r}; quanta: {', '.join(sorted(m.quanta))}")
     if len(parts) == 1:
         click.secho(f"{q.name}", bold=True, nl=False)
-        click.echo(f"  ({q.domain} domain, {q.status}, version {q.version or '-'})")
+        kind = f"{q.type} data product, " if q.type else ""  # ODPS v1.1: sourceAligned, aggregate...
+        click.echo(f"  ({kind}{q.domain} domain, {q.status}, version {q.version or '-'})")
+        if q.deprecated:
+            click.secho("  DEPRECATED: this data product is deprecated", fg="yellow")
         if q.description:
             click.echo(f"  {q.description}")
+        if q.synonyms:
+            click.echo(f"  synonyms: {', '.join(q.synonyms)}")
         click.echo(f"  owners: {', '.join(q.owners) or '-'}   product file: {q.file}")
         for p in q.ports:
             arrow = "<-" if p.direction == "input" else "->"
             src = f" from {p.source_quantum}" if p.source_quantum else ""
-            click.echo(f"  {p.direction:6} port {p.name or '-'} {arrow} contract {p.contract_id}{src}")
+            flag = " (deprecated)" if p.deprecated else ""
+            click.echo(f"  {p.direction:6} port {p.name or '-'} {arrow} contract {p.contract_id}{src}{flag}")
         click.echo("  datasets:")
         for ds in q.datasets.values():
-            click.echo(f"    {q.name}.{ds.name:30} {ds.kind:8} {len(ds.columns):3} columns  {ds.description or ''}")
+            flag = "deprecated: " if ds.deprecated else ""
+            click.echo(f"    {q.name}.{ds.name:30} {ds.kind:8} {len(ds.columns):3} columns  {flag}"
+                       f"{ds.description or ''}")
         return
     if len(parts) != 2:
         fail("name a quantum (QUANTUM) or a dataset (QUANTUM.DATASET)")
@@ -49,8 +57,14 @@ def describe(name: str, mesh: str | None) -> None:
     click.secho(ds.qualified_name, bold=True, nl=False)
     click.echo(f"  ({ds.kind} dataset, contract {ds.contract_id} v{contract.version if contract else '?'}, "
                f"{contract.status if contract else '?'})")
+    if ds.deprecated:
+        click.secho("  DEPRECATED: this dataset is deprecated (its contract says so)", fg="yellow")
+    if q.deprecated:
+        click.secho(f"  DEPRECATED: its data product {q.name} is deprecated", fg="yellow")
     if ds.description:
         click.echo(f"  {ds.description}")
+    if ds.synonyms:
+        click.echo(f"  synonyms: {', '.join(ds.synonyms)}")
     if ds.source:
         click.echo(f"  data: {ds.source.kind} {ds.source.location}" + (f" table {ds.source.table}"
                                                                        if ds.source.table else ""))
@@ -60,9 +74,11 @@ def describe(name: str, mesh: str | None) -> None:
     import pyarrow as pa
 
     rows = [(c.ordinal, c.name, c.data_type, c.classification or "", ",".join(c.tags),
-             ("PK " if c.primary_key else "") + ("required " if c.required else "") + ("unique" if c.unique else ""),
-             c.description or "") for c in ds.columns]
-    names = ["#", "column", "type", "classification", "tags", "constraints", "description"]
+             " ".join(w for w, on in (("PK", c.primary_key), ("required", c.required), ("unique", c.unique),
+                                      ("deprecated", c.deprecated)) if on),
+             ",".join(c.enum_values), ",".join(c.synonyms), c.description or "") for c in ds.columns]
+    # ODCS v3.2: values (a column's enum), synonyms, deprecated
+    names = ["#", "column", "type", "classification", "tags", "constraints", "values", "synonyms", "description"]
     table = pa.table({n: [str(r[i]) for r in rows] for i, n in enumerate(names)})
     click.echo(format_table(table, max_rows=10_000, max_width=60))
 
