@@ -286,7 +286,8 @@ def test_quarantine_follows_grants_of_access_requests(tmp_path):
     """zoe has no grant: an approved access request lets her read lab.items and its quarantine alike (the
     dataset's masks on both), and its revocation takes both away, in system.quarantine too."""
     from meshkit import write_yaml as _write
-    from onboardkit import GOVERNANCE as LAB, items, lab_mesh
+    from onboardkit import GOVERNANCE as LAB
+    from onboardkit import items, lab_mesh
     from test_quarantine import MAILS
 
     from federation import errors
@@ -318,3 +319,13 @@ def test_quarantine_follows_grants_of_access_requests(tmp_path):
     assert not any(m in r for r in granted["system"] for m in ("\"bad\"", "x y", "\"zz\""))
     p.revoke_access(p.principal("olivia"), req.request_id, "done")
     assert zoe_reads() == {"dataset": None, "quarantine": None, "system": []}
+
+
+def test_an_unquoted_at_after_a_table_is_a_clear_syntax_error(lab):
+    """``lab.items@quarantine`` parses as the table aliased by a parameter: a syntax error naming the quoted
+    form, not an internal error of the verifier."""
+    from federation import errors
+
+    for user in ("ana", "out"):
+        with pytest.raises(errors.SyntaxError, match='"<dataset>@quarantine"'):
+            lab.query("select id from lab.items@quarantine", lab.principal(user))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlglot.expressions as exp
 
-from ..errors import StatementRefused
+from ..errors import StatementRefused, SyntaxError
 from . import functions
 from .context import Context
 
@@ -39,6 +39,10 @@ def check_nodes(expression: exp.Expression, ctx: Context) -> exp.Expression:
             raise ctx.error(StatementRefused, f"qualified function names are not allowed in Quanta queries "
                             f"({node.sql(ctx.dialect)[:60]}); call {_function_name(node.expression)}() unqualified",
                             node)
+        if isinstance(node, exp.TableAlias) and isinstance(node.this, exp.Placeholder):  # FROM t@quarantine
+            raise ctx.error(SyntaxError, f"syntax error: a table's alias is a name, not a parameter ({node.this.name}); "
+                            "a pinned version or the quarantine is named in double quotes: "
+                            "<quantum>.\"<dataset>@v3\", <quantum>.\"<dataset>@quarantine\"", node)
         if isinstance(node, exp.Pivot) and node.args.get("this") is not None:
             raise ctx.error(StatementRefused, "a PIVOT statement is not allowed inside a query; use the PIVOT clause "
                             "(FROM <dataset> PIVOT (...)) or GROUP BY", node)
