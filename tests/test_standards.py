@@ -613,3 +613,35 @@ def test_describe_shows_type_synonyms_values_and_deprecated_flags(tmp_path, monk
     assert "DEPRECATED: this dataset is deprecated" in out and "its data product shop is deprecated" in out
     assert "DEPRECATED: this data product is deprecated" in describe("shop")
     assert "deprecated: Orders of the shop" in describe("shop")
+
+
+def test_a_deprecated_port_warns_when_read(tmp_path, monkeypatch):
+    monkeypatch.setenv(ORDERS_DIR, "shopdata")
+    root = side_by_side(tmp_path / "m")
+    ppath = root / "products" / "shop.odps.yaml"
+    doc = yaml.safe_load(ppath.read_text())
+    doc["outputPorts"][0]["deprecated"] = True
+    write_yaml(ppath, doc)
+    # a derived quantum reading shop through a deprecated input port (ODPS v1.1)
+    report = product("report", outputs=["report-contract"], inputs=["shop-contract"], apiVersion="v1.1.0")
+    report["inputPorts"][0]["deprecated"] = True
+    write_yaml(root / "products" / "report.odps.yaml", report)
+    write_yaml(root / "contracts" / "report.odcs.yaml", new_contract("report-contract", [{
+        "name": "order_count", "customProperties": [{"property": "sql", "value":
+                                                      "select count(*) as n from shop.orders"}]}]))
+    p = Platform(root)
+    assert p.mesh.errors == []
+
+    def warnings(sql: str) -> tuple:
+        result = p.query(sql, p.principal("ana"))
+        try:
+            assert result.fetchall()
+            return result.warnings
+        finally:
+            result.close()
+
+    served = "shop.orders: output port orders of data product shop is deprecated"
+    assert served in warnings("select order_id from shop.orders")
+    read = "report.order_count: it reads through input port shop-contract of data product report, which is deprecated"
+    assert read in warnings("select n from report.order_count")
+    assert not any("deprecated" in w for w in warnings("select id from legacy.customers"))

@@ -459,6 +459,7 @@ def _load_mesh(path: str | Path) -> Mesh:
                     contract.datasets.append(ds.name)
 
     _check_derived(quanta, contract_reports)
+    _deprecated_ports(quanta, publisher)
 
     # a quantum with an error in its product or one of its contracts is left out
     for p in reader.problems:
@@ -862,6 +863,28 @@ def _check_derived(quanta: dict[str, Quantum], reports: dict[str, _FileReport]) 
             key = (q.name.lower(), ds.name.lower())
             if ds.sql is not None and key not in state:
                 visit(key, [key])
+
+
+def _deprecated_ports(quanta: dict[str, Quantum], publisher: dict[str, str]) -> None:
+    """ODPS v1.1 deprecated ports: a dataset served through a deprecated output port, or a derived dataset
+    reading through a deprecated input port, warns when read (``Dataset.port_warnings``)."""
+    for q in quanta.values():
+        for port in q.ports:
+            if not port.deprecated or not port.contract_id:
+                continue
+            for ds in q.datasets.values():
+                if port.direction == "output" and ds.contract_id == port.contract_id:
+                    warning = f"{ds.qualified_name}: output port {port.name or port.contract_id} of data product " \
+                              f"{q.name} is deprecated"
+                elif port.direction == "input" and any(
+                        r[0] == publisher.get(port.contract_id) and quanta[r[0]].datasets[r[1]].contract_id
+                        == port.contract_id for r in ds.reads if r[0] in quanta and r[1] in quanta[r[0]].datasets):
+                    warning = f"{ds.qualified_name}: it reads through input port {port.name or port.contract_id} " \
+                              f"of data product {q.name}, which is deprecated"
+                else:
+                    continue
+                if warning not in ds.port_warnings:
+                    ds.port_warnings += (warning,)
 
 
 def _parse_path(text: str) -> list:

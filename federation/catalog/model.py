@@ -92,6 +92,9 @@ class Dataset:
     quality: tuple[dict, ...] = ()
     synonyms: tuple[str, ...] = ()  # ODCS v3.2
     deprecated: bool = False  # ODCS v3.2: reading it warns
+    # ODPS v1.1: the deprecated ports it is served or read through (the output port publishing its contract,
+    # the input ports of a derived dataset's reads), as the warnings reading it gives
+    port_warnings: tuple[str, ...] = ()
     raw: dict = field(default_factory=dict, repr=False)
 
     @property

@@ -98,6 +98,8 @@ def _contract_constraints(ds: Dataset, ctx: Context, node: exp.Expression) -> No
     product = ctx.namespace.mesh.quanta.get(ds.quantum.lower())
     if product is not None and product.deprecated:  # ODPS v1.1
         _warn(ctx, f"{ds.qualified_name}: data product {product.name} is deprecated")
+    for warning in ds.port_warnings:  # ODPS v1.1: a deprecated output or input port
+        _warn(ctx, warning)
     contract = ctx.namespace.mesh.contracts.get(ds.contract_id)
     if contract is None:
         return
