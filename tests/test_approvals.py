@@ -273,3 +273,35 @@ def test_an_access_db_of_an_older_quanta_is_upgraded(tmp_path):
     assert store.decide(1, "fiona", True, None, None, level=2, levels=2).status == "approved"
     assert [e["kind"] for e in store.events_after(0)] == ["access_level_approved", "access_approved"]
     store.close()
+
+
+def test_a_read_only_access_db_of_an_older_quanta_still_lists(tmp_path):
+    import json
+    import sqlite3
+    import sys
+
+    from test_multiprocess import _read_only_bind
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    path = folder / "access.db"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE access_requests (
+                request_id INTEGER PRIMARY KEY, principal TEXT NOT NULL, quantum TEXT NOT NULL, dataset TEXT NOT NULL,
+                purpose TEXT, days INTEGER NOT NULL, status TEXT NOT NULL, requested_at TEXT NOT NULL,
+                decided_by TEXT, decided_at TEXT, reason TEXT, expires TEXT);
+            INSERT INTO access_requests VALUES (1, 'ana', 'b2b', 'accounts', 'old', 5, 'approved',
+                                                '2026-01-01T00:00:00+00:00', 'lucas', NULL, NULL, '2099-01-01');
+        """)
+    db.close()
+    wrap = _read_only_bind(folder)
+    if wrap is None:
+        pytest.skip("no user/mount namespaces here to mount the folder read-only (chmod does not stop root)")
+    code = ("import json, sys; from federation.governance.requests import AccessRequests; "
+            "s = AccessRequests(sys.argv[1]); [r] = s.all(); "
+            "print(json.dumps([s.read_only is not None, r.status, r.levels, r.approvals, s.events_after(0)]))")
+    out = subprocess.run([*wrap, sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == [True, "approved", 1, [], []]

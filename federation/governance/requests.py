@@ -17,6 +17,7 @@ webhook outbox (``federation.webhooks``) reads: no change is recorded without it
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,15 @@ class AccessRequests:
         self._db, self.read_only = statedb.connect(self.path, SCHEMA)
         self._lock = threading.RLock()
         self._select = SELECT.format(levels="a.levels")
+        if self.read_only:  # a file of an older Quanta that cannot be upgraded: its missing tables read empty
+            present = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for stmt in SCHEMA.split(";"):
+                name = stmt.split("IF NOT EXISTS", 1)[1].split("(", 1)[0].strip() if "IF NOT EXISTS" in stmt else None
+                if name and name not in present:
+                    try:
+                        self._db.execute(stmt.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+                    except sqlite3.Error:
+                        pass
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(access_requests)")}
         if "levels" not in columns:  # a file of an older Quanta
             if self.read_only:
@@ -172,7 +182,11 @@ class AccessRequests:
                 marks = ", ".join("?" for _ in ids) if len(ids) < 500 else None
                 sql = ("SELECT request_id, level, approver, approved_at FROM approvals"
                        + (f" WHERE request_id IN ({marks})" if marks else "") + " ORDER BY request_id, level")
-                for rid, level, approver, at in self._db.execute(sql, tuple(ids) if marks else ()):
+                try:
+                    found = self._db.execute(sql, tuple(ids) if marks else ()).fetchall()
+                except sqlite3.OperationalError:  # a read-only file of an older Quanta: no approvals table
+                    found = []
+                for rid, level, approver, at in found:
                     approvals.setdefault(rid, []).append({"level": level, "approver": approver, "approved_at": at})
         return [AccessRequest(*r[:15], levels=int(r[15] or 1), approvals=approvals.get(r[0], [])) for r in rows]
 
