@@ -543,7 +543,7 @@ def test_an_odps_product_has_no_variables(tmp_path, monkeypatch):
     mesh = load_mesh(root)
     [problem] = mesh.errors
     assert (problem.file, problem.path) == ("products/shop.odps.yaml", "description.purpose")
-    assert "no field of this document" in problem.message and "shop" in mesh.excluded
+    assert "only in a contract's servers block" in problem.message and "shop" in mesh.excluded
 
 
 def test_the_demo_mesh_declares_its_variables(demo_path):

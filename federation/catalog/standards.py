@@ -121,9 +121,9 @@ class VariablePolicy:
     def refusal(self, path: list, name: str) -> str | None:
         """Why ``${name}`` at ``path`` may not be resolved, or None when it may."""
         if not path or path[0] not in self.places:
-            where = f"a contract's {' or '.join(self.places)} block" if self.places else "no field of this document"
-            return (f"variables are resolved only in {where} (the mesh's rule: what a contract says is served "
-                    "to anyone); write the value itself")
+            where = " or ".join(self.places or PLACES["odcs"])
+            return (f"variables are resolved only in a contract's {where} block (the mesh's rule: what a contract "
+                    "or a data product says is served to anyone); write the value itself")
         if not any(name == a or (a.endswith("*") and name.startswith(a[:-1])) for a in self.allowed):
             return ("the mesh does not allow it: the platform team lists the variables contracts may read in "
                     "mesh.yaml (settings: contract_variables)")
