@@ -484,6 +484,21 @@ def test_an_undeclared_secret_is_refused_and_its_value_never_served(tmp_path, mo
         assert "${PGPASSWORD}" in requests.get(server.url + "/api/v1/contracts/shop-contract", timeout=60).text
     finally:
         server.stop()
+    # the PostgreSQL wire catalog (a real server and psycopg)
+    import pgkit
+    import psycopg
+
+    tokens = pgkit.issue_tokens(p, ("ana",))
+    with pgkit.running_server(p) as srv, psycopg.connect(host="127.0.0.1", port=srv.port, user="ana",
+                                                         password=tokens["ana"], dbname="testmesh",
+                                                         autocommit=True) as conn:
+        tables = conn.execute("select table_schema, table_name from information_schema.tables "
+                              "where table_schema not in ('system', 'information_schema')").fetchall()
+        assert tables == [("legacy", "customers")]
+        for sql in ("select * from information_schema.columns", "select * from pg_catalog.pg_description",
+                    "select * from system.problems", "select * from system.quanta"):
+            seen.append(str(conn.execute(sql).fetchall()))
+        assert "${PGPASSWORD} is refused" in seen[-2]  # system.problems says why, by name
     for value in LEAKS.values():
         assert not any(value in text for text in seen), value
 
