@@ -184,7 +184,7 @@ def oidc(tmp_path_factory, idp_keys):
 
     server = IdP()
     server.sets["/jwks"] = [public_jwk(idp_keys["k1"], "k1")]
-    governance = {**pgkit.SHOP_GOVERNANCE, "issuers": issuers(server)[:1]}
+    governance = {**pgkit.SHOP_GOVERNANCE, "issuers": [{**issuers(server)[0], "leeway_seconds": 0}]}
     p = pgkit.governed_shop(tmp_path_factory.mktemp("rt16oidc"), governance=governance)
     yield p, server
     server.stop()
@@ -245,6 +245,26 @@ def test_jwt_kid_injection_and_huge_tokens(oidc, idp_keys):
                 {"preferred_username": "pia\nadmin"}):
         with pytest.raises(errors.AuthenticationError):
             p.identify(mint(idp_keys, "zoe", **bad))
+
+
+def test_a_remembered_jwt_stops_at_its_expiry(oidc, idp_keys):
+    """The verification cache remembers a good token by its digest: it must not outlive the token's exp (the
+    issuer allows no leeway here). Waits for a 2-second token to expire: nothing is timed but the token."""
+    import time
+
+    from test_oidc import mint
+
+    from federation import errors
+
+    p, _ = oidc
+    token = mint(idp_keys, "zoe", roles=["analyst"], ttl=2)
+    exp = int(time.time()) + 2
+    for _ in range(3):
+        assert p.identify(token).name == "zoe"  # verified once, then remembered
+    while time.time() <= exp + 0.5:
+        time.sleep(0.1)
+    with pytest.raises(errors.AuthenticationError, match="expired"):
+        p.identify(token)
 
 
 def test_hostile_credentials_over_http_and_pgwire_are_refused_cleanly(oidc, idp_keys):
