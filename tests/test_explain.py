@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pgkit
 import pyarrow as pa
@@ -328,3 +330,19 @@ def test_explain_on_the_spark_engine_is_refused_clearly(platform):
                                                        "Spark engine"):
         spark.compile("EXPLAIN select id from crm.customers", ana)
     assert spark.compile("EXPLAIN select 1", ana).explain is not None  # no mesh data: explained on DuckDB
+
+
+def test_the_cli_prints_the_plan_lines_whole(platform):
+    """`quanta query "explain ..."` prints each line of the plan as it is (a table would cut them), and what it
+    prints is the same governed plan: the policies' names, never their literals."""
+    env = dict(os.environ, QUANTA_TEST_EXPLAIN_SALT=SALT)
+    quanta = shutil.which("quanta") or str(Path(sys.executable).parent / "quanta")
+    p = subprocess.run([quanta, "query", "EXPLAIN ANALYZE select * from crm.customers", "-u", "ana",
+                        "--mesh", str(MESH_ROOT[0])], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "QUERY PLAN"
+    assert f"Rows: {ANA_ROWS}" in lines
+    note = next(line for line in lines if line.startswith("Note:"))
+    assert note.endswith("hidden") and "…" not in p.stdout  # whole, not cut to a column's width
+    assert not FORBIDDEN.search(p.stdout)

@@ -45,7 +45,10 @@ def query(sql: str, mesh: str | None, user: str | None, fmt: str, output: str | 
     if fmt == "table":
         table = result.arrow()
         elapsed = time.perf_counter() - started  # the query's, not the drawing's
-        text = format_table(table, max_rows)
+        if table.column_names == ["QUERY PLAN"]:  # an EXPLAIN: its lines as they are, like psql
+            text = "QUERY PLAN\n" + "\n".join(str(line) for line in table.column(0).to_pylist())
+        else:
+            text = format_table(table, max_rows)
         text += f"\n({table.num_rows} row{'s' if table.num_rows != 1 else ''}, {elapsed:.3f} s)\n"
         for w in result.warnings:
             text += f"warning: {w}\n"
