@@ -56,6 +56,7 @@ import ssl
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -235,15 +236,24 @@ class Outbox:
                     break
         return added
 
-    def _claim(self, now: float, due_by: float, limit: int, lease: float, after_id: int) -> list[dict]:
+    def _claim(self, now: float, due_by: float, limit: int, lease: float,
+               after: dict[str, int]) -> dict[str, list[dict]]:
+        """Up to ``limit`` due deliveries of each hook (above ``after[hook]``), leased, by hook."""
+        out: dict[str, list[dict]] = {}
         with self._lock, statedb.transaction(self._db, self.path, "take webhook deliveries"):
-            rows = self._db.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM deliveries WHERE status = 'pending' AND next_at <= ? AND "
-                "lease_until <= ? AND delivery_id > ? ORDER BY delivery_id LIMIT ?",
-                (due_by, now, after_id, limit)).fetchall()
-            for r in rows:
-                self._db.execute("UPDATE deliveries SET lease_until = ? WHERE delivery_id = ?", (now + lease, r[0]))
-        return [dict(zip(COLUMNS, r)) for r in rows]
+            hooks = [h for (h,) in self._db.execute("SELECT DISTINCT hook FROM deliveries WHERE status = 'pending' "
+                                                    "AND next_at <= ? AND lease_until <= ?", (due_by, now))]
+            for hook in hooks:
+                rows = self._db.execute(
+                    f"SELECT {', '.join(COLUMNS)} FROM deliveries WHERE hook = ? AND status = 'pending' AND "
+                    "next_at <= ? AND lease_until <= ? AND delivery_id > ? ORDER BY delivery_id LIMIT ?",
+                    (hook, due_by, now, after.get(hook, 0), limit)).fetchall()
+                for r in rows:
+                    self._db.execute("UPDATE deliveries SET lease_until = ? WHERE delivery_id = ?",
+                                     (now + lease, r[0]))
+                if rows:
+                    out[hook] = [dict(zip(COLUMNS, r)) for r in rows]
+        return out
 
     def _record(self, row: dict, hook: Hook | None, ok: bool, http_status: int | None, error: str | None,
                 base_delay: float) -> Attempt:
@@ -261,31 +271,43 @@ class Outbox:
 
     def deliver_due(self, hooks: list[Hook], base_delay: float = BASE_DELAY, limit: int = BATCH_SENT,
                     stop: threading.Event | None = None, due_by: float | None = None,
-                    after_id: int = 0) -> list[Attempt]:
-        """Send at most ``limit`` deliveries that are due (``next_at`` before ``due_by``, default now;
-        ``delivery_id`` above ``after_id``), each once under a lease, recording every outcome."""
+                    after: dict[str, int] | None = None) -> list[Attempt]:
+        """Send up to ``limit`` due deliveries of each hook (``next_at`` before ``due_by``, default now;
+        ``delivery_id`` above ``after[hook]``), each once under a lease, recording every outcome. Each
+        hook's deliveries go in order, the hooks side by side: a slow receiver delays only its own."""
         if self.read_only:
             return []
         by_name = {h.name: h for h in hooks}
         # taken for as long as sending them all may take (each attempt is bounded by its hook's time-out)
         lease = limit * max([h.timeout for h in hooks] + [DEFAULT_TIMEOUT]) + 30.0
-        done = []
         now = time.time()
-        for row in self._claim(now, now if due_by is None else due_by, limit, lease, after_id):
-            if stop is not None and stop.is_set():
-                with self._lock:  # give it back at once
-                    self._db.execute("UPDATE deliveries SET lease_until = 0 WHERE delivery_id = ?",
-                                     (row["delivery_id"],))
-                continue
-            hook = by_name.get(row["hook"])
-            if hook is None:
-                done.append(self._record(row, None, False, None, "the webhook is no longer declared in mesh.yaml",
+        claimed = self._claim(now, now if due_by is None else due_by, limit, lease, after or {})
+
+        def deliver(rows: list[dict]) -> list[Attempt]:
+            done = []
+            for row in rows:
+                if stop is not None and stop.is_set():
+                    with self._lock:  # give it back at once
+                        self._db.execute("UPDATE deliveries SET lease_until = 0 WHERE delivery_id = ?",
+                                         (row["delivery_id"],))
+                    continue
+                hook = by_name.get(row["hook"])
+                if hook is None:
+                    done.append(self._record(row, None, False, None, "the webhook is no longer declared in "
+                                             "mesh.yaml", base_delay))
+                    continue
+                status, error = send(hook, row)
+                done.append(self._record(row, hook, status is not None and 200 <= status < 300, status, error,
                                          base_delay))
-                continue
-            status, error = send(hook, row)
-            done.append(self._record(row, hook, status is not None and 200 <= status < 300, status, error,
-                                     base_delay))
-        return done
+            return done
+
+        groups = list(claimed.values())
+        if len(groups) <= 1:
+            results = [deliver(g) for g in groups]
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(groups)), thread_name_prefix="quanta-webhook") as pool:
+                results = list(pool.map(deliver, groups))
+        return sorted((a for r in results for a in r), key=lambda a: a.delivery_id)
 
     def deliveries(self, status: str | None = None) -> list[dict]:
         sql = f"SELECT {', '.join(COLUMNS)} FROM deliveries"

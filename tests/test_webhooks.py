@@ -320,6 +320,33 @@ def test_a_receiver_dripping_its_answer_is_cut_at_the_time_out(tmp_path):
         listener.close()
 
 
+def test_a_silent_receiver_delays_only_its_own_deliveries(tmp_path, receiver):
+    import socket
+
+    silent = socket.socket()  # accepts connections (the backlog), never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    good = receiver()
+    try:
+        root = with_hooks(lab_mesh(tmp_path / "lab"), [
+            {"name": "silent", "url": f"http://127.0.0.1:{silent.getsockname()[1]}/h", "secret_env": ENV,
+             "timeout": 60, "events": ["access_requested"]},  # listed first: its deliveries have the lower ids
+            {"name": "good", "url": good.url, "secret_env": ENV, "events": ["access_requested"]}])
+        p = Platform(root)
+        for who in ("zoe", "yan"):
+            p.request_access(p.principal(who), "lab.items", None, days=3)
+        deliverer = Deliverer(p, interval=0.05).start()
+        try:  # one after the other, the good receiver would wait a minute per silent attempt
+            wait_for(lambda: len(good.accepted()) == 2, seconds=30)
+        finally:
+            silent.close()  # the silent attempts end (reset)
+            deliverer.stop()
+        assert {r["hook"]: r["status"] for r in outbox_of(p).deliveries() if r["status"] == "delivered"} == {
+            "good": "delivered"}
+    finally:
+        silent.close()
+
+
 def test_the_webhooks_block_is_validated(tmp_path):
     hooks, problems = check_config([
         {"url": "ftp://example.com/x", "events": ["access_requested"], "secret_env": ENV},

@@ -63,12 +63,14 @@ def webhooks_deliver(mesh: str | None, user: str | None, now: bool) -> None:
     box = outbox_of(platform)
     box.pump(platform.mesh.name, hooks, platform.access_requests)
     attempts: list = []
+    after: dict[str, int] = {}
     while True:  # in batches (each under its lease), every due delivery once
-        batch = box.deliver_due(hooks, due_by=float("inf") if now else None,
-                                after_id=max((a.delivery_id for a in attempts), default=0))
+        batch = box.deliver_due(hooks, due_by=float("inf") if now else None, after=after)
         if not batch:
             break
         attempts += batch
+        for a in batch:
+            after[a.hook] = max(after.get(a.hook, 0), a.delivery_id)
     for a in attempts:
         click.echo(f"delivery {a.delivery_id} to {a.hook}: {a.status}"
                    + (f" (HTTP {a.http_status})" if a.http_status else "") + (f": {a.error}" if a.error else ""))
