@@ -1,13 +1,13 @@
 """Webhooks: the mesh tells other systems what happened, from a durable outbox, signed, never with data.
 
-Declared in ``mesh.yaml``::
+Declared in ``mesh.yaml`` (checked by ``webhook_config`` when the mesh loads: clear errors with YAML paths)::
 
     webhooks:
       - name: approvals                       # optional (default: host#digest of the URL); its key
         url: https://hooks.example.com/quanta # http or https; no credentials in it; redirects are not followed
         events: [access_requested, access_approved, access_denied]   # or ["*"]: every kind below
         secret_env: QUANTA_WEBHOOK_SECRET     # the environment variable holding the HMAC secret
-        timeout: 10                           # seconds per attempt (connect, send, answer); default 10
+        timeout: 10                           # seconds for a whole attempt (connect, send, answer); default 10
         max_attempts: 12                      # then the delivery is "dead" (listed; ``quanta webhooks retry``)
 
 Event kinds (``EVENTS``): ``access_requested``, ``access_level_approved`` (the first of two levels),
@@ -23,8 +23,10 @@ publish, a server down) is enqueued by the next one. The cursors start at the en
 first time a process sees webhooks declared: older history is not sent. The ``Deliverer`` (a thread of every
 server, started by ``Platform.watch``; or ``quanta webhooks deliver``) takes due deliveries under a lease
 (another process takes them only when the lease runs out: a delivery is sent at least once, rarely
-twice), POSTs them, marks them delivered on a 2xx answer only, and otherwise retries with exponential
-back-off (2 s, 4 s, ... at most 30 min) until ``max_attempts``, then marks them ``dead``.
+twice), POSTs each hook's in order and the hooks side by side (a silent receiver delays only its own), marks them delivered on a 2xx answer only, and otherwise retries with exponential
+back-off (2 s, 4 s, ... at most 30 min) until ``max_attempts``, then marks them ``dead``. Auditors and
+data engineers list them (``quanta webhooks list``, ``GET /api/v1/webhook-deliveries``) and put a dead one
+back (``quanta webhooks retry``).
 
 A body is JSON: the event id (``id``, also ``X-Quanta-Event-Id``: receivers drop ids they have seen),
 ``kind``, ``mesh``, ``occurred_at``, ``quantum``, ``dataset``, the version or quality run id, and for
@@ -39,7 +41,7 @@ Signature (verify it before trusting a body)::
 
 A receiver computes the HMAC of the timestamp header, a dot and the raw body with the secret, compares it
 with ``hmac.compare_digest``, refuses timestamps older than a few minutes (a replayed request), and
-deduplicates on ``X-Quanta-Event-Id`` (a retried event keeps its id). ``verify`` does exactly that.
+deduplicates on ``X-Quanta-Event-Id`` (a retried event keeps its id). ``verify`` does the first two.
 """
 
 from __future__ import annotations
