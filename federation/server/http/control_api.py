@@ -164,8 +164,8 @@ def quarantine_list():
     return Response(dumps({"quarantine": rows, "count": len(rows)}), mimetype="application/json")
 
 
-@bp.get("/quarantine/<ident>")
-def quarantine_show(ident: str):
+@bp.get("/quarantine/<quarantine_id>")
+def quarantine_show(quarantine_id: str):
     """A batch and its rows, read through governance as the token's principal."""
     from ...onboarding import quarantine
 
@@ -173,20 +173,20 @@ def quarantine_show(ident: str):
     limit = request.args.get("limit")
     if limit is not None and not limit.isdigit():
         raise ApiError(400, "bad_request", "limit is a number of rows")
-    summary, table = _quarantine_call(lambda: quarantine.show(_platform(), ident, principal,
+    summary, table = _quarantine_call(lambda: quarantine.show(_platform(), quarantine_id, principal,
                                                               int(limit) if limit else None))
     return Response(dumps({**summary, "rows_shown": table.to_pylist()}), mimetype="application/json")
 
 
-@bp.post("/quarantine/<ident>/release")
-def quarantine_release(ident: str):
+@bp.post("/quarantine/<quarantine_id>/release")
+def quarantine_release(quarantine_id: str):
     """Re-check the batch; publish the rows that now pass as a new version (409: nothing to release)."""
     from ...onboarding import quarantine
     from ...onboarding.pipeline import OnboardingRejected
 
     principal = current_principal()
     try:
-        report, summary = _quarantine_call(lambda: quarantine.release(_platform(), ident, principal))
+        report, summary = _quarantine_call(lambda: quarantine.release(_platform(), quarantine_id, principal))
     except OnboardingRejected as e:
         current_app.extensions["quanta.events"].publish()
         return jsonify({"error": {"code": "batch_refused", "message": str(e).split(":\n")[0], "sqlstate": "22000"},
@@ -196,12 +196,12 @@ def quarantine_release(ident: str):
                     mimetype="application/json")
 
 
-@bp.delete("/quarantine/<ident>")
-def quarantine_drop(ident: str):
+@bp.delete("/quarantine/<quarantine_id>")
+def quarantine_drop(quarantine_id: str):
     """Drop the batch: its rows are deleted, the drop recorded as an event."""
     from ...onboarding import quarantine
 
     principal = current_principal()
-    summary = _quarantine_call(lambda: quarantine.drop(_platform(), ident, principal))
+    summary = _quarantine_call(lambda: quarantine.drop(_platform(), quarantine_id, principal))
     current_app.extensions["quanta.events"].publish()
     return Response(dumps({"quarantine": summary}), mimetype="application/json")
