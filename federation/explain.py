@@ -94,7 +94,7 @@ def run(backend, plan, params, timeout: float, cancel=None) -> PlanExecution:
             out.update({"rows": rows, "execution_time_ms": _ms(seconds)})
         lines = [json.dumps(out, indent=2)]
     else:
-        lines = _text(tree) if tree else ["(operators withheld)" if filtered else "(no operator)"]
+        lines = _text(tree) if tree else ["(operators withheld)" if filtered or explained.opaque else "(no operator)"]
         lines += [f"Policy: {p['policy']} ({p['kind']} on {p['on']})" for p in policies]
         if explained.analyze:
             lines += [f"Rows: {rows}", f"Execution Time: {_ms(seconds):.3f} ms"]

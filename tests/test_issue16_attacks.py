@@ -56,7 +56,7 @@ def same_plans(platform, probes: list[str]) -> None:
     for prefix in PREFIXES:
         texts = {re.sub(r"Execution Time: [\d.]+ ms", "", plan(platform, f"{prefix} {p}")) for p in probes}
         assert len(texts) == 1, texts
-        assert "EMPTY_RESULT" not in next(iter(texts)), texts
+        assert "EMPTY_RESULT" not in next(iter(texts)) and "withheld" in next(iter(texts)), texts
 
 
 # -- EXPLAIN ----------------------------------------------------------------------------------------------
@@ -83,6 +83,47 @@ def test_explain_does_not_probe_rows_a_derived_dataset_leaves_out(platform):
     same_plans(platform, ["select 1 from report.cheap_orders where order_id > 98",
                           "select 1 from report.cheap_orders where order_id > 99",
                           "select 1 from report.cheap_orders where order_id > 100000"])
+
+
+def test_explain_probes_are_withheld_on_every_interface(platform):
+    """The same probes over HTTP, the PostgreSQL wire (simple and extended protocol) and Flight SQL."""
+    import pgkit
+    import psycopg
+    import requests
+
+    from federation.server.http import Server, create_app
+
+    token = platform.tokens.create("ana", 1)[0]
+    probes = ["select 1 from report.cheap_orders where order_id > 98", "select 1 from report.cheap_orders where order_id > 99",
+              "select 1 from system.query_log where rows > 99", "select 1 from system.query_log where rows > 100"]
+    server = Server(create_app(platform), port=0).start()
+    try:
+        for probe in probes:
+            r = requests.post(server.url + "/api/v1/query", json={"sql": f"EXPLAIN {probe}"},
+                              headers={"Authorization": f"Bearer {token}"}, timeout=60)
+            assert r.status_code == 200 and "(operators withheld)" in r.text and "EMPTY_RESULT" not in r.text, r.text
+    finally:
+        server.stop()
+    with pgkit.running_server(platform) as pg, psycopg.connect(pgkit.dsn(pg.port, {"ana": token}),
+                                                                autocommit=True) as conn:
+        for probe in probes:
+            for sql, params in ((f"EXPLAIN {probe}", None), (f"EXPLAIN {probe} and %s = 1", [1])):
+                text = "\n".join(r[0] for r in conn.execute(sql, params).fetchall())
+                assert "(operators withheld)" in text and "EMPTY_RESULT" not in text, text
+    adbc_dbapi = pytest.importorskip("adbc_driver_flightsql.dbapi")
+    import adbc_driver_flightsql
+
+    from federation.server.flight.server import FlightSqlServer
+
+    options = {adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {token}"}
+    with FlightSqlServer(platform, host="127.0.0.1", port=0) as flight, adbc_dbapi.connect(
+            f"grpc://127.0.0.1:{flight.port}", db_kwargs=options, autocommit=True) as conn:
+        cur = conn.cursor()
+        for probe in probes:
+            cur.execute(f"EXPLAIN {probe}")
+            text = "\n".join(cur.fetch_arrow_table().column(0).to_pylist())
+            assert "(operators withheld)" in text and "EMPTY_RESULT" not in text, text
+        cur.close()
 
 
 # -- quarantine -------------------------------------------------------------------------------------------
