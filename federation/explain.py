@@ -19,8 +19,8 @@ min/max cannot meet (``EMPTY_RESULT``), picks a perfect-hash aggregate from a co
 joins by estimated sizes. Statistics are of all the rows, those a row filter hides included: a probe
 such as ``EXPLAIN SELECT 1 FROM t WHERE salary > 500000`` would tell whether a hidden row earns more.
 So when a row filter (or a contract's retention, which filters rows) shaped the query, the operators
-are withheld altogether; only masks and denied columns, which hide no row, leave them shown. So they are
-when the query reads a system table (its rows are filtered per principal: ``rows > 100`` over everyone's
+are withheld altogether; only masks and denied columns, which hide no row, leave them shown. They are withheld
+too when the query reads a system table (its rows are filtered per principal: ``rows > 100`` over everyone's
 ``system.query_log`` would tell the largest result anyone read) or a derived dataset (its definition leaves
 rows of its sources out, which the reader may not read: definer's rights).
 """
