@@ -70,14 +70,10 @@ def observability_figures(gov: Governance | None, mesh: Mesh, principal: Princip
 
 
 def approvable(gov: Governance, mesh: Mesh, principal: Principal) -> set[str]:
-    """Datasets whose access requests the principal sees as an approver: named among the dataset's
-    approvers or an owner of its quantum (the ``approvers`` column of ``system.access_requests``)."""
-    out = set()
-    for ds in mesh.datasets():
-        q = mesh.quanta.get(ds.quantum.lower())
-        if principal.name in set(gov.approvers(ds)) | set(q.owners if q else ()):
-            out.add(ds.qualified_name.lower())
-    return out
+    """Datasets whose access requests the principal sees as one who may decide them: the one authorization
+    call's answer to ``approve`` (a named approver, a member of an approver group, an owner of the quantum,
+    the data-engineer role)."""
+    return {ds.qualified_name.lower() for ds in mesh.datasets() if allowed(gov, principal, "approve", ds).allowed}
 
 
 def sees_every_request(gov: Governance, principal: Principal) -> bool:
