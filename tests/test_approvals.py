@@ -140,7 +140,8 @@ def test_two_first_level_approvers_at_once_one_is_the_first(mesh):
     set_b2b_approvers(mesh, "b2b-leads", "cfo-office")
     add_groups(mesh, {"lucas": ["b2b-leads"], "sofia": ["b2b-leads"]})
     p = Platform(mesh)
-    ids = [p.request_access(p.principal("ana"), "b2b.accounts", None, days=5).request_id for _ in range(8)]
+    # eight pending requests (one per requester: a principal has one pending request per dataset)
+    ids = [p.access_requests.create(f"ana{i}", "b2b", "accounts", None, 5, levels=2).request_id for i in range(8)]
     # the gap between the check and the write: both checked level 1, the second write finds it given
     other = AccessRequests(p.state_dir / "access.db")
     p.access_requests.decide(ids[0], "lucas", True, None, None, level=1, levels=2)

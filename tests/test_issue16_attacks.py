@@ -395,9 +395,6 @@ def test_an_unquoted_at_after_a_table_is_a_clear_syntax_error(lab):
 # -- webhooks ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="reported to WF/lead: a principal may file any number of pending requests "
-                   "for the same dataset, each an access_requested webhook delivery (an approvers' channel flooded); "
-                   "refusing a second pending one (409) breaks test_approvals, which files 8 for one dataset")
 def test_one_pending_request_per_principal_and_dataset(tmp_path, monkeypatch):
     """zoe (no grant) files the same request again and again: only the first may page the approvers."""
     from meshkit import write_yaml as _write

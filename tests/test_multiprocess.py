@@ -224,9 +224,8 @@ def test_two_processes_deciding_the_same_requests_one_wins_each(tmp_path):
     governance = {**GOVERNANCE, "principals": GOVERNANCE["principals"] + [{"name": "zoe", "roles": []}]}
     (root / "governance.yaml").write_text(yaml.safe_dump(governance, sort_keys=False))
     p = Platform(root)
-    ids = []
-    for _ in range(15):
-        ids.append(p.request_access(p.principal("zoe"), "lab.items", "a race", days=5).request_id)
+    # fifteen pending requests, one per requester (a principal has one pending request per dataset)
+    ids = [p.access_requests.create(f"zoe{i}", "lab", "items", "a race", 5).request_id for i in range(15)]
     procs = [_start(DECIDER.format(root=str(root), who=who, approve=approve, ids=ids))
              for who, approve in (("olivia", True), ("dev", False))]  # the owner approves, an engineer denies
     approver, denier = _go(procs)
@@ -276,7 +275,7 @@ def test_three_processes_make_the_state_files_create_tokens_and_audit_queries_at
 
 
 OPENER = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from pathlib import Path
     from federation.governance.audit import AuditLog, Entry
     from federation.governance.requests import AccessRequests
@@ -286,7 +285,7 @@ OPENER = textwrap.dedent("""
     time.sleep(max(0.0, start - time.time()))  # every process opens the new files at the same instant
     Store.open(folder).emit("opened")
     TokenStore(folder / "tokens.db").create("ana")
-    AccessRequests(folder / "access.db").create("zoe", "lab", "items", None, 1)
+    AccessRequests(folder / "access.db").create(f"zoe{os.getpid()}", "lab", "items", None, 1)  # one pending each
     AuditLog(folder / "state.db").record(Entry("ana", "select 1"))
 """)
 

@@ -210,6 +210,14 @@ class AccessRequests:
                levels: int = 1) -> AccessRequest:
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         with self._lock, statedb.transaction(self._db, self.path, f"record the access request of {principal}"):
+            # one pending request per principal and dataset: asking again must not page the approvers again
+            # (each request is an ``access_requested`` event, hence a webhook delivery)
+            pending = self._db.execute(
+                "SELECT request_id FROM access_requests WHERE principal = ? AND lower(quantum) = lower(?) AND "
+                "lower(dataset) = lower(?) AND status = 'pending'", (principal, quantum, dataset)).fetchone()
+            if pending is not None:
+                raise errors.Conflict(f"{principal} already has a pending access request for {quantum}.{dataset} "
+                                      f"(request {pending[0]}): wait for its decision")
             cur = self._db.execute(
                 "INSERT INTO access_requests (principal, quantum, dataset, purpose, days, status, requested_at, levels) "
                 "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)", (principal, quantum, dataset, purpose, days, now, levels))
