@@ -224,7 +224,7 @@ def test_two_levels_over_http_and_the_cli(mesh):
     assert out.returncode == 0 and "approvers: level 1: lucas, then level 2: cfo-office" in out.stdout, out.stderr
     rid = out.stdout.split()[2].rstrip(":")
     out = quanta("access", "approve", rid, "-u", "lucas")
-    assert out.returncode == 0 and f"approved level 1 of {rid}: it waits for its level-2 approval by cfo-office" \
+    assert out.returncode == 0 and f"approved level 1 of access request {rid}: it waits for its level-2 approval by cfo-office" \
         in out.stdout, out.stderr
     listing = quanta("access", "list", "-u", "audrey")
     assert listing.returncode == 0 and "lucas" in listing.stdout, listing.stderr

@@ -60,7 +60,7 @@ def _decide(request_id: int, mesh: str | None, user: str | None, approve: bool, 
         named = platform.approval_levels(req.quantum, req.dataset)
         level = req.pending_level
         who = ", ".join(named[level - 1]) if level <= len(named) else "the next level's approvers"
-        click.echo(f"approved level {level - 1} of {req.request_id}: it waits for its level-{level} approval "
+        click.echo(f"approved level {level - 1} of access request {req.request_id}: it waits for its level-{level} approval "
                    f"by {who}")
     elif approve:
         click.echo(f"approved {req.request_id}: {req.principal} may read {req.quantum}.{req.dataset} until {req.expires}")
