@@ -46,7 +46,7 @@ from .governance import audit
 from .governance.authorize import allowed
 from .governance.loader import check_expressions, load_governance
 from .governance.policies import Governance
-from .governance import oidc
+from .governance import logins, oidc
 from .governance.principals import Identity, Principal
 from .governance.policies import Grant
 from .governance.requests import AccessRequest, AccessRequests, approval_levels, names_principal
@@ -108,6 +108,7 @@ class Platform:
         self._lock = threading.Lock()
         self.state_dir = state_dir(self.path)
         self.audit: audit.AuditLog | None = None  # opened once the folder is known to be a mesh
+        self.logins: logins.LoginFailures | None = None  # failed logins (system.login_failures), opened with it
         self._tokens: TokenStore | None = None
         self.keys = oidc.KeyCache()  # the identity providers' JWKS (kept across governance reloads)
         self._access: AccessRequests | None = None
@@ -482,6 +483,8 @@ class Platform:
         mesh = load_mesh(self.path)
         if self.audit is None:
             self.audit = audit.AuditLog(self.state_dir / "state.db")
+        if self.logins is None:
+            self.logins = logins.LoginFailures(self.state_dir / "state.db")
         self.audit.required = bool(mesh.settings["audit_required"])  # read again at each reload
         backend = DuckDBBackend(mesh.settings, credentials=server_secrets.provider(mesh.path, mesh.raw.get("secrets")))
         engine = None
@@ -625,6 +628,8 @@ class Platform:
                               _empty(governance_tables.COLUMN_ACCESS_COLUMNS)),
             "query_log": ("Every query: who, when, what it read, which policies applied (own queries; all for auditors)",
                           self.audit.history()),
+            "login_failures": ("Failed logins of every interface: when, why, the user claimed, the client (auditors "
+                               "only)", self.logins.history()),
             "column_lineage": ("Column lineage of derived datasets: source columns and transformation",
                                system_tables.column_lineage(lineage.edges, mesh)),
             "access_requests": ("Access requests: who asked for which dataset, why, and the decision "
@@ -651,32 +656,71 @@ class Platform:
             return self._state.governance.principal(user)
         return oidc.principal_of(self._state.governance, claims)
 
-    def identify(self, credential: str | None) -> Identity:
+    def identify(self, credential: str | None, interface: str = "python", client: str | None = None,
+                 user: str | None = None) -> Identity:
         """Who a credential proves to be: the one authentication of every interface (HTTP bearer, the
         PostgreSQL wire password, Flight SQL bearer and basic). A Quanta token (``qt_...``), or a JWT of an
-        issuer ``governance.yaml`` declares (``oidc.verify``). ``AuthenticationError`` says why not, never
-        echoing the credential."""
+        issuer ``governance.yaml`` declares (``oidc.verify``); with ``user`` (the PostgreSQL or basic-auth
+        user), it must prove that principal. ``AuthenticationError`` says why not, never echoing the
+        credential; each refusal is recorded (``login_failed``) with the ``interface`` and the ``client``'s
+        address."""
+        try:
+            identity = self._identify(credential)
+        except errors.AuthenticationError as e:
+            reason, claimed, issuer, token_id = getattr(e, "failure", ("malformed_credentials", None, None, None))
+            self.login_failed(interface, reason, user or claimed, client, issuer, token_id)
+            raise
+        if user is not None and identity.name != user:
+            self.login_failed(interface, "user_mismatch", user, client,
+                              identity.claims.issuer if identity.claims else None, identity.token_id)
+            raise errors.AuthenticationError(f'the credential does not prove the user "{user}"')
+        return identity
+
+    def login_failed(self, interface: str, reason: str, claimed_user: str | None = None, client: str | None = None,
+                     issuer: str | None = None, token_id: str | None = None) -> None:
+        """Record a failed login (``governance.logins``: ``system.login_failures``, auditors only): every
+        interface's refusals come here, those of ``identify`` and those a server decides itself (a wrong SCRAM
+        proof, an ended session). Never pass a credential or a part of one: ``token_id`` only for a token the
+        store knows."""
+        if self.logins is not None:
+            self.logins.record(interface, reason, claimed_user, issuer, token_id, client)
+
+    def _identify(self, credential: str | None) -> Identity:
+        """``identify`` without the record: a refusal's ``failure`` is (reason, claimed user, issuer, token id)."""
+        def refuse(message: str, reason: str, claimed=None, issuer=None, token_id=None):
+            error = errors.AuthenticationError(message)
+            error.failure = (reason, claimed, issuer, token_id)
+            return error
+
         if not credential:
-            raise errors.AuthenticationError("no token given")
+            raise refuse("no token given", "no_credentials")
         if credential.startswith("qt_"):
             name = self.tokens.verify(credential)
+            token_id = credential[3:].partition("_")[0]
             if name is None:
-                raise errors.AuthenticationError("a valid token is required")
-            return Identity(name, token_id=credential[3:].partition("_")[0])
+                status = self.tokens.status(token_id) if credential.count("_") >= 2 else None
+                reason = {None: "unknown_token", "active": "wrong_token_secret"}.get(status, "token_revoked_or_expired")
+                raise refuse("a valid token is required", reason, token_id=token_id if status else None)
+            return Identity(name, token_id=token_id)
         gov = self._state.governance
         issuers = getattr(gov, "issuers", ())
-        if not issuers or not oidc.looks_like_jwt(credential):
-            raise errors.AuthenticationError("a valid token is required")
+        if not oidc.looks_like_jwt(credential):
+            raise refuse("a valid token is required", "malformed_credentials")
+        if not issuers:
+            raise refuse("a valid token is required", "no_issuers")
         try:
             claims = oidc.verify(credential, issuers, self.keys)
+        except oidc.TokenError as e:
+            raise refuse(f"JWT refused: {e}", e.reason, e.claimed, e.issuer) from None
+        try:
             oidc.check_claims(gov, claims)
         except oidc.TokenError as e:
-            raise errors.AuthenticationError(f"JWT refused: {e}") from None
+            raise refuse(f"JWT refused: {e}", e.reason, claims.name, claims.issuer) from None
         return Identity(claims.name, claims=claims, expires_at=claims.expires_at)
 
-    def authenticate(self, token: str | None) -> Principal:
+    def authenticate(self, token: str | None, interface: str = "python", client: str | None = None) -> Principal:
         """The principal of a bearer token (``identify``); ``AuthenticationError`` when there is no valid token."""
-        identity = self.identify(token)
+        identity = self.identify(token, interface, client)
         return self.principal(identity.name, identity.claims)
 
     def require_purpose(self, principal: Principal, purpose: str | None, sql: Any = None,
@@ -775,6 +819,10 @@ class Platform:
                 pending = self.audit.drain()
                 if pending is not None:
                     state.backend.append_table("query_log", pending)
+            if "system.login_failures" in plan.system_tables:
+                pending = self.logins.drain()
+                if pending is not None:
+                    state.backend.append_table("login_failures", pending)
             remaining = deadline - time.monotonic()  # the wait for a slot and the compile count
             if remaining <= 0:
                 raise admission.timed_out(timeout, f"waiting for a slot and compiling took {timeout - remaining:.2f} s")

@@ -79,7 +79,15 @@ VERIFIED_TOKENS = 10_000  # remembered tokens (least recently used first out)
 
 
 class TokenError(Exception):
-    """Why a JWT is refused (the message names the problem, never the token)."""
+    """Why a JWT is refused (the message names the problem, never the token); ``reason``: its category for
+    the log of failed logins (``governance.logins.REASONS``); ``claimed``: the principal the token claims,
+    unverified, and ``issuer``: the declared issuer it names, when known (both for that log)."""
+
+    def __init__(self, message: str, reason: str = "invalid_claims"):
+        super().__init__(message)
+        self.reason = reason
+        self.claimed: str | None = None
+        self.issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +210,7 @@ class KeyCache:
             found, fetched = self._find(ks, kid)
         if found is None:
             raise TokenError("the token's key id (kid) is not one of the issuer's keys" if kid is not None else
-                             "the token names no key id (kid) and the issuer publishes several keys")
+                             "the token names no key id (kid) and the issuer publishes several keys", "unknown_key")
         return found, ks, fetched
 
     @staticmethod
@@ -221,7 +229,7 @@ class KeyCache:
                 return  # another thread fetched it meanwhile
             if now - ks.tried < issuer.jwks_refresh_seconds:
                 if force:  # the last attempt failed a moment ago: do not hammer a failing identity provider
-                    raise TokenError("the identity provider's keys (JWKS) could not be fetched")
+                    raise TokenError("the identity provider's keys (JWKS) could not be fetched", "keys_unavailable")
                 return  # fetched a moment ago: an unknown kid does not fetch again before the interval
             ks.tried = now
             try:
@@ -249,16 +257,16 @@ class KeyCache:
                         raise TimeoutError
                 body = b"".join(chunks)
         except (urllib.error.URLError, OSError, ValueError):  # TimeoutError is an OSError
-            raise TokenError("the identity provider's keys (JWKS) could not be fetched") from None
+            raise TokenError("the identity provider's keys (JWKS) could not be fetched", "keys_unavailable") from None
         if len(body) > MAX_JWKS_BYTES:
-            raise TokenError("the identity provider's JWKS is too large")
+            raise TokenError("the identity provider's JWKS is too large", "keys_unavailable")
         try:
             data = json.loads(body)
             keys = data["keys"]
             if not isinstance(keys, list):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            raise TokenError("the identity provider's JWKS is not a JSON key set") from None
+            raise TokenError("the identity provider's JWKS is not a JSON key set", "keys_unavailable") from None
         out: dict[str | None, dict] = {}
         for k in keys:
             if isinstance(k, dict) and k.get("use", "sig") == "sig" and k.get("kty") in ("RSA", "EC", "OKP"):
@@ -289,47 +297,72 @@ def _verify(token: str, issuers: tuple[Issuer, ...], cache: KeyCache) -> tuple[C
     try:
         unverified = jwt.decode_complete(token, options={"verify_signature": False})
     except PyJWTError:
-        raise TokenError("not a well-formed JWT") from None
+        raise TokenError("not a well-formed JWT", "malformed_jwt") from None
+    try:
+        return _verify_decoded(token, unverified, issuers, cache)
+    except TokenError as e:  # for the log of failed logins: whom the token claims, unverified
+        e.issuer, e.claimed = _claimed(unverified["payload"], issuers)
+        raise
+
+
+def _claimed(payload: dict, issuers: tuple[Issuer, ...]) -> tuple[str | None, str | None]:
+    """(the declared issuer a token names, the principal it claims: its issuer's principal claim, else
+    ``sub``), unverified: for the log of failed logins only."""
+    iss = payload.get("iss")
+    issuer = next((i for i in issuers if isinstance(iss, str) and i.issuer == iss), None)
+    try:
+        name = _path(payload, issuer.principal_claim if issuer else "sub")
+    except Exception:  # noqa: BLE001 - a hostile payload's shape
+        name = None
+    if not isinstance(name, str):
+        return (issuer.issuer if issuer else None), None
+    return (issuer.issuer if issuer else None), (issuer.principal_prefix if issuer else "") + name
+
+
+def _verify_decoded(token: str, unverified: dict, issuers: tuple[Issuer, ...],
+                    cache: KeyCache) -> tuple[Claims, _KeySet, float]:
     header, iss = unverified["header"], unverified["payload"].get("iss")
     alg = header.get("alg")
     if not isinstance(alg, str):
-        raise TokenError("the token's header names no algorithm (alg)")
+        raise TokenError("the token's header names no algorithm (alg)", "malformed_jwt")
     if alg.lower() == "none":
-        raise TokenError("unsigned tokens (alg none) are refused")
+        raise TokenError("unsigned tokens (alg none) are refused", "algorithm_refused")
     if alg.startswith("HS"):
-        raise TokenError(f"symmetric algorithm {alg} is refused: identity providers sign with their private key")
+        raise TokenError(f"symmetric algorithm {alg} is refused: identity providers sign with their private key",
+                         "algorithm_refused")
     issuer = next((i for i in issuers if isinstance(iss, str) and i.issuer == iss), None)
     if issuer is None:
-        raise TokenError("the token's issuer (iss) is not one declared in governance.yaml")
+        raise TokenError("the token's issuer (iss) is not one declared in governance.yaml", "unknown_issuer")
     if alg not in issuer.algorithms or alg not in ASYMMETRIC:
-        raise TokenError(f"algorithm {alg} is not accepted for this issuer (accepted: {', '.join(issuer.algorithms)})")
+        raise TokenError(f"algorithm {alg} is not accepted for this issuer (accepted: {', '.join(issuer.algorithms)})",
+                         "algorithm_refused")
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
-        raise TokenError("the token's key id (kid) is not a string")
+        raise TokenError("the token's key id (kid) is not a string", "malformed_jwt")
     jwk, ks, fetched = cache.key(issuer, kid)
     if jwk.get("kty") != KEY_TYPES[alg[:2]] or (alg in EC_CURVES and jwk.get("crv") != EC_CURVES[alg]) \
             or (jwk.get("alg") not in (None, alg)):
-        raise TokenError(f"the issuer's key {kid or ''} is not a key for algorithm {alg}".replace("  ", " "))
+        raise TokenError(f"the issuer's key {kid or ''} is not a key for algorithm {alg}".replace("  ", " "), "unknown_key")
     try:
         key = jwt.PyJWK(jwk, alg)
     except (PyJWKError, InvalidKeyError, ValueError, TypeError):
-        raise TokenError("the issuer's key could not be read") from None
+        raise TokenError("the issuer's key could not be read", "unknown_key") from None
     try:
         claims = jwt.decode(token, key, algorithms=[alg], audience=list(issuer.audience), issuer=issuer.issuer,
                             leeway=issuer.leeway_seconds,
                             options={"require": ["exp", "iss", "aud"], "verify_signature": True})
     except jwt.ExpiredSignatureError:
-        raise TokenError("the token expired") from None
+        raise TokenError("the token expired", "expired") from None
     except jwt.ImmatureSignatureError:
-        raise TokenError("the token is not valid yet (nbf or iat in the future)") from None
+        raise TokenError("the token is not valid yet (nbf or iat in the future)", "not_yet_valid") from None
     except jwt.InvalidAudienceError:
-        raise TokenError(f"the token's audience (aud) is not {' or '.join(issuer.audience)}") from None
+        raise TokenError(f"the token's audience (aud) is not {' or '.join(issuer.audience)}", "wrong_audience") from None
     except jwt.InvalidIssuerError:
-        raise TokenError("the token's issuer (iss) is not one declared in governance.yaml") from None
+        raise TokenError("the token's issuer (iss) is not one declared in governance.yaml", "unknown_issuer") from None
     except jwt.MissingRequiredClaimError as e:
-        raise TokenError(f"the token has no {e.claim} claim") from None
+        raise TokenError(f"the token has no {e.claim} claim", "missing_claim") from None
     except jwt.InvalidSignatureError:
-        raise TokenError("the token's signature does not verify") from None
+        raise TokenError("the token's signature does not verify", "bad_signature") from None
     except PyJWTError as e:  # PyJWT's own words name the claim at fault, never its value
         raise TokenError(f"the token is not valid: {str(e)[:200] or type(e).__name__}") from None
     return _claims(issuer, claims), ks, fetched
@@ -363,13 +396,14 @@ def _strings(claims: dict, path: str | None, what: str) -> tuple[str, ...]:
 def _claims(issuer: Issuer, claims: dict) -> Claims:
     name = _path(claims, issuer.principal_claim)
     if not isinstance(name, str) or not name.strip():
-        raise TokenError(f"the token has no principal: claim {issuer.principal_claim!r} is missing or not a string")
+        raise TokenError(f"the token has no principal: claim {issuer.principal_claim!r} is missing or not a string",
+                         "missing_claim")
     name = issuer.principal_prefix + name
     if len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise TokenError(f"the token's principal claim {issuer.principal_claim!r} is not an acceptable name")
     if name.lower() in RESERVED_NAMES or name.lower().startswith(RESERVED_PREFIX):
         raise TokenError(f"the token's principal claim {issuer.principal_claim!r} names one of Quanta's own "
-                         "principals")
+                         "principals", "reserved_claim")
     attributes = {}
     for attr, path in issuer.attribute_claims:
         values = _strings(claims, path, f"attribute {attr}")
@@ -396,13 +430,13 @@ def check_claims(gov, claims: Claims) -> None:
     reserved = reserved_roles(gov)
     bad = [r for r in claims.roles if r in reserved]
     if bad:
-        raise TokenError(f"the token claims the role {bad[0]!r}, which only governance.yaml grants")
+        raise TokenError(f"the token claims the role {bad[0]!r}, which only governance.yaml grants", "reserved_claim")
     groups, people = _names(gov)
     if claims.name not in gov.principals and claims.name in groups:
-        raise TokenError("the token's principal is named like a group of the governance")
+        raise TokenError("the token's principal is named like a group of the governance", "reserved_claim")
     bad = [g for g in claims.groups if g in people]
     if bad:
-        raise TokenError(f"the token claims the group {bad[0]!r}, which is the name of a principal")
+        raise TokenError(f"the token claims the group {bad[0]!r}, which is the name of a principal", "reserved_claim")
 
 
 def _names(gov) -> tuple[frozenset[str], frozenset[str]]:

@@ -194,6 +194,18 @@ class TokenStore:
             return False
         return not row[0] or datetime.fromisoformat(row[0]) > datetime.now(timezone.utc)
 
+    def status(self, token_id: str) -> str | None:
+        """'active', 'revoked' or 'expired' for a token id the store knows, None for another (one indexed read;
+        the log of failed logins records only ids the store knows)."""
+        with self._lock:
+            row = self._db.execute("SELECT expires_at, revoked_at FROM tokens WHERE token_id = ?",
+                                   (token_id,)).fetchone()
+        if row is None:
+            return None
+        if row[1]:
+            return "revoked"
+        return "expired" if row[0] and datetime.fromisoformat(row[0]) <= datetime.now(timezone.utc) else "active"
+
     def list(self) -> list[TokenInfo]:
         with self._lock:
             rows = self._db.execute("SELECT token_id, principal, created_at, expires_at, revoked_at FROM tokens "

@@ -369,6 +369,8 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
                             exp.func("list_contains", exp.column("approvers"), me.copy()))
     elif tag[1] == "system" and tag[2] == "query_log" and not allowed(gov, ctx.principal, "audit"):
         condition = exp.EQ(this=exp.column("principal"), expression=exp.Literal.string(ctx.principal.name))
+    elif tag[1] == "system" and tag[2] == "login_failures" and not allowed(gov, ctx.principal, "audit"):
+        condition = exp.false()  # no principal was proven: auditors only (governance.logins)
     blanked = None
     if tag[1] == "system" and condition is None:  # observability: rows of readable datasets, figures of whole ones
         from ..system.observability import observability_figures, observability_filter

@@ -13,7 +13,9 @@ A session token is random, kept only in this server's memory, and tied to its pr
 it was opened with: it ends when that token is revoked or expires (checked on each call: one indexed read
 of the token store; a JWT's expiry), and after ``flight_session_timeout_seconds`` without a call. A refusal
 of a Quanta token says the same "invalid credentials" whatever was wrong, so a caller never learns whether a
-user exists; a JWT's refusal says why (expired, wrong audience...), which names no user.
+user exists; a JWT's refusal says why (expired, wrong audience...), which names no user. Every refusal is
+recorded (``platform.login_failed``: ``system.login_failures``), without the client's address, which a Flight
+middleware is not told.
 
 The principal is looked up on each call in the platform's current state, so a governance reload (roles,
 groups, attributes taken away) applies to the next call of an open client. A declared purpose travels as
@@ -132,6 +134,7 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
     def _start(self, info, headers) -> Caller:
         values = headers.get("authorization") or headers.get("Authorization") or []
         if len(values) != 1:
+            self.platform.login_failed("flight", "malformed_credentials" if values else "no_credentials")
             raise flight.FlightUnauthenticatedError(INVALID if values else "no credentials: " + INVALID[21:])
         scheme, _, credential = values[0].strip().partition(" ")
         credential = credential.strip()
@@ -145,6 +148,8 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
             if session is None or session.ended(self.platform):
                 if session is not None:
                     self.sessions.end(credential)
+                self.platform.login_failed("flight", "session_ended", session.principal if session else None,
+                                           token_id=session.token_id if session else None)
                 raise flight.FlightUnauthenticatedError("invalid credentials: the session ended (its token was "
                                                         "revoked or expired, or it was idle too long): log in again")
             return Caller(session.principal, purpose, claims=session.claims)
@@ -156,21 +161,25 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
                 padded = credential + "=" * (-len(credential) % 4)  # ADBC's Go driver sends it unpadded
                 user, sep, token = base64.b64decode(padded, validate=True).decode("utf-8").partition(":")
             except (binascii.Error, UnicodeDecodeError, ValueError):
+                self.platform.login_failed("flight", "malformed_credentials")
                 raise flight.FlightUnauthenticatedError("invalid credentials: malformed basic authentication") \
                     from None
-            identity = self._identify(token) if sep else None
-            if identity is None or identity.name != user:
+            if not sep:
+                self.platform.login_failed("flight", "malformed_credentials")  # no user: it may be the secret
                 raise flight.FlightUnauthenticatedError(INVALID)
+            identity = self._identify(token, user)
             answer = None
             if info.method == flight.FlightMethod.HANDSHAKE:
                 answer = self.sessions.open(user, identity.token_id, identity.claims, identity.expires_at)
             return Caller(user, purpose, answer, identity.claims)
+        self.platform.login_failed("flight", "malformed_credentials")
         raise flight.FlightUnauthenticatedError(INVALID)
 
-    def _identify(self, credential: str):
-        """``platform.identify``, its refusal as UNAUTHENTICATED (a JWT's says why; a Quanta token's never)."""
+    def _identify(self, credential: str, user: str | None = None):
+        """``platform.identify`` (which records a refusal; a middleware does not know the client's address),
+        its refusal as UNAUTHENTICATED (a JWT's says why; a Quanta token's never)."""
         try:
-            return self.platform.identify(credential)
+            return self.platform.identify(credential, "flight", None, user)
         except errors.AuthenticationError as e:
             if credential.startswith("qt_") or not e.message.startswith("JWT"):
                 raise flight.FlightUnauthenticatedError(INVALID) from None

@@ -3,7 +3,8 @@
 The token is a Quanta token or a JWT of an identity provider ``governance.yaml`` declares (``issuers``).
 The token store (salted hashes), the identity providers' keys and the principals belong to the platform;
 this module only reads the header and asks ``platform.authenticate``, which raises ``AuthenticationError``
-(401, saying why a JWT is refused, never echoing it).
+(401, saying why a JWT is refused, never echoing it) and records the refusal with the client's address
+(``system.login_failures``).
 """
 
 from __future__ import annotations
@@ -33,4 +34,4 @@ def optional_principal() -> Principal | None:
 def current_principal() -> Principal:
     """The authenticated principal of the request (raises ``AuthenticationError`` without a valid token)."""
     platform = current_app.extensions["quanta.platform"]
-    return platform.authenticate(bearer_token())
+    return platform.authenticate(bearer_token(), "http", request.remote_addr)  # a refusal is logged there

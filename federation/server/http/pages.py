@@ -67,7 +67,7 @@ def request_access(quantum: str, dataset: str):
     form = request.form
     status = 200
     try:
-        principal = platform.authenticate(form.get("token", "").strip() or None)
+        principal = platform.authenticate(form.get("token", "").strip() or None, "http", request.remote_addr)
         days = int(form.get("days") or 90)
         req = platform.request_access(principal, f"{quantum}.{dataset}", form.get("purpose") or None, days)
         outcome = {"ok": True, "message": f"Request {req.request_id} sent: {req.principal} asks to read "

@@ -444,6 +444,7 @@ class Connection:
             self.send(pm.negotiate_protocol_version(0, unsupported))
         user = options.get("user", "")
         if not user:
+            self.platform.login_failed("pgwire", "no_credentials", None, self.peer())
             self.send(pm.error_response("28000", "no PostgreSQL user name specified in startup packet", "FATAL"))
             self.flush()
             return False
@@ -479,7 +480,9 @@ class Connection:
         """Who the client proves to be (``auth``): SCRAM-SHA-256 with a Quanta token, or the password itself
         (AuthenticationCleartextPassword) when the mesh trusts identity providers and the connection is
         encrypted or local (``auth.password_login``): then a JWT or a Quanta token, checked by
-        ``platform.identify`` like every interface's credential."""
+        ``platform.identify`` like every interface's credential. Every refusal is recorded
+        (``platform.login_failed``: by ``identify`` for a password, here for a SCRAM exchange); a client that
+        hangs up (libpq asking for a password first) or times out is not a failed login."""
         if self.server.allow_cleartext or auth.password_login(self.platform, self.tls_active, self.sock):
             self.send(pm.AUTH_CLEARTEXT)
             self.flush()
@@ -488,13 +491,29 @@ class Connection:
                 raise pm.ProtocolViolation("expected a password message")
             password = pm.Buffer(body).cstring()
             try:
-                identity = self.platform.identify(password)
+                return self.platform.identify(password, "pgwire", self.peer(), user)
             except errors.AuthenticationError as e:  # a JWT's refusal says why (no user is named by it)
                 why = "" if password.startswith("qt_") else f": {e.message}"
                 raise auth.ScramError(f'password authentication failed for user "{user}"{why}') from None
-            if identity.name != user:
-                raise auth.ScramError(f'password authentication failed for user "{user}"')
-            return identity
+        try:
+            return self._scram(user)
+        except auth.ScramError as e:
+            reason = getattr(e, "reason", None) or ("wrong_password" if e.sqlstate == "28P01" else "protocol_error")
+            self.platform.login_failed("pgwire", reason, user, self.peer(), token_id=getattr(e, "token_id", None))
+            raise
+        except pm.ProtocolViolation:
+            self.platform.login_failed("pgwire", "protocol_error", user, self.peer())
+            raise
+
+    def peer(self) -> str | None:
+        """The client's address (None for a socket that has none)."""
+        try:
+            address = self.sock.getpeername()
+        except OSError:
+            return None
+        return str(address[0]) if isinstance(address, tuple) and address else None
+
+    def _scram(self, user: str) -> Identity:
         store = auth.store_for(self.platform)
         scram = auth.ScramServer(store, user)
         self.send(pm.authentication(10, pm.cstr(auth.MECHANISM) + b"\0"))
@@ -515,7 +534,10 @@ class Connection:
             raise pm.ProtocolViolation("expected a SASLResponse")
         verifier, final = scram.final(body.decode())
         if not auth.token_active(self.platform, verifier.token_id):
-            raise auth.ScramError(f'password authentication failed for user "{user}"')
+            refused = auth.ScramError(f'password authentication failed for user "{user}"')
+            refused.token_id = verifier.token_id  # a revoked or expired token of the store: its id is logged
+            refused.reason = "token_revoked_or_expired"
+            raise refused
         self.send(pm.authentication(12, final.encode()))
         return Identity(user, token_id=verifier.token_id)
 
@@ -555,6 +577,7 @@ class Connection:
             if kind == b"X":
                 return
             if kind in (b"Q", b"P", b"B", b"E", b"D") and self.token_revoked():  # the session ends with its token
+                self.platform.login_failed("pgwire", "session_ended", self._user, self.peer(), token_id=self._token_id)
                 self.send(pm.error_response("28P01", "the token of this connection was revoked or has expired",
                                             "FATAL"))
                 self.flush()
