@@ -683,7 +683,10 @@ class Platform:
         proof, an ended session). Never pass a credential or a part of one: ``token_id`` only for a token the
         store knows."""
         if self.logins is not None:
-            self.logins.record(interface, reason, claimed_user, issuer, token_id, client)
+            try:
+                self.logins.record(interface, reason, claimed_user, issuer, token_id, client)
+            except Exception:  # noqa: BLE001,S110 - the login is refused anyway; the refusal must stay a 401
+                pass
 
     def _identify(self, credential: str | None) -> Identity:
         """``identify`` without the record: a refusal's ``failure`` is (reason, claimed user, issuer, token id)."""

@@ -224,3 +224,17 @@ def test_flight_refusals_are_recorded(platform, keys, capfd):
     assert {r["reason"] for r in rows} <= {"expired", "user_mismatch", "malformed_credentials"}
     out, err = capfd.readouterr()
     assert_nowhere(expired, platform, rows, out, err)
+
+
+def test_failures_counted_before_an_exit_are_written(tmp_path):
+    import subprocess
+    import sys
+    code = ("from federation.governance import logins\n"
+            f"log = logins.LoginFailures(__import__('pathlib').Path({str(tmp_path / 'state.db')!r}))\n"
+            "for _ in range(4):\n"
+            "    log.record('pgwire', 'wrong_password', 'ana', client_address='127.0.0.1')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    log = logins.LoginFailures(tmp_path / "state.db")
+    rows = log.history().to_pylist()
+    assert [(r["reason"], r["claimed_user"], r["failures"]) for r in rows] == [("wrong_password", "ana", 4)]
+    log.close()

@@ -49,6 +49,7 @@ class IdP:
 
     def __init__(self, host: str = "127.0.0.1"):
         self.sets: dict[str, list[dict]] = {}
+        self.docs: dict[str, object] = {}  # path -> an OpenID configuration (a dict) or a raw body (bytes)
         self.moved_to = "http://192.0.2.1/jwks"  # where /moved redirects
         self.hits: dict[str, int] = {}
         idp = self
@@ -56,6 +57,15 @@ class IdP:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 idp.hits[self.path] = idp.hits.get(self.path, 0) + 1
+                if self.path in idp.docs:
+                    doc = idp.docs[self.path]
+                    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 if self.path == "/moved":
                     self.send_response(302)
                     self.send_header("Location", idp.moved_to)
@@ -376,6 +386,9 @@ def test_garbage_and_qt_tokens(platform, tokens):
     ({"issuer": ISSUER, "jwks_url": "https://idp.test/jwks"}, "issuers[0]", "audience"),
     ({"issuer": ISSUER, "audience": AUDIENCE, "jwks_url": "https://idp.test/jwks",
       "attribute_claims": {"roles": "roles"}}, "issuers[0].attribute_claims", "roles"),
+    # no jwks_url: the issuer's OpenID configuration is read from the issuer's address, which must be safe
+    ({"issuer": "http://idp.example.com/realms/x", "audience": AUDIENCE}, "issuers[0].issuer", "https://"),
+    ({"issuer": "https://idp.test/realms/x?a=1", "audience": AUDIENCE}, "issuers[0].issuer", "no query"),
 ])
 def test_bad_issuer_declarations_are_clear_errors(tmp_path, issuer, path, words):
     from meshkit import shop_mesh
@@ -563,3 +576,36 @@ def test_pgwire_jwt_needs_tls_off_loopback(platform, keys, tokens, tmp_path):
             assert conn.execute("select count(*) from crm.customers").fetchone() == (20,)
     finally:
         srv.stop()
+
+
+# -- OpenID Connect discovery: no jwks_url, the issuer's configuration names the keys ------------------------
+
+WELL_KNOWN = "/.well-known/openid-configuration"
+
+
+def test_an_issuer_without_jwks_url_discovers_its_keys(tmp_path, keys, idp):
+    good, liar, plain, broken = (f"{idp.url}/realms/{n}" for n in ("disc", "liar", "plain", "broken"))
+    idp.sets["/disc-keys"] = [public_jwk(keys["k2"], "k2")]
+    idp.docs["/realms/disc" + WELL_KNOWN] = {"issuer": good, "jwks_uri": f"{idp.url}/disc-keys"}
+    idp.docs["/realms/liar" + WELL_KNOWN] = {"issuer": "https://idp.test/realms/acme", "jwks_uri": f"{idp.url}/disc-keys"}
+    idp.docs["/realms/plain" + WELL_KNOWN] = {"issuer": plain, "jwks_uri": "http://192.0.2.1/keys"}
+    idp.docs["/realms/broken" + WELL_KNOWN] = b"<html>not json</html>"
+    governance = {**pgkit.shop_governance(), "issuers": [
+        {"issuer": i, "audience": AUDIENCE, "jwks_refresh_seconds": 0, "principal_claim": "preferred_username"}
+        for i in (good, liar, plain, broken)]}
+    platform = pgkit.governed_shop(tmp_path / "disc", governance=governance)
+    before = idp.hits.get("/disc-keys", 0)
+    identity = platform.identify(mint(keys, "ana", kid="k2", iss=good))
+    assert identity.name == "ana"
+    assert idp.hits["/realms/disc" + WELL_KNOWN] >= 1 and idp.hits["/disc-keys"] == before + 1
+    assert platform.identify(mint(keys, "pia", kid="k2", iss=good)).name == "pia"  # the keys are cached
+    assert idp.hits["/disc-keys"] == before + 1
+    # a configuration naming another issuer is not believed: its keys are not even fetched
+    refused(platform, mint(keys, "ana", kid="k2", iss=liar), "another issuer")
+    assert idp.hits["/disc-keys"] == before + 1
+    refused(platform, mint(keys, "ana", kid="k2", iss=plain), "jwks_uri", "https")
+    assert "/keys" not in idp.hits
+    refused(platform, mint(keys, "ana", kid="k2", iss=broken), "not JSON")
+    # a token of the discovering issuer signed by another key still fails its signature
+    refused(platform, mint(keys, "ana", kid="k2", key=keys["k1"], iss=good), "signature")
+

@@ -66,7 +66,7 @@ POLICY_SCHEMA = {
 _CLAIM = {"type": "string", "minLength": 1, "pattern": r"^[^\s]+$"}  # a claim's name or dotted path
 ISSUER_SCHEMA = {  # an OpenID Connect issuer whose JWTs identify principals (governance/oidc.py)
     "type": "object",
-    "required": ["issuer", "audience", "jwks_url"],
+    "required": ["issuer", "audience"],  # no jwks_url: discovered from the issuer's OpenID configuration
     "additionalProperties": False,
     "properties": {
         "issuer": {"type": "string", "minLength": 1},
@@ -277,11 +277,19 @@ def _issuers(raw: list, base: list, report: _Report) -> tuple[oidc.Issuer, ...]:
         path = base + ["issuers", i]
         if any(o.issuer == item["issuer"] for o in out):
             report.add(path + ["issuer"], f"issuer {item['issuer']!r} is declared twice")
-        problem = oidc.check_jwks_url(item["jwks_url"])
-        if problem:
-            report.add(path + ["jwks_url"], f"jwks_url of issuer {item['issuer']!r} {problem}")
+        if "jwks_url" in item:
+            problem = oidc.check_jwks_url(item["jwks_url"])
+            if problem:
+                report.add(path + ["jwks_url"], f"jwks_url of issuer {item['issuer']!r} {problem}")
+        else:  # its OpenID configuration names the keys: the issuer must be an address read safely
+            problem = oidc.check_jwks_url(item["issuer"])
+            if problem is None and ("?" in item["issuer"] or "#" in item["issuer"]):
+                problem = "must have no query or fragment (OpenID Connect Discovery)"
+            if problem:
+                report.add(path + ["issuer"], f"issuer {item['issuer']!r} has no jwks_url, and its OpenID "
+                                              f"configuration cannot be read from it: the issuer {problem}")
         out.append(oidc.Issuer(
-            item["issuer"], _tuple(item["audience"]), item["jwks_url"], item.get("principal_claim", "sub"),
+            item["issuer"], _tuple(item["audience"]), item.get("jwks_url"), item.get("principal_claim", "sub"),
             item.get("roles_claim"), item.get("groups_claim"), tuple((item.get("attribute_claims") or {}).items()),
             tuple(item.get("algorithms") or oidc.ASYMMETRIC), float(item.get("leeway_seconds", oidc.DEFAULT_LEEWAY)),
             float(item.get("jwks_cache_seconds", oidc.DEFAULT_CACHE)),

@@ -19,9 +19,11 @@ dictionary update under a lock. A state folder that cannot be written keeps the 
 
 from __future__ import annotations
 
+import atexit
 import sqlite3
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -105,6 +107,7 @@ class LoginFailures:
         self.problem: str | None = None
         if path is not None:
             self._db, self.problem = statedb.connect(Path(path), TABLE)
+        _OPEN.add(self)  # counted failures are written when the process exits
 
     def record(self, interface: str, reason: str, claimed_user: str | None = None, issuer: str | None = None,
                token_id: str | None = None, client_address: str | None = None) -> None:
@@ -200,6 +203,18 @@ class LoginFailures:
                 if self._db is not None:
                     self._db.close()
                     self._db = None
+
+
+_OPEN: "weakref.WeakSet[LoginFailures]" = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for log in list(_OPEN):
+        try:
+            log.flush()
+        except Exception:  # noqa: BLE001,S110 - exiting: nothing more to do
+            pass
 
 
 def _arrow(rows: list[tuple]) -> pa.Table:

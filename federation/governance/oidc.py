@@ -6,7 +6,7 @@ published keys (JWKS), and the principal their claims name.
     issuers:
       - issuer: https://idp.example.com/realms/acme   # the token's iss, exactly
         audience: quanta                              # the token's aud must hold it (a string or a list)
-        jwks_url: https://idp.example.com/realms/acme/protocol/openid-connect/certs
+        jwks_url: https://idp.example.com/realms/acme/protocol/openid-connect/certs  # default: discovered
         principal_claim: preferred_username           # default sub
         principal_prefix: ""                          # e.g. "partner:" so that this issuer names only its own
         roles_claim: realm_access.roles               # dotted paths into the claims; none by default
@@ -23,6 +23,9 @@ secret cannot happen), its ``kid`` must name a key of the issuer's JWKS whose ty
 signature, ``exp`` (required), ``nbf``, ``iat``, ``iss`` and ``aud`` are checked with the leeway. Errors say
 what is wrong without echoing the token or its claims; tokens are never logged.
 
+Without ``jwks_url``, the keys' address is the ``jwks_uri`` of the issuer's OpenID configuration
+(``<issuer>/.well-known/openid-configuration``), read on each fetch of the keys with the same rules; its
+``issuer`` must be the declared one, exactly (so the issuer itself must be an acceptable address).
 The JWKS is fetched over HTTPS (plain HTTP only from a loopback address) with a time-out and a size cap,
 kept ``jwks_cache_seconds``, and fetched again when a token names an unknown ``kid`` (a key rotation), at
 most once per ``REFRESH_INTERVAL`` seconds per issuer, so a flood of made-up key ids cannot hammer the
@@ -96,7 +99,7 @@ class Issuer:
 
     issuer: str
     audience: tuple[str, ...]
-    jwks_url: str
+    jwks_url: str | None  # None: read from the issuer's OpenID configuration (``discovery_url``)
     principal_claim: str = "sub"
     roles_claim: str | None = None
     groups_claim: str | None = None
@@ -124,6 +127,11 @@ def looks_like_jwt(token: str) -> bool:
     """Three base64url parts (JWS compact serialisation)."""
     parts = token.split(".")
     return len(parts) == 3 and all(parts[:2]) and len(token) < 16384
+
+
+def discovery_url(issuer: str) -> str:
+    """Where an issuer publishes its OpenID configuration (OpenID Connect Discovery 1.0, section 4)."""
+    return issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
 def check_jwks_url(url: str) -> str | None:
@@ -240,9 +248,10 @@ class KeyCache:
                     ks.current = ({}, ks.current[1])
                     raise
 
-    def _fetch(self, issuer: Issuer) -> dict[str | None, dict]:
-        self.fetches += 1
-        request = urllib.request.Request(issuer.jwks_url, headers={"Accept": "application/json"})
+    def _get(self, url: str, what: str) -> bytes:
+        """The body at ``url`` (an acceptable address: ``check_jwks_url``), within the time-out and the size cap;
+        ``TokenError`` naming ``what`` otherwise."""
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
         try:
             deadline = time.monotonic() + 2 * self.timeout  # the whole answer, not only each read (a slow drip)
             with _OPENER.open(request, timeout=self.timeout) as response:  # noqa: S310 - checked url
@@ -257,9 +266,36 @@ class KeyCache:
                         raise TimeoutError
                 body = b"".join(chunks)
         except (urllib.error.URLError, OSError, ValueError):  # TimeoutError is an OSError
-            raise TokenError("the identity provider's keys (JWKS) could not be fetched", "keys_unavailable") from None
+            raise TokenError(f"the identity provider's {what} could not be fetched", "keys_unavailable") from None
         if len(body) > MAX_JWKS_BYTES:
-            raise TokenError("the identity provider's JWKS is too large", "keys_unavailable")
+            raise TokenError(f"the identity provider's {what} is too large", "keys_unavailable")
+        return body
+
+    def jwks_url(self, issuer: Issuer) -> str:
+        """The issuer's JWKS address: declared, or the ``jwks_uri`` of its OpenID configuration (OpenID Connect
+        Discovery 1.0, read with the same rules as the keys), which must name the same issuer and an
+        acceptable address."""
+        if issuer.jwks_url:
+            return issuer.jwks_url
+        what = "OpenID configuration"
+        try:
+            config = json.loads(self._get(discovery_url(issuer.issuer), what))
+        except ValueError:
+            raise TokenError(f"the identity provider's {what} is not JSON", "keys_unavailable") from None
+        if not isinstance(config, dict) or config.get("issuer") != issuer.issuer:
+            raise TokenError(f"the identity provider's {what} names another issuer than {issuer.issuer}",
+                             "keys_unavailable")
+        url = config.get("jwks_uri")
+        if not isinstance(url, str) or not url:
+            raise TokenError(f"the identity provider's {what} has no jwks_uri", "keys_unavailable")
+        problem = check_jwks_url(url)
+        if problem:
+            raise TokenError(f"the jwks_uri of the identity provider's {what} {problem}", "keys_unavailable")
+        return url
+
+    def _fetch(self, issuer: Issuer) -> dict[str | None, dict]:
+        self.fetches += 1
+        body = self._get(self.jwks_url(issuer), "keys (JWKS)")
         try:
             data = json.loads(body)
             keys = data["keys"]
