@@ -153,6 +153,15 @@ def test_http_401s_are_recorded(platform, keys, capfd):
                               headers={"Authorization": f"Bearer {credential}"}, timeout=60)
             assert r.status_code == 401
         assert requests.post(server.url + "/api/v1/query", json={"sql": "select 1"}, timeout=60).status_code == 401
+        tokens = pgkit.issue_tokens(platform, ("aud", "ana"))
+        seen = {}
+        for who in ("aud", "ana"):  # over the same interface: an auditor sees the failures, a consumer none
+            r = requests.post(server.url + "/api/v1/query", headers={"Authorization": f"Bearer {tokens[who]}"},
+                              json={"sql": "select reason, claimed_user from system.login_failures"}, timeout=60)
+            assert r.status_code == 200, r.text
+            seen[who] = sorted(tuple(row) for row in r.json()["rows"])
+        assert seen["aud"] == [("expired", "ana"), ("no_credentials", None), ("unknown_token", None)]
+        assert seen["ana"] == []
     finally:
         server.stop()
     rows = failures(platform, where="interface = 'http'")
