@@ -4,7 +4,8 @@ restarts, and mirrored into the engine as ``system.query_log`` when someone read
 
 Entries hold the SQL the principal wrote and the rewritten SQL: both are free of data values that a
 policy hides (masks and filters are expressions; parameters are logged by count only), and tokens
-never appear in them.
+never appear in them. Failed logins, which prove no principal, have their own log (``logins``:
+``system.login_failures``, auditors only).
 """
 
 from __future__ import annotations

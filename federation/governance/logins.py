@@ -173,8 +173,9 @@ class LoginFailures:
             self._memory.extend(written)
             del self._memory[:-self.max_rows]
 
-    def history(self, limit: int = MAX_ROWS) -> pa.Table:
-        """The rows on disk (the newest ``limit``), for the engine's copy when a state is built."""
+    def history(self, limit: int = 100_000) -> pa.Table:
+        """The rows on disk (the newest ``limit``, as many as the audit log's copy), for the engine's copy when
+        a state is built."""
         with self._lock:
             self._flush_locked()
             if self._db is None or self.problem is not None:
