@@ -43,7 +43,7 @@ import sqlglot.expressions as exp
 from . import admission, errors, live
 from .catalog.loader import exclude, from_files, load_mesh, recording
 from .governance import audit
-from .governance.authorize import allowed
+from .governance.authorize import allowed, is_person
 from .governance.loader import check_expressions, load_governance
 from .governance.policies import Governance
 from .governance import logins, oidc
@@ -180,7 +180,8 @@ class Platform:
         named = self.approval_levels(ds.quantum, ds.name)
         levels, level = max(req.levels, len(named), 1), req.pending_level or 1
         if approve and levels > 1:  # each level by its own approvers, by name or group (owners do not stand in)
-            if level > len(named) or names_principal(named[level - 1], principal) is None:
+            person = is_person(self.state.governance, principal.name)
+            if level > len(named) or names_principal(named[level - 1], principal, person) is None:
                 who = ", ".join(named[level - 1]) if level <= len(named) else "nobody is named"
                 raise errors.AccessDenied(
                     f"{principal.name} may not give the level-{level} approval of access request {req.request_id} "

@@ -84,6 +84,14 @@ class _Named:
         return f"{self.quantum}.{self.name}"
 
 
+def is_person(gov: Governance, name: str) -> bool:
+    """Whether approvers naming ``name`` name this principal: approvers name users and groups alike, so a name
+    counts only for a person the governance knows (a principal of governance.yaml, an owner of a quantum). A
+    name only an identity provider asserts may equal a group only the identity provider knows (a user named
+    ``stewards``): such a principal is an approver through its groups only."""
+    return name in gov.principals or any(name in owners for owners in gov.owners.values())
+
+
 def allowed(source: Any, principal: Principal, action: str, resource: Any = None, *,
             what: str | None = None) -> Decision:
     """May ``principal`` do ``action`` on ``resource``? ``source`` is a ``Platform`` or a ``Governance``;
@@ -126,7 +134,7 @@ def allowed(source: Any, principal: Principal, action: str, resource: Any = None
     # approve
     approvers = gov.approvers(ds)
     owners = gov.owners.get(ds.quantum.lower(), ())
-    if principal.name in approvers:
+    if principal.name in approvers and is_person(gov, principal.name):
         return Decision(True, f"{principal.name} is an approver of {ds.qualified_name}")
     group = next((g for g in principal.groups if g in approvers), None)
     if group is not None:

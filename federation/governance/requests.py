@@ -134,9 +134,10 @@ def approval_levels(mesh, governance, quantum: str, dataset: str) -> list[tuple[
     return [tuple(first or second)] if (first or second) else []
 
 
-def names_principal(names, principal) -> str | None:
-    """How ``principal`` is among ``names`` (its name, or one of its groups), or ``None``."""
-    if principal.name in names:
+def names_principal(names, principal, person: bool = True) -> str | None:
+    """How ``principal`` is among ``names`` (its name, or one of its groups), or ``None``; its name counts only
+    when ``person`` (``authorize.is_person``: a name only an identity provider asserts may be a group's)."""
+    if person and principal.name in names:
         return principal.name
     return next((f"group {g}" for g in principal.groups if g in names), None)
 

@@ -27,7 +27,7 @@ import sqlglot.expressions as exp
 from ..catalog.model import Dataset
 from ..catalog.model import custom_property as _custom
 from ..errors import AccessDenied
-from ..governance.authorize import allowed
+from ..governance.authorize import allowed, is_person
 from ..governance.policies import Decision
 from .context import Context, swap
 from .verify import canonical_select, canonical_wrapper
@@ -365,8 +365,13 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
     if tag[1] == "system" and tag[2] == "access_requests" and not (
             allowed(gov, ctx.principal, "review_requests")):
         me = exp.Literal.string(ctx.principal.name)
+        # an approver by name (a person the governance knows) or through a group (the claims' groups too)
+        mine = [exp.Literal.string(g) for g in ctx.principal.groups]
         condition = exp.or_(exp.EQ(this=exp.column("principal"), expression=me),
-                            exp.func("list_contains", exp.column("approvers"), me.copy()))
+                            exp.func("list_contains", exp.column("approvers"), me.copy())
+                            if is_person(gov, ctx.principal.name) else exp.false(),
+                            exp.func("list_has_any", exp.column("approvers"), exp.Array(expressions=mine))
+                            if mine else exp.false())
     elif tag[1] == "system" and tag[2] == "query_log" and not allowed(gov, ctx.principal, "audit"):
         condition = exp.EQ(this=exp.column("principal"), expression=exp.Literal.string(ctx.principal.name))
     elif tag[1] == "system" and tag[2] == "login_failures" and not allowed(gov, ctx.principal, "audit"):
