@@ -21,6 +21,9 @@ EVENTS = {
     "version_refused": "an onboarding batch was refused (nothing published)",
     "slo_breached": "an SLO of a dataset became breached",
     "quality_failed": "quality rules of a dataset failed",
+    "quarantine_held": "an onboarding kept rows of a batch in quarantine (held until released or dropped)",
+    "quarantine_released": "rows of a quarantine batch passed the rules again and were published",
+    "quarantine_dropped": "a quarantine batch was discarded",
 }
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_ATTEMPTS = 12

@@ -70,7 +70,9 @@ from .webhook_config import DEFAULT_TIMEOUT, EVENTS, Hook, check_config, hooks_o
 log = logging.getLogger("quanta.webhooks")
 
 CONTROL_KINDS = {"version_published": "version_published", "onboarding_failed": "version_refused",
-                 "slo_breached": "slo_breached", "check_failed": "quality_failed"}  # control.db kind -> event
+                 "slo_breached": "slo_breached", "check_failed": "quality_failed",
+                 "quarantine_held": "quarantine_held", "quarantine_released": "quarantine_released",
+                 "quarantine_dropped": "quarantine_dropped"}  # control.db kind -> event
 FILE = "webhooks.db"
 BASE_DELAY = 2.0
 MAX_DELAY = 1800.0
@@ -150,6 +152,12 @@ def _control_body(e: dict) -> dict | None:
         except (ValueError, AttributeError):
             run_id = None
         body["run_id"] = str(run_id) if run_id is not None else None
+    if kind.startswith("quarantine_"):  # the batch's id only: its counts and rules are for those who read it
+        try:
+            ident = (json.loads(e["details"]) or {}).get("quarantine") if e["details"] else None
+        except (ValueError, AttributeError):
+            ident = None
+        body["quarantine"] = str(ident) if ident is not None else None
     return body
 
 

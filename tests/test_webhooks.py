@@ -441,3 +441,31 @@ def test_demo_events_never_carry_demo_values(demo_path, tmp_path, receiver):
     assert any("@" in v for v in values)  # the e-mails are among them
     everything = b"".join(r["body"] for r in recv.requests).decode()
     assert [v for v in values if v in everything] == []
+
+
+def test_quarantine_events_name_the_batch_and_carry_no_value(tmp_path, receiver):
+    """An onboarding that holds rows back, and the batch dropped: quarantine_held and quarantine_dropped name the
+    batch (its id), never its rows, counts or rules' failing values."""
+    from federation.onboarding import quarantine
+
+    recv = receiver()
+    root = with_hooks(lab_mesh(tmp_path / "lab"), [{"name": "q", "url": recv.url, "secret_env": ENV, "timeout": 5,
+                                                   "events": ["quarantine_held", "quarantine_dropped"]}])
+    p = Platform(root)
+    dev = p.principal("dev")
+    mails = [f"kept.person{i}@hidden.example" for i in range(1, 11)]
+    mails[3] = "not-an-address-held-back"  # fails the email rule whose onFailure is quarantine
+    report = onboard(p, "lab.items", items(10, mail=mails), dev)
+    assert report.quarantined == 1
+    quarantine.drop(p, "lab.items.v1", dev)
+    deliverer = Deliverer(p, interval=0.05, base_delay=0.05).start()
+    try:
+        wait_for(lambda: len(recv.accepted()) >= 2)
+    finally:
+        deliverer.stop()
+    bodies = [verified(r) for r in recv.accepted()]
+    assert [(b["kind"], b["quarantine"], b["version"]) for b in bodies] == [
+        ("quarantine_held", "lab.items.v1", 1), ("quarantine_dropped", "lab.items.v1", 1)]
+    everything = b"".join(r["body"] for r in recv.requests).decode()
+    assert "not-an-address-held-back" not in everything and not any(m in everything for m in mails)
+    assert "rows" not in bodies[0] and "rules" not in bodies[0]

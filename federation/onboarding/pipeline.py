@@ -414,7 +414,12 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
                 kind="version_published", quantum=ds.quantum, dataset=ds.name, version=version,
                 principal=principal.name, message=f"{ds.qualified_name} v{version} published: "
                 f"{report.rows_published} rows" + (f", {report.quarantined} quarantined" if report.quarantined else ""),
-                details={"quality": summary, "warnings": report.warnings})] + changed, contract=snapshot,
+                details={"quality": summary, "warnings": report.warnings})] + ([dict(
+                    kind="quarantine_held", quantum=ds.quantum, dataset=ds.name, version=version, principal=principal.name,
+                    message=f"{report.quarantined} row(s) of {ds.qualified_name} v{version} held in quarantine "
+                    f"{ds.quantum}.{ds.name}.v{version}",
+                    details={"quarantine": f"{ds.quantum}.{ds.name}.v{version}".lower(), "rows": report.quarantined,
+                             "rules": quarantine_counts})] if report.quarantined else []) + changed, contract=snapshot,
             also=also)
         _step("committed", None)
         _retention(platform, store, ds, folder)  # versions beyond versions_kept expire (their files stay a while)
