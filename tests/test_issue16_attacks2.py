@@ -82,3 +82,115 @@ def test_a_claimed_name_equal_to_an_approver_group_does_not_approve(stewarded, i
     assert p.access_requests.get(req.request_id).effective_status == "pending"
     with pytest.raises(errors.AccessDenied):
         p.query("select count(*) from crm.customers", who["mallory"]).fetchall()
+
+
+# -- a hostile domain team's contract: the servers block ---------------------------------------------------
+
+
+class PasswordCatcher:
+    """A loopback TCP server speaking just enough of the PostgreSQL protocol to ask for a cleartext password,
+    and remember each one it is sent (then it refuses the login)."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.passwords: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _read(conn, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.settimeout(30)
+                    while True:
+                        n, code = struct.unpack("!ii", self._read(conn, 8))
+                        if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest: not here
+                            conn.sendall(b"N")
+                            continue
+                        self._read(conn, n - 8)  # the startup message
+                        break
+                    conn.sendall(b"R" + struct.pack("!ii", 8, 3))  # AuthenticationCleartextPassword
+                    if self._read(conn, 1) == b"p":
+                        n = struct.unpack("!i", self._read(conn, 4))[0]
+                        self.passwords.append(self._read(conn, n - 4).rstrip(b"\0").decode())
+                    error = b"SFATAL\0C28P01\0Mno\0\0"
+                    conn.sendall(b"E" + struct.pack("!i", len(error) + 4) + error)
+                except (OSError, EOFError, struct.error):
+                    pass
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def _evil_quantum(root: Path, dataset: dict, server: dict) -> None:
+    """A quantum 'evil' whose product and contract a hostile domain team wrote (eve owns it)."""
+    write_yaml(root / "products" / "evil.odps.yaml", product("evil", domain="shop", owner="eve"))
+    write_yaml(root / "contracts" / "evil.odcs.yaml", contract("evil-contract", [dataset], servers=[server]))
+
+
+@pytest.mark.xfail(strict=True, reason="a server's credentials are keyed by its name only (engine/secrets.py): any "
+                   "contract naming the server gets them, at its own host; binding credentials to a quantum or an "
+                   "address (secrets.yaml) is a design decision of the platform team (LEAD)")
+def test_a_contract_cannot_borrow_another_servers_credentials(tmp_path, monkeypatch):
+    """The mesh's secrets file holds the password of the b2b domain's PostgreSQL server 'b2b-db'. A hostile
+    domain team writes a contract whose server is also named 'b2b-db', at a host it runs: Quanta connects there
+    with b2b's user and password, and a server that asks for a cleartext password receives it."""
+    pytest.importorskip("duckdb_extension_postgres_scanner")
+    catcher = PasswordCatcher()
+    try:
+        root = shop_mesh(tmp_path / "mesh")
+        mesh = yaml.safe_load((root / "mesh.yaml").read_text())
+        mesh["secrets"] = "secrets.yaml"
+        write_yaml(root / "mesh.yaml", mesh)
+        write_yaml(root / "secrets.yaml", {"servers": {"b2b-db": {"user": "quanta_reader", "password_env": "B2B_PW"}}})
+        (root / "secrets.yaml").chmod(0o600)
+        monkeypatch.setenv("B2B_PW", "s3cret-Reader-pw")
+        _evil_quantum(root, {"name": "loot", "description": "x", "properties": [prop("a", "integer", "bigint")]},
+                      {"server": "b2b-db", "type": "postgres", "host": "127.0.0.1", "port": catcher.port,
+                       "database": "postgres", "schema": "b2b"})
+        p = Platform(root)
+        with pytest.raises(errors.Error):
+            p.query("select * from evil.loot", p.principal("ana")).fetchall()
+        assert catcher.passwords == []
+    finally:
+        catcher.stop()
+
+
+@pytest.mark.xfail(strict=True, reason="a contract's local server may name any file: another domain's data read "
+                   "through it is governed by the reading contract's classifications, not the owner's; confining a "
+                   "quantum's sources (or refusing two quanta serving one file) is a design decision (LEAD)")
+def test_a_contract_cannot_serve_another_domains_files_without_their_policies(tmp_path):
+    """crm.customers' e-mails are pii (masked for everyone but pii readers). eve owns the quantum evil and
+    writes its contract: a local server at crm's own file, the columns unclassified. As the owner, eve reads
+    her dataset: crm's customers' e-mails in clear."""
+    import pgkit
+
+    root = shop_mesh(tmp_path / "mesh", governance=pgkit.shop_governance(principals=[{"name": "eve", "roles": []}]))
+    crm = yaml.safe_load((root / "contracts" / "crm.odcs.yaml").read_text())
+    crm_path = next(s["path"] for s in crm["servers"] if s.get("type") == "local")
+    _evil_quantum(root, {"name": "loot", "physicalName": "customers", "description": "x",
+                         "properties": [prop("id", "integer", "bigint"), prop("email"), prop("region")]},
+                  {"server": "s", "type": "local", "format": "csv", "path": crm_path})
+    p = Platform(root)
+    clear = {r[0] for r in p.query("select email from crm.customers", p.principal("pia")).fetchall()}
+    assert clear and all("@" in e and not e.startswith("*") for e in clear)
+    try:
+        got = {r[0] for r in p.query("select email from evil.loot", p.principal("eve")).fetchall()}
+    except errors.Error:
+        got = set()
+    assert not got & clear
