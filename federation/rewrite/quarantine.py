@@ -27,21 +27,9 @@ META = ("_quanta_reason", "_quanta_version", "_quanta_row")
 
 
 def _readable(ctx: Context, ds) -> bool:
-    from ..catalog.model import custom_property
-    from ..governance.authorize import allowed
+    from ..governance.listing import readable_in
 
-    gov = ctx.namespace.governance
-    if gov is not None and not allowed(gov, ctx.principal, "read", ds):
-        return False
-    contract = ctx.namespace.mesh.contracts.get(ds.contract_id)
-    if contract is None:
-        return True
-    if (contract.status or "").lower() == "retired":
-        return False
-    purposes = custom_property(contract.raw.get("customProperties"), "purposes")
-    if purposes:
-        return ctx.purpose in [str(p) for p in (purposes if isinstance(purposes, list) else [purposes])]
-    return True
+    return readable_in(ctx.namespace.governance, ctx.namespace.mesh, ctx.principal, ds, ctx.purpose)
 
 
 def expand(table: exp.Table, ctx: Context, resolve_pinned) -> None:
