@@ -194,3 +194,39 @@ def test_a_contract_cannot_serve_another_domains_files_without_their_policies(tm
     except errors.Error:
         got = set()
     assert not got & clear
+
+
+# -- quarantine ---------------------------------------------------------------------------------------------
+
+
+def test_quarantined_rows_keep_the_classification_they_were_held_under(tmp_path):
+    """lab.items v1 holds 3 rows in quarantine under contract 1.0.0, where email is pii (masked for ana). The
+    owner then publishes 2.0.0, where email is no longer pii: the pinned version v1 stays masked (the stricter
+    of its contract and today's), and so must the rows held under 1.0.0, in the quarantine relation and in
+    system.quarantine."""
+    from onboardkit import items, lab_mesh
+    from test_pinned_contracts import v2_contract
+    from test_quarantine import MAILS
+
+    from federation.onboarding import onboard
+
+    root = lab_mesh(tmp_path / "lab")
+    p = Platform(root)
+    assert onboard(p, "lab.items", items(8, mail=MAILS), p.principal("dev")).quarantined == 3
+    path = root / "contracts" / "lab.odcs.yaml"
+    data = yaml.safe_load(path.read_text())
+    v2_contract(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = Platform(root)
+    batch = items(8).drop_columns(["code"]).rename_columns(["id", "name", "rating", "mail", "kind"])
+    assert onboard(p, "lab.items", batch, p.principal("dev")).version == 2
+
+    def read(sql, user="ana"):
+        return [r[0] for r in p.query(sql, p.principal(user)).fetchall()]
+
+    assert read("select email from lab.items where id = 1") == ["user1@example.com"]  # 2.0.0: not pii
+    assert set(read('select email from lab."items@v1"')) == {"****"}  # 1.0.0: pii
+    assert read('select email from lab."items@quarantine" order by id', "pia") == ["bad", "x y", "zz"]
+    assert read('select email from lab."items@quarantine"') == ["****"] * 3
+    rows = read('select "row" from system.quarantine')
+    assert len(rows) == 3 and not any(m in r for r in rows for m in ('"bad"', '"x y"', '"zz"')), rows

@@ -26,28 +26,36 @@ def batch_id(quantum: str, dataset: str, version: int) -> str:
     return f"{quantum.lower()}.{dataset.lower()}.v{version}"
 
 
-def quarantine_dataset(ds: Dataset) -> Dataset:
+SNAPSHOTS = "_quanta_snapshots"  # in a quarantine dataset's raw: the contracts its held batches came under
+
+
+def quarantine_dataset(ds: Dataset, snapshots: tuple[Dataset, ...] = ()) -> Dataset:
     """``ds`` with the three quarantine columns after its own (no classification, no tags: they hold rule
-    names and numbers, not data); governed as ``ds`` (same quantum, name and contract)."""
+    names and numbers, not data); governed as ``ds`` (same quantum, name and contract), and as strictly as the
+    contract of each held batch's version (``snapshots``: a column declassified since is still masked in the
+    rows held under the contract that classified it, as a pinned version is: ``rewrite/secure.py``)."""
     n = len(ds.columns)
     extra = [Column(REASON, n + 1, "VARCHAR", description="The rules the row fails"),
              Column(VERSION, n + 2, "BIGINT", description="The version the row was kept out of (its batch)"),
              Column(ROW, n + 3, "BIGINT", description="The row's number in its batch")]
-    return dataclasses.replace(ds, columns=list(ds.columns) + extra)
+    return dataclasses.replace(ds, columns=list(ds.columns) + extra, raw={**ds.raw, SNAPSHOTS: snapshots})
 
 
 def held(batches: list[dict]) -> list[dict]:
     return [b for b in batches if b["status"] == "held" and b["path"] and Path(b["path"]).exists()]
 
 
-def register(mesh: Mesh, backend, state_dir: Path, relations: dict, datasets: dict) -> None:
+def register(mesh: Mesh, backend, state_dir: Path, relations: dict, datasets: dict, snapshot_dataset) -> None:
     """Create ``<quantum>."<dataset>@quarantine"`` over the held batches of each dataset that has some, and add
-    it to the pinned relations (``relations``/``datasets``, keyed ``(quantum, dataset, "quarantine")``)."""
+    it to the pinned relations (``relations``/``datasets``, keyed ``(quantum, dataset, "quarantine")``);
+    ``snapshot_dataset`` (``serving``'s) describes a dataset as the contract snapshot of a batch's version."""
     if not Store.exists(state_dir):
         return
     store = Store.open(state_dir)
     try:
         batches = held(store.quarantine_batches())
+        snapshots = {(b["quantum"], b["dataset"], b["version"]): store.contract_snapshot(
+            b["quantum"], b["dataset"], b["version"]) for b in batches}
     finally:
         store.close()
     by_dataset: dict[tuple[str, str], list[dict]] = {}
@@ -81,4 +89,5 @@ def register(mesh: Mesh, backend, state_dir: Path, relations: dict, datasets: di
             continue
         key = (ds.quantum.lower(), ds.name.lower(), SUFFIX)
         relations[key] = backend.relation(ds.quantum, view)
-        datasets[key] = quarantine_dataset(ds)
+        datasets[key] = quarantine_dataset(ds, tuple(snapshot_dataset(ds, snapshots[(q, d, b["version"])])
+                                                     for b in found if snapshots.get((q, d, b["version"]))))

@@ -118,7 +118,7 @@ def register_pinned(mesh: Mesh, backend, state_dir: Path) -> tuple[dict[tuple[st
             datasets[key] = pinned
     from .quarantine_relation import register  # quantum."dataset@quarantine": the held quarantined rows, read alike
 
-    register(mesh, backend, state_dir, relations, datasets)
+    register(mesh, backend, state_dir, relations, datasets, snapshot_dataset)
     return relations, datasets
 
 

@@ -79,17 +79,29 @@ def _pinned_decision(gov, ctx: Context, today: Dataset, pinned: Dataset, version
     the snapshot's classification and tags and today's (the same column: same name, else same data name)."""
     import dataclasses
 
-    by_name = {c.name.lower(): c for c in today.columns}
-    by_source = {c.source_name.lower(): c for c in today.columns}
-    now = [by_name.get(c.name.lower()) or by_source.get(c.source_name.lower()) for c in pinned.columns]
-    shadow = dataclasses.replace(pinned, columns=[
-        dataclasses.replace(c, classification=t.classification, tags=t.tags) if t is not None else c
-        for c, t in zip(pinned.columns, now)])
+    from ..onboarding.quarantine_relation import SNAPSHOTS
+
+    def shadow(of: Dataset) -> Dataset:
+        by_name = {c.name.lower(): c for c in of.columns}
+        by_source = {c.source_name.lower(): c for c in of.columns}
+        now = [by_name.get(c.name.lower()) or by_source.get(c.source_name.lower()) for c in pinned.columns]
+        return dataclasses.replace(pinned, columns=[
+            dataclasses.replace(c, classification=t.classification, tags=t.tags) if t is not None else c
+            for c, t in zip(pinned.columns, now)])
+
     then = gov.decide(ctx.principal, pinned, f"v{version}")
-    also = gov.decide(ctx.principal, shadow, f"v{version}+today")
-    columns = [a if STRICTNESS[a.access] >= STRICTNESS[b.access] else b for a, b in zip(then.columns, also.columns)]
-    names = {pol.name for pol, _ in then.filters}
-    return Decision(pinned, then.grant, columns, then.filters + [f for f in also.filters if f[0].name not in names])
+    columns, filters = list(then.columns), list(then.filters)
+    # today's contract, and for a quarantine the contract of each held batch's version (a column declassified
+    # since stays masked in the rows held under the contract that classified it)
+    others = [("today", today)] + [(None, s) for s in pinned.raw.get(SNAPSHOTS) or ()]
+    for variant, of in others:
+        seen = shadow(of)  # a snapshot's variant names what decides (the decisions are cached by variant)
+        variant = variant or repr([(c.name, c.classification, c.tags) for c in seen.columns])
+        also = gov.decide(ctx.principal, seen, f"v{version}+{variant}")
+        columns = [a if STRICTNESS[a.access] >= STRICTNESS[b.access] else b for a, b in zip(columns, also.columns)]
+        names = {pol.name for pol, _ in filters}
+        filters += [f for f in also.filters if f[0].name not in names]
+    return Decision(pinned, then.grant, columns, filters)
 
 
 def _contract_constraints(ds: Dataset, ctx: Context, node: exp.Expression) -> None:
