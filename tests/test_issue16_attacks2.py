@@ -17,7 +17,6 @@ from meshkit import contract, product, prop, shop_mesh, write_yaml
 from federation import errors
 from federation.platform import Platform
 
-
 # -- OIDC identities and the approval workflow ------------------------------------------------------------
 
 
@@ -230,3 +229,42 @@ def test_quarantined_rows_keep_the_classification_they_were_held_under(tmp_path)
     assert read('select email from lab."items@quarantine"') == ["****"] * 3
     rows = read('select "row" from system.quarantine')
     assert len(rows) == 3 and not any(m in r for r in rows for m in ('"bad"', '"x y"', '"zz"')), rows
+
+
+def test_an_empty_quarantine_tells_a_filtered_reader_nothing(tmp_path):
+    """ana's row filter (kinds) hides the rows of kind b. Whether a held batch of kind-b rows exists must not
+    show: the quarantine relation reads the same (no row, the same columns) whether a hidden row is held or
+    nothing is (an error 'has no rows in quarantine' told her, and so did a column missing from one of them)."""
+    from meshkit import write_yaml as _write
+    from onboardkit import items, lab_mesh
+    from test_quarantine import GOV
+
+    from federation.onboarding import onboard
+    from federation.onboarding import quarantine as Q
+
+    root = lab_mesh(tmp_path / "lab")
+    _write(root / "governance.yaml", GOV)
+    p = Platform(root)
+    probes = ['select * from lab."items@quarantine"', 'select _quanta_reason, _quanta_row from lab."items@quarantine"',
+              'select count(*) from lab."items@quarantine"', "select count(*) from system.quarantine"]
+
+    def seen(user="ana"):
+        out = []
+        for sql in probes:
+            try:
+                result = p.query(sql, p.principal(user))
+                out.append((result.columns, result.fetchall()))
+            except errors.Error as e:
+                out.append(type(e).__name__)
+        return out
+
+    never = seen()  # nothing onboarded yet
+    assert never[2][1] == [(0,)], never
+    # row 2 (kind b) fails the e-mail rule: one held row, hidden from ana
+    report = onboard(p, "lab.items", items(5, mail=["a@b.c", "bad", "c@d.e", "f@g.h", "i@j.k"]), p.principal("dev"))
+    assert report.quarantined == 1
+    assert p.query('select kind from lab."items@quarantine"', p.principal("pia")).fetchall() == [("b",)]
+    held = seen()
+    Q.drop(p, "lab.items.v1", p.principal("dev"))
+    assert held == never == seen()
+    assert seen("out") == ["AccessDenied"] * 3 + [(["count_star()"], [(0,)])]

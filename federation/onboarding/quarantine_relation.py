@@ -49,6 +49,9 @@ def register(mesh: Mesh, backend, state_dir: Path, relations: dict, datasets: di
     """Create ``<quantum>."<dataset>@quarantine"`` over the held batches of each dataset that has some, and add
     it to the pinned relations (``relations``/``datasets``, keyed ``(quantum, dataset, "quarantine")``);
     ``snapshot_dataset`` (``serving``'s) describes a dataset as the contract snapshot of a batch's version."""
+    for ds in mesh.datasets():  # an empty quarantine has the same columns (rewrite/resolve.py reads it empty)
+        if ds.source is not None:
+            datasets[(ds.quantum.lower(), ds.name.lower(), SUFFIX)] = quarantine_dataset(ds)
     if not Store.exists(state_dir):
         return
     store = Store.open(state_dir)

@@ -96,15 +96,18 @@ def register_pinned(mesh: Mesh, backend, state_dir: Path) -> tuple[dict[tuple[st
     (quantum, dataset, N) -> backend relation, and -> that version's dataset (``snapshot_dataset``)."""
     from ..engine.registry import register_version_view
 
+    from .quarantine_relation import register  # quantum."dataset@quarantine": the held quarantined rows, read alike
+
+    relations, datasets = {}, {}
     if not Store.exists(state_dir):
-        return {}, {}
+        register(mesh, backend, state_dir, relations, datasets, snapshot_dataset)  # empty quarantines
+        return relations, datasets
     store = Store.open(state_dir)
     try:
         kept = [(v, store.contract_snapshot(v.quantum, v.dataset, v.version)) for v in store.versions()
                 if v.status in KEPT_STATUSES]
     finally:
         store.close()
-    relations, datasets = {}, {}
     for v, snapshot in kept:
         ds = mesh.dataset(v.quantum, v.dataset)
         if ds is None or ds.source is None:
@@ -116,8 +119,6 @@ def register_pinned(mesh: Mesh, backend, state_dir: Path) -> tuple[dict[tuple[st
             key = (v.quantum, v.dataset, v.version)
             relations[key] = backend.relation(ds.quantum, pinned_name(ds.name, v.version))
             datasets[key] = pinned
-    from .quarantine_relation import register  # quantum."dataset@quarantine": the held quarantined rows, read alike
-
     register(mesh, backend, state_dir, relations, datasets, snapshot_dataset)
     return relations, datasets
 

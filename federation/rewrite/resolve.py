@@ -228,10 +228,15 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
     pinned = ctx.namespace.pinned
     number = "quarantine" if quarantine else int(version[1:])
     relation = pinned.get((ds.quantum.lower(), ds.name.lower(), number))
-    if relation is None and not _may_read(ctx, ds):  # refused by the governance pass, as a relation that exists
-        # is: whether rows are held, which versions are kept, is not for whoever may not read the dataset
+    if relation is None and (quarantine or not _may_read(ctx, ds)):
+        # refused by the governance pass, as a relation that exists is: whether rows are held, which versions
+        # are kept, is not for whoever may not read the dataset. A reader reads an empty quarantine: an error
+        # would tell one whose row filter hides some held rows that they exist
+        from ..onboarding.quarantine_relation import quarantine_dataset
+
+        shown = quarantine_dataset(ds).columns if quarantine else ds.columns
         nulls = ", ".join(f"CAST(NULL AS {c.data_type}) AS {exp.to_identifier(c.name, quoted=True).sql('duckdb')}"
-                          for c in ds.columns) or "NULL AS _none"
+                          for c in shown) or "NULL AS _none"
         inner = exp.select("*").from_(exp.Subquery(this=sqlglot.parse_one(f"SELECT {nulls} WHERE false",
                                                                          read="duckdb"),
                                                    alias=exp.TableAlias(this=exp.to_identifier("_none"))))
@@ -239,11 +244,10 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
         subquery = exp.Subquery(this=inner, alias=alias.copy() if alias else exp.TableAlias(
             this=exp.to_identifier(ds.name)))
         ctx.read(ds.quantum, ds.name)
-        ctx.mark(subquery, ("derived", ds.quantum.lower(), ds.name.lower()))
+        key = (ds.quantum.lower(), ds.name.lower(), number)
+        ctx.mark(subquery, ("derived",) + (key if quarantine and key in ctx.namespace.pinned_datasets else key[:2]))
         swap(table, subquery)
         return True
-    if relation is None and quarantine:
-        raise ctx.error(UnknownObject, f"{ds.qualified_name} has no rows in quarantine", table)
     if relation is None:
         have = sorted(v for (q, d, v) in pinned if (q, d) == (ds.quantum.lower(), ds.name.lower())
                       and isinstance(v, int))
