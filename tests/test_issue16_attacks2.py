@@ -268,3 +268,44 @@ def test_an_empty_quarantine_tells_a_filtered_reader_nothing(tmp_path):
     Q.drop(p, "lab.items.v1", p.principal("dev"))
     assert held == never == seen()
     assert seen("out") == ["AccessDenied"] * 3 + [(["count_star()"], [(0,)])]
+
+
+# -- quality figures of columns a reader may not see ------------------------------------------------------
+
+
+def test_quality_figures_of_hidden_columns_are_not_shown(tmp_path):
+    """ana may not see score (denied) and sees e-mails masked. The contract's rules measure them: a rule the
+    schema implies (score.maximum, from logicalTypeOptions; an ODCS v3.2 enum implies one alike), a SQL rule over score ('select
+    max(score)': its measured value is the largest score) and one over the e-mails. In system.quality_results
+    she sees those rules and their status, never their figures; pia, who sees both in clear, sees them."""
+    from onboardkit import items, lab_mesh
+    from test_quarantine import GOV
+
+    from federation.onboarding import onboard
+
+    root = lab_mesh(tmp_path / "lab")
+    write_yaml(root / "governance.yaml", {**GOV, "policies": [x for x in GOV["policies"] if x["name"] != "kind-scope"]})
+    path = root / "contracts" / "lab.odcs.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["schema"][0]["quality"] += [
+        {"type": "sql", "name": "max_score", "query": "select max(score) from {object}", "mustBeLessThan": 1000,
+         "severity": "warning"},
+        {"type": "sql", "name": "shortest_mail", "query": "select min(length(email)) from {object}",
+         "mustBeLessThan": 1000, "severity": "warning"}]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = Platform(root)
+    onboard(p, "lab.items", items(8, score=[1.0, 2, 3, 4, 5, 6, 7, 77.25]), p.principal("dev"))
+    with pytest.raises(errors.AccessDenied):
+        p.query("select max(score) from lab.items", p.principal("ana"))
+
+    def figures(user):
+        sql = ("select rule, status, measured, failing_rows from system.quality_results where rule in "
+               "('max_score', 'shortest_mail', 'score.maximum', 'id.required', 'rowCount') order by rule")
+        return {r[0]: r[1:] for r in p.query(sql, p.principal(user)).fetchall()}
+
+    assert figures("pia") == {"id.required": ("pass", 0.0, 0), "max_score": ("pass", 77.25, None),
+                              "rowCount": ("pass", 8.0, None), "score.maximum": ("pass", 0.0, 0),
+                              "shortest_mail": ("pass", 17.0, None)}
+    assert figures("ana") == {"id.required": ("pass", 0.0, 0), "max_score": ("pass", None, None),
+                              "rowCount": ("pass", 8.0, None), "score.maximum": ("pass", None, None),
+                              "shortest_mail": ("pass", None, None)}

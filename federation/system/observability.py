@@ -7,7 +7,8 @@
   for their queries, ``authorize.allowed(..., "read", dataset)``). Counts, measured values and failure
   messages are computed on every row of the dataset: someone who may not read it learns nothing of it
   here, and a reader whose row filter hides part of it sees its rows with those figures NULL
-  (``observability_figures``).
+  (``observability_figures``). So does a reader of a quality rule on a column masked or denied for them, and
+  of a SQL rule of a dataset with such a column (its measured value may be any aggregate: ``max(salary)``).
 - ``events``: an event about an access request (``access_requested``, ``access_granted``,
   ``access_denied``, any ``access...`` kind) is shown as ``system.access_requests`` shows the request:
   to the requester, the dataset's approvers and the quantum's owners, auditors and data engineers. Any
@@ -61,11 +62,30 @@ def observability_figures(gov: Governance | None, mesh: Mesh, principal: Princip
     rows themselves (rule, status, time) stay. None when nothing is blanked."""
     if gov is None or table not in FIGURES:
         return None
-    partial = {ds.qualified_name.lower() for ds in mesh.datasets()
-               if may_read(gov, principal, ds) and any(_hides_rows(f) for _, f in gov.decide(principal, ds).filters)}
-    if not partial:
+    partial, hidden = set(), {}
+    for ds in mesh.datasets():
+        if not may_read(gov, principal, ds):
+            continue
+        decision = gov.decide(principal, ds)
+        if any(_hides_rows(f) for _, f in decision.filters):
+            partial.add(ds.qualified_name.lower())
+        unseen = sorted(d.column.name.lower() for d in decision.columns if d.access != "visible")
+        if unseen:
+            hidden[ds.qualified_name.lower()] = unseen
+    blank = _in(partial) if partial else None
+    if table == "quality_results" and hidden:  # a rule's figures on a column masked or denied for the reader,
+        # and a SQL rule's (any aggregate: 'select max(salary) ...' measured the largest salary)
+        key = _key()
+        on_hidden = exp.or_(*[exp.and_(exp.EQ(this=key.copy(), expression=exp.Literal.string(d)), exp.paren(exp.or_(
+            exp.EQ(this=exp.column("type"), expression=exp.Literal.string("sql")),
+            exp.func("list_has_any", exp.func("string_split", exp.Lower(this=exp.func(
+                "coalesce", exp.column("column", quoted=True), exp.Literal.string(""))), exp.Literal.string(", ")),
+                exp.Array(expressions=[exp.Literal.string(c) for c in cols])))))
+            for d, cols in sorted(hidden.items())])
+        blank = on_hidden if blank is None else exp.or_(blank, on_hidden)
+    if blank is None:
         return None
-    return [exp.alias_(exp.If(this=_in(partial), true=exp.Null(), false=exp.column(c, quoted=True)), c, quoted=True)
+    return [exp.alias_(exp.If(this=blank.copy(), true=exp.Null(), false=exp.column(c, quoted=True)), c, quoted=True)
             for c in FIGURES[table]]
 
 
@@ -124,6 +144,10 @@ def _in(datasets: set[str]) -> exp.Expression:
     about none, which hides it)."""
     if not datasets:
         return exp.false()
-    key = exp.DPipe(this=exp.DPipe(this=exp.Lower(this=exp.column("quantum")), expression=exp.Literal.string(".")),
-                    expression=exp.Lower(this=exp.column("dataset")))
-    return exp.In(this=key, expressions=[exp.Literal.string(d) for d in sorted(datasets)])
+    return exp.In(this=_key(), expressions=[exp.Literal.string(d) for d in sorted(datasets)])
+
+
+def _key() -> exp.Expression:
+    """``lower(quantum) || '.' || lower(dataset)``: the row's dataset."""
+    return exp.DPipe(this=exp.DPipe(this=exp.Lower(this=exp.column("quantum")), expression=exp.Literal.string(".")),
+                     expression=exp.Lower(this=exp.column("dataset")))
