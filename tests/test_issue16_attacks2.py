@@ -208,6 +208,7 @@ def test_quarantined_rows_keep_the_classification_they_were_held_under(tmp_path)
     from test_quarantine import MAILS
 
     from federation.onboarding import onboard
+    from federation.onboarding import quarantine as Q
 
     root = lab_mesh(tmp_path / "lab")
     p = Platform(root)
@@ -229,6 +230,17 @@ def test_quarantined_rows_keep_the_classification_they_were_held_under(tmp_path)
     assert read('select email from lab."items@quarantine"') == ["****"] * 3
     rows = read('select "row" from system.quarantine')
     assert len(rows) == 3 and not any(m in r for r in rows for m in ('"bad"', '"x y"', '"zz"')), rows
+    # 2.0.0 renamed score to rating (the data keeps its name): the held rows' scores are their ratings, and a
+    # release re-checks and publishes them under today's names (not an engine error, not NULL ratings)
+    assert read('select rating from lab."items@quarantine" order by id', "pia") == [1.0, 3.0, 8.0]
+    data = yaml.safe_load(path.read_text())
+    email = next(c for c in data["schema"][0]["properties"] if c["name"] == "email")
+    email["quality"][0]["arguments"] = {"pattern": "^[^ ]+$"}  # a fixed rule: only 'x y' (row 3) still fails
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = Platform(root)
+    report, summary = Q.release(p, "lab.items.v1", p.principal("dev"))
+    assert summary["rows"] == 1 and summary["released_into"] == report.version
+    assert read("select count(*) from lab.items where rating is null", "pia") == [0]
 
 
 def test_an_empty_quarantine_tells_a_filtered_reader_nothing(tmp_path):

@@ -37,7 +37,7 @@ from .. import errors
 from ..catalog.model import Dataset
 from ..engine.duckdb_backend import literal, quote
 from .common import dataset_of, remove_tree, store_of
-from .quarantine_relation import REASON, ROW, VERSION, batch_id, relation_name  # noqa: F401 - re-exported
+from .quarantine_relation import REASON, ROW, VERSION, batch_id, held_column, relation_name  # noqa: F401 - re-exported
 from .store import Store
 
 class NothingToRelease(errors.Conflict):
@@ -167,6 +167,14 @@ def release(platform, ident: str, principal):
         try:
             con.execute(f"CREATE TABLE _held AS SELECT * FROM read_parquet({literal(b['path'])})")
             have = {r[0].lower() for r in con.execute("DESCRIBE _held").fetchall()}
+            # columns renamed since the batch was held: their data under today's names (the rules read those)
+            snapshot = store_of(platform).contract_snapshot(ds.quantum, ds.name, b["version"])
+            then = serving.snapshot_dataset(ds, snapshot) if snapshot else None
+            for c in ds.columns:
+                was = held_column(c, then, have)
+                if was is not None and was.lower() != c.name.lower():
+                    con.execute(f"ALTER TABLE _held RENAME COLUMN {quote(was)} TO {quote(c.name)}")
+                    have = (have - {was.lower()}) | {c.name.lower()}
             if ROW not in have:
                 con.execute(f"ALTER TABLE _held ADD COLUMN {quote(ROW)} BIGINT")
                 con.execute(f"UPDATE _held SET {quote(ROW)} = rowid + 1")

@@ -41,6 +41,17 @@ def quarantine_dataset(ds: Dataset, snapshots: tuple[Dataset, ...] = ()) -> Data
     return dataclasses.replace(ds, columns=list(ds.columns) + extra, raw={**ds.raw, SNAPSHOTS: snapshots})
 
 
+def held_column(c: Column, then: Dataset | None, have: set[str]) -> str | None:
+    """The column of a batch's file (lower-case names ``have``) holding today's column ``c``: its name, else the
+    name the batch's contract (``then``, its snapshot) gave the same data (renamed since: same data name)."""
+    if c.name.lower() in have:
+        return c.name
+    for t in then.columns if then is not None else ():
+        if t.source_name.lower() == c.source_name.lower() and t.name.lower() in have:
+            return t.name
+    return None
+
+
 def held(batches: list[dict]) -> list[dict]:
     return [b for b in batches if b["status"] == "held" and b["path"] and Path(b["path"]).exists()]
 
@@ -68,7 +79,8 @@ def register(mesh: Mesh, backend, state_dir: Path, relations: dict, datasets: di
         ds = mesh.dataset(q, d)
         if ds is None or ds.source is None:
             continue
-        parts = []
+        parts, thens = [], {b["version"]: snapshot_dataset(ds, snapshots[(q, d, b["version"])])
+                            for b in found if snapshots.get((q, d, b["version"]))}
         for b in found:
             try:
                 backend.allow_path(b["path"])
@@ -76,8 +88,9 @@ def register(mesh: Mesh, backend, state_dir: Path, relations: dict, datasets: di
                     f"DESCRIBE SELECT * FROM read_parquet({literal(b['path'])})").fetchall()}
             except Exception:  # noqa: BLE001 - an unreadable batch file is left out, the others are served
                 continue
-            cols = [f"TRY_CAST({quote(c.name)} AS {c.data_type}) AS {quote(c.name)}" if c.name.lower() in have
-                    else f"CAST(NULL AS {c.data_type}) AS {quote(c.name)}" for c in ds.columns]
+            names = [held_column(c, thens.get(b["version"]), have) for c in ds.columns]
+            cols = [f"TRY_CAST({quote(n)} AS {c.data_type}) AS {quote(c.name)}" if n is not None
+                    else f"CAST(NULL AS {c.data_type}) AS {quote(c.name)}" for c, n in zip(ds.columns, names)]
             cols.append(f"CAST({quote(REASON)} AS VARCHAR) AS {quote(REASON)}")
             cols.append(f"CAST({int(b['version'])} AS BIGINT) AS {quote(VERSION)}")
             cols.append(f"CAST({quote(ROW)} AS BIGINT) AS {quote(ROW)}" if ROW in have
@@ -92,5 +105,4 @@ def register(mesh: Mesh, backend, state_dir: Path, relations: dict, datasets: di
             continue
         key = (ds.quantum.lower(), ds.name.lower(), SUFFIX)
         relations[key] = backend.relation(ds.quantum, view)
-        datasets[key] = quarantine_dataset(ds, tuple(snapshot_dataset(ds, snapshots[(q, d, b["version"])])
-                                                     for b in found if snapshots.get((q, d, b["version"]))))
+        datasets[key] = quarantine_dataset(ds, tuple(thens.values()))
