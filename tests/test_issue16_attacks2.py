@@ -321,3 +321,42 @@ def test_quality_figures_of_hidden_columns_are_not_shown(tmp_path):
     assert figures("ana") == {"id.required": ("pass", 0.0, 0), "max_score": ("pass", None, None),
                               "rowCount": ("pass", 8.0, None), "score.maximum": ("pass", None, None),
                               "shortest_mail": ("pass", None, None)}
+
+
+def test_slo_figures_of_a_hidden_element_column_are_not_shown(tmp_path):
+    """The latency SLA of lab.items is measured on seen_at, denied to ana: its measured value is the newest
+    seen_at, to the microsecond, and its message says how old it is. ana sees the SLA's status, not those."""
+    import datetime as dt
+
+    import pyarrow as pa
+    from onboardkit import items, lab_mesh
+    from test_quarantine import GOV
+
+    from federation.onboarding import control, onboard
+
+    root = lab_mesh(tmp_path / "lab")
+    deny = {"name": "seen-hidden", "kind": "deny", "on": {"column": "seen_at", "dataset": "lab.items"},
+            "unless": {"roles": ["pii_reader"]}}
+    write_yaml(root / "governance.yaml", {**GOV, "policies": [x for x in GOV["policies"] if x["name"] != "kind-scope"]
+                                          + [deny]})
+    path = root / "contracts" / "lab.odcs.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["schema"][0]["properties"].append(prop("seen_at", "timestamp", "timestamp"))
+    data["slaProperties"] = [{"property": "frequency", "value": 1, "unit": "d"},
+                             {"property": "latency", "value": 2, "unit": "d", "element": "items.seen_at"}]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = Platform(root)
+    newest = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1, microseconds=4321)
+    onboard(p, "lab.items", items(3, seen_at=pa.array([newest - dt.timedelta(days=1), newest, newest],
+                                                       pa.timestamp("us"))), p.principal("dev"))
+    control.evaluate_slos(p, [p.mesh.dataset("lab", "items")])
+
+    def slos(user, table):
+        sql = f"select property, measured, message from system.{table} order by property"
+        return {r[0]: r[1:] for r in p.query(sql, p.principal(user)).fetchall()}
+
+    for table in ("slo_status", "slo_history"):
+        seen = slos("pia", table)["latency"]
+        assert seen[0].startswith(newest.isoformat()) and "newest seen_at" in seen[1], seen
+        assert slos("ana", table)["latency"] == (None, None)
+        assert slos("ana", table)["frequency"] == slos("pia", table)["frequency"]  # measured on versions

@@ -8,7 +8,8 @@
   messages are computed on every row of the dataset: someone who may not read it learns nothing of it
   here, and a reader whose row filter hides part of it sees its rows with those figures NULL
   (``observability_figures``). So does a reader of a quality rule on a column masked or denied for them, and
-  of a SQL rule of a dataset with such a column (its measured value may be any aggregate: ``max(salary)``).
+  of a SQL rule of a dataset with such a column (its measured value may be any aggregate: ``max(salary)``),
+  and of an SLA measured on such a column (latency, retention: its newest or oldest value).
 - ``events``: an event about an access request (``access_requested``, ``access_granted``,
   ``access_denied``, any ``access...`` kind) is shown as ``system.access_requests`` shows the request:
   to the requester, the dataset's approvers and the quantum's owners, auditors and data engineers. Any
@@ -83,10 +84,35 @@ def observability_figures(gov: Governance | None, mesh: Mesh, principal: Princip
                 exp.Array(expressions=[exp.Literal.string(c) for c in cols])))))
             for d, cols in sorted(hidden.items())])
         blank = on_hidden if blank is None else exp.or_(blank, on_hidden)
+    if table in ("slo_status", "slo_history") and hidden:  # latency, retention: the newest or oldest value of
+        # their element column, masked or denied for the reader ('2026-12-01T07:02:00' of last_login)
+        on_hidden = _slo_on_hidden(mesh, hidden)
+        if on_hidden is not None:
+            blank = on_hidden if blank is None else exp.or_(blank, on_hidden)
     if blank is None:
         return None
     return [exp.alias_(exp.If(this=blank.copy(), true=exp.Null(), false=exp.column(c, quoted=True)), c, quoted=True)
             for c in FIGURES[table]]
+
+
+def _slo_on_hidden(mesh: Mesh, hidden: dict[str, list[str]]) -> exp.Expression | None:
+    """The rows of the SLO tables measured on a column of ``hidden`` (dataset -> its columns masked or denied
+    for the reader): the properties whose element column is one of them."""
+    from ..quality.slo import _element_column, properties_for
+
+    rows = []
+    for ds in mesh.datasets():
+        unseen = hidden.get(ds.qualified_name.lower())
+        contract = mesh.contracts.get(ds.contract_id) if unseen else None
+        if contract is None:
+            continue
+        props = sorted({str(p["property"]).lower() for p in properties_for(contract.raw, ds)
+                        if (c := _element_column(p, ds)) is not None and c.name.lower() in unseen})
+        if props:
+            rows.append(exp.and_(exp.EQ(this=_key(), expression=exp.Literal.string(ds.qualified_name.lower())),
+                                 exp.In(this=exp.Lower(this=exp.column("property")),
+                                        expressions=[exp.Literal.string(x) for x in props])))
+    return exp.or_(*rows) if rows else None
 
 
 def approvable(gov: Governance, mesh: Mesh, principal: Principal) -> set[str]:
