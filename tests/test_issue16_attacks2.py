@@ -142,32 +142,106 @@ def _evil_quantum(root: Path, dataset: dict, server: dict) -> None:
     write_yaml(root / "contracts" / "evil.odcs.yaml", contract("evil-contract", [dataset], servers=[server]))
 
 
-@pytest.mark.xfail(strict=True, reason="a server's credentials are keyed by its name only (engine/secrets.py): any "
-                   "contract naming the server gets them, at its own host; binding credentials to a quantum or an "
-                   "address (secrets.yaml) is a design decision of the platform team (LEAD)")
-def test_a_contract_cannot_borrow_another_servers_credentials(tmp_path, monkeypatch):
-    """The mesh's secrets file holds the password of the b2b domain's PostgreSQL server 'b2b-db'. A hostile
-    domain team writes a contract whose server is also named 'b2b-db', at a host it runs: Quanta connects there
-    with b2b's user and password, and a server that asks for a cleartext password receives it."""
-    pytest.importorskip("duckdb_extension_postgres_scanner")
-    catcher = PasswordCatcher()
-    try:
-        root = shop_mesh(tmp_path / "mesh")
+def _b2b_and_evil(root: Path, b2b_port: int, evil_port: int, secrets: dict | None) -> None:
+    """The b2b domain's quantum reads its PostgreSQL server 'b2b-db' (at ``b2b_port``); eve's quantum evil
+    names its own server 'b2b-db' too, at a host she runs (``evil_port``)."""
+    if secrets is not None:
         mesh = yaml.safe_load((root / "mesh.yaml").read_text())
         mesh["secrets"] = "secrets.yaml"
         write_yaml(root / "mesh.yaml", mesh)
-        write_yaml(root / "secrets.yaml", {"servers": {"b2b-db": {"user": "quanta_reader", "password_env": "B2B_PW"}}})
+        write_yaml(root / "secrets.yaml", {"servers": secrets})
         (root / "secrets.yaml").chmod(0o600)
-        monkeypatch.setenv("B2B_PW", "s3cret-Reader-pw")
-        _evil_quantum(root, {"name": "loot", "description": "x", "properties": [prop("a", "integer", "bigint")]},
-                      {"server": "b2b-db", "type": "postgres", "host": "127.0.0.1", "port": catcher.port,
-                       "database": "postgres", "schema": "b2b"})
-        p = Platform(root)
-        with pytest.raises(errors.Error):
-            p.query("select * from evil.loot", p.principal("ana")).fetchall()
-        assert catcher.passwords == []
-    finally:
-        catcher.stop()
+    write_yaml(root / "products" / "b2b.odps.yaml", product("b2b", domain="shop"))
+    write_yaml(root / "contracts" / "b2b.odcs.yaml", contract("b2b-contract", [
+        {"name": "accounts", "description": "x", "properties": [prop("a", "integer", "bigint")]}], servers=[
+        {"server": "b2b-db", "type": "postgres", "host": "127.0.0.1", "port": b2b_port, "database": "postgres",
+         "schema": "b2b"}]))
+    _evil_quantum(root, {"name": "loot", "description": "x", "properties": [prop("a", "integer", "bigint")]},
+                  {"server": "b2b-db", "type": "postgres", "host": "127.0.0.1", "port": evil_port,
+                   "database": "postgres", "schema": "b2b"})
+
+
+@pytest.fixture
+def catchers():
+    pytest.importorskip("duckdb_extension_postgres_scanner")
+    b2b, evil = PasswordCatcher(), PasswordCatcher()
+    yield b2b, evil
+    b2b.stop()
+    evil.stop()
+
+
+PW = "s3cret-Reader-pw"
+
+
+def test_a_contract_cannot_borrow_another_servers_credentials(tmp_path, monkeypatch, catchers):
+    """The mesh's secrets file holds the password of the b2b domain's PostgreSQL server 'b2b-db', unscoped (the
+    form of earlier meshes). A hostile domain team writes a contract whose server is also named 'b2b-db', at a
+    host it runs: it must not receive b2b's password. Two quanta declare the name, so the unscoped credentials
+    are nobody's: neither server is sent them, and each quantum has a problem saying how to scope them."""
+    b2b, evil = catchers
+    root = shop_mesh(tmp_path / "mesh")
+    monkeypatch.setenv("B2B_PW", PW)
+    _b2b_and_evil(root, b2b.port, evil.port, {"b2b-db": {"user": "quanta_reader", "password_env": "B2B_PW"}})
+    p = Platform(root)
+    with pytest.raises(errors.Error):
+        p.query("select * from evil.loot", p.principal("ana")).fetchall()
+    assert evil.passwords == [] and b2b.passwords == []
+    for quantum in ("b2b", "evil"):
+        [problem] = [x for x in p.mesh.problems if x.quantum == quantum]
+        assert problem.file == f"contracts/{quantum}.odcs.yaml" and problem.path == "servers[0]", problem
+        assert "not scoped to a quantum" in problem.message and f"'{quantum}/b2b-db'" in problem.message
+        assert f"QUANTA_{quantum.upper()}__B2B_DB_PASSWORD" in problem.message
+    assert PW not in repr(p.mesh.problems)
+    # the same, the password in the environment unscoped (QUANTA_B2B_DB_PASSWORD)
+    (root / "secrets.yaml").unlink()
+    monkeypatch.setenv("QUANTA_B2B_DB_PASSWORD", PW)
+    p = Platform(root)
+    assert {x.quantum for x in p.mesh.problems if "not scoped to a quantum" in x.message} == {"b2b", "evil"}
+    assert evil.passwords == [] and b2b.passwords == []
+
+
+@pytest.mark.parametrize("form", ["file", "env"])
+def test_scoped_credentials_go_to_their_quantum_only(tmp_path, monkeypatch, catchers, form):
+    """Scoped to b2b (secrets file key 'b2b/b2b-db', or QUANTA_B2B__B2B_DB_PASSWORD): b2b's server receives the
+    password, eve's server of the same name nothing (and evil is not refused for ambiguity: it has no
+    credentials, scoped or not). An unscoped entry next to the scoped one stays nobody's."""
+    b2b, evil = catchers
+    root = shop_mesh(tmp_path / "mesh")
+    monkeypatch.setenv("B2B_PW", PW)
+    if form == "file":
+        secrets = {"b2b/b2b-db": {"user": "quanta_reader", "password_env": "B2B_PW"}}
+    else:
+        secrets = None
+        monkeypatch.setenv("QUANTA_B2B__B2B_DB_USER", "quanta_reader")
+        monkeypatch.setenv("QUANTA_B2B__B2B_DB_PASSWORD", PW)
+    _b2b_and_evil(root, b2b.port, evil.port, secrets)
+    p = Platform(root)
+    assert b2b.passwords == [PW] and evil.passwords == []
+    assert not [x for x in p.mesh.problems if "scoped" in x.message], p.mesh.problems
+    assert {x.quantum for x in p.mesh.problems} == {"b2b", "evil"}  # the catchers refuse every login
+    assert PW not in repr(p.mesh.problems)
+
+
+def test_credentials_bound_to_an_address_are_sent_there_only(tmp_path, monkeypatch, catchers):
+    """An unscoped entry with host and port: when only evil declares the server name (b2b's quantum not in the
+    mesh yet), the unscoped entry would be evil's; its address binding keeps it from eve's host."""
+    b2b, evil = catchers
+    root = shop_mesh(tmp_path / "mesh")
+    monkeypatch.setenv("B2B_PW", PW)
+    _b2b_and_evil(root, b2b.port, evil.port, {"b2b-db": {"user": "quanta_reader", "password_env": "B2B_PW",
+                                                         "host": "127.0.0.1", "port": b2b.port}})
+    (root / "contracts" / "b2b.odcs.yaml").unlink()
+    (root / "products" / "b2b.odps.yaml").unlink()
+    p = Platform(root)
+    [problem] = [x for x in p.mesh.problems if x.quantum == "evil"]
+    assert "bound to another address" in problem.message and problem.path == "servers[0]"
+    assert evil.passwords == [] and b2b.passwords == []
+    # b2b's own contract, at the bound address, receives them
+    _b2b_and_evil(root, b2b.port, evil.port, None)
+    (root / "contracts" / "evil.odcs.yaml").unlink()
+    (root / "products" / "evil.odps.yaml").unlink()
+    Platform(root)
+    assert b2b.passwords == [PW] and evil.passwords == []
 
 
 @pytest.mark.xfail(strict=True, reason="a contract's local server may name any file: another domain's data read "
@@ -360,3 +434,37 @@ def test_slo_figures_of_a_hidden_element_column_are_not_shown(tmp_path):
         assert seen[0].startswith(newest.isoformat()) and "newest seen_at" in seen[1], seen
         assert slos("ana", table)["latency"] == (None, None)
         assert slos("ana", table)["frequency"] == slos("pia", table)["frequency"]  # measured on versions
+
+
+def test_rule_figures_quoted_in_events_and_versions_are_not_shown(tmp_path):
+    """A batch refused by a SQL rule over score (denied to ana) records 'rule max_score failed: measured
+    77.25' in the onboarding_failed event and the failed version's message: ana, a reader of lab.items, sees
+    the event and the version (kind, status), not those texts; pia sees them."""
+    from onboardkit import items, lab_mesh
+    from test_quarantine import GOV
+
+    from federation.onboarding import onboard
+    from federation.onboarding.pipeline import OnboardingRejected
+
+    root = lab_mesh(tmp_path / "lab")
+    write_yaml(root / "governance.yaml", {**GOV, "policies": [x for x in GOV["policies"] if x["name"] != "kind-scope"]})
+    path = root / "contracts" / "lab.odcs.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["schema"][0]["quality"].append({"type": "sql", "name": "max_score", "query": "select max(score) from {object}",
+                                         "mustBeLessThan": 50, "severity": "error"})
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = Platform(root)
+    onboard(p, "lab.items", items(5), p.principal("dev"))
+    with pytest.raises(OnboardingRejected):
+        onboard(p, "lab.items", items(5, score=[1.0, 2, 3, 4, 77.25]), p.principal("dev"))
+
+    def texts(user):
+        events = p.query("select kind, message, details from system.events where kind = 'onboarding_failed'",
+                         p.principal(user)).fetchall()
+        versions = p.query("select status, message from system.versions where version = 2",
+                           p.principal(user)).fetchall()
+        return events, versions
+
+    events, versions = texts("pia")
+    assert "77.25" in str(events) and "77.25" in str(versions)
+    assert texts("ana") == ([("onboarding_failed", None, None)], [("failed", None)])

@@ -9,7 +9,9 @@
   here, and a reader whose row filter hides part of it sees its rows with those figures NULL
   (``observability_figures``). So does a reader of a quality rule on a column masked or denied for them, and
   of a SQL rule of a dataset with such a column (its measured value may be any aggregate: ``max(salary)``),
-  and of an SLA measured on such a column (latency, retention: its newest or oldest value).
+  and of an SLA measured on such a column (latency, retention: its newest or oldest value). The texts that
+  quote such figures (``system.versions.message``, the message and details of an ``onboarding_failed``,
+  ``version_published`` or ``slo_breached`` event) are NULL for a reader of a dataset with such a column.
 - ``events``: an event about an access request (``access_requested``, ``access_granted``,
   ``access_denied``, any ``access...`` kind) is shown as ``system.access_requests`` shows the request:
   to the requester, the dataset's approvers and the quantum's owners, auditors and data engineers. Any
@@ -55,6 +57,10 @@ FIGURES = {"quality_results": ("measured", "failing_rows", "message"), "slo_stat
            "events": ("message", "details")}
 
 
+# the events whose message or details quote quality rule figures or an SLO's measure
+QUOTING_EVENTS = ("onboarding_failed", "version_published", "slo_breached")
+
+
 def observability_figures(gov: Governance | None, mesh: Mesh, principal: Principal,
                           table: str) -> list[exp.Expression] | None:
     """``* REPLACE`` items blanking the figures of ``system.<table>`` about datasets a row filter applies
@@ -89,10 +95,22 @@ def observability_figures(gov: Governance | None, mesh: Mesh, principal: Princip
         on_hidden = _slo_on_hidden(mesh, hidden)
         if on_hidden is not None:
             blank = on_hidden if blank is None else exp.or_(blank, on_hidden)
-    if blank is None:
-        return None
-    return [exp.alias_(exp.If(this=blank.copy(), true=exp.Null(), false=exp.column(c, quoted=True)), c, quoted=True)
-            for c in FIGURES[table]]
+    texts = None  # blanks the free texts only
+    if table in ("events", "versions") and hidden:  # an onboarding's problems and warnings quote rule figures
+        # ('rule max_score failed: measured 77.25'), an SLO breach its measure
+        texts = _in(set(hidden))
+        if table == "events":
+            texts = exp.and_(texts, exp.In(this=exp.column("kind"),
+                                           expressions=[exp.Literal.string(k) for k in QUOTING_EVENTS]))
+    out = []
+    for c in FIGURES[table]:
+        cond = blank
+        if texts is not None and c in ("message", "details"):
+            cond = texts if cond is None else exp.or_(cond, texts)
+        if cond is not None:
+            out.append(exp.alias_(exp.If(this=cond.copy(), true=exp.Null(), false=exp.column(c, quoted=True)), c,
+                                  quoted=True))
+    return out or None
 
 
 def _slo_on_hidden(mesh: Mesh, hidden: dict[str, list[str]]) -> exp.Expression | None:
