@@ -328,11 +328,13 @@ class DuckDBBackend:
         """ATTACH a PostgreSQL server once per location, within ``source_connect_timeout_seconds``: libpq's
         ``connect_timeout`` bounds the start-up, ``hung.Bound`` the catalog reads after it (a server that
         accepts the connection and then stops answering). A failure is remembered for this load."""
-        alias = self._attached.get(location)
+        # one attachment per quantum naming the server: it carries that quantum's credentials (engine/secrets.py)
+        key = f"{getattr(server, 'quantum', '')}/{location}"
+        alias = self._attached.get(key)
         if alias is not None:
             return alias
-        if location in self._unreachable:
-            raise self._unreachable[location]
+        if key in self._unreachable:
+            raise self._unreachable[key]
         self.load_extension("postgres_scanner")
         alias = f"_quanta_src_{len(self._attached) + len(self._unreachable) + 1}"
         host, port, _ = _server_address(location)
@@ -347,9 +349,9 @@ class DuckDBBackend:
                                            f"(source_connect_timeout_seconds)")
             else:
                 error = errors.Unavailable(f"{shown} is unreachable: {first}")
-            self._unreachable[location] = error
+            self._unreachable[key] = error
             raise error from None
-        self._attached[location] = alias
+        self._attached[key] = alias
         self._remote[alias] = (host, int(port or 5432))
         return alias
 

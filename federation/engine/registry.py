@@ -19,7 +19,7 @@ from ..catalog import types as ctypes
 from ..catalog.loader import exclude
 from ..catalog.model import Dataset, Mesh
 from ..errors import Problem, Unavailable
-from . import viewcache
+from . import secrets, viewcache
 from .duckdb_backend import DuckDBBackend, SourceColumns, literal, quote
 
 TEXT_FORMATS = {"csv", "json"}
@@ -57,10 +57,12 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
     sources = [ds for q in mesh.quanta.values() for ds in q.datasets.values()
                if ds.source is not None and id(ds) not in empty]
     relations: dict[int, str | BaseException] = {}
+    servers = secrets.server_refs(mesh)  # a server's credentials are those of the quantum naming it (secrets.py)
     for ds in sources:  # attaching DuckDB files changes the catalog: keep it serial
         try:
+            server = servers.get((ds.quantum, ds.source.server or ""), ds.source.server)
             relations[id(ds)] = backend.source_sql(ds.source.kind, ds.source.location, ds.source.schema,
-                                                   ds.source.table, ds.source.server)
+                                                   ds.source.table, server)
         except Exception as e:  # noqa: BLE001 - reported as a problem of the dataset
             relations[id(ds)] = e
 

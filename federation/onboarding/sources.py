@@ -23,15 +23,30 @@ from ..engine.duckdb_backend import literal, redact
 
 
 def _server_dsn(platform, server: str) -> str:
+    """``server``: a libpq string, or a server of the contracts (``name``, or ``quantum/name`` when several
+    quanta name one alike), with the credentials of the quantum whose contract names it (engine/secrets.py)."""
     if "=" in server:  # a libpq string already
         return server
     mesh = platform.mesh
+    quantum, _, name = server.rpartition(server_secrets.SCOPE)
+    found = []
     for contract in mesh.contracts.values():
         for entry in (contract.model.servers if contract.model else None) or []:
-            if entry.server == server and entry.type in ("postgres", "postgresql"):
-                parts = {"host": entry.host, "port": entry.port, "dbname": entry.database}
-                parts.update(server_secrets.provider(mesh.path, mesh.raw.get("secrets"))(server))
-                return " ".join(f"{k}={v}" for k, v in parts.items() if v)
+            if entry.server == name and entry.type in ("postgres", "postgresql") and contract.quantum \
+                    and quantum in ("", contract.quantum):
+                found.append((contract.quantum, entry))
+    if len({q for q, _ in found}) > 1:
+        raise errors.ProgrammingError(f"quanta {', '.join(sorted({q for q, _ in found}))} each name a PostgreSQL "
+                                      f"server {name!r}: give it as quantum/{name}")
+    if found:
+        owner, entry = found[0]
+        sharing = frozenset(c.quantum for c in mesh.contracts.values() if c.quantum and any(
+            server_secrets.env_name(e.server or "", "") == server_secrets.env_name(name, "")
+            and e.type in ("postgres", "postgresql") for e in (c.model.servers if c.model else None) or []))
+        ref = server_secrets.ServerRef(name, owner, entry.host, entry.port, sharing)
+        parts = {"host": entry.host, "port": entry.port, "dbname": entry.database}
+        parts.update(server_secrets.provider(mesh.path, mesh.raw.get("secrets"))(ref))
+        return " ".join(f"{k}={v}" for k, v in parts.items() if v)
     raise errors.ProgrammingError(f"no PostgreSQL server named {server!r} in the mesh's contracts; give its name "
                                   "or a connection string (host=... port=... dbname=... user=...)")
 
