@@ -244,9 +244,6 @@ def test_credentials_bound_to_an_address_are_sent_there_only(tmp_path, monkeypat
     assert b2b.passwords == [PW] and evil.passwords == []
 
 
-@pytest.mark.xfail(strict=True, reason="a contract's local server may name any file: another domain's data read "
-                   "through it is governed by the reading contract's classifications, not the owner's; confining a "
-                   "quantum's sources (or refusing two quanta serving one file) is a design decision (LEAD)")
 def test_a_contract_cannot_serve_another_domains_files_without_their_policies(tmp_path):
     """crm.customers' e-mails are pii (masked for everyone but pii readers). eve owns the quantum evil and
     writes its contract: a local server at crm's own file, the columns unclassified. As the owner, eve reads
@@ -468,3 +465,38 @@ def test_rule_figures_quoted_in_events_and_versions_are_not_shown(tmp_path):
     events, versions = texts("pia")
     assert "77.25" in str(events) and "77.25" in str(versions)
     assert texts("ana") == ([("onboarding_failed", None, None)], [("failed", None)])
+
+
+def test_the_versions_listing_shows_what_system_versions_shows(tmp_path):
+    """GET /api/v1/datasets/lab/items/versions (and quanta versions) read the control store as it is: the row
+    and quarantined counts a row filter makes NULL in system.versions ('5 rows, 3 quarantined' of a dataset
+    ana sees a third of), the message, and the warehouse's file paths, to any reader."""
+    import requests
+    from meshkit import write_yaml as _write
+    from onboardkit import items, lab_mesh
+    from test_quarantine import GOV, MAILS
+
+    from federation.onboarding import onboard
+    from federation.server.http import Server, create_app
+
+    root = lab_mesh(tmp_path / "lab")
+    _write(root / "governance.yaml", GOV)
+    p = Platform(root)
+    assert onboard(p, "lab.items", items(8, mail=MAILS), p.principal("dev")).quarantined == 3
+    tokens = {u: p.tokens.create(u, 1)[0] for u in ("ana", "dev")}
+    server = Server(create_app(p), port=0).start()
+    try:
+        def listed(user):
+            r = requests.get(f"{server.url}/api/v1/datasets/lab/items/versions",
+                             headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=60)
+            assert r.status_code == 200, r.text
+            return r.text, r.json()["versions"]
+
+        text, (v1,) = listed("ana")
+        assert (v1["version"], v1["status"], v1["rows"], v1["quarantined"], v1["message"]) == (
+            1, "published", None, None, None)
+        assert str(root) not in text and "warehouse" not in text
+        _, (v1,) = listed("dev")  # a data engineer, unfiltered: the figures
+        assert (v1["rows"], v1["quarantined"]) == (5, 3)
+    finally:
+        server.stop()

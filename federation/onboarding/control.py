@@ -194,13 +194,34 @@ def samples(platform, name: str, principal, limit: int | None = None) -> list[di
 
 
 def versions(platform, name: str, principal=None) -> list[Version]:
-    """The version history; with ``principal``, only if they may read the dataset (AccessDenied)."""
+    """The version history; with ``principal``, only if they may read the dataset (AccessDenied), and as
+    ``system.versions`` shows it to them: figures NULL for a reader whose row filter hides part of the data,
+    texts quoting rule figures NULL for one a column is hidden from (``system.observability``), no file path."""
+    import dataclasses
+    import json
+
     ds = dataset_of(platform, name)
     if principal is not None:
         require_read(platform, principal, ds, "read the versions")
     if not Store.exists(platform.state_dir):
         return []
-    return store_of(platform).versions(ds.quantum, ds.name)
+    found = store_of(platform).versions(ds.quantum, ds.name)
+    if principal is None:
+        return found
+    result = platform.query("SELECT version, rows, bytes, quality_summary, quarantined, message FROM system.versions "
+                            "WHERE lower(quantum) = ? AND lower(dataset) = ?", principal,
+                            [ds.quantum.lower(), ds.name.lower()], interface="control")
+    try:
+        shown = {r[0]: r[1:] for r in result.fetchall()}
+    finally:
+        result.close()
+    out = []
+    for v in found:
+        rows, size, summary, quarantined, message = shown.get(v.version, (None,) * 5)
+        out.append(dataclasses.replace(v, rows=rows, bytes=size, quarantined=quarantined, message=message,
+                                       quality_summary=json.loads(summary) if isinstance(summary, str) else summary,
+                                       path=None, quarantine_path=None))
+    return out
 
 
 def rollback(platform, name: str, version: int, principal) -> Version:
