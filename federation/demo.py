@@ -1034,7 +1034,8 @@ def setup_postgres(mesh_dir: str | Path, dsn: str, schema: str = "b2b_ops",
     secrets_path = live / "secrets.yaml"
     fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(yaml.safe_dump({"servers": {"b2b-operational": {
+        # scoped to the quantum b2b_live (engine/secrets.py): no other contract naming a server alike receives them
+        f.write(yaml.safe_dump({"servers": {"b2b_live/b2b-operational": {
             k: v for k, v in (("user", fields.get("user")), ("password", fields.get("password"))) if v}}}))
     mesh_file = mesh_dir / "mesh.yaml"
     text = _allow_variables(mesh_file.read_text(), ("GREATPARTS_PG_HOST", "GREATPARTS_PG_PORT"))

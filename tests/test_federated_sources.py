@@ -213,6 +213,7 @@ def test_demo_serves_b2b_accounts_live_from_postgres(demo_path, pg, tmp_path):
     summary = demo.setup_postgres(mesh, pg.dsn(dbname="greatparts_ops"))
     assert summary["b2b_live.accounts"] > 0
     assert (mesh / "live" / "secrets.yaml").stat().st_mode & 0o077 == 0  # readable by its owner only
+    assert list(yaml.safe_load((mesh / "live" / "secrets.yaml").read_text())["servers"]) == ["b2b_live/b2b-operational"]
     assert "postgres-admin" not in (mesh / "live" / "b2b_live.odcs.yaml").read_text()
     p = Platform(mesh)
     assert "b2b_live" in p.mesh.quanta, p.mesh.problems

@@ -244,9 +244,6 @@ def test_credentials_bound_to_an_address_are_sent_there_only(tmp_path, monkeypat
     assert b2b.passwords == [PW] and evil.passwords == []
 
 
-@pytest.mark.xfail(strict=True, reason="a contract's local server may name any file: another domain's data read "
-                   "through it is governed by the reading contract's classifications, not the owner's; confining a "
-                   "quantum's sources (or refusing two quanta serving one file) is a design decision (LEAD)")
 def test_a_contract_cannot_serve_another_domains_files_without_their_policies(tmp_path):
     """crm.customers' e-mails are pii (masked for everyone but pii readers). eve owns the quantum evil and
     writes its contract: a local server at crm's own file, the columns unclassified. As the owner, eve reads
@@ -267,6 +264,10 @@ def test_a_contract_cannot_serve_another_domains_files_without_their_policies(tm
     except errors.Error:
         got = set()
     assert not got & clear
+    # refused for that reason (the quantum evil is left out), crm served as before
+    [problem] = [x for x in p.mesh.problems if x.quantum == "evil"]
+    assert problem.file == "contracts/evil.odcs.yaml" and problem.path == "servers[0]", problem
+    assert "the folder of quantum 'crm'" in problem.message and "evil" not in p.mesh.quanta
 
 
 # -- quarantine ---------------------------------------------------------------------------------------------

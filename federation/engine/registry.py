@@ -19,7 +19,7 @@ from ..catalog import types as ctypes
 from ..catalog.loader import exclude
 from ..catalog.model import Dataset, Mesh
 from ..errors import Problem, Unavailable
-from . import secrets, viewcache
+from . import secrets, source_files, viewcache
 from .duckdb_backend import DuckDBBackend, SourceColumns, literal, quote
 
 TEXT_FORMATS = {"csv", "json"}
@@ -54,6 +54,10 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
                 empty.add(id(ds))
             else:
                 ds.source = served[key]
+    # a quantum's local sources read its own folders only (source_files.py): another domain's files would be
+    # served under the reading contract's policies
+    for problem in source_files.check(mesh, _state_dir(mesh), _warehouse(mesh)):
+        exclude(mesh, problem.quantum or "", problem)
     sources = [ds for q in mesh.quanta.values() for ds in q.datasets.values()
                if ds.source is not None and id(ds) not in empty]
     relations: dict[int, str | BaseException] = {}
@@ -120,6 +124,18 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
                 break
     if known is None and stable and all(id(ds) in registered for ds in direct):
         viewcache.save(backend.db, mesh, digest, direct)
+
+
+def _state_dir(mesh: Mesh) -> Path:
+    """The mesh's state folder (platform.state_dir): ``$QUANTA_STATE_DIR`` or ``<mesh>/.quanta``."""
+    env = os.environ.get("QUANTA_STATE_DIR")
+    return Path(env) if env else Path(mesh.path) / ".quanta"
+
+
+def _warehouse(mesh: Mesh) -> Path:
+    """Where published versions live (onboarding/serving.warehouse)."""
+    w = Path(mesh.settings["warehouse"]).expanduser()
+    return w if w.is_absolute() else Path(mesh.path) / w
 
 
 def _pinned(backend: DuckDBBackend, kind: str, location: str, relation: str) -> str:

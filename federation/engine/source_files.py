@@ -1,0 +1,117 @@
+"""Which files a quantum's local sources may read: its own, never another quantum's, never the mesh's state.
+
+A contract's local server names any path, and whoever writes the contract (a domain team) chooses it. The
+data of quantum ``crm`` lives in ``<data>/crm/`` and its published versions in ``<warehouse>/crm/``: its
+*folders*. A source of another quantum that reads inside them (a file, a DuckDB/SQLite database, a
+Delta/Iceberg table folder, a glob that can reach them now or later) would serve crm's rows under its own
+contract, that is without crm's classifications and policies: it is refused. So is a source reading the mesh's
+state folder (``.quanta``: tokens, access requests, audit) or its secrets file. Paths are compared resolved
+(symbolic links followed, ``..`` removed), a glob's files as it expands now and its pattern for the files to
+come. Files outside every quantum's folder (a shared data root) stay readable, but two quanta reading the same
+such file are both refused: which one owns it cannot be proved.
+"""
+
+from __future__ import annotations
+
+import glob as globbing
+import os
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from ..catalog.model import Dataset, Mesh
+from ..errors import Problem
+
+LOCAL_KINDS = {"parquet", "csv", "json", "duckdb", "sqlite", "delta", "iceberg"}
+WILDCARDS = "*?["
+
+
+def _real(path: str | Path) -> str:
+    return os.path.realpath(os.path.expanduser(str(path)))
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _static_prefix(pattern: str) -> tuple[str, list[str]]:
+    """A glob's folder without wildcards (resolved) and the pattern's remaining segments."""
+    parts = Path(pattern).parts
+    i = next((k for k, part in enumerate(parts) if any(ch in part for ch in WILDCARDS)), len(parts))
+    return _real(Path(*parts[:i]) if i else Path(os.sep)), list(parts[i:])
+
+
+def _reaches(prefix: str, rest: list[str], folder: str) -> bool:
+    """Whether a glob (``prefix`` + segments ``rest``) can match a path inside ``folder``."""
+    if _inside(prefix, folder):
+        return True
+    if not _inside(folder, prefix):
+        return False
+    below = Path(folder).relative_to(prefix).parts
+    for j, name in enumerate(below):
+        if j >= len(rest):
+            return False
+        if "**" in rest[j]:
+            return True
+        if not fnmatchcase(name, rest[j]):
+            return False
+    return len(rest) >= len(below)
+
+
+def _files(location: str) -> tuple[list[str], tuple[str, list[str]] | None]:
+    """The resolved files a source reads now, and its glob (prefix, segments) if it is one."""
+    if any(ch in location for ch in WILDCARDS):
+        found = [_real(p) for p in globbing.glob(location, recursive=True)]
+        return found, _static_prefix(location)
+    return [_real(location)], None
+
+
+def check(mesh: Mesh, state_dir: Path | None = None, warehouse: Path | None = None) -> list[Problem]:
+    """A problem for each local source reading another quantum's folder, the state folder or the secrets
+    file, or a file another quantum reads too (outside every quantum's folder)."""
+    data = _real(mesh.data_dir)
+    roots = [data] + ([_real(warehouse)] if warehouse else [])
+    folders = {q: [os.path.join(root, q.lower()) for root in roots] for q in mesh.quanta}
+    forbidden = [_real(state_dir or Path(mesh.path) / ".quanta")]
+    if isinstance(mesh.raw.get("secrets"), str):
+        forbidden.append(_real(Path(mesh.path) / mesh.raw["secrets"]))
+    problems: list[Problem] = []
+    readers: dict[str, set[str]] = {}  # a file outside every quantum's folder -> the quanta reading it
+    first: dict[tuple[str, str], Dataset] = {}
+    refused: set[str] = set()
+    for key, q in mesh.quanta.items():
+        for ds in q.datasets.values():
+            src = ds.source
+            if src is None or src.kind not in LOCAL_KINDS or key in refused:
+                continue
+            files, pattern = _files(src.location)
+            why = None
+            for f in files + ([pattern[0]] if pattern else []):
+                if any(_inside(f, x) for x in forbidden):
+                    why = "the mesh's state folder or secrets file"
+                    break
+            others = [(o, x) for o, xs in folders.items() if o != key for x in xs]
+            for other, folder in others if why is None else ():
+                if any(_inside(f, folder) for f in files) or (pattern and _reaches(*pattern, folder)):
+                    why = f"the folder of quantum {other!r} ({folder})"
+                    break
+            if why is not None:
+                refused.add(key)
+                problems.append(Problem(ds.file, src.yaml_path, f"{ds.qualified_name} reads {src.location}, in "
+                                        f"{why}: a quantum's sources read its own data only (its folders "
+                                        f"{', '.join(folders[key])}), so that another domain's data is "
+                                        f"served under that domain's contract and policies", None, q.name))
+                continue
+            for f in files:
+                if not any(_inside(f, x) for xs in folders.values() for x in xs):
+                    readers.setdefault(f, set()).add(key)
+                    first.setdefault((f, key), ds)
+    for f, quanta in readers.items():
+        if len(quanta) > 1:
+            for name in sorted(quanta - refused):
+                ds = first[(f, name)]
+                refused.add(name)
+                problems.append(Problem(ds.file, ds.source.yaml_path, f"{ds.qualified_name} reads {f}, which "
+                                        f"quanta {', '.join(sorted(quanta))} all read: a file is served by one "
+                                        f"quantum (under its contract and policies); move it into the folder of "
+                                        f"the quantum that owns it ({os.path.join(data, name)})", None, name))
+    return problems
