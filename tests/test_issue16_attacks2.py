@@ -504,3 +504,39 @@ def test_the_versions_listing_shows_what_system_versions_shows(tmp_path):
         assert (v1["rows"], v1["quarantined"]) == (5, 3)
     finally:
         server.stop()
+
+
+def test_quality_samples_and_history_count_only_what_system_quality_results_shows(tmp_path):
+    """GET /api/v1/datasets/lab/items/quality/samples (and quanta quality history) read the control store's
+    results as they are: the failing rows counted on every row, and the rows checked per run, for ana whose
+    row filter hides two thirds of lab.items (system.quality_results shows her NULL there)."""
+    import requests
+    from meshkit import write_yaml as _write
+    from onboardkit import items, lab_mesh
+    from test_quarantine import GOV
+
+    from federation.onboarding import control, onboard
+    from federation.quality import history
+    from federation.server.http import Server, create_app
+
+    root = lab_mesh(tmp_path / "lab")
+    _write(root / "governance.yaml", GOV)
+    p = Platform(root)
+    names = [None, "n/a", "item 3", "item 4", "", "item 6"]  # the name rule (a warning) fails 3 rows
+    onboard(p, "lab.items", items(6, name=names), p.principal("dev"))
+    tokens = {u: p.tokens.create(u, 1)[0] for u in ("ana", "dev")}
+    server = Server(create_app(p), port=0).start()
+    try:
+        def sampled(user):
+            r = requests.get(f"{server.url}/api/v1/datasets/lab/items/quality/samples",
+                             headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=60)
+            assert r.status_code == 200, r.text
+            return {s["rule"]: s["failing_rows"] for s in r.json()["samples"]}
+
+        assert sampled("dev") == {"name.missingValues": 3}
+        assert sampled("ana") == {"name.missingValues": None}  # listed, not counted
+    finally:
+        server.stop()
+    ds = p.mesh.dataset("lab", "items")
+    assert [r["rows"] for r in history.runs(control.results_as(p, ds, p.principal("dev")))] == [6.0]
+    assert [r["rows"] for r in history.runs(control.results_as(p, ds, p.principal("ana")))] == [None]

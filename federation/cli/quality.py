@@ -78,12 +78,13 @@ def quality():
 def history(dataset, mesh, user, svg_path, as_json):
     """Quality results of DATASET over time, run by run (for those who may read it)."""
     from ..quality import history as H
-    from ..onboarding.control import dataset_of, require_read, store_of
+    from ..onboarding.control import dataset_of, require_read, results_as
 
     platform = open_platform(mesh)
     ds = dataset_of(platform, dataset)
-    require_read(platform, platform.principal(username(user)), ds, "read the quality history")
-    results = store_of(platform).results(ds.quantum, ds.name)
+    principal = platform.principal(username(user))
+    require_read(platform, principal, ds, "read the quality history")
+    results = results_as(platform, ds, principal)  # as system.quality_results shows them to the user
     runs = H.runs(results)
     if svg_path:
         Path(svg_path).write_text(H.svg(ds.qualified_name, results), encoding="utf-8")

@@ -159,6 +159,20 @@ def set_rules(platform, name: str, rules: list[dict], principal) -> list:
     return compiled
 
 
+def results_as(platform, ds, principal) -> list[dict]:
+    """The quality history of ``ds`` as ``system.quality_results`` shows it to ``principal`` (its figures NULL
+    where they are not theirs: ``system.observability``), oldest first."""
+    if not Store.exists(platform.state_dir):
+        return []
+    result = platform.query("SELECT * FROM system.quality_results WHERE lower(quantum) = ? AND lower(dataset) = ? "
+                            "ORDER BY at, rule", principal, [ds.quantum.lower(), ds.name.lower()],
+                            interface="control")
+    try:
+        return result.arrow().to_pylist()
+    finally:
+        result.close()
+
+
 def samples(platform, name: str, principal, limit: int | None = None) -> list[dict]:
     """The rules that failed at the latest check of a dataset, each with a few failing rows read now as
     ``principal`` through the query pipeline: their grant, masks and row filters apply, so they get what
@@ -167,14 +181,14 @@ def samples(platform, name: str, principal, limit: int | None = None) -> list[di
 
     ds = dataset_of(platform, name)
     require_read(platform, principal, ds, "read its quality samples")
-    history = store_of(platform).results(ds.quantum, ds.name) if Store.exists(platform.state_dir) else []
+    history = results_as(platform, ds, principal)
     if not history:
         return []
     latest = history[-1]["run_id"]
     rules = {r.name: r for r in rules_of(platform, ds)}
     out = []
-    for r in history:
-        if r["run_id"] != latest or r["status"] == "pass" or not r["failing_rows"]:
+    for r in history:  # failing_rows NULL: not for this reader to count (system.quality_results)
+        if r["run_id"] != latest or r["status"] == "pass" or r["failing_rows"] == 0:
             continue
         entry = {"rule": r["rule"], "column": r["column"], "status": r["status"], "failing_rows": r["failing_rows"],
                  "checked_at": r["at"], "sample": None, "message": None}
