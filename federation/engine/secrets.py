@@ -36,6 +36,7 @@ from .. import errors
 
 SCOPE = "/"  # "<quantum>/<server>" in the secrets file
 DEFAULT_PORT = 5432
+ENTRY_KEYS = ("user", "password", "password_env", "host", "port")
 
 
 class CredentialsRefused(errors.OperationalError):
@@ -142,6 +143,12 @@ def provider(mesh_path: Path, secrets_file: str | None) -> Callable[[str], dict]
                     f"PostgreSQL server of that name: none receives them. Scope them to the quantum they belong "
                     f"to: key {scoped_key!r} in the secrets file (servers: {{{scoped_key}: {{user, password_env}}}}) "
                     f"or {env_name(name, 'USER', q)} / {env_name(name, 'PASSWORD', q)} in the environment")
+        unknown = sorted(str(k) for k in (entry or {}) if k not in ENTRY_KEYS)
+        if unknown:  # e.g. a 'quanta:' list meant as a scope: not one, so nothing is sent on a guess
+            raise CredentialsRefused(
+                f"the entry of server {name!r} in {where} has keys Quanta does not know ({', '.join(unknown)}; it "
+                f"knows {', '.join(ENTRY_KEYS)}): to scope credentials to a quantum, key them "
+                f"'<quantum>{SCOPE}{name}'")
         if entry and entry.get("host") is not None:
             bound = (str(entry["host"]).lower(), _port(entry.get("port")) or DEFAULT_PORT)
             if (str(server.host or "").lower(), server.port or DEFAULT_PORT) != bound:
