@@ -540,3 +540,27 @@ def test_quality_samples_and_history_count_only_what_system_quality_results_show
     ds = p.mesh.dataset("lab", "items")
     assert [r["rows"] for r in history.runs(control.results_as(p, ds, p.principal("dev")))] == [6.0]
     assert [r["rows"] for r in history.runs(control.results_as(p, ds, p.principal("ana")))] == [None]
+
+
+def test_a_grant_from_an_access_request_is_shown_as_the_request_is(tmp_path):
+    """zoe's approved request for lab.items becomes a grant whose reason quotes her purpose. system.access_requests
+    shows the request to zoe, the dataset's approvers and owners, auditors and data engineers only; system.grants
+    showed the grant (who, what, until when, and why) to everyone."""
+    from meshkit import write_yaml as _write
+    from onboardkit import GOVERNANCE as LAB
+    from onboardkit import lab_mesh
+
+    root = lab_mesh(tmp_path / "lab")
+    _write(root / "governance.yaml", {**LAB, "principals": LAB["principals"] + [{"name": "zoe", "roles": []},
+                                                                               {"name": "max", "roles": []}]})
+    p = Platform(root)
+    req = p.request_access(p.principal("zoe"), "lab.items", "project falcon", days=3)
+    p.decide_access(p.principal("olivia"), req.request_id, True)
+
+    def seen(user, table, where):
+        return p.query(f"select count(*) from system.{table} where {where}", p.principal(user)).fetchall()[0][0]
+
+    for user, sees in (("zoe", 1), ("olivia", 1), ("dev", 1), ("ana", 0), ("max", 0)):
+        assert seen(user, "access_requests", "principal = 'zoe'") == sees, user
+        assert seen(user, "grants", "grantee = 'zoe' or reason like '%falcon%'") == sees, user
+    assert seen("max", "grants", "source = 'governance'") == 2  # the governance file's grants stay open

@@ -384,6 +384,17 @@ def _secure_system_table(node: exp.Expression, tag: tuple, ctx: Context) -> None
                             if is_person(gov, ctx.principal.name) else exp.false(),
                             exp.func("list_has_any", exp.column("approvers"), exp.Array(expressions=mine))
                             if mine else exp.false())
+    elif tag[1] == "system" and tag[2] == "grants" and not allowed(gov, ctx.principal, "review_requests"):
+        # a grant an access request made is shown as system.access_requests shows the request: to its grantee
+        # and to whoever may decide the dataset's requests (its reason quotes the requester's purpose)
+        from ..system.observability import approvable
+
+        mine = approvable(gov, ctx.namespace.mesh, ctx.principal)
+        condition = exp.or_(exp.not_(exp.column("source").like(exp.Literal.string("request %"))),
+                            exp.EQ(this=exp.column("grantee"), expression=exp.Literal.string(ctx.principal.name)),
+                            exp.In(this=exp.Lower(this=exp.column("on", quoted=True)),
+                                   expressions=[exp.Literal.string(d) for d in sorted(mine)])
+                            if mine else exp.false())
     elif tag[1] == "system" and tag[2] == "query_log" and not allowed(gov, ctx.principal, "audit"):
         condition = exp.EQ(this=exp.column("principal"), expression=exp.Literal.string(ctx.principal.name))
     elif tag[1] == "system" and tag[2] == "login_failures" and not allowed(gov, ctx.principal, "audit"):
