@@ -65,12 +65,22 @@ def _files(location: str) -> tuple[list[str], tuple[str, list[str]] | None]:
     return [_real(location)], None
 
 
+def _owner(path: str, roots: list[str], quanta: dict[str, str]) -> str | None:
+    """The quantum whose folder holds ``path`` (``quanta``: folder name -> quantum), if any."""
+    for root in roots:
+        if _inside(path, root) and path != root:
+            first = Path(path).relative_to(root).parts[0].lower()
+            if first in quanta:
+                return quanta[first]
+    return None
+
+
 def check(mesh: Mesh, state_dir: Path | None = None, warehouse: Path | None = None) -> list[Problem]:
     """A problem for each local source reading another quantum's folder, the state folder or the secrets
     file, or a file another quantum reads too (outside every quantum's folder)."""
     data = _real(mesh.data_dir)
     roots = [data] + ([_real(warehouse)] if warehouse else [])
-    folders = {q: [os.path.join(root, q.lower()) for root in roots] for q in mesh.quanta}
+    names = {key.lower(): key for key in mesh.quanta}  # a quantum's folder name -> the quantum
     forbidden = [_real(state_dir or Path(mesh.path) / ".quanta")]
     if isinstance(mesh.raw.get("secrets"), str):
         forbidden.append(_real(Path(mesh.path) / mesh.raw["secrets"]))
@@ -85,24 +95,26 @@ def check(mesh: Mesh, state_dir: Path | None = None, warehouse: Path | None = No
                 continue
             files, pattern = _files(src.location)
             why = None
-            for f in files + ([pattern[0]] if pattern else []):
-                if any(_inside(f, x) for x in forbidden):
-                    why = "the mesh's state folder or secrets file"
-                    break
-            others = [(o, x) for o, xs in folders.items() if o != key for x in xs]
-            for other, folder in others if why is None else ():
-                if any(_inside(f, folder) for f in files) or (pattern and _reaches(*pattern, folder)):
-                    why = f"the folder of quantum {other!r} ({folder})"
-                    break
+            if any(_inside(f, x) for f in files + ([pattern[0]] if pattern else []) for x in forbidden):
+                why = "the mesh's state folder or secrets file"
+            else:
+                owners = {_owner(f, roots, names) for f in files + ([pattern[0]] if pattern else [])}
+                if pattern and any(_inside(root, pattern[0]) for root in roots):  # a glob above the folders
+                    owners |= {o for o in names.values() for root in roots
+                               if _reaches(*pattern, os.path.join(root, o.lower()))}
+                other = sorted(o for o in owners if o is not None and o != key)
+                if other:
+                    why = f"the folder of quantum {other[0]!r}"
             if why is not None:
                 refused.add(key)
+                own = ", ".join(os.path.join(root, key.lower()) for root in roots)
                 problems.append(Problem(ds.file, src.yaml_path, f"{ds.qualified_name} reads {src.location}, in "
-                                        f"{why}: a quantum's sources read its own data only (its folders "
-                                        f"{', '.join(folders[key])}), so that another domain's data is "
-                                        f"served under that domain's contract and policies", None, q.name))
+                                        f"{why}: a quantum's sources read its own data only (its folders {own}), "
+                                        "so that another domain's data is served under that domain's contract "
+                                        "and policies", None, q.name))
                 continue
             for f in files:
-                if not any(_inside(f, x) for xs in folders.values() for x in xs):
+                if _owner(f, roots, names) is None:
                     readers.setdefault(f, set()).add(key)
                     first.setdefault((f, key), ds)
     for f, quanta in readers.items():
@@ -113,5 +125,6 @@ def check(mesh: Mesh, state_dir: Path | None = None, warehouse: Path | None = No
                 problems.append(Problem(ds.file, ds.source.yaml_path, f"{ds.qualified_name} reads {f}, which "
                                         f"quanta {', '.join(sorted(quanta))} all read: a file is served by one "
                                         f"quantum (under its contract and policies); move it into the folder of "
-                                        f"the quantum that owns it ({os.path.join(data, name)})", None, name))
+                                        f"the quantum that owns it ({os.path.join(data, name.lower())})", None,
+                                        mesh.quanta[name].name))
     return problems
