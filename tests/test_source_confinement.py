@@ -7,7 +7,15 @@ import os
 
 import pytest
 import yaml
-from meshkit import contract, local_server, product, prop, shop_mesh, sql_to_file, write_yaml
+from meshkit import (
+    contract,
+    local_server,
+    product,
+    prop,
+    shop_mesh,
+    sql_to_file,
+    write_yaml,
+)
 
 from federation import errors
 from federation.platform import Platform
@@ -102,3 +110,21 @@ def test_the_own_folders_stay_readable(tmp_path):
     p = Platform(root)
     assert p.query("select count(*) from evil.loot", p.principal("x")).fetchall() == [(0,)]  # no version yet
     assert not [x for x in p.mesh.problems if x.quantum == "evil"]
+
+
+def test_a_view_of_a_duckdb_file_is_not_served(tmp_path):
+    """A DuckDB file in evil's own folder whose 'table' is a view reading crm's file: the path rule cannot see
+    what a view reads, so a DuckDB file serves its tables only."""
+    import duckdb
+
+    root = shop_mesh(tmp_path / "mesh")
+    (root / "data" / "evil").mkdir()
+    con = duckdb.connect(str(root / "data" / "evil" / "evil.duckdb"))
+    con.execute(f"CREATE VIEW customers AS SELECT * FROM read_csv('{root}/data/crm/customers.csv')")
+    con.execute("CREATE TABLE own AS SELECT 1 AS id, 'a@b.c' AS email, 'EU' AS region")
+    con.close()
+    _evil(root, {"server": "s", "type": "duckdb", "database": "evil/evil.duckdb"})
+    _refused(root, "is a view: a view of a DuckDB file can read any file")
+    _evil(root, {"server": "s", "type": "duckdb", "database": "evil/evil.duckdb"}, name="own")
+    p = Platform(root)
+    assert p.query("select email from evil.loot", p.principal("x")).fetchall() == [("a@b.c",)]

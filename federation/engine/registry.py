@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from .. import errors
 from ..catalog import types as ctypes
 from ..catalog.loader import exclude
 from ..catalog.model import Dataset, Mesh
@@ -69,6 +70,11 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
                                                    ds.source.table, server)
         except Exception as e:  # noqa: BLE001 - reported as a problem of the dataset
             relations[id(ds)] = e
+        else:
+            if ds.source.kind == "duckdb" and _is_view(backend, relations[id(ds)]):
+                relations[id(ds)] = errors.ProgrammingError(
+                    f"{ds.source.table!r} of {ds.source.location} is a view: a view of a DuckDB file can read any "
+                    "file (another quantum's data included), so Quanta serves the tables of a DuckDB file only")
 
     for q in mesh.quanta.values():
         backend.create_schema(q.name)
@@ -124,6 +130,28 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
                 break
     if known is None and stable and all(id(ds) in registered for ds in direct):
         viewcache.save(backend.db, mesh, digest, direct)
+
+
+def _is_view(backend: DuckDBBackend, relation: str) -> bool:
+    """Whether ``alias.schema.table`` (an attached DuckDB file) names a view."""
+    database, schema, name = (part.strip('"').replace('""', '"') for part in _split(relation))
+    return bool(backend.db.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND lower(schema_name) = lower(?) "
+        "AND lower(view_name) = lower(?)", [database, schema, name]).fetchone()[0])
+
+
+def _split(relation: str) -> list[str]:
+    """The three parts of ``alias."schema"."table"`` (quoted identifiers may hold dots)."""
+    parts, current, quoted = [], "", False
+    for ch in relation:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "." and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return parts + [current]
 
 
 def _state_dir(mesh: Mesh) -> Path:
