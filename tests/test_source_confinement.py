@@ -128,3 +128,60 @@ def test_a_view_of_a_duckdb_file_is_not_served(tmp_path):
     _evil(root, {"server": "s", "type": "duckdb", "database": "evil/evil.duckdb"}, name="own")
     p = Platform(root)
     assert p.query("select email from evil.loot", p.principal("x")).fetchall() == [("a@b.c",)]
+
+
+def test_a_delta_log_naming_another_quantums_files_is_refused(tmp_path):
+    """A Delta table in evil's own folder whose log adds shop's order file ('../../shop/orders/part-0.parquet'):
+    DuckDB follows the log; so does the folder rule."""
+    import json
+
+    import pyarrow.parquet as pq
+    from deltalake import write_deltalake
+
+    root = shop_mesh(tmp_path / "mesh")
+    target = root / "data" / "shop" / "orders" / "part-0.parquet"
+    table = root / "data" / "evil" / "t"
+    write_deltalake(str(table), pq.read_table(target))
+    columns = [prop("order_id", "integer", "bigint"), prop("amount", "number", "decimal(10,2)")]
+    _evil(root, local_server("evil/t", "delta"), columns=columns)
+    p = Platform(root)  # the table's own files: served
+    assert p.query("select count(*) from evil.loot", p.principal("x")).fetchall() == [(50,)]
+    [log] = list((table / "_delta_log").glob("*.json"))
+    actions = [json.loads(line) for line in log.read_text().splitlines()]
+    for action in actions:
+        if "add" in action:
+            action["add"]["path"] = "../../shop/orders/part-0.parquet"
+    log.write_text("\n".join(json.dumps(a) for a in actions) + "\n")
+    _refused(root, "the folder of quantum 'shop'")
+
+
+def test_an_iceberg_manifest_naming_another_quantums_files_is_refused(tmp_path):
+    """An Iceberg table's manifests name its data files by absolute path: a table in evil's folder whose
+    data files are in shop's folder is refused; one in its own folder is served."""
+    import pyarrow.parquet as pq
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    root = shop_mesh(tmp_path / "mesh")
+    rows = pq.read_table(root / "data" / "shop" / "orders" / "part-0.parquet")
+    columns = [prop("order_id", "integer", "bigint"), prop("amount", "number", "decimal(10,2)")]
+
+    def table(warehouse: str, namespace: str):
+        catalog = SqlCatalog(namespace, uri=f"sqlite:///{tmp_path / (namespace + '.db')}",
+                             warehouse=f"file://{root / 'data' / warehouse}")
+        catalog.create_namespace(namespace)
+        t = catalog.create_table(f"{namespace}.t", schema=rows.schema)
+        t.append(rows)
+        return t.metadata_location.removeprefix("file://")
+
+    own = table("evil", "lake")
+    _evil(root, local_server(own, "iceberg"), columns=columns)
+    p = Platform(root)
+    assert p.query("select count(*) from evil.loot", p.principal("x")).fetchall() == [(50,)]
+    # metadata moved into evil's folder, its data files left in shop's
+    import shutil
+
+    elsewhere = table("shop", "lake2")
+    moved = root / "data" / "evil" / "moved" / "metadata"
+    shutil.copytree(os.path.dirname(elsewhere), moved)
+    _evil(root, local_server(str(moved / os.path.basename(elsewhere)), "iceberg"), columns=columns)
+    _refused(root, "the folder of quantum 'shop'")

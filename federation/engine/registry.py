@@ -57,7 +57,7 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
                 ds.source = served[key]
     # a quantum's local sources read its own folders only (source_files.py): another domain's files would be
     # served under the reading contract's policies
-    for problem in source_files.check(mesh, _state_dir(mesh), _warehouse(mesh)):
+    for problem in source_files.check(mesh, _state_dir(mesh), _warehouse(mesh), lambda src: _iceberg_files(backend, src)):
         exclude(mesh, problem.quantum or "", problem)
     sources = [ds for q in mesh.quanta.values() for ds in q.datasets.values()
                if ds.source is not None and id(ds) not in empty]
@@ -130,6 +130,23 @@ def register_sources(mesh: Mesh, backend: DuckDBBackend, served: dict | None = N
                 break
     if known is None and stable and all(id(ds) in registered for ds in direct):
         viewcache.save(backend.db, mesh, digest, direct)
+
+
+def _iceberg_files(backend: DuckDBBackend, src) -> list[str]:
+    """The manifests and data files an Iceberg table's metadata names (any path: they are checked)."""
+    if not Path(src.location).exists():
+        return []  # reported when the data is read
+    try:
+        backend.load_extension("avro")
+        backend.load_extension("iceberg")
+    except errors.Error:
+        return []  # not installed: reported when the data is read
+    moved = ", allow_moved_paths = true" if Path(src.location).is_dir() else ""
+    try:
+        rows = backend.db.execute(f"SELECT manifest_path, file_path FROM iceberg_metadata({literal(src.location)}{moved})")
+    except duckdb.Error as e:
+        raise ValueError(str(e).splitlines()[0]) from None
+    return [path for row in rows.fetchall() for path in row if path]
 
 
 def _is_view(backend: DuckDBBackend, relation: str) -> bool:

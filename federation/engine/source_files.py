@@ -3,7 +3,8 @@
 A contract's local server names any path, and whoever writes the contract (a domain team) chooses it. The
 data of quantum ``crm`` lives in ``<data>/crm/`` and its published versions in ``<warehouse>/crm/``: its
 *folders*. A source of another quantum that reads inside them (a file, a DuckDB/SQLite database, a
-Delta/Iceberg table folder, a glob that can reach them now or later) would serve crm's rows under its own
+Delta/Iceberg table folder, a glob that can reach them now or later, a Delta log or Iceberg manifest naming
+their files) would serve crm's rows under its own
 contract, that is without crm's classifications and policies: it is refused. So is a source reading the mesh's
 state folder (``.quanta``: tokens, access requests, audit) or its secrets file. Paths are compared resolved
 (symbolic links followed, ``..`` removed), a glob's files as it expands now and its pattern for the files to
@@ -14,11 +15,14 @@ such file are both refused: which one owns it cannot be proved.
 from __future__ import annotations
 
 import glob as globbing
+import json
 import os
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-from ..catalog.model import Dataset, Mesh
+from ..catalog.model import Dataset, Mesh, Source
 from ..errors import Problem
 
 LOCAL_KINDS = {"parquet", "csv", "json", "duckdb", "sqlite", "delta", "iceberg"}
@@ -57,12 +61,52 @@ def _reaches(prefix: str, rest: list[str], folder: str) -> bool:
     return len(rest) >= len(below)
 
 
-def _files(location: str) -> tuple[list[str], tuple[str, list[str]] | None]:
-    """The resolved files a source reads now, and its glob (prefix, segments) if it is one."""
+def _local(uri: str, folder: str) -> str | None:
+    """A file named in a table's metadata (a relative path, URL-encoded, or a file:// URI), resolved."""
+    if "://" in uri:
+        parsed = urlparse(uri)
+        return _real(unquote(parsed.path)) if parsed.scheme == "file" else None
+    return _real(os.path.join(folder, unquote(uri)))
+
+
+def delta_files(folder: str) -> list[str]:
+    """The data and deletion-vector files a Delta table's log adds (a log may name files anywhere: ``../``
+    paths, absolute URIs), from its JSON commits and Parquet checkpoints."""
+    log = os.path.join(folder, "_delta_log")
+    actions: list[dict] = []
+    for name in sorted(os.listdir(log)) if os.path.isdir(log) else []:
+        path = os.path.join(log, name)
+        if name.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                actions += [json.loads(line).get("add") or {} for line in f if line.strip()]
+        elif name.endswith(".parquet") and ".checkpoint" in name:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path, columns=["add"])
+            actions += [a or {} for a in table.column("add").to_pylist()]
+    out = []
+    for add in actions:
+        for uri in (add.get("path"), ((add.get("deletionVector") or {}).get("pathOrInlineDv")
+                                      if (add.get("deletionVector") or {}).get("storageType") == "p" else None)):
+            if uri:
+                local = _local(str(uri), folder)
+                out.append(local if local is not None else str(uri))
+    return out
+
+
+def _files(src: Source, table_files: Callable[[Source], list[str]] | None = None
+           ) -> tuple[list[str], tuple[str, list[str]] | None]:
+    """The resolved files a source reads now (a table's data files too), and its glob (prefix, segments)."""
+    location = src.location
     if any(ch in location for ch in WILDCARDS):
         found = [_real(p) for p in globbing.glob(location, recursive=True)]
         return found, _static_prefix(location)
-    return [_real(location)], None
+    files = [_real(location)]
+    if src.kind == "delta":
+        files += delta_files(files[0])
+    elif src.kind == "iceberg" and table_files is not None:
+        files += [f for f in (_local(u, files[0]) for u in table_files(src)) if f is not None]
+    return files, None
 
 
 def _owner(path: str, roots: list[str], quanta: dict[str, str]) -> str | None:
@@ -75,9 +119,11 @@ def _owner(path: str, roots: list[str], quanta: dict[str, str]) -> str | None:
     return None
 
 
-def check(mesh: Mesh, state_dir: Path | None = None, warehouse: Path | None = None) -> list[Problem]:
+def check(mesh: Mesh, state_dir: Path | None = None, warehouse: Path | None = None,
+          table_files: Callable[[Source], list[str]] | None = None) -> list[Problem]:
     """A problem for each local source reading another quantum's folder, the state folder or the secrets
-    file, or a file another quantum reads too (outside every quantum's folder)."""
+    file, or a file another quantum reads too (outside every quantum's folder). ``table_files``: the data
+    files an Iceberg table's metadata names (read by the engine)."""
     data = _real(mesh.data_dir)
     roots = [data] + ([_real(warehouse)] if warehouse else [])
     names = {key.lower(): key for key in mesh.quanta}  # a quantum's folder name -> the quantum
@@ -93,7 +139,13 @@ def check(mesh: Mesh, state_dir: Path | None = None, warehouse: Path | None = No
             src = ds.source
             if src is None or src.kind not in LOCAL_KINDS or key in refused:
                 continue
-            files, pattern = _files(src.location)
+            try:
+                files, pattern = _files(src, table_files)
+            except (OSError, ValueError) as e:  # an unreadable table log: refused, nothing proved
+                refused.add(key)
+                problems.append(Problem(ds.file, src.yaml_path, f"cannot read the table log of "
+                                        f"{ds.qualified_name} at {src.location}: {e}", None, q.name))
+                continue
             why = None
             if any(_inside(f, x) for f in files + ([pattern[0]] if pattern else []) for x in forbidden):
                 why = "the mesh's state folder or secrets file"
