@@ -185,3 +185,14 @@ def test_an_iceberg_manifest_naming_another_quantums_files_is_refused(tmp_path):
     shutil.copytree(os.path.dirname(elsewhere), moved)
     _evil(root, local_server(str(moved / os.path.basename(elsewhere)), "iceberg"), columns=columns)
     _refused(root, "the folder of quantum 'shop'")
+
+
+def test_a_link_then_dot_dot_is_resolved_as_the_system_does(tmp_path):
+    """'evil/l/../orders/part-0.parquet' with l -> shop's orders folder: read lexically it is in evil's folder;
+    the system reads shop's file (the folder above the link's target)."""
+    root = shop_mesh(tmp_path / "mesh")
+    (root / "data" / "evil").mkdir()
+    os.symlink(root / "data" / "shop" / "orders", root / "data" / "evil" / "l")
+    columns = [prop("order_id", "integer", "bigint")]
+    _evil(root, local_server("evil/l/../orders/part-0.parquet"), columns=columns)
+    _refused(root, "the folder of quantum 'shop'")

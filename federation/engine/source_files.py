@@ -29,8 +29,22 @@ LOCAL_KINDS = {"parquet", "csv", "json", "duckdb", "sqlite", "delta", "iceberg"}
 WILDCARDS = "*?["
 
 
+_folders: dict[str, str] = {}  # folder -> resolved, for one check (most sources share a few folders)
+
+
 def _real(path: str | Path) -> str:
-    return os.path.realpath(os.path.expanduser(str(path)))
+    """``path`` resolved (symbolic links followed, ``..`` removed); its folder resolved once per check."""
+    path = os.path.expanduser(str(path))
+    if not os.path.isabs(path):
+        path = os.path.join(os.getcwd(), path)
+    folder, name = os.path.split(path)  # not normalised first: 'link/..' is the folder above the link's target
+    if not name or name in (".", ".."):
+        return os.path.realpath(path)
+    real_folder = _folders.get(folder)
+    if real_folder is None:
+        real_folder = _folders[folder] = os.path.realpath(folder)
+    joined = os.path.join(real_folder, name)
+    return os.path.realpath(joined) if os.path.islink(joined) else joined
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -112,8 +126,8 @@ def _files(src: Source, table_files: Callable[[Source], list[str]] | None = None
 def _owner(path: str, roots: list[str], quanta: dict[str, str]) -> str | None:
     """The quantum whose folder holds ``path`` (``quanta``: folder name -> quantum), if any."""
     for root in roots:
-        if _inside(path, root) and path != root:
-            first = Path(path).relative_to(root).parts[0].lower()
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            first = path[len(root.rstrip(os.sep)) + 1:].split(os.sep, 1)[0].lower()
             if first in quanta:
                 return quanta[first]
     return None
@@ -124,6 +138,7 @@ def check(mesh: Mesh, state_dir: Path | None = None, warehouse: Path | None = No
     """A problem for each local source reading another quantum's folder, the state folder or the secrets
     file, or a file another quantum reads too (outside every quantum's folder). ``table_files``: the data
     files an Iceberg table's metadata names (read by the engine)."""
+    _folders.clear()
     data = _real(mesh.data_dir)
     roots = [data] + ([_real(warehouse)] if warehouse else [])
     names = {key.lower(): key for key in mesh.quanta}  # a quantum's folder name -> the quantum
