@@ -166,7 +166,9 @@ def check(mesh: Mesh, state_dir: Path | None = None, warehouse: Path | None = No
                 why = "the mesh's state folder or secrets file"
             else:
                 owners = {_owner(f, roots, names) for f in files + ([pattern[0]] if pattern else [])}
-                if pattern and any(_inside(root, pattern[0]) for root in roots):  # a glob above the folders
+                if pattern and ".." in pattern[1]:  # 'x/*/../..': it can climb anywhere
+                    owners |= set(names.values())
+                elif pattern and any(_inside(root, pattern[0]) for root in roots):  # a glob above the folders
                     owners |= {o for o in names.values() for root in roots
                                if _reaches(*pattern, os.path.join(root, o.lower()))}
                 other = sorted(o for o in owners if o is not None and o != key)
