@@ -114,7 +114,7 @@ def issuers(idp) -> list[dict]:
          "roles_claim": "realm_access.roles", "groups_claim": "groups", "attribute_claims": {"regions": "regions"},
          "leeway_seconds": 5, "jwks_refresh_seconds": 0},
         {"issuer": FLOOD_ISSUER, "audience": [AUDIENCE, "other"], "jwks_url": f"{idp.url}/flood",
-         "principal_prefix": "partner:"},
+         "principal_prefix": "partner:", "roles_claim": "realm_access.roles", "groups_claim": "groups"},
         {"issuer": DOWN_ISSUER, "audience": AUDIENCE, "jwks_url": "http://127.0.0.1:9/jwks"},
         {"issuer": MOVED_ISSUER, "audience": AUDIENCE, "jwks_url": f"{idp.url}/moved"},
     ]
@@ -224,6 +224,19 @@ def test_wrong_audience_and_issuer(platform, keys):
 def test_a_prefixed_issuer_cannot_speak_for_file_principals(platform, keys):
     p = platform.authenticate(mint(keys, iss=FLOOD_ISSUER, sub="pia", roles=["pii_reader"]))
     assert p.name == "partner:pia" and p.roles == () and "pii_reader" not in p.all_roles
+
+
+def test_a_prefixed_issuer_cannot_claim_the_meshs_roles_or_groups(platform, keys):
+    """A partner's issuer (prefix "partner:") claims the mesh's role analyst and group finance-team (gus's): its
+    roles and groups are its own, prefixed, so neither the analyst grants nor the finance-team ones apply."""
+    p = platform.authenticate(mint(keys, iss=FLOOD_ISSUER, sub="zed", roles=["analyst"], groups=["finance-team"]))
+    assert p.name == "partner:zed" and "analyst" not in p.all_roles and "finance-team" not in p.groups
+    assert p.groups == ("partner:finance-team",)
+    with pytest.raises(errors.AccessDenied):
+        platform.query("select count(*) from shop.orders", p).fetchall()
+    same = platform.authenticate(mint(keys, "zed", roles=["analyst"]))  # the mesh's own issuer may name the role
+    assert "analyst" in same.all_roles
+    assert platform.query("select count(*) from shop.orders", same).fetchall()[0][0] > 0
 
 
 def test_tampered_signature_and_payload(platform, keys):

@@ -446,8 +446,11 @@ def _claims(issuer: Issuer, claims: dict) -> Claims:
         if values:
             attributes[attr] = list(values)
     exp = claims.get("exp")
-    return Claims(issuer.issuer, name, _strings(claims, issuer.roles_claim, "roles"),
-                  _strings(claims, issuer.groups_claim, "groups"), attributes,
+    # an issuer with a prefix speaks for its own users only: its roles and groups are its own too ("partner:"
+    # + "finance" is not the mesh's group finance), so it cannot claim the mesh's roles or approver groups
+    roles = tuple(issuer.principal_prefix + r for r in _strings(claims, issuer.roles_claim, "roles"))
+    groups = tuple(issuer.principal_prefix + g for g in _strings(claims, issuer.groups_claim, "groups"))
+    return Claims(issuer.issuer, name, roles, groups, attributes,
                   float(exp) + issuer.leeway_seconds if isinstance(exp, (int, float)) else None)
 
 
