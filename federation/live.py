@@ -22,11 +22,13 @@ serving and reports why (``Platform.reload_problems``, ``system.problems``, an e
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,13 +140,15 @@ class Watcher:
     def start(self) -> "Watcher":
         self.leases.hold(self.platform.held_folders())
         self._thread.start()
+        _RUNNING.add(self)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> None:
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
         self.leases.release()
+        _RUNNING.discard(self)
 
     def _run(self) -> None:
         renewed = swept = time.monotonic()
@@ -185,6 +189,26 @@ class Watcher:
         else:
             self.failures += 1
         return ok
+
+
+_RUNNING: "weakref.WeakSet[Watcher]" = weakref.WeakSet()
+EXIT_WAIT_SECONDS = 60.0
+
+
+@atexit.register
+def _stop_running() -> None:
+    """When the process exits, the watchers stop and a reload in progress is waited for: a daemon thread still
+    inside the engine while the interpreter tears it down aborts the process ("terminate called without an
+    active exception")."""
+    running = list(_RUNNING)
+    for w in running:
+        w._stop.set()  # noqa: SLF001 - all of them at once, then wait
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    for w in running:
+        try:
+            w.stop(timeout=max(0.0, deadline - time.monotonic()))
+        except Exception:  # noqa: BLE001,S110 - exiting: nothing more to do
+            pass
 
 
 # -- versions in use: retention never deletes the files a running query or a serving state may read ---------

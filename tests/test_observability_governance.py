@@ -359,3 +359,19 @@ def test_event_messages_about_a_dataset_seen_in_part_are_null(checked):
     assert any(r["message"] for r in liam)  # the messages exist: the check below can fail
     assert [(r["event_id"], r["kind"]) for r in ana] == [(r["event_id"], r["kind"]) for r in liam]
     assert all(r["message"] is None and r["details"] is None for r in ana)
+
+
+def test_sql_rule_figures_are_for_the_control_plane_of_the_dataset(mesh):
+    """A SQL rule may read what its readers cannot (a contract's rule runs with its publisher's rights, on any
+    dataset): its measured value is shown to the dataset's owners and data engineers, never to a reader, even
+    one who reads the dataset in full (ana reads products.parts without mask or filter). Status stays."""
+    p = Platform(mesh)
+    liam = p.principal("liam")
+    control.set_rules(p, "products.parts", [{"type": "sql", "name": "pricey_parts", "mustBe": 0,
+                                             "query": "select count(*) from {object} where list_price > 100"}], liam)
+    control.check(p, "products.parts", liam)
+    sql = "select rule, status, measured from system.quality_results where dataset = 'parts' and rule = 'pricey_parts'"
+    mine, hers = rows(p, "liam", sql), rows(p, "ana", sql)
+    assert mine and mine[0]["measured"] is not None  # measured: the check below can fail
+    assert [(r["rule"], r["status"]) for r in hers] == [(r["rule"], r["status"]) for r in mine]
+    assert all(r["measured"] is None for r in hers)

@@ -80,6 +80,14 @@ def observability_figures(gov: Governance | None, mesh: Mesh, principal: Princip
         if unseen:
             hidden[ds.qualified_name.lower()] = unseen
     blank = _in(partial) if partial else None
+    if table == "quality_results":  # a SQL rule may read any dataset (it ran with its publisher's rights:
+        # 'select count(*) from hr.salaries where ...' on another dataset): its figures are for those who run the
+        # dataset's control plane (owners, data engineers), who see them when they check it anyway
+        ours = {ds.qualified_name.lower() for ds in mesh.datasets() if allowed(gov, principal, "check_quality", ds)}
+        sql_rule = exp.EQ(this=exp.column("type"), expression=exp.Literal.string("sql"))
+        if ours:
+            sql_rule = exp.and_(sql_rule, exp.not_(_in(ours)))
+        blank = sql_rule if blank is None else exp.or_(blank, sql_rule)
     if table == "quality_results" and hidden:  # a rule's figures on a column masked or denied for the reader,
         # and a SQL rule's (any aggregate: 'select max(salary) ...' measured the largest salary)
         key = _key()
