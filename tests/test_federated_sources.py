@@ -238,7 +238,8 @@ def test_onboard_a_snapshot_from_a_postgres_query(tmp_path, pg, creds):
         servers=[{"server": "wh", "type": "local", "path": "../warehouse/archive/accounts/*/*.parquet",
                   "format": "parquet"}]))
     p = Platform(root)
-    batch = from_postgres(p, "b2b-db", "select account_id, company, region from b2b.accounts where region = 'US'")
+    batch = from_postgres(p, "b2b-db", "select account_id, company, region from b2b.accounts where region = 'US'",
+                          p.principal("olivia"))  # olivia owns b2b too: she may read its server
     assert batch.num_rows == 1000
     report = onboard(p, "archive.accounts", batch, p.principal("olivia"))
     assert report.version == 1 and report.rows_published == 1000
@@ -254,4 +255,12 @@ def test_onboard_a_snapshot_from_a_postgres_query(tmp_path, pg, creds):
     assert out.returncode == 0, out.stderr
     assert "v2" in out.stdout and PASSWORD not in out.stdout + out.stderr
     with pytest.raises(errors.Unavailable):
-        from_postgres(p, f"host=127.0.0.1 port=1 dbname=x user=u password={PASSWORD}", "select 1")
+        from_postgres(p, f"host=127.0.0.1 port=1 dbname=x user=u password={PASSWORD}", "select 1",
+                      p.principal("olivia"))
+    # b2b's server with b2b's credentials: not for the owner of another quantum (raw rows, around b2b's policies)
+    gov = yaml.safe_load((root / "products" / "b2b.odps.yaml").read_text())
+    assert gov["team"]["members"][0]["username"] == "olivia"
+    write_yaml(root / "products" / "archive.odps.yaml", product("archive", owner="ana"))
+    q = Platform(root)
+    with pytest.raises(errors.AccessDenied, match="b2b"):
+        from_postgres(q, "b2b-db", "select account_id from b2b.accounts", q.principal("ana"))

@@ -46,7 +46,7 @@ def onboard(dataset, sources, mesh, user, fmt, postgres, pg_query, quarantine, s
         from ..onboarding.sources import from_postgres
 
         authorize(platform, principal, dataset_of(platform, dataset).quantum, "onboard data")
-        batch = from_postgres(platform, postgres, pg_query)
+        batch = from_postgres(platform, postgres, pg_query, principal)
         if progress:
             progress(f"read {batch.num_rows:,} rows from PostgreSQL")
     try:

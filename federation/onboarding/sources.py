@@ -23,10 +23,15 @@ from ..engine.duckdb_backend import literal, redact
 
 
 def _server_dsn(platform, server: str) -> str:
+    return _server(platform, server)[1]
+
+
+def _server(platform, server: str) -> tuple[str | None, str]:
     """``server``: a libpq string, or a server of the contracts (``name``, or ``quantum/name`` when several
-    quanta name one alike), with the credentials of the quantum whose contract names it (engine/secrets.py)."""
-    if "=" in server:  # a libpq string already
-        return server
+    quanta name one alike), with the credentials of the quantum whose contract names it (engine/secrets.py):
+    (that quantum, or None for a libpq string; the connection string)."""
+    if "=" in server:  # a libpq string already: the caller's own credentials
+        return None, server
     mesh = platform.mesh
     quantum, _, name = server.rpartition(server_secrets.SCOPE)
     found = []
@@ -46,21 +51,29 @@ def _server_dsn(platform, server: str) -> str:
         ref = server_secrets.ServerRef(name, owner, entry.host, entry.port, sharing)
         parts = {"host": entry.host, "port": entry.port, "dbname": entry.database}
         parts.update(server_secrets.provider(mesh.path, mesh.raw.get("secrets"))(ref))
-        return " ".join(f"{k}={v}" for k, v in parts.items() if v)
+        return owner, " ".join(f"{k}={v}" for k, v in parts.items() if v)
     raise errors.ProgrammingError(f"no PostgreSQL server named {server!r} in the mesh's contracts; give its name "
                                   "or a connection string (host=... port=... dbname=... user=...)")
 
 
-def from_postgres(platform, server: str, query: str) -> pa.Table:
-    """The rows of ``query`` run on the PostgreSQL ``server`` (read-only), as an Arrow table."""
+def from_postgres(platform, server: str, query: str, principal) -> pa.Table:
+    """The rows of ``query`` run on the PostgreSQL ``server`` (read-only), as an Arrow table. A server of the
+    contracts is read with its quantum's credentials: only by who runs that quantum's control plane (its
+    owners, data engineers), never by the owner of another quantum copying it raw into their own."""
     import duckdb_extension_postgres_scanner as ext
+
+    from .common import authorize
+
+    owner, dsn = _server(platform, server)
+    if owner is not None:
+        authorize(platform, principal, owner, f"read the server {server!r} of quantum {owner} with its credentials")
 
     path = Path(ext.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "postgres_scanner.duckdb_extension"
     con = private.scratch()  # an incoming batch from the producer's own database: not a mesh read
     try:
         con.execute(f"LOAD {literal(str(path))}")
         try:
-            con.execute(f"ATTACH {literal(_server_dsn(platform, server))} AS src (TYPE postgres, READ_ONLY)")
+            con.execute(f"ATTACH {literal(dsn)} AS src (TYPE postgres, READ_ONLY)")
         except duckdb.Error as e:
             raise errors.Unavailable(f"PostgreSQL server {server if '=' not in server else ''} is unreachable: "
                                      f"{redact(str(e).splitlines()[0])}") from None
