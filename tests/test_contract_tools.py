@@ -58,9 +58,8 @@ def test_init_profiles_types_keys_enums_and_personal_columns(people):
         assert any(s.startswith("classification pii") for s in sugg), (name, sugg)
     assert "looks like an e-mail" in " ".join(props["contact"]["customProperties"][0]["value"])
     # the enum of a low-cardinality non-personal column, and only there
-    rule = props["tier"]["quality"][0]
-    assert rule["metric"] == "invalidValues" and rule["arguments"]["validValues"] == ["bronze", "gold", "silver"]
-    assert all("quality" not in props[n] for n in ("first_name", "contact", "mob", "origin"))
+    assert props["tier"]["enum"] == [{"value": v} for v in ("bronze", "gold", "silver")]  # ODCS v3.2's enum
+    assert all("enum" not in props[n] for n in ("first_name", "contact", "mob", "origin"))
     # every inferred fact is marked as a suggestion
     assert "suggestions" == props["person_id"]["customProperties"][0]["property"]
     # no data value of a personal column in the contract
@@ -90,7 +89,7 @@ def test_init_output_loads_and_queries_in_a_mesh(tmp_path, people):
 
 def test_init_from_csv_duckdb_and_sqlite_tables(tmp_path):
     csv = sql_to_file(tmp_path / "t.csv", "select i as id, 'x' || (i % 2) as kind from range(10) t(i)", "csv")
-    assert _props(init_contract(str(csv)))["kind"]["quality"][0]["arguments"]["validValues"] == ["x0", "x1"]
+    assert _props(init_contract(str(csv)))["kind"]["enum"] == [{"value": "x0"}, {"value": "x1"}]
     db = tmp_path / "w.duckdb"
     con = duckdb.connect(str(db))
     con.execute("create table items as select i as item_id, 'e' || i || '@x.io' as email from range(20) t(i)")
@@ -213,7 +212,7 @@ def test_init_from_a_postgresql_table_writes_no_credentials():
         props = _props(doc)
         assert props["account_id"]["primaryKey"] and props["credit"]["physicalType"] == "decimal(12,2)"
         assert props["contact_email"]["classification"] == "pii"
-        assert props["segment"]["quality"][0]["arguments"]["validValues"] == ["enterprise", "smb"]
+        assert props["segment"]["enum"] == [{"value": "enterprise"}, {"value": "smb"}]
         assert doc["servers"][0] == {"server": "postgres", "type": "postgres", "host": server.host,
                                      "port": server.port, "database": "postgres", "schema": "crm"}
         assert "postgres-admin" not in yaml.safe_dump(doc) and "buyer1@" not in yaml.safe_dump(doc)

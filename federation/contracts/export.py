@@ -42,6 +42,10 @@ def columns(obj: dict) -> list[dict]:
 
 
 def valid_values(prop: dict) -> list | None:
+    """The values a column may hold: its ODCS v3.2 ``enum``, or an ``invalidValues`` rule's ``validValues``."""
+    enum = prop.get("enum")
+    if isinstance(enum, list) and enum:  # entries are objects with a value (RFC 0033)
+        return [e.get("value") if isinstance(e, dict) else e for e in enum]
     for rule in prop.get("quality") or []:
         if isinstance(rule, dict) and rule.get("metric") == "invalidValues":
             values = (rule.get("arguments") or {}).get("validValues") or rule.get("validValues")

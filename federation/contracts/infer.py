@@ -4,7 +4,7 @@ practice gaps (``lint_contract``).
 
 ``init_contract`` profiles the data in a private, locked-down DuckDB (``engine.private.scratch``; reads
 only below the source's folder): types, ``required`` (no NULL), unique and primary-key candidates, enums
-for low-cardinality strings (as an ODCS ``invalidValues`` rule with ``validValues``), classification
+for low-cardinality strings (as an ODCS v3.2 ``enum``), classification
 suggestions for columns that look personal (by name, and by a sample of values that stays in memory).
 Every inferred fact is listed in the property's ``customProperties`` ``suggestions`` for review. No data
 value goes into the contract except the enum values of low-cardinality columns that do not look personal.
@@ -263,7 +263,7 @@ def init_contract(source: str, table: str | None = None, dataset: str | None = N
         }],
         "customProperties": [
             {"property": "generatedBy", "value": f"quanta contract init ({total} rows profiled)"},
-            {"property": "reviewNeeded", "value": "required, unique, primaryKey, validValues and classification "
+            {"property": "reviewNeeded", "value": "required, unique, primaryKey, enum and classification "
                                                   "are suggestions from the data: see each property's suggestions"},
         ],
     }
@@ -344,10 +344,8 @@ def _property(con, c: dict, total: int, pk_done: bool) -> dict:
             f"SELECT DISTINCT {_quote(name)} FROM src WHERE {_quote(name)} IS NOT NULL ORDER BY 1 "
             f"LIMIT {ENUM_MAX + 1}").fetchall()]
         if len(values) <= ENUM_MAX and all(len(v) <= ENUM_MAX_LENGTH for v in values):
-            prop["quality"] = [{"type": "library", "metric": "invalidValues", "arguments": {"validValues": values},
-                                "mustBe": 0, "unit": "rows", "dimension": "conformity", "severity": "error",
-                                "description": "Suggested enum: the values found in the data."}]
-            suggestions.append(f"validValues: {len(values)} distinct values in the data")
+            prop["enum"] = [{"value": v} for v in values]  # ODCS v3.2 (RFC 0033): an implied quality rule
+            suggestions.append(f"enum: {len(values)} distinct values in the data")
     if suggestions:
         prop["customProperties"] = [{"property": "suggestions", "value": suggestions}]
     return prop
