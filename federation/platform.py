@@ -17,7 +17,9 @@ log's copy, the typing of derived datasets and policies, and the verifier's proo
 spark_connect}`` each state also opens its own Spark Connect session (``engine/spark_backend.py``) with every
 served dataset and kept version as that session's temporary views; a query reading mesh data runs there as
 ``Plan.engine_sql`` (the same governed tree, rendered by ``engine/spark_dialect.py``), with DuckDB's result
-names and types; queries of system tables alone stay embedded, and a query mixing both is refused. A cluster
+names and types; queries of system tables alone stay embedded, and a query mixing both is refused. So do
+queries of quarantined rows (``<quantum>."<dataset>@quarantine"``, ``system.quarantine``: small local files the
+cluster does not hold), governed the same; a query mixing them with mesh data is refused. A cluster
 that does not answer makes data queries ``Unavailable`` while system tables are still served, and the state
 is rebuilt (a new session) until it answers.
 """
@@ -1001,8 +1003,7 @@ def _register_pinned(mesh: Mesh, engine: Backend, namespace: Namespace) -> None:
         ds = namespace.pinned_datasets.get((q, d, n))
         if ds is None:
             continue
-        if not isinstance(n, int):  # a dataset's quarantine (onboarding/quarantine.py): not on a data engine
-            namespace.pinned.pop((q, d, n), None)
+        if not isinstance(n, int):  # a dataset's quarantine (onboarding/quarantine.py): on the embedded engine only
             continue
         source = Source("parquet", str(serving.version_dir(mesh, q, d, n) / "*.parquet"))
         try:
@@ -1017,8 +1018,8 @@ def _engine_sql(engine: Backend | None) -> EngineSQL | None:
     from .engine import spark_dialect
 
     def relation_name(table: exp.Table) -> str | None:
-        if (table.db or "").lower() == "_quanta_system":
-            return None  # system tables stay in the embedded state
+        if (table.db or "").lower() == "_quanta_system" or table.name.lower().endswith("@quarantine"):
+            return None  # system tables and held rows stay in the embedded state (refused, never run on Spark)
         return engine.relation_name((table.catalog, table.db, table.name))
 
     return EngineSQL(spark_dialect.check, lambda tree: spark_dialect.render(tree, relation_name))

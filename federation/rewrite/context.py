@@ -67,6 +67,10 @@ class Context:
     dialect: str = "duckdb"
     purpose: str | None = None  # the purpose the query declares (contracts may restrict purposes)
     datasets: list[tuple[str, str]] = field(default_factory=list)  # (quantum, dataset) read, in order
+    # of ``datasets``, those read from the data engine's relations (a dataset, a kept version): not from a held
+    # quarantine only, which only the embedded engine holds (``held``)
+    data_reads: list[tuple[str, str]] = field(default_factory=list)
+    held: bool = False  # reads quarantined rows (<quantum>."<dataset>@quarantine", system.quarantine)
     system_tables: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # quantum.dataset.column read by the query
     warnings: list[str] = field(default_factory=list)
@@ -99,10 +103,15 @@ class Context:
                         self.placements.place((node.catalog, node.db, node.name))
         return copy
 
-    def read(self, quantum: str, dataset: str) -> None:
+    def read(self, quantum: str, dataset: str, held: bool = False) -> None:
+        """The query reads ``quantum.dataset``: its data, or (``held``) its quarantined rows."""
         key = (quantum.lower(), dataset.lower())
         if key not in self.datasets:
             self.datasets.append(key)
+        if held:
+            self.held = True
+        elif key not in self.data_reads:
+            self.data_reads.append(key)
 
     def error(self, cls: type[Error], message: str, node: exp.Expression | None = None) -> Error:
         return cls(message, position=position(node))

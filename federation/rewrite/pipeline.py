@@ -70,7 +70,8 @@ class Plan:
     params: int = 0  # number of placeholders
     columns: tuple[str, ...] = ()  # quantum.dataset.column read (for the audit log)
     # the same governed tree in the data engine's SQL, when that engine is not the embedded DuckDB (Spark) and
-    # the query reads mesh data; None: ``sql`` runs on the embedded engine (system tables, constants)
+    # the query reads mesh data; None: ``sql`` runs on the embedded engine (system tables, constants, the held
+    # rows of a quarantine: small local files the data engine does not hold)
     engine_sql: str | None = None
     # an EXPLAIN: what it explains (the governed SQL); ``sql`` is then the shape of its result (a query of no
     # rows with the plan's one column and the query's placeholders), which is what the interfaces describe
@@ -177,7 +178,12 @@ class Pipeline:
             expression = rewrite(expression, ctx)
         params = sum(1 for _ in expression.find_all(exp.Placeholder)) if ("?" in sql or "$" in sql) else 0
         engine_sql = None
-        if self.engine is not None and ctx.datasets:  # mesh data: it runs on the data engine
+        if self.engine is not None and ctx.data_reads:  # mesh data: it runs on the data engine
+            if ctx.held:  # whatever the principal may read of them: the refusal tells nothing of held rows
+                raise NotSupportedError(
+                    f"on the {self.engine.name} engine a query reads mesh datasets or quarantined rows "
+                    f"(<quantum>.\"<dataset>@quarantine\", system.quarantine), not both: held rows are served by "
+                    f"the embedded engine only; query them apart")
             if ctx.system_tables:
                 raise NotSupportedError(
                     f"on the {self.engine.name} engine a query reads mesh datasets or system tables, not both "

@@ -36,6 +36,7 @@ def expand(table: exp.Table, ctx: Context, resolve_pinned) -> None:
     """Replace ``system.quarantine`` by the union of the readable datasets' quarantine relations; each
     is then resolved by ``resolve_pinned`` (``resolve._pinned``) and governed like its dataset."""
     ns = ctx.namespace
+    ctx.held = True  # held rows, whichever are readable: served by the embedded engine only (rewrite/pipeline.py)
     keys = sorted(k for k in ns.pinned if k[2] == "quarantine")
     parts = []
     for q, d, _ in keys:

@@ -243,7 +243,7 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
         alias = table.args.get("alias")
         subquery = exp.Subquery(this=inner, alias=alias.copy() if alias else exp.TableAlias(
             this=exp.to_identifier(ds.name)))
-        ctx.read(ds.quantum, ds.name)
+        ctx.read(ds.quantum, ds.name, held=quarantine)
         key = (ds.quantum.lower(), ds.name.lower(), number)
         ctx.mark(subquery, ("derived",) + (key if quarantine and key in ctx.namespace.pinned_datasets else key[:2]))
         swap(table, subquery)
@@ -253,7 +253,7 @@ def _pinned(ctx: Context, table: exp.Table, schema: str, name: str) -> bool:
                       and isinstance(v, int))
         raise ctx.error(UnknownObject, f"version {version[1:]} of {ds.qualified_name} is not available (kept "
                         f"versions: {', '.join('v' + str(v) for v in have) or 'none'})", table)
-    ctx.read(ds.quantum, ds.name)
+    ctx.read(ds.quantum, ds.name, held=quarantine)
     inner = exp.select("*").from_(exp.Table(this=exp.to_identifier(relation[2], quoted=True),
                                             db=exp.to_identifier(relation[1], quoted=True),
                                             catalog=exp.to_identifier(relation[0])))
