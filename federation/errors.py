@@ -115,6 +115,18 @@ class AuthenticationError(InterfaceError):
     sqlstate = "28000"
 
 
+class LoginThrottled(AuthenticationError):
+    """Too many failed logins from this client lately (``governance.throttle``): refused before its credential
+    is checked, until ``retry_after`` seconds have passed (HTTP 429 with Retry-After, SQLSTATE 53300)."""
+
+    code = "too_many_failed_logins"
+    sqlstate = "53300"  # PostgreSQL's class for "too many at once"
+
+    def __init__(self, retry_after: float):
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(f"too many failed logins from this client: try again in {self.retry_after} seconds")
+
+
 class QueryTimeout(OperationalError):
     code = "timeout"
     sqlstate = "57014"

@@ -48,7 +48,7 @@ from .governance import audit
 from .governance.authorize import allowed, is_person
 from .governance.loader import check_expressions, load_governance
 from .governance.policies import Governance
-from .governance import logins, oidc
+from .governance import logins, oidc, throttle
 from .governance.principals import Identity, Principal
 from .governance.policies import Grant
 from .governance.requests import AccessRequest, AccessRequests, approval_levels, names_principal
@@ -111,6 +111,7 @@ class Platform:
         self.state_dir = state_dir(self.path)
         self.audit: audit.AuditLog | None = None  # opened once the folder is known to be a mesh
         self.logins: logins.LoginFailures | None = None  # failed logins (system.login_failures), opened with it
+        self.throttle = throttle.LoginThrottle()  # clients refused after too many failed logins (settings)
         self._tokens: TokenStore | None = None
         self.keys = oidc.KeyCache()  # the identity providers' JWKS (kept across governance reloads)
         self._access: AccessRequests | None = None
@@ -489,6 +490,7 @@ class Platform:
         if self.logins is None:
             self.logins = logins.LoginFailures(self.state_dir / "state.db")
         self.audit.required = bool(mesh.settings["audit_required"])  # read again at each reload
+        self.throttle.configure(mesh.settings["max_failed_logins"], mesh.settings["failed_login_window_seconds"])
         backend = DuckDBBackend(mesh.settings, credentials=server_secrets.provider(mesh.path, mesh.raw.get("secrets")))
         engine = None
         try:
@@ -666,7 +668,8 @@ class Platform:
         issuer ``governance.yaml`` declares (``oidc.verify``); with ``user`` (the PostgreSQL or basic-auth
         user), it must prove that principal. ``AuthenticationError`` says why not, never echoing the
         credential; each refusal is recorded (``login_failed``) with the ``interface`` and the ``client``'s
-        address."""
+        address. A client with too many failed logins is refused first (``check_login``), unverified."""
+        self.check_login(interface, client, user if user is not None or client else self._claimed(credential))
         try:
             identity = self._identify(credential)
         except errors.AuthenticationError as e:
@@ -685,11 +688,37 @@ class Platform:
         interface's refusals come here, those of ``identify`` and those a server decides itself (a wrong SCRAM
         proof, an ended session). Never pass a credential or a part of one: ``token_id`` only for a token the
         store knows."""
+        self.throttle.failed(interface, client, claimed_user)
         if self.logins is not None:
             try:
                 self.logins.record(interface, reason, claimed_user, issuer, token_id, client)
             except Exception:  # noqa: BLE001,S110 - the login is refused anyway; the refusal must stay a 401
                 pass
+
+    def check_login(self, interface: str, client: str | None = None, user: str | None = None) -> None:
+        """``LoginThrottled`` (recorded as ``throttled``) when the client (its address, or the user it claims:
+        ``governance.throttle``) failed to log in too often lately: before any credential is verified."""
+        wait = self.throttle.refused(interface, client, user)
+        if wait is None:
+            return
+        if self.logins is not None:
+            try:
+                self.logins.record(interface, "throttled", user, None, None, client)
+            except Exception:  # noqa: BLE001,S110 - refused anyway
+                pass
+        raise errors.LoginThrottled(wait)
+
+    def _claimed(self, credential: str | None) -> str | None:
+        """The principal a JWT claims, unverified (the throttle's key of a client without an address)."""
+        if not self.throttle.refusing or not credential or credential.startswith("qt_"):
+            return None
+        issuers = getattr(self._state.governance, "issuers", ())
+        if not issuers or not oidc.looks_like_jwt(credential):
+            return None
+        try:
+            return oidc.claimed(credential, issuers)
+        except Exception:  # noqa: BLE001 - a hostile token: no key
+            return None
 
     def _identify(self, credential: str | None) -> Identity:
         """``identify`` without the record: a refusal's ``failure`` is (reason, claimed user, issuer, token id)."""

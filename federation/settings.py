@@ -128,6 +128,12 @@ SETTINGS: tuple[Setting, ...] = (
             "refused", minimum=0),
     Setting("queue_timeout_seconds", "number", 10.0, "the longest wait for a slot (never past the query's "
             "time-out)", above=0, maximum=MAX_SECONDS),
+    # failed logins (governance/throttle.py)
+    Setting("max_failed_logins", "integer", 20, "failed logins of one client (its address; the user it claims "
+            "over Flight SQL) within failed_login_window_seconds before it is refused at once, for one window, "
+            "before any credential is checked (0: never refused)", minimum=0),
+    Setting("failed_login_window_seconds", "number", 60.0, "the window of max_failed_logins, and how long a "
+            "client that reached it is refused", above=0, maximum=86400),
     # the PostgreSQL wire server (server/pgwire/server.py)
     Setting("pg_max_connections", "integer", 100, "PostgreSQL wire connections at once", minimum=1),
     Setting("pg_startup_timeout_seconds", "number", 30.0, "to finish the startup and authentication",

@@ -60,6 +60,7 @@ REASONS = {  # category -> what it means (the README and the table's readers)
     "reserved_claim": "the JWT claims what only governance.yaml grants (a reserved role, a group's or a principal's name)",
     "session_ended": "a session's token is unknown, ended, or its credential was revoked or expired",
     "protocol_error": "the authentication exchange was malformed",
+    "throttled": "refused unchecked: the client failed to log in too often lately (max_failed_logins)",
 }
 
 SCHEMA = pa.schema([

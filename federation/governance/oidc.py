@@ -341,6 +341,11 @@ def _verify(token: str, issuers: tuple[Issuer, ...], cache: KeyCache) -> tuple[C
         raise
 
 
+def claimed(token: str, issuers: tuple[Issuer, ...]) -> str | None:
+    """The principal a JWT claims, unverified (``_claimed``): the failed-login throttle's key only."""
+    return _claimed(jwt.decode(token, options={"verify_signature": False}), issuers)[1]
+
+
 def _claimed(payload: dict, issuers: tuple[Issuer, ...]) -> tuple[str | None, str | None]:
     """(the declared issuer a token names, the principal it claims: its issuer's principal claim, else
     ``sub``), unverified: for the log of failed logins only."""

@@ -180,6 +180,8 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
         its refusal as UNAUTHENTICATED (a JWT's says why; a Quanta token's never)."""
         try:
             return self.platform.identify(credential, "flight", None, user)
+        except errors.LoginThrottled as e:  # too many failed logins of this user lately: unchecked
+            raise flight.FlightUnauthenticatedError(f"invalid credentials: {e.message}") from None
         except errors.AuthenticationError as e:
             if credential.startswith("qt_") or not e.message.startswith("JWT"):
                 raise flight.FlightUnauthenticatedError(INVALID) from None

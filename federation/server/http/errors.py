@@ -20,6 +20,7 @@ log = logging.getLogger("federation.server.http")
 
 # Most specific first: AccessDenied is a ProgrammingError, StatementRefused a NotSupportedError.
 STATUS_BY_CLASS: tuple[tuple[type[errors.Error], int], ...] = (
+    (errors.LoginThrottled, 429),  # too many failed logins: refused before the credential is checked
     (errors.AuthenticationError, 401),
     (errors.AccessDenied, 403),
     (errors.StatementRefused, 403),
@@ -102,7 +103,7 @@ def error_response(e: BaseException) -> Response:
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="quanta"'
     if status == 429:
-        response.headers["Retry-After"] = "1"
+        response.headers["Retry-After"] = str(getattr(e, "retry_after", 1))
     return response
 
 

@@ -448,6 +448,11 @@ class Connection:
             self.send(pm.error_response("28000", "no PostgreSQL user name specified in startup packet", "FATAL"))
             self.flush()
             return False
+        try:  # a client with too many failed logins lately is refused before any exchange (53300)
+            self.platform.check_login("pgwire", self.peer(), user)
+        except errors.LoginThrottled as e:
+            self.goodbye(e.sqlstate, e.message)
+            return False
         try:
             identity = self.authenticate(user)
             self._token_id, self._claims, self._expires_at = identity.token_id, identity.claims, identity.expires_at
