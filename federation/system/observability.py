@@ -19,12 +19,18 @@
   to everyone, as the dictionary shows the contracts. An event's message and details count rows ("5 rows,
   3 quarantined"): they are NULL for a reader whose row filter hides part of the dataset, like the figures.
 
+- ``marts``: ``built_from`` names each source's version a mart was built from; the sources the reader may
+  not read are left out (their versions say when they were published), and so are the message and details
+  of its ``mart_refreshed`` events ("built from hr.salaries v7"), NULL for that reader.
+
 The filter lists the datasets the principal may read as literals (the row's ``quantum.dataset``, lower
 case); the rewrite applies it under everything the query says, like a row filter. ``None``: the
 principal sees every row (for example a data engineer with a grant on every dataset).
 """
 
 from __future__ import annotations
+
+import json
 
 import sqlglot.expressions as exp
 
@@ -67,7 +73,11 @@ def observability_figures(gov: Governance | None, mesh: Mesh, principal: Princip
     to for ``principal``: figures are measured on every row, so a reader who sees part of a dataset would
     learn about the rows hidden from them (100,000 orders counted, 49,976 shown: 50,024 EU orders). The
     rows themselves (rule, status, time) stay. None when nothing is blanked."""
-    if gov is None or table not in FIGURES:
+    if gov is None:
+        return None
+    if table == "marts":
+        return _mart_sources(gov, mesh, principal)
+    if table not in FIGURES:
         return None
     partial, hidden = set(), {}
     for ds in mesh.datasets():
@@ -110,6 +120,10 @@ def observability_figures(gov: Governance | None, mesh: Mesh, principal: Princip
         if table == "events":
             texts = exp.and_(texts, exp.In(this=exp.column("kind"),
                                            expressions=[exp.Literal.string(k) for k in QUOTING_EVENTS]))
+    if table == "events" and (hiding := unreadable_sources(gov, mesh, principal)):  # "built from shop.orders v3"
+        refreshed = exp.and_(exp.EQ(this=exp.column("kind"), expression=exp.Literal.string("mart_refreshed")),
+                             _in(set(hiding)))
+        texts = refreshed if texts is None else exp.or_(texts, refreshed)
     out = []
     for c in FIGURES[table]:
         cond = blank
@@ -119,6 +133,36 @@ def observability_figures(gov: Governance | None, mesh: Mesh, principal: Princip
             out.append(exp.alias_(exp.If(this=cond.copy(), true=exp.Null(), false=exp.column(c, quoted=True)), c,
                                   quoted=True))
     return out or None
+
+
+def unreadable_sources(gov: Governance, mesh: Mesh, principal: Principal) -> dict[str, list[str]]:
+    """Each materialised mart (``quantum.dataset``, lower case) reading sources the principal may not read:
+    those sources as its ``built_from`` names them (``quantum.dataset``). A source the mesh no longer has
+    counts as unreadable."""
+    out = {}
+    for ds in mesh.datasets():
+        if ds.sql is None or not ds.materialized:
+            continue
+        hidden = [f"{q}.{d}" for q, d in ds.reads
+                  if (src := mesh.dataset(q, d)) is None or not may_read(gov, principal, src)]
+        if hidden:
+            out[ds.qualified_name.lower()] = hidden
+    return out
+
+
+def _mart_sources(gov: Governance, mesh: Mesh, principal: Principal) -> list[exp.Expression] | None:
+    """``system.marts.built_from`` without the sources the principal may not read (their version numbers say
+    when they were published): a JSON merge patch setting them to null removes them (RFC 7396)."""
+    hiding = unreadable_sources(gov, mesh, principal)
+    if not hiding:
+        return None
+    case = exp.Case()
+    for mart, sources in sorted(hiding.items()):
+        patch = exp.Literal.string(json.dumps({s: None for s in sources}))
+        case = case.when(exp.EQ(this=_key(), expression=exp.Literal.string(mart)),
+                         exp.cast(exp.func("json_merge_patch", exp.column("built_from", quoted=True), patch), "VARCHAR"))
+    case = case.else_(exp.column("built_from", quoted=True))
+    return [exp.alias_(case, "built_from", quoted=True)]
 
 
 def _slo_on_hidden(mesh: Mesh, hidden: dict[str, list[str]]) -> exp.Expression | None:
