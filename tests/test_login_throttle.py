@@ -66,6 +66,20 @@ def test_identify_refuses_a_key_over_the_limit_and_lifts_after_the_window(tmp_pa
     assert platform.identify(good, "http", "10.0.0.9").name == "ana"
 
 
+def test_a_client_cycling_through_user_names_is_refused_too(tmp_path):
+    from federation.governance.throttle import ADDRESS_FACTOR
+    platform = throttled_shop(tmp_path / "mesh")
+    good = pgkit.issue_tokens(platform, ("ana",))["ana"]
+    for i in range(LIMIT * ADDRESS_FACTOR):  # never LIMIT failures for one user
+        with pytest.raises(errors.AuthenticationError) as info:
+            platform.identify("qt_nosuchid_secretsecret", "pgwire", "10.0.0.7", f"user{i}")
+        assert not isinstance(info.value, errors.LoginThrottled)
+    with pytest.raises(errors.LoginThrottled):
+        platform.identify(good, "pgwire", "10.0.0.7", "ana")
+    assert platform.identify(good, "pgwire", "10.0.0.6", "ana").name == "ana"  # another address
+    assert platform.identify(good, "python", None, "ana").name == "ana"  # in-process callers: never throttled
+
+
 def test_zero_turns_the_throttle_off(tmp_path):
     platform = throttled_shop(tmp_path / "mesh", limit=0)
     good = pgkit.issue_tokens(platform, ("ana",))["ana"]

@@ -46,7 +46,9 @@ class LoginThrottle:
             return []
         user = user[:128] if isinstance(user, str) and user else None
         if interface == "pgwire":
-            return [((interface, client, user), 1), ((interface, client, None), ADDRESS_FACTOR)] if client else []
+            if not client:
+                return []
+            return ([((interface, client, user), 1)] if user else []) + [((interface, client, None), ADDRESS_FACTOR)]
         if client:
             return [(("address", client), 1)]
         return [((interface, None, user), 1)] if user else []
