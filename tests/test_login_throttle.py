@@ -150,6 +150,7 @@ def test_pgwire_flood_is_refused_with_53300(tmp_path):
 def test_flight_basic_flood_is_refused_by_claimed_user(tmp_path):
     pytest.importorskip("adbc_driver_flightsql")
     import adbc_driver_flightsql.dbapi as fsql
+
     from federation.server.flight import FlightSqlServer
 
     platform = throttled_shop(tmp_path / "mesh")
@@ -157,10 +158,9 @@ def test_flight_basic_flood_is_refused_by_claimed_user(tmp_path):
 
     def select_one(user: str, password: str):
         with fsql.connect(server.location, db_kwargs={"username": user, "password": password},
-                          autocommit=True) as conn:
-            with conn.cursor() as cur:
-                cur.execute("select 1 as x")
-                return cur.fetchall()
+                          autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("select 1 as x")
+            return cur.fetchall()
 
     with FlightSqlServer(platform, host="127.0.0.1", port=0) as server:
         for _ in range(LIMIT):

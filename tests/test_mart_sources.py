@@ -48,7 +48,7 @@ def test_built_from_leaves_out_the_sources_a_reader_may_not_read(tmp_path):
     assert built_from(p, "olivia") == {"shop.orders": 1, "crm.customers": None}  # every source, its version
     assert built_from(p, "sam") == {"shop.orders": 1}  # the one source sam reads
     assert built_from(p, "ana") == {}  # none of the sources, nor their versions
-    assert [m for m, _ in refreshed_events(p, "olivia")] == ["report.sales_by_region v1 built from shop.orders v1, "
-                                                              "crm.customers"]
+    quoted = "report.sales_by_region v1 built from shop.orders v1, crm.customers"
+    assert [m for m, _ in refreshed_events(p, "olivia")] == [quoted]
     for who in ("ana", "sam"):  # the event quotes a source they may not read: its message and details are NULL
         assert refreshed_events(p, who) == [(None, None)]
