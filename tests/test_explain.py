@@ -227,7 +227,6 @@ def test_explain_of_a_denied_query_is_denied_and_audited(platform):
 
 
 def test_explain_is_audited_like_a_query(platform):
-    ana = platform.principal("ana")
     sql = "EXPLAIN ANALYZE select id from crm.customers where id < 7 -- audited"
     explain(platform, sql)
     entry = [e for e in platform.audit.history().to_pylist() if e["sql"] == sql][-1]

@@ -14,7 +14,7 @@ import requests
 from federation import errors
 from federation.connection import Connection
 from federation.governance import logins
-from test_oidc import AUDIENCE, ISSUER, IdP, issuers, mint, public_jwk, rsa_key
+from test_oidc import ISSUER, IdP, issuers, mint, public_jwk, rsa_key
 
 COLUMNS = "interface, reason, claimed_user, issuer, token_id, client_address, failures, folded"
 

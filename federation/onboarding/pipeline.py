@@ -281,7 +281,7 @@ def _onboard(platform, name: str, source: Any, principal, *, fmt: str | None = N
              commit_with: Callable[[int], list] | None = None) -> OnboardReport:
     """Onboard one batch as the new version of ``name`` (``quantum.dataset``); see the module doc.
     ``dry_run``: check the batch (schema, contract, quality) and publish or record nothing."""
-    from ..quality import engine, rules as R
+    from ..quality import engine
 
     started = time.perf_counter()
     ds = dataset_of(platform, name)
