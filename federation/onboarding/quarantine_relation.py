@@ -84,8 +84,7 @@ def register(mesh: Mesh, backend, state_dir: Path, relations: dict, datasets: di
         for b in found:
             try:
                 backend.allow_path(b["path"])
-                have = {r[0].lower() for r in backend.db.execute(
-                    f"DESCRIBE SELECT * FROM read_parquet({literal(b['path'])})").fetchall()}
+                have = set(backend.source_columns(f"read_parquet({literal(b['path'])})").columns)
             except Exception:  # noqa: BLE001 - an unreadable batch file is left out, the others are served
                 continue
             names = [held_column(c, thens.get(b["version"]), have) for c in ds.columns]
