@@ -151,14 +151,15 @@ def _iceberg_files(backend: DuckDBBackend, src) -> list[str]:
 
 def _is_view(backend: DuckDBBackend, relation: str) -> bool:
     """Whether ``alias.schema.table`` (an attached DuckDB file) names a view."""
-    database, schema, name = (part.strip('"').replace('""', '"') for part in _split(relation))
+    database, schema, name = (part.strip('"').replace('""', '"') for part in split_dotted(relation))
     return bool(backend.db.execute(
         "SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND lower(schema_name) = lower(?) "
         "AND lower(view_name) = lower(?)", [database, schema, name]).fetchone()[0])
 
 
-def _split(relation: str) -> list[str]:
-    """The three parts of ``alias."schema"."table"`` (quoted identifiers may hold dots)."""
+def split_dotted(relation: str) -> list[str]:
+    """The dotted parts of ``alias."schema"."table"`` or ``'"A"."b.c"'`` (quoted identifiers may hold dots;
+    quotes kept)."""
     parts, current, quoted = [], "", False
     for ch in relation:
         if ch == '"':

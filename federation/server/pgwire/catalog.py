@@ -28,6 +28,7 @@ import sqlglot.expressions as exp
 from cachetools import LRUCache
 
 from ... import errors
+from ...engine.registry import split_dotted
 from ...engine.scratch import ScratchDatabase
 from ...errors import ProgrammingError, StatementRefused, UnknownObject
 from ...governance import audit, listing
@@ -1255,7 +1256,7 @@ def _check_relation_argument(name: str, args: list, session, catalog: PrincipalC
         if schema not in catalog.schemas and schema not in {s for s, _ in catalog.existing}:
             raise UnknownSchema(f'schema "{text}" does not exist')
         return args
-    parts = [_unquote_name(p) for p in _split_name(text)]
+    parts = [_unquote_name(p) for p in split_dotted(text)]
     if len(parts) == 2:
         if tuple(parts) not in catalog.existing:
             raise UnknownObject(f'relation "{text}" does not exist')
@@ -1268,21 +1269,6 @@ def _check_relation_argument(name: str, args: list, session, catalog: PrincipalC
             args[at] = exp.Literal.string(f"{schema}.{parts[0]}")
             return args
     raise UnknownObject(f'relation "{text}" does not exist')
-
-
-def _split_name(text: str) -> list[str]:
-    """'a.b', '"A"."b.c"': the dotted parts of a relation name, quotes kept."""
-    parts, current, quoted = [], "", False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        if ch == "." and not quoted:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    return parts
 
 
 def _unquote_name(part: str) -> str:
